@@ -1,0 +1,3 @@
+//! The scheduling core: no I/O, `now` passed in.
+
+pub(crate) mod wheel;

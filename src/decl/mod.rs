@@ -1,0 +1,488 @@
+//! The declarations file (DESIGN §2): parsing, whole-file rejection and
+//! per-probe validation.
+//!
+//! Parsing is split in two so one bad entry never takes the others down:
+//! [`parse`] rejects only what makes the whole file unusable (size, syntax,
+//! not an object, a repeated probe name) and reads the fields every kind
+//! shares; the kind-specific fields are read by the kind's
+//! [`Runner::prepare`](crate::Runner::prepare) through the typed getters of
+//! [`Declaration`], which produce the `invalid declaration:` reasons.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[cfg(test)]
+mod tests;
+
+/// Largest declarations file accepted, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Interval used when `intervalSeconds` is absent or itself invalid.
+pub const DEFAULT_INTERVAL_SECS: u64 = 30;
+
+/// Largest accepted `intervalSeconds`: one year. Larger values are invalid
+/// rather than silently clamped.
+pub const MAX_INTERVAL_SECS: u64 = 365 * 24 * 3600;
+
+/// Every field name of DESIGN §2; anything else is reported by
+/// `probewheel check` as unknown (and otherwise ignored).
+pub const KNOWN_FIELDS: &[&str] = &[
+    "kind",
+    "mode",
+    "intervalSeconds",
+    "runOnce",
+    "url",
+    "expectStatus",
+    "bodyContains",
+    "host",
+    "port",
+    "connectTimeoutSecs",
+    "command",
+    "expectExitCode",
+    "timeoutSecs",
+    "framework",
+    "controls",
+    "controlOverrides",
+    "evidencePath",
+    "maxAgeSeconds",
+];
+
+/// How a probe's result is used by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A failure gates the rollout.
+    Enforce,
+    /// Results are reported but do not gate.
+    Observe,
+    /// Declared, never run.
+    Disabled,
+}
+
+impl Mode {
+    /// Parses a mode string; unknown strings are `None` (the caller decides
+    /// that they mean [`Mode::Enforce`]).
+    pub fn from_name(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "observe" => Some(Mode::Observe),
+            "disabled" => Some(Mode::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The name as written in files and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Observe => "observe",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the whole file was rejected (DESIGN §2); the engine emits it as
+/// `declarationsRejected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    reason: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason, for syntax errors starting `line L column C:`.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// One invalid field of one declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    field: String,
+    problem: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The field's name as written in the file (`""` for the whole entry).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid declaration: {}", self.problem)
+        } else {
+            write!(
+                f,
+                "invalid declaration: field `{}`: {}",
+                self.field, self.problem
+            )
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// One probe of the file, with the fields every kind shares already read.
+#[derive(Debug, Clone)]
+pub struct Declaration {
+    name: Arc<str>,
+    kind: Arc<str>,
+    mode: Mode,
+    unknown_mode: Option<String>,
+    interval_secs: u64,
+    run_once: bool,
+    fields: Map<String, Value>,
+    invalid: Option<FieldError>,
+}
+
+impl Declaration {
+    /// Reads the shared fields of one entry. Never fails: problems are kept
+    /// in [`Declaration::invalid`].
+    pub fn from_value(name: &str, value: Value) -> Declaration {
+        let mut decl = Declaration {
+            name: Arc::from(name),
+            kind: Arc::from(""),
+            mode: Mode::Enforce,
+            unknown_mode: None,
+            interval_secs: DEFAULT_INTERVAL_SECS,
+            run_once: false,
+            fields: Map::new(),
+            invalid: None,
+        };
+        let fields = match value {
+            Value::Object(map) => map,
+            other => {
+                decl.invalid = Some(FieldError::new(
+                    "",
+                    format!("expected an object, got {}", type_name(&other)),
+                ));
+                return decl;
+            }
+        };
+        decl.fields = fields;
+        let mut first_error: Option<FieldError> = None;
+        let mut note = |e: FieldError| {
+            first_error.get_or_insert(e);
+        };
+        match decl.required_str("kind") {
+            Ok(kind) => decl.kind = Arc::from(kind),
+            Err(e) => note(e),
+        }
+        match decl.required_str("mode") {
+            Ok(s) => match Mode::from_name(s) {
+                Some(m) => decl.mode = m,
+                None => decl.unknown_mode = Some(s.to_owned()),
+            },
+            Err(e) => note(e),
+        }
+        match decl.u64_in("intervalSeconds", 0, MAX_INTERVAL_SECS) {
+            Ok(v) => decl.interval_secs = v.unwrap_or(DEFAULT_INTERVAL_SECS),
+            Err(e) => note(e),
+        }
+        match decl.bool_field("runOnce") {
+            Ok(v) => decl.run_once = v.unwrap_or(false),
+            Err(e) => note(e),
+        }
+        decl.invalid = first_error;
+        decl
+    }
+
+    /// The probe's name (its key in the file).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The `kind` as written (`""` when missing or not a string).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    pub(crate) fn kind_arc(&self) -> &Arc<str> {
+        &self.kind
+    }
+
+    /// The mode; an unknown mode string is [`Mode::Enforce`] (fail closed).
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The mode string when it was not one of the three known ones.
+    pub fn unknown_mode(&self) -> Option<&str> {
+        self.unknown_mode.as_deref()
+    }
+
+    /// `intervalSeconds` as written (default 30), before the engine's floor.
+    pub fn interval_secs(&self) -> u64 {
+        self.interval_secs
+    }
+
+    /// `runOnce`.
+    pub fn run_once(&self) -> bool {
+        self.run_once
+    }
+
+    /// The first problem with a shared field, if any.
+    pub fn invalid(&self) -> Option<&FieldError> {
+        self.invalid.as_ref()
+    }
+
+    /// All fields as written.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// A field's value; `null` counts as absent (renderers write every field).
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).filter(|v| !v.is_null())
+    }
+
+    /// A required string field.
+    pub fn required_str(&self, field: &str) -> Result<&str, FieldError> {
+        self.str_field(field)?
+            .ok_or_else(|| FieldError::new(field, "required field is missing"))
+    }
+
+    /// An optional string field.
+    pub fn str_field(&self, field: &str) -> Result<Option<&str>, FieldError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(expected(field, "a string", other)),
+        }
+    }
+
+    /// An optional boolean field.
+    pub fn bool_field(&self, field: &str) -> Result<Option<bool>, FieldError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(expected(field, "true or false", other)),
+        }
+    }
+
+    /// An optional integer field within `min..=max`.
+    pub fn u64_in(&self, field: &str, min: u64, max: u64) -> Result<Option<u64>, FieldError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(expected(
+                field,
+                &format!("an integer from {min} to {max}"),
+                v,
+            )),
+        }
+    }
+
+    /// An optional signed integer field within `min..=max`.
+    pub fn i64_in(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, FieldError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(expected(
+                field,
+                &format!("an integer from {min} to {max}"),
+                v,
+            )),
+        }
+    }
+}
+
+/// `expected <what>, got <value>` for `field`, with the value shown short.
+pub(crate) fn expected(field: &str, what: &str, got: &Value) -> FieldError {
+    FieldError::new(field, format!("expected {what}, got {}", show(got)))
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.len() <= 40 => format!("{s:?}"),
+        Value::String(_) => "a long string".to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => type_name(other).to_owned(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A parsed declarations file: every probe, sorted by name (G11).
+#[derive(Debug, Clone, Default)]
+pub struct Declarations {
+    probes: Vec<Declaration>,
+}
+
+impl Declarations {
+    /// The probes, sorted by name.
+    pub fn probes(&self) -> &[Declaration] {
+        &self.probes
+    }
+
+    /// Number of probes.
+    pub fn len(&self) -> usize {
+        self.probes.len()
+    }
+
+    /// No probes declared.
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty()
+    }
+}
+
+/// Parses the bytes of a declarations file.
+///
+/// # Examples
+///
+/// ```
+/// let decls = probewheel::decl::parse(br#"{
+///     "ssh": {"kind": "tcp", "mode": "observe", "port": 22},
+///     "typo": {"kind": "tcp", "mode": "enforec", "port": 99999}
+/// }"#).unwrap();
+/// assert_eq!(decls.probes()[0].name(), "ssh");
+/// let typo = &decls.probes()[1];
+/// assert_eq!(typo.mode(), probewheel::Mode::Enforce); // unknown mode fails closed
+///
+/// let err = probewheel::decl::parse(b"{\"a\": 1,}").unwrap_err();
+/// assert!(err.reason().starts_with("line 1 column 9:"), "{err}");
+/// ```
+pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let raw: RawFile = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
+    let mut probes: Vec<Declaration> = raw
+        .0
+        .into_iter()
+        .map(|(name, value)| Declaration::from_value(&name, value))
+        .collect();
+    probes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Declarations { probes })
+}
+
+/// Reads and parses the file at `path`. A missing file is an empty set of
+/// probes (the renderer writes no file for an empty set); anything that is
+/// not a regular file, is over 1 MiB or cannot be read is rejected.
+pub fn load(path: &Path) -> Result<Declarations, Rejection> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Declarations::default()),
+        Err(e) => return Err(Rejection::new(format!("cannot read file: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Rejection::new(format!("cannot read file: {e}")))?;
+    if !meta.is_file() {
+        return Err(Rejection::new(
+            "not a regular file (a device, directory, socket or pipe)",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // Bounded read: the file may grow between stat and read.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Rejection::new(format!("cannot read file: {e}")))?;
+    parse(&bytes)
+}
+
+fn too_large(len: u64) -> Rejection {
+    Rejection::new(format!(
+        "file is larger than {MAX_FILE_BYTES} bytes (1 MiB): {len} bytes"
+    ))
+}
+
+fn syntax(e: &serde_json::Error) -> Rejection {
+    let msg = e.to_string();
+    // serde_json appends " at line L column C"; we put the position first.
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+    Rejection::new(format!("line {} column {}: {msg}", e.line(), e.column()))
+}
+
+/// The top-level object as ordered entries, rejecting repeated names.
+struct RawFile(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for RawFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object mapping probe names to declarations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFile, A::Error> {
+                let mut entries: Vec<(String, Value)> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if !seen.insert(name.clone()) {
+                        return Err(de::Error::custom(format!("duplicate probe name {name:?}")));
+                    }
+                    let value: Value = map.next_value()?;
+                    entries.push((name, value));
+                }
+                Ok(RawFile(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

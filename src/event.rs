@@ -1,0 +1,311 @@
+//! The events the engine sends (DESIGN §3) and their JSON form.
+//!
+//! Strings shared by many events (probe names, kinds, the rollout id) are
+//! `Arc<str>`, so building a result event allocates nothing for a pass.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::decl::Mode;
+use crate::runner::{Status, SubResult};
+
+/// One engine event. Serialises to one JSON object with an `event` tag.
+///
+/// # Examples
+///
+/// ```
+/// # fn show(event: &probewheel::Event) {
+/// match event {
+///     probewheel::Event::ProbeResult(r) => {
+///         println!("{} {:?} late by {} us", r.probe_name, r.status, r.lateness_us)
+///     }
+///     other => println!("{}", serde_json::to_string(other).unwrap()),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum Event {
+    /// The probes of a generation; first event of every generation that
+    /// read its declarations (G1).
+    TopologyDeclared(TopologyDeclared),
+    /// The file could not be used at all; no topology this generation.
+    DeclarationsRejected(DeclarationsRejected),
+    /// A probe's first run of the generation started (sent before its first
+    /// result).
+    ProbeObservedFirst(ProbeObservedFirst),
+    /// A probe went into `fail` (sent before that result).
+    ProbeFailureFirst(ProbeFailureFirst),
+    /// The outcome of one run.
+    ProbeResult(ProbeResult),
+}
+
+/// Fields every event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Header {
+    /// Engine-wide, strictly increasing, starting at 1, without gaps.
+    pub seq: u64,
+    /// The rollout the engine was reset to.
+    pub rollout_id: Arc<str>,
+    /// Increases by one on every reset, starting at 1.
+    pub generation: u64,
+}
+
+/// See [`Event::TopologyDeclared`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyDeclared {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// When the reset read the declarations.
+    pub declared_at: Timestamp,
+    /// Every declared probe, sorted by name (G11).
+    pub probes: Vec<TopologyEntry>,
+}
+
+/// One probe of a topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyEntry {
+    /// The probe's name.
+    pub probe_name: Arc<str>,
+    /// Its kind as written.
+    pub kind: Arc<str>,
+    /// Its mode (unknown modes are `enforce`).
+    pub mode: Mode,
+}
+
+/// See [`Event::DeclarationsRejected`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclarationsRejected {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The file's path (`<inline>` for declarations given in memory).
+    pub path: String,
+    /// Why (syntax errors start `line L column C:`).
+    pub reason: String,
+}
+
+/// See [`Event::ProbeObservedFirst`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeObservedFirst {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The probe.
+    pub probe_name: Arc<str>,
+    /// Its mode.
+    pub mode: Mode,
+    /// When its first run started.
+    pub observed_at: Timestamp,
+}
+
+/// See [`Event::ProbeFailureFirst`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeFailureFirst {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The probe.
+    pub probe_name: Arc<str>,
+    /// Its mode.
+    pub mode: Mode,
+    /// When the failing run started.
+    pub first_failed_at: Timestamp,
+}
+
+/// See [`Event::ProbeResult`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeResult {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The probe.
+    pub probe_name: Arc<str>,
+    /// Its kind.
+    pub kind: Arc<str>,
+    /// Its mode.
+    pub mode: Mode,
+    /// Pass or fail.
+    pub status: Status,
+    /// Wall time the run started.
+    pub observed_at: Timestamp,
+    /// Why it failed (null for a pass); at most 512 bytes plus a marker.
+    pub failure_reason: Option<String>,
+    /// Evidence rows, null for other kinds.
+    pub sub_results: Option<Vec<SubResult>>,
+    /// Index of the schedule slot the run belongs to.
+    pub tick: u64,
+    /// When that slot was due.
+    pub scheduled_at: Timestamp,
+    /// How late the run started, in microseconds.
+    pub lateness_us: u64,
+    /// How long it took, in microseconds.
+    pub duration_us: u64,
+    /// Ticks dropped since the previous result of this probe.
+    pub skipped_ticks: u64,
+    /// Results of this probe folded into this one while the consumer was
+    /// behind.
+    pub coalesced: u64,
+    /// Results in a row with this status.
+    pub consecutive: u64,
+    /// `observedAt` of the first failure of the current run of failures;
+    /// absent when passing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+}
+
+impl Event {
+    /// The common fields.
+    pub fn header(&self) -> &Header {
+        match self {
+            Event::TopologyDeclared(e) => &e.header,
+            Event::DeclarationsRejected(e) => &e.header,
+            Event::ProbeObservedFirst(e) => &e.header,
+            Event::ProbeFailureFirst(e) => &e.header,
+            Event::ProbeResult(e) => &e.header,
+        }
+    }
+
+    pub(crate) fn header_mut(&mut self) -> &mut Header {
+        match self {
+            Event::TopologyDeclared(e) => &mut e.header,
+            Event::DeclarationsRejected(e) => &mut e.header,
+            Event::ProbeObservedFirst(e) => &mut e.header,
+            Event::ProbeFailureFirst(e) => &mut e.header,
+            Event::ProbeResult(e) => &mut e.header,
+        }
+    }
+
+    /// `seq`.
+    pub fn seq(&self) -> u64 {
+        self.header().seq
+    }
+
+    /// `generation`.
+    pub fn generation(&self) -> u64 {
+        self.header().generation
+    }
+
+    /// `rolloutId`.
+    pub fn rollout_id(&self) -> &str {
+        &self.header().rollout_id
+    }
+
+    /// The probe a per-probe event is about.
+    pub fn probe_name(&self) -> Option<&str> {
+        match self {
+            Event::ProbeObservedFirst(e) => Some(&e.probe_name),
+            Event::ProbeFailureFirst(e) => Some(&e.probe_name),
+            Event::ProbeResult(e) => Some(&e.probe_name),
+            Event::TopologyDeclared(_) | Event::DeclarationsRejected(_) => None,
+        }
+    }
+
+    /// The `event` tag as written in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::TopologyDeclared(_) => "topologyDeclared",
+            Event::DeclarationsRejected(_) => "declarationsRejected",
+            Event::ProbeObservedFirst(_) => "probeObservedFirst",
+            Event::ProbeFailureFirst(_) => "probeFailureFirst",
+            Event::ProbeResult(_) => "probeResult",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(seq: u64) -> Header {
+        Header {
+            seq,
+            rollout_id: Arc::from("stable@abc"),
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn topology_serialises_as_in_the_design() {
+        let e = Event::TopologyDeclared(TopologyDeclared {
+            header: header(1),
+            declared_at: Timestamp::from_unix_micros(1_795_788_942_123_456),
+            probes: vec![TopologyEntry {
+                probe_name: Arc::from("ssh"),
+                kind: Arc::from("tcp"),
+                mode: Mode::Observe,
+            }],
+        });
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"topologyDeclared","seq":1,"rolloutId":"stable@abc","generation":1,"declaredAt":"2026-11-27T10:15:42.123456Z","probes":[{"probeName":"ssh","kind":"tcp","mode":"observe"}]}"#
+        );
+    }
+
+    #[test]
+    fn result_serialises_every_field_and_round_trips() {
+        let t = Timestamp::from_unix_micros(1_795_788_942_000_000);
+        let e = Event::ProbeResult(ProbeResult {
+            header: header(4),
+            probe_name: Arc::from("ssh"),
+            kind: Arc::from("tcp"),
+            mode: Mode::Observe,
+            status: Status::Fail,
+            observed_at: t,
+            failure_reason: Some("tcp probe: refused".into()),
+            sub_results: None,
+            tick: 0,
+            scheduled_at: t,
+            lateness_us: 57,
+            duration_us: 312,
+            skipped_ticks: 0,
+            coalesced: 0,
+            consecutive: 1,
+            failing_since: Some(t),
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"probeResult","seq":4,"rolloutId":"stable@abc","generation":1,"probeName":"ssh","kind":"tcp","mode":"observe","status":"fail","observedAt":"2026-11-27T10:15:42.000000Z","failureReason":"tcp probe: refused","subResults":null,"tick":0,"scheduledAt":"2026-11-27T10:15:42.000000Z","latenessUs":57,"durationUs":312,"skippedTicks":0,"coalesced":0,"consecutive":1,"failingSince":"2026-11-27T10:15:42.000000Z"}"#
+        );
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn passing_result_has_no_failing_since() {
+        let t = Timestamp::from_unix_micros(0);
+        let e = Event::ProbeResult(ProbeResult {
+            header: header(2),
+            probe_name: Arc::from("a"),
+            kind: Arc::from("exec"),
+            mode: Mode::Enforce,
+            status: Status::Pass,
+            observed_at: t,
+            failure_reason: None,
+            sub_results: None,
+            tick: 3,
+            scheduled_at: t,
+            lateness_us: 0,
+            duration_us: 0,
+            skipped_ticks: 0,
+            coalesced: 0,
+            consecutive: 2,
+            failing_since: None,
+        });
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert!(v.get("failingSince").is_none());
+        assert!(v["failureReason"].is_null());
+        assert!(v["subResults"].is_null());
+    }
+}

@@ -1,0 +1,440 @@
+//! Probe runners: the one trait every probe kind implements, and the
+//! registry that maps kind names to runners.
+//!
+//! A kind is two steps. [`Runner::prepare`] reads a declaration's
+//! kind-specific fields once per reset and returns a [`Check`], or a
+//! [`FieldError`] that makes the probe fail with `invalid declaration: ...`.
+//! [`Check::run`] then runs on a worker thread at every tick. A run must
+//! return when [`RunContext::is_cancelled`] turns true (a reset or a
+//! shutdown): the engine discards the outcome anyway, and shutdown only waits
+//! one second for runs to return.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::decl::{Declaration, FieldError};
+
+#[cfg(feature = "evidence")]
+pub mod evidence;
+pub mod exec;
+pub mod http;
+pub mod tcp;
+
+/// A probe kind: turns declarations into runnable checks.
+pub trait Runner: Send + Sync + 'static {
+    /// Reads the kind-specific fields of `decl` (the shared fields are
+    /// already read and valid). Called on the engine thread at every reset,
+    /// so it must not block.
+    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
+
+    /// Field names this kind reads beyond DESIGN §2's table, so that
+    /// `probewheel check` does not report them as unknown.
+    fn extra_fields(&self) -> &[&str] {
+        &[]
+    }
+}
+
+/// One prepared probe, run at every tick on a worker thread.
+pub trait Check: Send + Sync + 'static {
+    /// Runs the probe once. A failing probe is a [`RunnerOutcome::fail`],
+    /// never a panic (a panic is caught and reported as a failure all the
+    /// same).
+    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome;
+}
+
+impl<F> Check for F
+where
+    F: Fn(&RunContext<'_>) -> RunnerOutcome + Send + Sync + 'static,
+{
+    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
+        self(ctx)
+    }
+}
+
+/// A runner built from a closure that ignores the declaration's fields:
+/// handy for registering simple kinds and test fakes.
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::{RunnerOutcome, runner::FnRunner};
+/// let always_pass = FnRunner::new(|_ctx| RunnerOutcome::pass());
+/// # let _ = always_pass;
+/// ```
+pub struct FnRunner {
+    check: Arc<dyn Check>,
+}
+
+impl FnRunner {
+    /// Every probe of this kind runs `f`.
+    pub fn new<F>(f: F) -> FnRunner
+    where
+        F: Fn(&RunContext<'_>) -> RunnerOutcome + Send + Sync + 'static,
+    {
+        FnRunner { check: Arc::new(f) }
+    }
+}
+
+impl fmt::Debug for FnRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnRunner")
+    }
+}
+
+impl Runner for FnRunner {
+    fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
+        Ok(Arc::clone(&self.check))
+    }
+}
+
+/// Pass or fail; there is no third status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The probe passed.
+    Pass,
+    /// The probe failed; the outcome carries a reason.
+    Fail,
+}
+
+/// One row of an evidence probe's `subResults`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubResult {
+    /// The compliance control.
+    pub control_id: String,
+    /// Whether the control passed.
+    pub status: Status,
+    /// The framework this row covers.
+    pub framework: String,
+    /// The framework's article, if any.
+    pub article: Option<String>,
+    /// The mode the control is judged in.
+    pub effective_mode: crate::Mode,
+    /// The reason of a `controlOverrides` entry, if one applied.
+    pub override_reason: Option<String>,
+}
+
+/// What one run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerOutcome {
+    status: Status,
+    reason: Option<String>,
+    sub_results: Option<Vec<SubResult>>,
+}
+
+/// Longest `failureReason`, in bytes, before the truncation marker.
+pub const MAX_REASON_BYTES: usize = 512;
+const TRUNCATED: &str = "...[truncated]";
+
+impl RunnerOutcome {
+    /// A pass.
+    pub fn pass() -> Self {
+        RunnerOutcome {
+            status: Status::Pass,
+            reason: None,
+            sub_results: None,
+        }
+    }
+
+    /// A failure with a reason (cut to 512 bytes on a UTF-8 boundary).
+    pub fn fail(reason: impl Into<String>) -> Self {
+        RunnerOutcome {
+            status: Status::Fail,
+            reason: Some(truncate_reason(reason.into())),
+            sub_results: None,
+        }
+    }
+
+    /// Attaches evidence sub-results.
+    pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
+        self.sub_results = Some(rows);
+        self
+    }
+
+    /// Pass or fail.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The failure reason (`None` for a pass).
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// Evidence sub-results, if any.
+    pub fn sub_results(&self) -> Option<&[SubResult]> {
+        self.sub_results.as_deref()
+    }
+
+    pub(crate) fn into_parts(self) -> (Status, Option<String>, Option<Vec<SubResult>>) {
+        (self.status, self.reason, self.sub_results)
+    }
+}
+
+/// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
+/// the cut.
+pub fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str(TRUNCATED);
+    }
+    reason
+}
+
+/// Cancellation shared by the engine and every run: a run of generation g is
+/// cancelled once the engine's generation moves past g, or on shutdown.
+#[derive(Debug, Default)]
+pub(crate) struct CancelState {
+    generation: AtomicU64,
+    shutdown: AtomicBool,
+}
+
+impl CancelState {
+    pub(crate) fn set_generation(&self, g: u64) {
+        self.generation.store(g, Ordering::Release);
+    }
+
+    pub(crate) fn set_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_cancelled(&self, generation: u64) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+            || self.generation.load(Ordering::Acquire) != generation
+    }
+}
+
+/// What a run knows about itself.
+pub struct RunContext<'a> {
+    probe_name: &'a str,
+    generation: u64,
+    started: Instant,
+    cancel: &'a CancelState,
+}
+
+impl<'a> RunContext<'a> {
+    pub(crate) fn new(
+        probe_name: &'a str,
+        generation: u64,
+        started: Instant,
+        cancel: &'a CancelState,
+    ) -> Self {
+        RunContext {
+            probe_name,
+            generation,
+            started,
+            cancel,
+        }
+    }
+
+    /// The probe's name.
+    pub fn probe_name(&self) -> &str {
+        self.probe_name
+    }
+
+    /// The generation this run belongs to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When the run started (monotonic).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// True once the run's result can no longer be used (reset or
+    /// shutdown): return promptly, and kill anything the run started.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled(self.generation)
+    }
+
+    /// The current monotonic time (runners must not read clocks directly,
+    /// so that the clock stays in one place).
+    pub fn now(&self) -> Instant {
+        clock::mono_now()
+    }
+
+    /// Waits up to `d`, returning early (with `true`) if the run is
+    /// cancelled. Checks every 10 ms.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let end = self.now() + d;
+        loop {
+            if self.is_cancelled() {
+                return true;
+            }
+            let now = self.now();
+            if now >= end {
+                return false;
+            }
+            clock::sleep((end - now).min(CANCEL_POLL));
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(cancel: &'a CancelState) -> Self {
+        RunContext::new(
+            "test",
+            cancel.generation.load(Ordering::Acquire),
+            clock::mono_now(),
+            cancel,
+        )
+    }
+}
+
+impl fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunContext")
+            .field("probe_name", &self.probe_name)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// How often long waits in runners look at the cancel flag: bounds the time
+/// from a reset to the kill of an `exec` child.
+pub const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+/// Kind name -> runner.
+#[derive(Clone)]
+pub struct Registry {
+    kinds: BTreeMap<String, Arc<dyn Runner>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builtin()
+    }
+}
+
+impl Registry {
+    /// No kinds at all.
+    pub fn empty() -> Self {
+        Registry {
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`.
+    pub fn builtin() -> Self {
+        let mut r = Registry::empty();
+        r.insert("tcp", tcp::TcpRunner);
+        r.insert("exec", exec::ExecRunner);
+        r.insert("http", http::HttpRunner);
+        #[cfg(feature = "evidence")]
+        r.insert(
+            "evidence",
+            evidence::EvidenceRunner::new(
+                evidence::DEFAULT_HOST_KEY.into(),
+                crate::runner::os_hostname(),
+            ),
+        );
+        #[cfg(not(feature = "evidence"))]
+        r.insert(
+            "evidence",
+            Unavailable("evidence probes need probewheel built with the `evidence` feature"),
+        );
+        r
+    }
+
+    /// Registers (or replaces) a kind.
+    pub fn insert(&mut self, kind: impl Into<String>, runner: impl Runner) {
+        self.kinds.insert(kind.into(), Arc::new(runner));
+    }
+
+    /// The runner of a kind.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Runner>> {
+        self.kinds.get(kind)
+    }
+
+    /// Prepares a declaration: the check to run at every tick, or the reason
+    /// every tick fails with.
+    pub fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, String> {
+        if let Some(e) = decl.invalid() {
+            return Err(e.to_string());
+        }
+        match self.get(decl.kind()) {
+            None => Err(format!("unknown probe kind '{}'", decl.kind())),
+            Some(runner) => runner.prepare(decl).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The OS host name (`gethostname`), or `""` if it cannot be read.
+pub fn os_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length; gethostname
+    // NUL-terminates on success when the name fits.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// A built-in kind that this build cannot run: every tick fails with the
+/// reason.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unavailable(pub(crate) &'static str);
+
+impl Runner for Unavailable {
+    fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
+        let reason = self.0;
+        Ok(Arc::new(move |_: &RunContext<'_>| {
+            RunnerOutcome::fail(reason)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(400); // 800 bytes
+        let cut = truncate_reason(long);
+        assert!(cut.ends_with(TRUNCATED));
+        let body = cut.strip_suffix(TRUNCATED).unwrap();
+        assert_eq!(body.len(), 512);
+        assert!(body.chars().all(|c| c == 'é'));
+        let short = truncate_reason("x".repeat(512));
+        assert_eq!(short.len(), 512);
+    }
+
+    #[test]
+    fn cut_lands_before_a_split_character() {
+        let s = format!("{}€", "a".repeat(511)); // the euro sign spans 511..514
+        let cut = truncate_reason(s);
+        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(511)));
+    }
+
+    #[test]
+    fn cancellation_follows_generation_and_shutdown() {
+        let c = CancelState::default();
+        c.set_generation(3);
+        assert!(!c.is_cancelled(3));
+        assert!(c.is_cancelled(2));
+        c.set_generation(4);
+        assert!(c.is_cancelled(3));
+        c.set_shutdown();
+        assert!(c.is_cancelled(4));
+    }
+}
