@@ -1,3 +1,16 @@
-//! The scheduling core: no I/O, `now` passed in.
+//! The scheduling core: the timer wheel, per-probe state and every event
+//! rule, driven by a `now` the caller passes in. No I/O, no clock reads, no
+//! sleeping: the engine thread is a thin driver around [`Scheduler`].
 
+pub(crate) mod histogram;
+pub(crate) mod outbox;
+pub(crate) mod scheduler;
 pub(crate) mod wheel;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use self::outbox::Sink;
+pub(crate) use self::scheduler::{Config, Finished, Scheduler};
+#[cfg(test)]
+pub(crate) use self::scheduler::Dispatch;

@@ -18,8 +18,11 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod check;
 #[cfg(test)]
 mod tests;
+
+pub use self::check::{Finding, Severity};
 
 /// Largest declarations file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -102,7 +105,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
+    /// A rejection with this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
         Rejection {
             reason: reason.into(),
         }

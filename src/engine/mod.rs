@@ -1,27 +1,412 @@
-//! The engine: builder, handle, driver thread. (stub, being written)
+//! The engine: [`Builder`], the [`Engine`] handle, and the driver thread
+//! behind it.
+
+mod driver;
+mod pool;
+mod timer;
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-/// Builds an [`Engine`].
-#[derive(Debug, Default)]
-pub struct Builder {}
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
-/// A running engine.
-#[derive(Debug)]
-pub struct Engine {}
+use crate::clock;
+use crate::core::{Config, Scheduler};
+use crate::event::Event;
+use crate::runner::{CancelState, Registry, Runner};
 
-/// Engine counters.
-#[derive(Debug, Default, Clone)]
-pub struct Stats {}
+use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
+use self::pool::{Pool, Shared};
 
-/// The engine could not do what was asked.
-#[derive(Debug)]
-pub struct EngineError {}
+/// Where the declarations file lives unless told otherwise.
+pub const DEFAULT_DECLARATIONS_PATH: &str = "/etc/nixfleet/agent/health-checks.json";
 
-impl fmt::Display for EngineError {
+/// Default number of worker threads.
+pub const DEFAULT_WORKERS: usize = 2;
+
+/// Default G5 floor.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Default capacity of the event channel.
+pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+
+/// Configures and starts an [`Engine`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use probewheel::{Builder, RunnerOutcome, runner::FnRunner};
+///
+/// let (engine, events) = Builder::new()
+///     .declarations_json(r#"{"noop": {"kind": "noop", "mode": "enforce"}}"#)
+///     .workers(1)
+///     .min_interval(Duration::from_millis(100))
+///     .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()))
+///     .build()?;
+/// engine.reset("stable@abc")?;
+/// let first = events.recv_timeout(Duration::from_secs(5)).unwrap();
+/// assert_eq!(first.name(), "topologyDeclared");
+/// engine.shutdown()?;
+/// # Ok::<(), probewheel::EngineError>(())
+/// ```
+pub struct Builder {
+    source: Source,
+    workers: usize,
+    min_interval: Duration,
+    events_capacity: usize,
+    stagger: bool,
+    registry: Registry,
+    host_key: Option<PathBuf>,
+    hostname: Option<String>,
+}
+
+impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("engine error")
+        f.debug_struct("Builder")
+            .field("source", &self.source)
+            .field("workers", &self.workers)
+            .field("min_interval", &self.min_interval)
+            .field("events_capacity", &self.events_capacity)
+            .field("stagger", &self.stagger)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
     }
 }
 
-impl std::error::Error for EngineError {}
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Defaults: the file at [`DEFAULT_DECLARATIONS_PATH`], 2 workers, a
+    /// 5 s floor, 1024 events of channel capacity, no stagger, the built-in
+    /// kinds.
+    pub fn new() -> Builder {
+        Builder {
+            source: Source::Path(PathBuf::from(DEFAULT_DECLARATIONS_PATH)),
+            workers: DEFAULT_WORKERS,
+            min_interval: DEFAULT_MIN_INTERVAL,
+            events_capacity: DEFAULT_EVENTS_CAPACITY,
+            stagger: false,
+            registry: Registry::builtin(),
+            host_key: None,
+            hostname: None,
+        }
+    }
+
+    /// Reads declarations from this file at every reset.
+    pub fn declarations_path(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.source = Source::Path(path.into());
+        self
+    }
+
+    /// Uses this JSON text as the declarations at every reset.
+    pub fn declarations_json(mut self, json: impl Into<String>) -> Builder {
+        self.source = Source::Inline(json.into());
+        self
+    }
+
+    /// Number of worker threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = n;
+        self
+    }
+
+    /// The G5 floor: the shortest interval and the least time between two
+    /// starts of one probe (at least 1 ms).
+    pub fn min_interval(mut self, d: Duration) -> Builder {
+        self.min_interval = d;
+        self
+    }
+
+    /// Capacity of the event channel (at least 1). When it is full, events
+    /// wait inside the engine and results are coalesced (G9).
+    pub fn events_capacity(mut self, n: usize) -> Builder {
+        self.events_capacity = n;
+        self
+    }
+
+    /// Spread the first ticks of each reset evenly over each probe's
+    /// interval instead of running every probe at reset time.
+    pub fn stagger(mut self, on: bool) -> Builder {
+        self.stagger = on;
+        self
+    }
+
+    /// Registers (or replaces) a probe kind.
+    pub fn runner(mut self, kind: impl Into<String>, runner: impl Runner) -> Builder {
+        self.registry.insert(kind, runner);
+        self
+    }
+
+    /// The OpenSSH public key that evidence signatures are checked against.
+    pub fn host_key(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.host_key = Some(path.into());
+        self
+    }
+
+    /// The host name that evidence must carry (default: the OS host name).
+    pub fn hostname(mut self, name: impl Into<String>) -> Builder {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// The kinds this builder would register (for `probewheel check`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Starts the engine thread and the worker pool. The engine runs no
+    /// probe until the first [`Engine::reset`].
+    pub fn build(mut self) -> Result<(Engine, Receiver<Event>), EngineError> {
+        if self.workers == 0 {
+            return Err(EngineError::config("workers must be at least 1"));
+        }
+        if self.events_capacity == 0 {
+            return Err(EngineError::config("events capacity must be at least 1"));
+        }
+        if self.min_interval < Duration::from_millis(1) {
+            return Err(EngineError::config("minimum interval must be at least 1 ms"));
+        }
+        #[cfg(feature = "evidence")]
+        if self.host_key.is_some() || self.hostname.is_some() {
+            let key = self
+                .host_key
+                .take()
+                .unwrap_or_else(|| crate::runner::evidence::DEFAULT_HOST_KEY.into());
+            let host = self.hostname.take().unwrap_or_else(crate::runner::os_hostname);
+            self.registry
+                .insert("evidence", crate::runner::evidence::EvidenceRunner::new(key, host));
+        }
+        let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
+        let timer = timer::DeadlineTimer::new(poll.registry(), TIMER)
+            .map_err(EngineError::io("create timer"))?;
+        let shared = Arc::new(Shared {
+            cancel: CancelState::default(),
+            wake_pending: AtomicBool::new(false),
+            waker,
+        });
+        let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
+        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let (finished_tx, finished_rx) = crossbeam_channel::unbounded();
+        let pool = Pool::start(self.workers, Arc::clone(&shared), finished_tx)
+            .map_err(EngineError::io("spawn worker"))?;
+        let config = Config {
+            min_interval: self.min_interval,
+            stagger: self.stagger,
+        };
+        let now = clock::mono_now();
+        let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
+        let driver = Driver {
+            poll,
+            timer,
+            core,
+            commands: commands_rx,
+            finished: finished_rx,
+            shared: Arc::clone(&shared),
+            pool,
+            registry: self.registry,
+            source: self.source,
+            tasks: Vec::new(),
+            wakeups: 0,
+        };
+        let thread = thread::Builder::new()
+            .name("probewheel-engine".into())
+            .stack_size(512 * 1024)
+            .spawn(move || driver.run())
+            .map_err(EngineError::io("spawn engine thread"))?;
+        let engine = Engine {
+            commands: commands_tx,
+            shared,
+            thread: Some(thread),
+        };
+        Ok((engine, events_rx))
+    }
+}
+
+/// A running engine. Dropping it shuts it down (see [`Engine::shutdown`]).
+pub struct Engine {
+    commands: Sender<Command>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts a new generation for `rollout_id`: re-reads the declarations,
+    /// cancels runs in flight (their results are discarded, `exec` children
+    /// killed), and declares the new topology. Returns once the command is
+    /// queued; the engine applies commands in order.
+    pub fn reset(&self, rollout_id: &str) -> Result<(), EngineError> {
+        self.send(Command::Reset(rollout_id.to_owned()))
+    }
+
+    /// Counters and lateness percentiles, from the engine thread.
+    pub fn stats(&self) -> Result<Stats, EngineError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Stats(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| EngineError::stopped())
+    }
+
+    /// Stops the engine: cancels every run, kills `exec` children, stops
+    /// the workers and the engine thread. Returns within about one second
+    /// even when runs are stuck (G10); after it returns no further event is
+    /// sent. A worker stuck in a registered check that ignores cancellation
+    /// is left behind (logged).
+    pub fn shutdown(mut self) -> Result<(), EngineError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), EngineError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // Cancel runs right away, before the engine thread reads the command.
+        self.shared.cancel.set_shutdown();
+        let _ = self.commands.send(Command::Shutdown);
+        self.shared.wake();
+        thread
+            .join()
+            .map_err(|_| EngineError::new(ErrorKind::Panicked))
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), EngineError> {
+        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            return Err(EngineError::stopped());
+        }
+        self.commands.send(cmd).map_err(|_| EngineError::stopped())?;
+        self.shared.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Current generation (0 before the first reset).
+    pub generation: u64,
+    /// Current rollout.
+    pub rollout_id: String,
+    /// Probes declared in this generation.
+    pub probes: u64,
+    /// Timer entries in the wheel.
+    pub timers: u64,
+    /// Times the engine thread woke from `poll`.
+    pub wakeups: u64,
+    /// Runs handed to the pool.
+    pub dispatched: u64,
+    /// Results accepted (current generation at the time).
+    pub results: u64,
+    /// Ticks skipped (run in flight, late wake-up, or the floor).
+    pub skipped_ticks: u64,
+    /// Results of older generations discarded.
+    pub stale_results: u64,
+    /// Events accepted by the channel.
+    pub events_sent: u64,
+    /// Results folded into later ones while the consumer was behind.
+    pub coalesced: u64,
+    /// Events of an older generation still waiting at a reset, dropped.
+    pub dropped_at_reset: u64,
+    /// Events discarded because the receiver was dropped.
+    pub dropped_no_receiver: u64,
+    /// Events waiting for room in the channel now.
+    pub backlog: u64,
+    /// `seq` of the last event sent.
+    pub last_seq: u64,
+    /// Results behind the lateness percentiles.
+    pub lateness_samples: u64,
+    /// Median lateness, µs.
+    pub lateness_p50_us: u64,
+    /// 90th percentile lateness, µs.
+    pub lateness_p90_us: u64,
+    /// 99th percentile lateness, µs.
+    pub lateness_p99_us: u64,
+    /// 99.9th percentile lateness, µs.
+    pub lateness_p999_us: u64,
+    /// Largest lateness seen, µs.
+    pub lateness_max_us: u64,
+}
+
+/// The engine could not do what was asked. (A failing probe is never an
+/// error: it is an event.)
+#[derive(Debug)]
+pub struct EngineError {
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+enum ErrorKind {
+    Config(&'static str),
+    Io(&'static str, io::Error),
+    Stopped,
+    Panicked,
+}
+
+impl EngineError {
+    fn new(kind: ErrorKind) -> Self {
+        EngineError { kind }
+    }
+
+    fn config(msg: &'static str) -> Self {
+        EngineError::new(ErrorKind::Config(msg))
+    }
+
+    fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
+        move |e| EngineError::new(ErrorKind::Io(what, e))
+    }
+
+    fn stopped() -> Self {
+        EngineError::new(ErrorKind::Stopped)
+    }
+
+    /// The engine thread is gone (shut down, or it stopped on a fatal
+    /// error).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.kind, ErrorKind::Stopped)
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
+            ErrorKind::Io(what, e) => write!(f, "cannot {what}: {e}"),
+            ErrorKind::Stopped => f.write_str("the engine has stopped"),
+            ErrorKind::Panicked => f.write_str("the engine thread panicked"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -392,6 +392,7 @@ pub fn os_hostname() -> String {
 /// A built-in kind that this build cannot run: every tick fails with the
 /// reason.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "evidence", allow(dead_code))]
 pub(crate) struct Unavailable(pub(crate) &'static str);
 
 impl Runner for Unavailable {

@@ -1,1 +1,33 @@
-fn main() {}
+//! `probewheel`: run, check or try the probes of a declarations file.
+//!
+//! Events go to stdout as JSON Lines (flushed per event), logs to stderr
+//! (`RUST_LOG`).
+
+mod args;
+mod run;
+mod signals;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match args::parse(&argv) {
+        Ok(cmd) => cmd,
+        Err(msg) => {
+            eprintln!("probewheel: {msg}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        args::Cmd::Help => {
+            println!("{}", args::USAGE);
+            ExitCode::SUCCESS
+        }
+        args::Cmd::Run(opts) => run::run(opts),
+        args::Cmd::Check(opts) => run::check(opts),
+        args::Cmd::Once(opts) => run::once(opts),
+    }
+}

@@ -1,0 +1,164 @@
+//! Command-line parsing (DESIGN §5), by hand: a handful of flags do not
+//! need a parser crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use probewheel::engine::{
+    DEFAULT_DECLARATIONS_PATH, DEFAULT_EVENTS_CAPACITY, DEFAULT_MIN_INTERVAL, DEFAULT_WORKERS,
+};
+
+pub(crate) const USAGE: &str = "\
+usage:
+  probewheel run   [--config PATH] [--rollout ID] [--workers N] [--min-interval-ms MS]
+                   [--events-capacity N] [--host-key PATH] [--hostname NAME]
+  probewheel check [--config PATH]
+  probewheel once  [--config PATH] [--workers N] [--host-key PATH] [--hostname NAME]
+
+run: prints events as JSON Lines until SIGINT, SIGTERM or the `shutdown` command.
+     stdin commands, one per line: `reset <rollout-id>`, `stats`, `shutdown`.
+check: validates the file; exit 0 valid, 1 invalid probes, 2 file rejected.
+once: runs every non-disabled probe once; exit 0 iff every enforce probe passed.";
+
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    Help,
+    Run(Opts),
+    Check(Opts),
+    Once(Opts),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Opts {
+    pub(crate) config: PathBuf,
+    pub(crate) rollout: String,
+    pub(crate) workers: usize,
+    pub(crate) min_interval: Duration,
+    pub(crate) events_capacity: usize,
+    pub(crate) host_key: Option<PathBuf>,
+    pub(crate) hostname: Option<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            config: PathBuf::from(DEFAULT_DECLARATIONS_PATH),
+            rollout: "local".to_owned(),
+            workers: DEFAULT_WORKERS,
+            min_interval: DEFAULT_MIN_INTERVAL,
+            events_capacity: DEFAULT_EVENTS_CAPACITY,
+            host_key: None,
+            hostname: None,
+        }
+    }
+}
+
+pub(crate) fn parse(argv: &[String]) -> Result<Cmd, String> {
+    let Some((sub, rest)) = argv.split_first() else {
+        return Err("missing command".into());
+    };
+    let allowed: &[&str] = match sub.as_str() {
+        "-h" | "--help" | "help" => return Ok(Cmd::Help),
+        "run" => &[
+            "--config",
+            "--rollout",
+            "--workers",
+            "--min-interval-ms",
+            "--events-capacity",
+            "--host-key",
+            "--hostname",
+        ],
+        "check" => &["--config"],
+        "once" => &["--config", "--workers", "--host-key", "--hostname"],
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    let mut opts = Opts::default();
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Ok(Cmd::Help);
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (flag.as_str(), None),
+        };
+        if !allowed.contains(&name) {
+            return Err(format!("{sub}: unknown option {name:?}"));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))?,
+        };
+        match name {
+            "--config" => opts.config = PathBuf::from(value),
+            "--rollout" => opts.rollout = non_empty(name, value)?,
+            "--workers" => opts.workers = number(name, &value, 1, 256)? as usize,
+            "--min-interval-ms" => {
+                opts.min_interval = Duration::from_millis(number(name, &value, 1, u32::MAX as u64)?)
+            }
+            "--events-capacity" => {
+                opts.events_capacity = number(name, &value, 1, 1 << 24)? as usize
+            }
+            "--host-key" => opts.host_key = Some(PathBuf::from(value)),
+            "--hostname" => opts.hostname = Some(non_empty(name, value)?),
+            _ => unreachable!("checked against the allowed list"),
+        }
+    }
+    Ok(match sub.as_str() {
+        "run" => Cmd::Run(opts),
+        "check" => Cmd::Check(opts),
+        _ => Cmd::Once(opts),
+    })
+}
+
+fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{name} takes an integer from {min} to {max}, got {value:?}")),
+    }
+}
+
+fn non_empty(name: &str, value: String) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err(format!("{name} must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn run_flags() {
+        let Cmd::Run(o) = parse(&argv(
+            "run --config /x.json --rollout r1 --workers 3 --min-interval-ms 250 --events-capacity=8",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.config, PathBuf::from("/x.json"));
+        assert_eq!(o.rollout, "r1");
+        assert_eq!(o.workers, 3);
+        assert_eq!(o.min_interval, Duration::from_millis(250));
+        assert_eq!(o.events_capacity, 8);
+    }
+
+    #[test]
+    fn rejects_bad_flags() {
+        assert!(parse(&argv("run --workers 0")).is_err());
+        assert!(parse(&argv("run --workers")).is_err());
+        assert!(parse(&argv("check --rollout x")).is_err());
+        assert!(parse(&argv("run --bogus 1")).is_err());
+        assert!(parse(&argv("frob")).is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

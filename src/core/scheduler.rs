@@ -1,0 +1,498 @@
+//! The scheduling rules (DESIGN §3, §4) as a state machine driven by the
+//! caller's clock.
+//!
+//! The driver contract, in the style of quinn-proto: after every input
+//! (`reset`, `handle_finished`) and whenever `poll_timeout` has passed, call
+//! `poll_dispatch(now)` until it returns `None` and start each returned run;
+//! then call `flush` while the sink has room; then sleep until
+//! `poll_timeout()` (or until an input arrives). Nothing here reads a clock,
+//! sleeps or does I/O, so every rule is tested in virtual time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock::Timestamp;
+use crate::core::histogram::Histogram;
+use crate::core::outbox::{Outbox, OutboxCounters, Sink};
+use crate::core::wheel::Wheel;
+use crate::decl::{Declarations, Mode, Rejection};
+use crate::event::{
+    DeclarationsRejected, Event, Header, ProbeFailureFirst, ProbeObservedFirst, ProbeResult,
+    TopologyDeclared, TopologyEntry,
+};
+use crate::runner::{RunnerOutcome, Status};
+
+/// Scheduling parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    /// G5: no two runs of one probe start closer together than this, and no
+    /// interval is shorter.
+    pub(crate) min_interval: Duration,
+    /// Spread the first ticks of a reset evenly over each probe's interval
+    /// instead of running every probe at reset time.
+    pub(crate) stagger: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            min_interval: Duration::from_secs(5),
+            stagger: false,
+        }
+    }
+}
+
+/// A wheel entry: which probe, and the generation it was scheduled in (the
+/// low 32 bits; the wheel is also cleared on reset, so wrap-around is
+/// harmless).
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    probe: u32,
+    generation: u32,
+}
+
+/// A run to start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dispatch {
+    pub(crate) probe: u32,
+    pub(crate) generation: u64,
+    pub(crate) tick: u64,
+    pub(crate) due: Instant,
+}
+
+/// A run that came back from a worker.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) probe: u32,
+    pub(crate) generation: u64,
+    pub(crate) tick: u64,
+    pub(crate) due: Instant,
+    pub(crate) started: Instant,
+    pub(crate) finished: Instant,
+    pub(crate) outcome: RunnerOutcome,
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    name: Arc<str>,
+    kind: Arc<str>,
+    mode: Mode,
+    interval: Duration,
+    run_once: bool,
+    /// When slot 0 is due; slot k is due at `start + k * interval`.
+    start: Instant,
+    /// The slot the pending timer stands for.
+    next_tick: u64,
+    in_flight: bool,
+    last_start: Option<Instant>,
+    /// Ticks dropped since the last dispatch.
+    skipped: u64,
+    /// Ticks dropped between the previous run's slot and the one in flight.
+    skipped_in_flight: u64,
+    last_status: Option<Status>,
+    consecutive: u64,
+    failing_since: Option<Timestamp>,
+    observed: bool,
+}
+
+impl ProbeState {
+    fn due(&self, tick: u64) -> Instant {
+        let nanos = self.interval.as_nanos().saturating_mul(tick as u128);
+        let offset = Duration::from_nanos(nanos.min(u64::MAX as u128) as u64);
+        self.start.checked_add(offset).unwrap_or(self.start + FAR)
+    }
+
+    /// The latest slot due at `now` (0 before the start).
+    fn latest_due(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start).as_nanos();
+        (since / self.interval.as_nanos().max(1)).min(u64::MAX as u128) as u64
+    }
+}
+
+/// How far the G5 floor may push a run past its slot before the slot is
+/// skipped instead. At an interval equal to the floor, every late start
+/// would otherwise delay all later runs by the same amount: lateness would
+/// build up by the wake-up jitter at every tick.
+pub(crate) const FLOOR_SLACK: Duration = Duration::from_millis(10);
+
+/// A time so far ahead that it never comes (about 30 years).
+const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// Counters of the core, for `stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoreCounters {
+    pub(crate) dispatched: u64,
+    pub(crate) results: u64,
+    pub(crate) skipped_ticks: u64,
+    pub(crate) stale_results: u64,
+}
+
+pub(crate) struct Scheduler<S> {
+    config: Config,
+    /// Wheel tick 0; a tick is one microsecond.
+    epoch: Instant,
+    wheel: Wheel<Timer>,
+    generation: u64,
+    rollout: Arc<str>,
+    probes: Vec<ProbeState>,
+    outbox: Outbox<S>,
+    /// A (monotonic, wall) pair that maps run times to wall times.
+    anchor: (Instant, SystemTime),
+    counters: CoreCounters,
+    lateness: Histogram,
+}
+
+impl<S> std::fmt::Debug for Scheduler<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("generation", &self.generation)
+            .field("rollout", &self.rollout)
+            .field("probes", &self.probes.len())
+            .field("timers", &self.wheel.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Sink> Scheduler<S> {
+    pub(crate) fn new(config: Config, now: Instant, wall: SystemTime, sink: S) -> Self {
+        Scheduler {
+            config,
+            epoch: now,
+            wheel: Wheel::new(),
+            generation: 0,
+            rollout: Arc::from(""),
+            probes: Vec::new(),
+            outbox: Outbox::new(sink),
+            anchor: (now, wall),
+            counters: CoreCounters::default(),
+            lateness: Histogram::default(),
+        }
+    }
+
+    /// Re-anchors wall time (the driver does it on every wake-up so that
+    /// wall-clock steps show up in event times).
+    pub(crate) fn anchor_wall(&mut self, now: Instant, wall: SystemTime) {
+        self.anchor = (now, wall);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(crate) fn rollout(&self) -> &str {
+        &self.rollout
+    }
+
+    pub(crate) fn probe_count(&self) -> usize {
+        self.probes.len()
+    }
+
+    pub(crate) fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
+    pub(crate) fn outbox_counters(&self) -> OutboxCounters {
+        self.outbox.counters()
+    }
+
+    pub(crate) fn lateness(&self) -> &Histogram {
+        &self.lateness
+    }
+
+    pub(crate) fn backlog(&self) -> usize {
+        self.outbox.backlog()
+    }
+
+    pub(crate) fn sink(&self) -> &S {
+        self.outbox.sink()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sink_mut(&mut self) -> &mut S {
+        self.outbox.sink_mut()
+    }
+
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.outbox.last_seq()
+    }
+
+    /// Timer entries in the wheel (one per active probe).
+    pub(crate) fn timers(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// Starts generation g+1 from `decls` (or the file's rejection): old
+    /// timers and waiting events are dropped, results still in flight will
+    /// be discarded, the topology (or rejection) is the generation's first
+    /// event (G1), and every active probe's tick 0 falls due at `now` (or at
+    /// its stagger offset). Returns the new generation.
+    pub(crate) fn reset(
+        &mut self,
+        now: Instant,
+        rollout: &str,
+        decls: Result<&Declarations, &Rejection>,
+        path: &str,
+    ) -> u64 {
+        self.generation += 1;
+        self.rollout = Arc::from(rollout);
+        self.wheel.clear();
+        self.probes.clear();
+        let header = self.header();
+        let declared_at = self.wall(now);
+        let decls = match decls {
+            Ok(d) => d,
+            Err(rejection) => {
+                self.outbox.reset(0);
+                let event = Event::DeclarationsRejected(DeclarationsRejected {
+                    header,
+                    path: path.to_owned(),
+                    reason: rejection.reason().to_owned(),
+                });
+                self.outbox.push_event(None, event);
+                return self.generation;
+            }
+        };
+        self.outbox.reset(decls.len());
+        let mut topology = Vec::with_capacity(decls.len());
+        for d in decls.probes() {
+            let interval = Duration::from_secs(d.interval_secs()).max(self.config.min_interval);
+            self.probes.push(ProbeState {
+                name: Arc::clone(d.name_arc()),
+                kind: Arc::clone(d.kind_arc()),
+                mode: d.mode(),
+                interval,
+                run_once: d.run_once(),
+                start: now,
+                next_tick: 0,
+                in_flight: false,
+                last_start: None,
+                skipped: 0,
+                skipped_in_flight: 0,
+                last_status: None,
+                consecutive: 0,
+                failing_since: None,
+                observed: false,
+            });
+            topology.push(TopologyEntry {
+                probe_name: Arc::clone(d.name_arc()),
+                kind: Arc::clone(d.kind_arc()),
+                mode: d.mode(),
+            });
+        }
+        self.outbox.push_event(
+            None,
+            Event::TopologyDeclared(TopologyDeclared {
+                header,
+                declared_at,
+                probes: topology,
+            }),
+        );
+        let active = self
+            .probes
+            .iter()
+            .filter(|p| p.mode != Mode::Disabled)
+            .count() as u128;
+        let mut i = 0u128;
+        for (id, p) in self.probes.iter_mut().enumerate() {
+            if p.mode == Mode::Disabled {
+                continue; // G4
+            }
+            if self.config.stagger {
+                let offset = p.interval.as_nanos() * i / active;
+                p.start = now + Duration::from_nanos(offset as u64);
+                i += 1;
+            }
+            let timer = Timer {
+                probe: id as u32,
+                generation: self.generation as u32,
+            };
+            let deadline = ticks_ceil(self.epoch, p.start);
+            self.wheel.insert(deadline, timer);
+        }
+        self.generation
+    }
+
+    /// The next run to start at `now`, if one is due. Call until `None`.
+    pub(crate) fn poll_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
+        let now_ticks = ticks_floor(self.epoch, now);
+        while let Some((_, timer)) = self.wheel.poll(now_ticks) {
+            if timer.generation != self.generation as u32 {
+                continue; // an entry of an older generation never fires
+            }
+            let st = &mut self.probes[timer.probe as usize];
+            let tick = st.next_tick;
+            if st.in_flight {
+                // G6: one run in flight per probe; this slot is dropped.
+                st.skipped += 1;
+                self.counters.skipped_ticks += 1;
+                st.next_tick += 1;
+                self.wheel
+                    .insert(ticks_ceil(self.epoch, st.due(st.next_tick)), timer);
+                continue;
+            }
+            let due = st.due(tick);
+            // G5: never closer than the minimum interval to the last start,
+            // even when that start was late.
+            let earliest = match st.last_start {
+                Some(s) => due.max(s + self.config.min_interval),
+                None => due,
+            };
+            if earliest - due > FLOOR_SLACK && !st.run_once {
+                // Waiting for the floor would make this run (and, at an
+                // interval equal to the floor, every later one) late by
+                // more than the slack: skip the slot and stay anchored.
+                st.skipped += 1;
+                self.counters.skipped_ticks += 1;
+                st.next_tick += 1;
+                self.wheel
+                    .insert(ticks_ceil(self.epoch, st.due(st.next_tick)), timer);
+                continue;
+            }
+            if earliest > now {
+                self.wheel.insert(ticks_ceil(self.epoch, earliest), timer);
+                continue;
+            }
+            // G7: when late, run the latest due slot and skip the others.
+            let run_tick = if st.run_once {
+                tick
+            } else {
+                st.latest_due(now).max(tick)
+            };
+            self.counters.skipped_ticks += run_tick - tick;
+            st.skipped_in_flight = std::mem::take(&mut st.skipped) + run_tick - tick;
+            st.in_flight = true;
+            st.next_tick = run_tick + 1;
+            if !st.run_once {
+                let next = ticks_ceil(self.epoch, st.due(st.next_tick));
+                self.wheel.insert(next, timer);
+            }
+            self.counters.dispatched += 1;
+            return Some(Dispatch {
+                probe: timer.probe,
+                generation: self.generation,
+                tick: run_tick,
+                due: st.due(run_tick),
+            });
+        }
+        None
+    }
+
+    /// When `poll_dispatch` next has something (exact), or `None` when no
+    /// probe is scheduled (G12: the driver then sleeps until a command).
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        self.wheel
+            .next_deadline()
+            .map(|t| self.epoch + Duration::from_micros(t))
+    }
+
+    /// Takes a finished run: a result of an older generation is discarded
+    /// (G2); otherwise the lifecycle events and the result are emitted in
+    /// the order of G3. Returns whether the result was used.
+    pub(crate) fn handle_finished(&mut self, f: Finished) -> bool {
+        if f.generation != self.generation {
+            self.counters.stale_results += 1;
+            return false;
+        }
+        let header = self.header();
+        let observed_at = self.wall(f.started);
+        let scheduled_at = self.wall(f.due);
+        let Some(st) = self.probes.get_mut(f.probe as usize) else {
+            debug_assert!(false, "finished run of unknown probe {}", f.probe);
+            return false;
+        };
+        st.in_flight = false;
+        st.last_start = Some(f.started);
+        self.counters.results += 1;
+        let lateness_us = micros(f.started.saturating_duration_since(f.due));
+        self.lateness.record(lateness_us);
+        if !st.observed {
+            st.observed = true;
+            let event = Event::ProbeObservedFirst(ProbeObservedFirst {
+                header: header.clone(),
+                probe_name: Arc::clone(&st.name),
+                mode: st.mode,
+                observed_at,
+            });
+            self.outbox.push_event(Some(f.probe), event);
+        }
+        let (status, reason, sub_results) = f.outcome.into_parts();
+        if st.last_status != Some(status) {
+            st.consecutive = 0;
+        }
+        st.consecutive += 1;
+        st.last_status = Some(status);
+        match status {
+            Status::Pass => st.failing_since = None,
+            Status::Fail if st.consecutive == 1 => {
+                st.failing_since = Some(observed_at);
+                let event = Event::ProbeFailureFirst(ProbeFailureFirst {
+                    header: header.clone(),
+                    probe_name: Arc::clone(&st.name),
+                    mode: st.mode,
+                    first_failed_at: observed_at,
+                });
+                self.outbox.push_event(Some(f.probe), event);
+            }
+            Status::Fail => {}
+        }
+        let result = ProbeResult {
+            header,
+            probe_name: Arc::clone(&st.name),
+            kind: Arc::clone(&st.kind),
+            mode: st.mode,
+            status,
+            observed_at,
+            failure_reason: reason,
+            sub_results,
+            tick: f.tick,
+            scheduled_at,
+            lateness_us,
+            duration_us: micros(f.finished.saturating_duration_since(f.started)),
+            skipped_ticks: st.skipped_in_flight,
+            coalesced: 0,
+            consecutive: st.consecutive,
+            failing_since: st.failing_since,
+        };
+        self.outbox.push_result(f.probe, result);
+        true
+    }
+
+    /// Sends waiting events while the sink has room; returns how many went.
+    pub(crate) fn flush(&mut self) -> usize {
+        self.outbox.flush()
+    }
+
+    fn header(&self) -> Header {
+        Header {
+            seq: 0, // assigned when the sink accepts the event
+            rollout_id: Arc::clone(&self.rollout),
+            generation: self.generation,
+        }
+    }
+
+    fn wall(&self, at: Instant) -> Timestamp {
+        let (mono, wall) = self.anchor;
+        let t = if at >= mono {
+            wall + (at - mono)
+        } else {
+            wall - (mono - at)
+        };
+        Timestamp::from_system_time(t)
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+/// Wheel ticks (µs since `epoch`) of a deadline, rounded up so that a timer
+/// never fires before its instant.
+fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
+    let d = at.saturating_duration_since(epoch);
+    micros(d) + u64::from(d.subsec_nanos() % 1000 != 0)
+}
+
+/// Wheel ticks of the current time, rounded down.
+fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
+    micros(now.saturating_duration_since(epoch))
+}

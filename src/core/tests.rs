@@ -1,0 +1,773 @@
+//! The guarantees of DESIGN §4 against the pure core, in virtual time.
+//!
+//! `Sim` plays the driver: it jumps `now` to the next wake-up, starts due
+//! runs, finishes them after a scripted duration with a scripted outcome,
+//! and reads events out of a bounded sink. Nothing sleeps.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::decl::{self, Declarations, Mode, Rejection};
+use crate::event::Event;
+use crate::runner::{RunnerOutcome, Status};
+
+/// A bounded channel stand-in: holds at most `capacity` unread events.
+#[derive(Debug)]
+struct TestSink {
+    buf: VecDeque<Event>,
+    capacity: usize,
+}
+
+impl Sink for TestSink {
+    fn try_send(&mut self, event: Event) -> Result<(), Event> {
+        if self.buf.len() >= self.capacity {
+            return Err(event);
+        }
+        self.buf.push_back(event);
+        Ok(())
+    }
+}
+
+type Script = Box<dyn FnMut(&str, u64) -> (Duration, RunnerOutcome)>;
+
+struct Sim {
+    s: Scheduler<TestSink>,
+    t0: Instant,
+    now: Instant,
+    /// (dispatch, start, finish, outcome) of runs in flight.
+    running: Vec<(Dispatch, Instant, Instant, RunnerOutcome)>,
+    /// Delay between dispatch and the worker starting the run.
+    start_delay: Duration,
+    script: Script,
+    /// Every event read from the sink, in order.
+    seen: Vec<Event>,
+    /// Every dispatch: (probe name, tick, due, start).
+    starts: Vec<(String, u64, Instant, Instant)>,
+    names: Vec<String>,
+    consume: bool,
+}
+
+fn wall0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_788_942)
+}
+
+fn decls(json: &str) -> Declarations {
+    decl::parse(json.as_bytes()).expect("test declarations parse")
+}
+
+impl Sim {
+    fn new(config: Config) -> Sim {
+        let t0 = Instant::now();
+        Sim {
+            s: Scheduler::new(
+                config,
+                t0,
+                wall0(),
+                TestSink {
+                    buf: VecDeque::new(),
+                    capacity: 1 << 20,
+                },
+            ),
+            t0,
+            now: t0,
+            running: Vec::new(),
+            start_delay: Duration::ZERO,
+            script: Box::new(|_, _| (Duration::from_millis(1), RunnerOutcome::pass())),
+            seen: Vec::new(),
+            starts: Vec::new(),
+            names: Vec::new(),
+            consume: true,
+        }
+    }
+
+    fn script(mut self, f: impl FnMut(&str, u64) -> (Duration, RunnerOutcome) + 'static) -> Sim {
+        self.script = Box::new(f);
+        self
+    }
+
+    fn reset(&mut self, rollout: &str, json: &str) -> u64 {
+        let d = decls(json);
+        self.names = d.probes().iter().map(|p| p.name().to_owned()).collect();
+        let g = self.s.reset(self.now, rollout, Ok(&d), "/test/health-checks.json");
+        self.pump();
+        g
+    }
+
+    fn reject(&mut self, rollout: &str, reason: &str) -> u64 {
+        self.names.clear();
+        let r = Rejection::new(reason);
+        let g = self.s.reset(self.now, rollout, Err(&r), "/test/health-checks.json");
+        self.pump();
+        g
+    }
+
+    /// Dispatches what is due, finishes what is done, flushes, reads.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(d) = self.s.poll_dispatch(self.now) {
+                let start = self.now + self.start_delay;
+                let name = self.names[d.probe as usize].clone();
+                let (took, outcome) = (self.script)(&name, d.tick);
+                self.starts.push((name, d.tick, d.due, start));
+                self.running.push((d, start, start + took, outcome));
+                progressed = true;
+            }
+            let now = self.now;
+            let (done, rest): (Vec<_>, Vec<_>) =
+                self.running.drain(..).partition(|r| r.2 <= now);
+            self.running = rest;
+            for (d, start, finish, outcome) in done {
+                self.s.handle_finished(Finished {
+                    probe: d.probe,
+                    generation: d.generation,
+                    tick: d.tick,
+                    due: d.due,
+                    started: start,
+                    finished: finish,
+                    outcome,
+                });
+                progressed = true;
+            }
+            self.s.flush();
+            if self.consume {
+                self.seen.extend(self.s.sink_mut().buf.drain(..));
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// The next instant anything happens: a timer or a run finishing.
+    fn next_wake(&mut self) -> Option<Instant> {
+        let finish = self.running.iter().map(|r| r.2).min();
+        match (self.s.poll_timeout(), finish) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the simulation until `t0 + until`, waking only when needed.
+    fn run_until(&mut self, until: Duration) {
+        let end = self.t0 + until;
+        while let Some(next) = self.next_wake() {
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            self.pump();
+        }
+        self.now = self.now.max(end);
+        self.pump();
+    }
+
+    fn results(&self, probe: &str) -> Vec<&crate::event::ProbeResult> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::ProbeResult(r) if &*r.probe_name == probe => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn starts_of(&self, probe: &str) -> Vec<(u64, Duration, Duration)> {
+        self.starts
+            .iter()
+            .filter(|s| s.0 == probe)
+            .map(|s| (s.1, s.2 - self.t0, s.3 - self.t0))
+            .collect()
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn fail(reason: &str) -> RunnerOutcome {
+    RunnerOutcome::fail(reason)
+}
+
+const TWO: &str = r#"{
+    "b": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10},
+    "a": {"kind": "exec", "mode": "enforce", "intervalSeconds": 10}
+}"#;
+
+// ---- G1: topology first ------------------------------------------------
+
+#[test]
+fn g1_topology_precedes_every_event_of_its_generation() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("r1", TWO);
+    sim.run_until(secs(25));
+    sim.reset("r2", TWO);
+    sim.run_until(secs(50));
+    let mut topology_seen = std::collections::HashSet::new();
+    for e in &sim.seen {
+        match e {
+            Event::TopologyDeclared(t) => {
+                assert!(topology_seen.insert(t.header.generation));
+            }
+            other => assert!(
+                topology_seen.contains(&other.generation()),
+                "{} of generation {} before its topology",
+                other.name(),
+                other.generation()
+            ),
+        }
+    }
+    assert_eq!(topology_seen.len(), 2);
+    assert_eq!(sim.seen[0].name(), "topologyDeclared");
+}
+
+#[test]
+fn g1_rejection_is_the_only_event_and_nothing_runs() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("r1", TWO);
+    sim.run_until(secs(5));
+    let before = sim.seen.len();
+    let g = sim.reject("r2", "line 3 column 5: expected `:`");
+    assert_eq!(g, 2);
+    sim.run_until(secs(100));
+    let after: Vec<_> = sim.seen[before..].iter().collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    let Event::DeclarationsRejected(r) = after[0] else {
+        panic!("expected a rejection, got {:?}", after[0]);
+    };
+    assert_eq!(r.reason, "line 3 column 5: expected `:`");
+    assert_eq!(r.path, "/test/health-checks.json");
+    assert_eq!(&*r.header.rollout_id, "r2");
+    assert_eq!(sim.s.poll_timeout(), None, "no probe may be scheduled");
+}
+
+// ---- G2: abort ---------------------------------------------------------
+
+#[test]
+fn g2_results_of_an_older_generation_are_discarded() {
+    // Runs take 4 s; the reset comes while they are in flight.
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(4), RunnerOutcome::pass()));
+    sim.reset("old", TWO);
+    sim.run_until(secs(1));
+    assert_eq!(sim.running.len(), 2);
+    sim.reset("new", TWO);
+    sim.run_until(secs(30));
+    assert_eq!(sim.s.counters().stale_results, 2);
+    let mut newest = 0;
+    for e in &sim.seen {
+        assert!(e.generation() >= newest, "generation went back: {e:?}");
+        newest = e.generation();
+    }
+    assert!(
+        sim.seen
+            .iter()
+            .filter(|e| e.generation() == 1)
+            .all(|e| e.name() == "topologyDeclared"),
+        "no result of generation 1 may be emitted"
+    );
+}
+
+#[test]
+fn g2_waiting_events_of_the_old_generation_are_dropped_at_reset() {
+    let mut sim = Sim::new(Config::default());
+    sim.consume = false;
+    sim.s.sink_mut().capacity = 1;
+    sim.reset("old", TWO);
+    sim.run_until(secs(25));
+    assert!(sim.s.backlog() > 0);
+    let waiting = sim.s.backlog() as u64;
+    sim.reset("new", TWO);
+    assert_eq!(sim.s.outbox_counters().dropped_at_reset, waiting);
+    // The one event already in the channel is old; nothing older follows
+    // anything newer.
+    sim.consume = true;
+    sim.s.sink_mut().capacity = 1 << 20;
+    sim.run_until(secs(40));
+    let gens: Vec<u64> = sim.seen.iter().map(Event::generation).collect();
+    assert!(gens.windows(2).all(|w| w[0] <= w[1]), "{gens:?}");
+    assert_eq!(sim.seen[1].name(), "topologyDeclared");
+    assert_eq!(sim.seen[1].generation(), 2);
+}
+
+#[test]
+fn g2_timers_of_the_old_generation_never_fire() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("old", r#"{"x": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#);
+    sim.run_until(secs(30));
+    sim.reset("new", r#"{"y": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#);
+    sim.run_until(secs(200));
+    let x_starts = sim.starts_of("x");
+    assert_eq!(x_starts.len(), 1, "x ran after the reset: {x_starts:?}");
+    assert_eq!(sim.s.timers(), 1);
+}
+
+// ---- G3: per-probe order -----------------------------------------------
+
+#[test]
+fn g3_lifecycle_events_precede_the_results_they_announce() {
+    // a: pass, fail, fail, pass, fail ...; b always passes.
+    let pattern = [true, false, false, true, false, true, true];
+    let mut sim = Sim::new(Config::default()).script(move |name, tick| {
+        let ok = name == "b" || pattern[(tick as usize) % pattern.len()];
+        let outcome = if ok { RunnerOutcome::pass() } else { fail("down") };
+        (Duration::from_millis(5), outcome)
+    });
+    sim.reset("r", TWO);
+    sim.run_until(secs(65));
+    let a: Vec<&Event> = sim
+        .seen
+        .iter()
+        .filter(|e| e.probe_name() == Some("a"))
+        .collect();
+    let names: Vec<&str> = a.iter().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "probeObservedFirst",
+            "probeResult", // pass
+            "probeFailureFirst",
+            "probeResult", // fail
+            "probeResult", // fail
+            "probeResult", // pass
+            "probeFailureFirst",
+            "probeResult", // fail
+            "probeResult", // pass
+            "probeResult", // pass
+        ]
+    );
+    let results = sim.results("a");
+    let consecutive: Vec<u64> = results.iter().map(|r| r.consecutive).collect();
+    assert_eq!(consecutive, [1, 1, 2, 1, 1, 1, 2]);
+    assert_eq!(results[1].failing_since, Some(results[1].observed_at));
+    assert_eq!(results[2].failing_since, Some(results[1].observed_at));
+    assert_eq!(results[3].failing_since, None);
+    assert_eq!(results[2].failure_reason.as_deref(), Some("down"));
+    assert_eq!(results[0].failure_reason, None);
+    let Event::ProbeFailureFirst(ff) = a[2] else {
+        unreachable!()
+    };
+    assert_eq!(ff.first_failed_at, results[1].observed_at);
+    let Event::ProbeObservedFirst(of) = a[0] else {
+        unreachable!()
+    };
+    assert_eq!(of.observed_at, results[0].observed_at);
+    let seqs: Vec<u64> = sim.seen.iter().map(Event::seq).collect();
+    assert_eq!(seqs, (1..=sim.seen.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn g3_observed_first_comes_once_per_generation() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("r1", TWO);
+    sim.run_until(secs(35));
+    sim.reset("r2", TWO);
+    sim.run_until(secs(70));
+    for g in [1, 2] {
+        let n = sim
+            .seen
+            .iter()
+            .filter(|e| e.generation() == g && e.name() == "probeObservedFirst")
+            .count();
+        assert_eq!(n, 2, "generation {g}");
+    }
+}
+
+// ---- G4: disabled ------------------------------------------------------
+
+#[test]
+fn g4_disabled_probes_are_declared_and_never_run() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset(
+        "r",
+        r#"{"off": {"kind": "tcp", "mode": "disabled", "intervalSeconds": 5},
+            "on": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
+    );
+    sim.run_until(secs(60));
+    let Event::TopologyDeclared(t) = &sim.seen[0] else {
+        panic!()
+    };
+    assert_eq!(t.probes[0].mode, Mode::Disabled);
+    assert!(sim.starts_of("off").is_empty());
+    assert!(sim.seen.iter().all(|e| e.probe_name() != Some("off")));
+    assert_eq!(sim.starts_of("on").len(), 13);
+}
+
+// ---- G5: floor ---------------------------------------------------------
+
+#[test]
+fn g5_interval_below_the_floor_runs_at_the_floor() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset(
+        "r",
+        r#"{"fast": {"kind": "tcp", "mode": "observe", "intervalSeconds": 0},
+            "one": {"kind": "tcp", "mode": "observe", "intervalSeconds": 1}}"#,
+    );
+    sim.run_until(secs(21));
+    for p in ["fast", "one"] {
+        let at: Vec<Duration> = sim.starts_of(p).iter().map(|s| s.2).collect();
+        assert_eq!(at, [secs(0), secs(5), secs(10), secs(15), secs(20)], "{p}");
+    }
+}
+
+#[test]
+fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
+    let min = secs(5);
+    let mut sim = Sim::new(Config {
+        min_interval: min,
+        stagger: false,
+    });
+    // The first run starts 2 s late (busy pool).
+    sim.start_delay = secs(2);
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.run_until(Duration::from_millis(2500));
+    sim.start_delay = Duration::ZERO;
+    sim.run_until(secs(30));
+    let starts: Vec<(u64, Duration)> = sim.starts_of("p").iter().map(|s| (s.0, s.2)).collect();
+    for w in starts.windows(2) {
+        assert!(w[1].1 - w[0].1 >= min, "runs closer than 5 s: {starts:?}");
+    }
+    // Tick 1 (due 5 s) cannot start before 7 s: it is skipped, and the
+    // schedule stays anchored (tick 2 at 10 s, then every 5 s).
+    assert_eq!(
+        &starts[..4],
+        &[(0, secs(2)), (2, secs(10)), (3, secs(15)), (4, secs(20))]
+    );
+    assert_eq!(sim.results("p")[1].skipped_ticks, 1);
+}
+
+#[test]
+fn g5_small_lateness_waits_for_the_floor_instead_of_skipping() {
+    let mut sim = Sim::new(Config::default());
+    sim.start_delay = Duration::from_micros(300);
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.run_until(Duration::from_millis(20_400));
+    let starts = sim.starts_of("p");
+    let ticks: Vec<u64> = starts.iter().map(|s| s.0).collect();
+    assert_eq!(ticks, [0, 1, 2, 3, 4]);
+    for w in starts.windows(2) {
+        assert!(w[1].2 - w[0].2 >= secs(5), "{starts:?}");
+    }
+    // Each start waits for the previous one plus the floor: lateness builds
+    // up by the start delay, bounded by FLOOR_SLACK.
+    let late: Vec<u64> = sim.results("p").iter().map(|r| r.lateness_us).collect();
+    assert_eq!(late, [300, 600, 900, 1200, 1500]);
+}
+
+#[test]
+fn g5_custom_minimum_interval() {
+    let mut sim = Sim::new(Config {
+        min_interval: Duration::from_millis(200),
+        stagger: false,
+    });
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 0}}"#);
+    sim.run_until(Duration::from_millis(1000));
+    assert_eq!(sim.starts_of("p").len(), 6);
+}
+
+// ---- G6: no overlap ----------------------------------------------------
+
+#[test]
+fn g6_a_slow_run_skips_ticks_instead_of_overlapping() {
+    // Every run takes 12 s at a 5 s interval.
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(12), RunnerOutcome::pass()));
+    sim.reset("r", r#"{"slow": {"kind": "exec", "mode": "enforce", "intervalSeconds": 5}}"#);
+    sim.run_until(secs(61));
+    let starts = sim.starts_of("slow");
+    for w in starts.windows(2) {
+        assert!(w[1].2 >= w[0].2 + secs(12), "overlap: {starts:?}");
+    }
+    // Runs at 0, 15, 30, 45, 60: ticks 0, 3, 6, 9, 12.
+    let ticks: Vec<u64> = starts.iter().map(|s| s.0).collect();
+    assert_eq!(ticks, [0, 3, 6, 9, 12]);
+    let results = sim.results("slow");
+    assert_eq!(results[0].skipped_ticks, 0);
+    assert!(results[1..].iter().all(|r| r.skipped_ticks == 2), "{results:?}");
+    assert_eq!(sim.s.counters().skipped_ticks, 8);
+}
+
+// ---- G7: anchored schedule ---------------------------------------------
+
+#[test]
+fn g7_ticks_stay_anchored_with_slow_runs_and_late_starts() {
+    let mut sim = Sim::new(Config::default()).script(|_, tick| {
+        (Duration::from_millis(300 + 37 * tick), RunnerOutcome::pass())
+    });
+    sim.start_delay = Duration::from_micros(700);
+    sim.reset("r", r#"{"p": {"kind": "http", "mode": "enforce", "intervalSeconds": 7}}"#);
+    sim.run_until(secs(7 * 100));
+    let starts = sim.starts_of("p");
+    assert_eq!(starts.len(), 101);
+    for (k, (tick, due, start)) in starts.iter().enumerate() {
+        assert_eq!(*tick, k as u64);
+        assert_eq!(*due, secs(7 * k as u64), "drift at tick {k}");
+        assert_eq!(*start - *due, Duration::from_micros(700));
+    }
+    let r = sim.results("p");
+    assert_eq!(r.len(), 100, "the run of tick 100 is still in flight");
+    assert_eq!(r[99].lateness_us, 700);
+    assert_eq!(r[99].duration_us, 300_000 + 37 * 99_000);
+    let scheduled = r[99].scheduled_at.unix_micros() - r[0].scheduled_at.unix_micros();
+    assert_eq!(scheduled, 693_000_000);
+}
+
+#[test]
+fn g7_an_engine_that_wakes_late_skips_to_the_latest_slot() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 10}}"#);
+    sim.run_until(secs(1));
+    // The host was suspended: the next wake-up is at 47 s.
+    sim.now = sim.t0 + secs(47);
+    sim.pump();
+    sim.run_until(secs(75));
+    let starts = sim.starts_of("p");
+    // One run for the missed slots, never a burst; slot 5 (50 s) is only
+    // 3 s after that late run, so the floor (G5) skips it too.
+    assert_eq!(
+        starts.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        [(0, secs(0)), (4, secs(40)), (6, secs(60)), (7, secs(70))],
+    );
+    let r = sim.results("p");
+    assert_eq!(r[1].skipped_ticks, 3);
+    assert_eq!(r[1].lateness_us, 7_000_000);
+    assert_eq!(r[2].skipped_ticks, 1);
+    assert_eq!(r[3].skipped_ticks, 0);
+}
+
+#[test]
+fn g7_stagger_spreads_first_ticks_over_one_interval() {
+    let mut sim = Sim::new(Config {
+        min_interval: secs(5),
+        stagger: true,
+    });
+    sim.reset(
+        "r",
+        r#"{"a": {"kind": "tcp", "mode": "observe", "intervalSeconds": 8},
+            "b": {"kind": "tcp", "mode": "disabled", "intervalSeconds": 8},
+            "c": {"kind": "tcp", "mode": "observe", "intervalSeconds": 8},
+            "d": {"kind": "tcp", "mode": "observe", "intervalSeconds": 8},
+            "e": {"kind": "tcp", "mode": "observe", "intervalSeconds": 8}}"#,
+    );
+    sim.run_until(secs(17));
+    let first: Vec<Duration> = ["a", "c", "d", "e"]
+        .iter()
+        .map(|p| sim.starts_of(p)[0].1)
+        .collect();
+    assert_eq!(first, [secs(0), secs(2), secs(4), secs(6)]);
+    assert_eq!(sim.starts_of("c")[1].1, secs(10));
+}
+
+// ---- G8: runOnce -------------------------------------------------------
+
+#[test]
+fn g8_run_once_runs_exactly_once_per_generation() {
+    let once = r#"{"once": {"kind": "exec", "mode": "enforce", "runOnce": true, "intervalSeconds": 5}}"#;
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(20), fail("nope")));
+    sim.reset("r1", once);
+    sim.run_until(secs(100));
+    assert_eq!(sim.starts_of("once").len(), 1);
+    assert_eq!(sim.results("once").len(), 1);
+    assert_eq!(sim.results("once")[0].skipped_ticks, 0);
+    sim.reset("r2", once);
+    sim.run_until(secs(300));
+    assert_eq!(sim.starts_of("once").len(), 2);
+    assert_eq!(sim.s.poll_timeout(), None);
+}
+
+#[test]
+fn g8_run_once_cancelled_by_a_reset_runs_again_in_the_new_generation() {
+    let once = r#"{"once": {"kind": "exec", "mode": "enforce", "runOnce": true}}"#;
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(20), RunnerOutcome::pass()));
+    sim.reset("r1", once);
+    sim.run_until(secs(5));
+    sim.reset("r2", once);
+    sim.run_until(secs(60));
+    assert_eq!(sim.starts_of("once").len(), 2);
+    let r = sim.results("once");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].header.generation, 2);
+}
+
+// ---- G9: never blocked by the consumer ---------------------------------
+
+#[test]
+fn g9_a_stalled_consumer_gets_every_lifecycle_event_and_coalesced_results() {
+    let mut sim = Sim::new(Config::default()).script(|name, tick| {
+        let ok = name == "b" || tick % 3 != 1;
+        let o = if ok { RunnerOutcome::pass() } else { fail("x") };
+        (Duration::from_millis(1), o)
+    });
+    sim.s.sink_mut().capacity = 4;
+    sim.consume = false;
+    sim.reset("r", TWO);
+    sim.run_until(Duration::from_millis(100_500)); // 11 runs each: ticks 0..=10
+    // The engine kept dispatching on time while nobody read.
+    assert_eq!(sim.starts_of("a").len(), 11);
+    assert_eq!(sim.starts_of("b").len(), 11);
+    assert!(sim.s.backlog() <= 3 * 2 + 1, "backlog {}", sim.s.backlog());
+    sim.consume = true;
+    sim.s.sink_mut().capacity = 1 << 20;
+    sim.pump();
+    let seqs: Vec<u64> = sim.seen.iter().map(Event::seq).collect();
+    assert_eq!(seqs, (1..=sim.seen.len() as u64).collect::<Vec<_>>(), "seq gaps");
+    // Per probe: every result run is accounted for.
+    for p in ["a", "b"] {
+        let rs = sim.results(p);
+        let accounted: u64 = rs.iter().map(|r| 1 + r.coalesced).sum();
+        assert_eq!(accounted, 11, "{p}");
+        let evs: Vec<&str> = sim
+            .seen
+            .iter()
+            .filter(|e| e.probe_name() == Some(p))
+            .map(Event::name)
+            .collect();
+        assert_eq!(evs[0], "probeObservedFirst", "{p}: {evs:?}");
+        // Each failureFirst is followed (eventually) by a failing result
+        // before any other failureFirst.
+        let mut expect_fail_result = false;
+        for e in sim.seen.iter().filter(|e| e.probe_name() == Some(p)) {
+            match e {
+                Event::ProbeFailureFirst(_) => {
+                    assert!(!expect_fail_result, "{p}: two failureFirst in a row");
+                    expect_fail_result = true;
+                }
+                Event::ProbeResult(r) => {
+                    if expect_fail_result {
+                        assert_eq!(r.status, Status::Fail);
+                    }
+                    expect_fail_result = false;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(sim.s.outbox_counters().coalesced > 0);
+    // The last result of each probe is the real latest one.
+    assert_eq!(sim.results("a").last().unwrap().tick, 10);
+    assert_eq!(sim.results("b").last().unwrap().tick, 10);
+}
+
+#[test]
+fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
+    // pass, fail, pass, fail while nobody reads.
+    let mut sim = Sim::new(Config::default()).script(|_, tick| {
+        let o = if tick % 2 == 0 { RunnerOutcome::pass() } else { fail("x") };
+        (Duration::from_millis(1), o)
+    });
+    sim.s.sink_mut().capacity = 1;
+    sim.consume = false;
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 5}}"#);
+    sim.run_until(secs(16)); // ticks 0..=3
+    sim.consume = true;
+    sim.s.sink_mut().capacity = 100;
+    sim.pump();
+    let names: Vec<&str> = sim.seen.iter().map(Event::name).collect();
+    assert_eq!(
+        names,
+        [
+            "topologyDeclared",
+            "probeObservedFirst",
+            "probeFailureFirst",
+            "probeResult"
+        ]
+    );
+    let r = sim.results("p");
+    assert_eq!((r[0].tick, r[0].status, r[0].coalesced), (3, Status::Fail, 3));
+    let Event::ProbeFailureFirst(ff) = &sim.seen[2] else {
+        unreachable!()
+    };
+    assert_eq!(Some(ff.first_failed_at), r[0].failing_since);
+}
+
+// ---- G11: determinism --------------------------------------------------
+
+#[test]
+fn g11_topology_is_sorted_and_identical_for_the_same_file() {
+    let json = r#"{"zeta": {"kind": "tcp", "mode": "observe"},
+                   "alpha": {"kind": "exec", "mode": "enforce"},
+                   "Mid": {"kind": "http", "mode": "bogus"},
+                   "mid": {"kind": "http", "mode": "disabled"}}"#;
+    let payload = |sim: &Sim| {
+        let Event::TopologyDeclared(t) = &sim.seen[0] else {
+            panic!()
+        };
+        serde_json::to_string(&t.probes).unwrap()
+    };
+    let mut one = Sim::new(Config::default());
+    one.reset("r", json);
+    let mut two = Sim::new(Config::default());
+    two.reset("r", json);
+    assert_eq!(payload(&one), payload(&two));
+    assert_eq!(
+        payload(&one),
+        r#"[{"probeName":"Mid","kind":"http","mode":"enforce"},{"probeName":"alpha","kind":"exec","mode":"enforce"},{"probeName":"mid","kind":"http","mode":"disabled"},{"probeName":"zeta","kind":"tcp","mode":"observe"}]"#
+    );
+}
+
+// ---- G12: idle is idle -------------------------------------------------
+
+#[test]
+fn g12_no_probes_means_no_timeout_and_the_timeout_is_the_next_deadline() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("r", "{}");
+    assert_eq!(sim.s.poll_timeout(), None);
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 60}}"#);
+    sim.run_until(Duration::from_millis(10));
+    assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(60)));
+    // Between deadlines the core has nothing to do.
+    sim.now = sim.t0 + secs(59);
+    assert_eq!(sim.s.poll_dispatch(sim.now), None);
+}
+
+#[test]
+fn g12_wake_ups_are_one_per_due_tick() {
+    let mut sim = Sim::new(Config::default()).script(|_, _| (Duration::ZERO, RunnerOutcome::pass()));
+    sim.reset("r", TWO);
+    let mut wakes = 0;
+    let end = sim.t0 + secs(100);
+    while let Some(next) = sim.next_wake() {
+        if next > end {
+            break;
+        }
+        sim.now = next;
+        sim.pump();
+        wakes += 1;
+    }
+    // Both probes share deadlines 10 s apart: ticks at 10..=100.
+    assert_eq!(wakes, 10);
+}
+
+// ---- misc --------------------------------------------------------------
+
+#[test]
+fn wall_times_follow_the_anchor() {
+    let mut sim = Sim::new(Config::default());
+    sim.start_delay = Duration::from_micros(250);
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#);
+    sim.run_until(secs(1));
+    let r = &sim.results("p")[0];
+    let base = wall0().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+    assert_eq!(r.scheduled_at.unix_micros(), base);
+    assert_eq!(r.observed_at.unix_micros(), base + 250);
+    assert_eq!(r.lateness_us, 250);
+    let Event::TopologyDeclared(t) = &sim.seen[0] else {
+        panic!()
+    };
+    assert_eq!(t.declared_at.unix_micros(), base);
+}
+
+#[test]
+fn every_event_carries_rollout_and_generation() {
+    let mut sim = Sim::new(Config::default());
+    sim.reset("stable@abc", TWO);
+    sim.run_until(secs(15));
+    assert!(
+        sim.seen
+            .iter()
+            .all(|e| e.rollout_id() == "stable@abc" && e.generation() == 1)
+    );
+    sim.reset("stable@def", TWO);
+    sim.run_until(secs(30));
+    assert_eq!(sim.seen.last().unwrap().rollout_id(), "stable@def");
+    assert_eq!(sim.s.generation(), 2);
+}

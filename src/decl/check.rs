@@ -1,0 +1,120 @@
+//! What `probewheel check` reports about a declarations file: invalid
+//! probes, and what the engine will read differently from what is written.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::decl::{Declarations, KNOWN_FIELDS, Mode};
+use crate::runner::Registry;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The engine will change or ignore something, but the probe runs.
+    Warning,
+    /// The probe fails on every tick.
+    Error,
+}
+
+/// One thing `check` has to say about one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The probe's name.
+    pub probe: String,
+    /// The field concerned (`""` for the entry as a whole).
+    pub field: String,
+    /// What is wrong or what the engine will do.
+    pub problem: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        let field = if self.field.is_empty() {
+            "-"
+        } else {
+            &self.field
+        };
+        write!(f, "{sev}: {}: {field}: {}", self.probe, self.problem)
+    }
+}
+
+/// Checks every probe as the engine would read it, with the kinds of
+/// `registry` and the floor `min_interval`. Findings come in probe order
+/// (sorted by name), errors before warnings within a probe.
+pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for d in decls.probes() {
+        let mut push = |severity, field: &str, problem: String| {
+            out.push(Finding {
+                severity,
+                probe: d.name().to_owned(),
+                field: field.to_owned(),
+                problem,
+            })
+        };
+        let mut probe_findings = Vec::new();
+        if let Some(e) = d.invalid() {
+            probe_findings.push((Severity::Error, e.field().to_owned(), e.problem().to_owned()));
+        } else if let Err(reason) = registry.prepare(d) {
+            let (field, problem) = match registry.get(d.kind()) {
+                None => ("kind".to_owned(), reason),
+                Some(runner) => match runner.prepare(d) {
+                    Err(e) => (e.field().to_owned(), e.problem().to_owned()),
+                    Ok(_) => (String::new(), reason),
+                },
+            };
+            probe_findings.push((Severity::Error, field, problem));
+        }
+        if let Some(m) = d.unknown_mode() {
+            probe_findings.push((
+                Severity::Warning,
+                "mode".into(),
+                format!("unknown mode {m:?} is treated as \"enforce\""),
+            ));
+        }
+        if d.mode() != Mode::Disabled
+            && !d.run_once()
+            && Duration::from_secs(d.interval_secs()) < min_interval
+            && d.invalid().is_none_or(|e| e.field() != "intervalSeconds")
+        {
+            probe_findings.push((
+                Severity::Warning,
+                "intervalSeconds".into(),
+                format!(
+                    "{} s is below the minimum interval; the probe runs every {}",
+                    d.interval_secs(),
+                    show_duration(min_interval)
+                ),
+            ));
+        }
+        let extra = registry.get(d.kind()).map(|r| r.extra_fields()).unwrap_or(&[]);
+        for field in d.fields().keys() {
+            if !KNOWN_FIELDS.contains(&field.as_str()) && !extra.contains(&field.as_str()) {
+                probe_findings.push((
+                    Severity::Warning,
+                    field.clone(),
+                    "unknown field, ignored".into(),
+                ));
+            }
+        }
+        probe_findings.sort_by(|a, b| b.0.cmp(&a.0));
+        for (sev, field, problem) in probe_findings {
+            push(sev, &field, problem);
+        }
+    }
+    out
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}

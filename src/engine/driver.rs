@@ -1,0 +1,267 @@
+//! The engine thread: a thin driver around the scheduling core.
+//!
+//! One loop: read the clocks, take commands and finished runs, let the core
+//! dispatch what is due onto the pool, flush events into the channel
+//! without ever blocking (G9), then sleep in `poll` until the core's next
+//! deadline (timerfd on Linux), a command, or a finished run (G12).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::{Events, Poll, Token};
+
+use crate::clock;
+use crate::core::{Finished, Scheduler, Sink};
+use crate::decl::{self, Declarations, Mode, Rejection};
+use crate::engine::Stats;
+use crate::engine::pool::{Job, Pool, Shared};
+use crate::engine::timer::DeadlineTimer;
+use crate::event::Event;
+use crate::runner::{Check, Registry, RunContext, RunnerOutcome};
+
+pub(crate) const WAKER: Token = Token(0);
+pub(crate) const TIMER: Token = Token(1);
+
+/// How long shutdown waits for runs to return before leaving a worker
+/// behind; the rest of the one-second budget (G10) is for joining.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+/// Backlog retry: while the channel is full the engine retries at this
+/// pace, doubling up to `MAX_RETRY` (the consumer does not wake us).
+const MIN_RETRY: Duration = Duration::from_millis(1);
+const MAX_RETRY: Duration = Duration::from_millis(64);
+
+pub(crate) enum Command {
+    Reset(String),
+    Stats(Sender<Stats>),
+    Shutdown,
+}
+
+/// Where declarations come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Path(PathBuf),
+    Inline(String),
+}
+
+impl Source {
+    fn load(&self) -> Result<Declarations, Rejection> {
+        match self {
+            Source::Path(p) => decl::load(p),
+            Source::Inline(text) => decl::parse(text.as_bytes()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Path(p) => p.display().to_string(),
+            Source::Inline(_) => "<inline>".to_owned(),
+        }
+    }
+}
+
+/// The event channel as the core's sink: never blocks.
+pub(crate) struct ChannelSink {
+    tx: Sender<Event>,
+    receiver_gone: bool,
+    dropped: u64,
+}
+
+impl ChannelSink {
+    pub(crate) fn new(tx: Sender<Event>) -> Self {
+        ChannelSink {
+            tx,
+            receiver_gone: false,
+            dropped: 0,
+        }
+    }
+}
+
+impl Sink for ChannelSink {
+    fn try_send(&mut self, event: Event) -> Result<(), Event> {
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(e)) => Err(e),
+            Err(TrySendError::Disconnected(_)) => {
+                if !self.receiver_gone {
+                    self.receiver_gone = true;
+                    log::warn!("event receiver dropped; probes keep running, events are discarded");
+                }
+                self.dropped += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+pub(crate) struct Driver {
+    pub(crate) poll: Poll,
+    pub(crate) timer: DeadlineTimer,
+    pub(crate) core: Scheduler<ChannelSink>,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) finished: Receiver<Finished>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pool: Pool,
+    pub(crate) registry: Registry,
+    pub(crate) source: Source,
+    /// Per probe of the current generation: its name and check (`None` for
+    /// disabled probes).
+    pub(crate) tasks: Vec<(Arc<str>, Option<Arc<dyn Check>>)>,
+    pub(crate) wakeups: u64,
+}
+
+impl Driver {
+    pub(crate) fn run(mut self) {
+        crate::engine::timer::tighten_timer_slack();
+        let mut events = Events::with_capacity(16);
+        let mut retry = MIN_RETRY;
+        loop {
+            let now = clock::mono_now();
+            self.core.anchor_wall(now, clock::wall_now());
+            while let Ok(cmd) = self.commands.try_recv() {
+                match cmd {
+                    Command::Reset(rollout) => self.reset(&rollout),
+                    Command::Stats(reply) => {
+                        let _ = reply.send(self.stats());
+                    }
+                    Command::Shutdown => return self.shutdown(),
+                }
+            }
+            self.shared.wake_pending.store(false, Ordering::Release);
+            while let Ok(f) = self.finished.try_recv() {
+                self.core.handle_finished(f);
+            }
+            let now = clock::mono_now();
+            while let Some(d) = self.core.poll_dispatch(now) {
+                let (name, check) = &self.tasks[d.probe as usize];
+                let Some(check) = check else {
+                    debug_assert!(false, "disabled probe dispatched");
+                    continue;
+                };
+                self.pool.submit(Job {
+                    probe: d.probe,
+                    generation: d.generation,
+                    tick: d.tick,
+                    due: d.due,
+                    name: Arc::clone(name),
+                    check: Arc::clone(check),
+                });
+            }
+            let flushed = self.core.flush();
+            let mut wake_at = self.core.poll_timeout();
+            if self.core.backlog() > 0 {
+                retry = if flushed > 0 {
+                    MIN_RETRY
+                } else {
+                    (retry * 2).min(MAX_RETRY)
+                };
+                let at = now + retry;
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            }
+            let now = clock::mono_now();
+            if wake_at.is_some_and(|w| w <= now) {
+                continue; // already due: no sleep
+            }
+            let timeout = match self.timer.arm(wake_at, now) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!("cannot arm the deadline timer ({e}); falling back to poll timeouts");
+                    self.timer = DeadlineTimer::PollTimeout;
+                    continue;
+                }
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}; engine stops");
+                    return self.shutdown();
+                }
+            }
+            self.wakeups += 1;
+            if events.iter().any(|e| e.token() == TIMER) {
+                self.timer.acknowledge();
+            }
+        }
+    }
+
+    fn reset(&mut self, rollout: &str) {
+        let decls = self.source.load();
+        let generation = self.core.generation() + 1;
+        // Runs of older generations see the cancellation from here on.
+        self.shared.cancel.set_generation(generation);
+        self.tasks.clear();
+        if let Ok(decls) = &decls {
+            for d in decls.probes() {
+                let check = (d.mode() != Mode::Disabled).then(|| match self.registry.prepare(d) {
+                    Ok(check) => check,
+                    Err(reason) => failing(reason),
+                });
+                self.tasks.push((Arc::clone(d.name_arc()), check));
+            }
+        }
+        let path = self.source.describe();
+        match &decls {
+            Ok(d) => log::info!(
+                "reset to {rollout:?} (generation {generation}): {} probes from {path}",
+                d.len()
+            ),
+            Err(r) => log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}"),
+        }
+        // Tick 0 is due now: after reading and preparing, not before.
+        let now = clock::mono_now();
+        let g = self.core.reset(now, rollout, decls.as_ref(), &path);
+        debug_assert_eq!(g, generation);
+    }
+
+    fn stats(&self) -> Stats {
+        let c = self.core.counters();
+        let o = self.core.outbox_counters();
+        let h = self.core.lateness();
+        Stats {
+            generation: self.core.generation(),
+            rollout_id: self.core.rollout().to_owned(),
+            probes: self.core.probe_count() as u64,
+            timers: self.core.timers() as u64,
+            wakeups: self.wakeups,
+            dispatched: c.dispatched,
+            results: c.results,
+            skipped_ticks: c.skipped_ticks,
+            stale_results: c.stale_results,
+            events_sent: o.sent,
+            coalesced: o.coalesced,
+            dropped_at_reset: o.dropped_at_reset,
+            dropped_no_receiver: self.core.sink().dropped,
+            backlog: self.core.backlog() as u64,
+            last_seq: self.core.last_seq(),
+            lateness_samples: h.count(),
+            lateness_p50_us: h.quantile(0.50),
+            lateness_p90_us: h.quantile(0.90),
+            lateness_p99_us: h.quantile(0.99),
+            lateness_p999_us: h.quantile(0.999),
+            lateness_max_us: h.max(),
+        }
+    }
+
+    fn shutdown(mut self) {
+        let deadline = clock::mono_now() + SHUTDOWN_GRACE;
+        self.shared.cancel.set_shutdown();
+        let stuck = self.pool.stop(deadline);
+        if stuck > 0 {
+            log::warn!(
+                "{stuck} worker(s) stuck in a check that ignores cancellation; left behind"
+            );
+        }
+        // Dropping `self` drops the event sender: the receiver disconnects
+        // once it has read what was sent.
+    }
+}
+
+/// The check of a probe that cannot run (invalid declaration, unknown
+/// kind): fails every tick with the reason.
+fn failing(reason: String) -> Arc<dyn Check> {
+    Arc::new(move |_: &RunContext<'_>| RunnerOutcome::fail(reason.clone()))
+}
+

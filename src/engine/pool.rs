@@ -1,0 +1,156 @@
+//! The fixed worker pool that runs checks.
+//!
+//! Workers take jobs from one channel and hand finished runs back on
+//! another, waking the engine thread through its mio `Waker`. The wake is
+//! deduplicated with a flag, so a burst of results costs one syscall, not one
+//! per result. A panicking check is caught and becomes a failed run; the
+//! worker lives on.
+
+use std::any::Any;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::clock;
+use crate::core::Finished;
+use crate::runner::{CancelState, Check, RunContext, RunnerOutcome};
+
+/// One run to do.
+pub(crate) struct Job {
+    pub(crate) probe: u32,
+    pub(crate) generation: u64,
+    pub(crate) tick: u64,
+    pub(crate) due: Instant,
+    pub(crate) name: Arc<str>,
+    pub(crate) check: Arc<dyn Check>,
+}
+
+/// What workers share with the engine thread.
+pub(crate) struct Shared {
+    pub(crate) cancel: CancelState,
+    /// Set by the first worker that finishes a run after the engine last
+    /// drained results; cleared by the engine before draining.
+    pub(crate) wake_pending: AtomicBool,
+    pub(crate) waker: mio::Waker,
+}
+
+impl Shared {
+    pub(crate) fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            // A failed wake means the poll is gone: the engine is stopping.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    jobs: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Disconnects when every worker has exited.
+    exited: Receiver<()>,
+}
+
+/// Stack size of a worker: runners parse small things and do blocking I/O.
+const WORKER_STACK: usize = 256 * 1024;
+
+impl Pool {
+    pub(crate) fn start(
+        n: usize,
+        shared: Arc<Shared>,
+        done: Sender<Finished>,
+    ) -> io::Result<Pool> {
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let jobs = jobs_rx.clone();
+            let shared = Arc::clone(&shared);
+            let done = done.clone();
+            let exit_tx = exit_tx.clone();
+            let handle = thread::Builder::new()
+                .name(format!("probewheel-worker-{i}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || {
+                    let _exit = exit_tx; // dropped when the worker ends
+                    work(&jobs, &shared, &done);
+                })?;
+            workers.push(handle);
+        }
+        Ok(Pool {
+            jobs: Some(jobs_tx),
+            workers,
+            exited,
+        })
+    }
+
+    pub(crate) fn submit(&self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            // Workers only go away after `stop`, so this cannot fail before.
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// Closes the job queue and waits until `deadline` for workers to exit.
+    /// Workers stuck in a check that ignores cancellation are left behind
+    /// (detached) and reported.
+    pub(crate) fn stop(&mut self, deadline: Instant) -> usize {
+        self.jobs = None;
+        // Returns when every exit sender is gone, or at the deadline.
+        let _ = self.exited.recv_deadline(deadline);
+        let mut stuck = 0;
+        for handle in self.workers.drain(..) {
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                stuck += 1;
+            }
+        }
+        stuck
+    }
+}
+
+fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>) {
+    for job in jobs.iter() {
+        if shared.cancel.is_cancelled(job.generation) {
+            continue; // reset or shutdown while queued: never started
+        }
+        let started = clock::mono_now();
+        let ctx = RunContext::new(&job.name, job.generation, started, &shared.cancel);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx)))
+            .unwrap_or_else(|payload| {
+                RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+            });
+        let finished = clock::mono_now();
+        if shared.cancel.is_cancelled(job.generation) {
+            continue; // the engine would discard it
+        }
+        let sent = done.send(Finished {
+            probe: job.probe,
+            generation: job.generation,
+            tick: job.tick,
+            due: job.due,
+            started,
+            finished,
+            outcome,
+        });
+        if sent.is_err() {
+            return;
+        }
+        shared.wake();
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}
