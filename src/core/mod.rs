@@ -11,6 +11,6 @@ pub(crate) mod wheel;
 mod tests;
 
 pub(crate) use self::outbox::Sink;
-pub(crate) use self::scheduler::{Config, Finished, Scheduler};
 #[cfg(test)]
 pub(crate) use self::scheduler::Dispatch;
+pub(crate) use self::scheduler::{Config, Finished, Scheduler};

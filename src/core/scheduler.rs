@@ -115,6 +115,9 @@ impl ProbeState {
 /// build up by the wake-up jitter at every tick.
 pub(crate) const FLOOR_SLACK: Duration = Duration::from_millis(10);
 
+/// A wall-clock step larger than this moves the wall anchor.
+pub(crate) const WALL_STEP: Duration = Duration::from_millis(1);
+
 /// A time so far ahead that it never comes (about 30 years).
 const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
@@ -169,10 +172,19 @@ impl<S: Sink> Scheduler<S> {
         }
     }
 
-    /// Re-anchors wall time (the driver does it on every wake-up so that
-    /// wall-clock steps show up in event times).
+    /// Offers a fresh (monotonic, wall) reading; the driver does it on
+    /// every wake-up. Wall times are derived from one anchor so that
+    /// `scheduledAt` of slot k is exactly `start + k * interval`; the anchor
+    /// moves only when the wall clock stepped by more than [`WALL_STEP`].
     pub(crate) fn anchor_wall(&mut self, now: Instant, wall: SystemTime) {
-        self.anchor = (now, wall);
+        let predicted = self.wall(now).system_time();
+        let off = match wall.duration_since(predicted) {
+            Ok(d) => d,
+            Err(e) => e.duration(),
+        };
+        if off > WALL_STEP {
+            self.anchor = (now, wall);
+        }
     }
 
     pub(crate) fn generation(&self) -> u64 {

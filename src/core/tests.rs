@@ -89,7 +89,9 @@ impl Sim {
     fn reset(&mut self, rollout: &str, json: &str) -> u64 {
         let d = decls(json);
         self.names = d.probes().iter().map(|p| p.name().to_owned()).collect();
-        let g = self.s.reset(self.now, rollout, Ok(&d), "/test/health-checks.json");
+        let g = self
+            .s
+            .reset(self.now, rollout, Ok(&d), "/test/health-checks.json");
         self.pump();
         g
     }
@@ -97,7 +99,9 @@ impl Sim {
     fn reject(&mut self, rollout: &str, reason: &str) -> u64 {
         self.names.clear();
         let r = Rejection::new(reason);
-        let g = self.s.reset(self.now, rollout, Err(&r), "/test/health-checks.json");
+        let g = self
+            .s
+            .reset(self.now, rollout, Err(&r), "/test/health-checks.json");
         self.pump();
         g
     }
@@ -115,8 +119,7 @@ impl Sim {
                 progressed = true;
             }
             let now = self.now;
-            let (done, rest): (Vec<_>, Vec<_>) =
-                self.running.drain(..).partition(|r| r.2 <= now);
+            let (done, rest): (Vec<_>, Vec<_>) = self.running.drain(..).partition(|r| r.2 <= now);
             self.running = rest;
             for (d, start, finish, outcome) in done {
                 self.s.handle_finished(Finished {
@@ -293,9 +296,15 @@ fn g2_waiting_events_of_the_old_generation_are_dropped_at_reset() {
 #[test]
 fn g2_timers_of_the_old_generation_never_fire() {
     let mut sim = Sim::new(Config::default());
-    sim.reset("old", r#"{"x": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#);
+    sim.reset(
+        "old",
+        r#"{"x": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#,
+    );
     sim.run_until(secs(30));
-    sim.reset("new", r#"{"y": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#);
+    sim.reset(
+        "new",
+        r#"{"y": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 60}}"#,
+    );
     sim.run_until(secs(200));
     let x_starts = sim.starts_of("x");
     assert_eq!(x_starts.len(), 1, "x ran after the reset: {x_starts:?}");
@@ -310,7 +319,11 @@ fn g3_lifecycle_events_precede_the_results_they_announce() {
     let pattern = [true, false, false, true, false, true, true];
     let mut sim = Sim::new(Config::default()).script(move |name, tick| {
         let ok = name == "b" || pattern[(tick as usize) % pattern.len()];
-        let outcome = if ok { RunnerOutcome::pass() } else { fail("down") };
+        let outcome = if ok {
+            RunnerOutcome::pass()
+        } else {
+            fail("down")
+        };
         (Duration::from_millis(5), outcome)
     });
     sim.reset("r", TWO);
@@ -419,7 +432,10 @@ fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
     });
     // The first run starts 2 s late (busy pool).
     sim.start_delay = secs(2);
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
+    );
     sim.run_until(Duration::from_millis(2500));
     sim.start_delay = Duration::ZERO;
     sim.run_until(secs(30));
@@ -440,7 +456,10 @@ fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
 fn g5_small_lateness_waits_for_the_floor_instead_of_skipping() {
     let mut sim = Sim::new(Config::default());
     sim.start_delay = Duration::from_micros(300);
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
+    );
     sim.run_until(Duration::from_millis(20_400));
     let starts = sim.starts_of("p");
     let ticks: Vec<u64> = starts.iter().map(|s| s.0).collect();
@@ -460,7 +479,10 @@ fn g5_custom_minimum_interval() {
         min_interval: Duration::from_millis(200),
         stagger: false,
     });
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 0}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 0}}"#,
+    );
     sim.run_until(Duration::from_millis(1000));
     assert_eq!(sim.starts_of("p").len(), 6);
 }
@@ -471,7 +493,10 @@ fn g5_custom_minimum_interval() {
 fn g6_a_slow_run_skips_ticks_instead_of_overlapping() {
     // Every run takes 12 s at a 5 s interval.
     let mut sim = Sim::new(Config::default()).script(|_, _| (secs(12), RunnerOutcome::pass()));
-    sim.reset("r", r#"{"slow": {"kind": "exec", "mode": "enforce", "intervalSeconds": 5}}"#);
+    sim.reset(
+        "r",
+        r#"{"slow": {"kind": "exec", "mode": "enforce", "intervalSeconds": 5}}"#,
+    );
     sim.run_until(secs(61));
     let starts = sim.starts_of("slow");
     for w in starts.windows(2) {
@@ -482,7 +507,10 @@ fn g6_a_slow_run_skips_ticks_instead_of_overlapping() {
     assert_eq!(ticks, [0, 3, 6, 9, 12]);
     let results = sim.results("slow");
     assert_eq!(results[0].skipped_ticks, 0);
-    assert!(results[1..].iter().all(|r| r.skipped_ticks == 2), "{results:?}");
+    assert!(
+        results[1..].iter().all(|r| r.skipped_ticks == 2),
+        "{results:?}"
+    );
     assert_eq!(sim.s.counters().skipped_ticks, 8);
 }
 
@@ -491,10 +519,16 @@ fn g6_a_slow_run_skips_ticks_instead_of_overlapping() {
 #[test]
 fn g7_ticks_stay_anchored_with_slow_runs_and_late_starts() {
     let mut sim = Sim::new(Config::default()).script(|_, tick| {
-        (Duration::from_millis(300 + 37 * tick), RunnerOutcome::pass())
+        (
+            Duration::from_millis(300 + 37 * tick),
+            RunnerOutcome::pass(),
+        )
     });
     sim.start_delay = Duration::from_micros(700);
-    sim.reset("r", r#"{"p": {"kind": "http", "mode": "enforce", "intervalSeconds": 7}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "http", "mode": "enforce", "intervalSeconds": 7}}"#,
+    );
     sim.run_until(secs(7 * 100));
     let starts = sim.starts_of("p");
     assert_eq!(starts.len(), 101);
@@ -514,7 +548,10 @@ fn g7_ticks_stay_anchored_with_slow_runs_and_late_starts() {
 #[test]
 fn g7_an_engine_that_wakes_late_skips_to_the_latest_slot() {
     let mut sim = Sim::new(Config::default());
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 10}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 10}}"#,
+    );
     sim.run_until(secs(1));
     // The host was suspended: the next wake-up is at 47 s.
     sim.now = sim.t0 + secs(47);
@@ -561,7 +598,8 @@ fn g7_stagger_spreads_first_ticks_over_one_interval() {
 
 #[test]
 fn g8_run_once_runs_exactly_once_per_generation() {
-    let once = r#"{"once": {"kind": "exec", "mode": "enforce", "runOnce": true, "intervalSeconds": 5}}"#;
+    let once =
+        r#"{"once": {"kind": "exec", "mode": "enforce", "runOnce": true, "intervalSeconds": 5}}"#;
     let mut sim = Sim::new(Config::default()).script(|_, _| (secs(20), fail("nope")));
     sim.reset("r1", once);
     sim.run_until(secs(100));
@@ -609,7 +647,11 @@ fn g9_a_stalled_consumer_gets_every_lifecycle_event_and_coalesced_results() {
     sim.s.sink_mut().capacity = 1 << 20;
     sim.pump();
     let seqs: Vec<u64> = sim.seen.iter().map(Event::seq).collect();
-    assert_eq!(seqs, (1..=sim.seen.len() as u64).collect::<Vec<_>>(), "seq gaps");
+    assert_eq!(
+        seqs,
+        (1..=sim.seen.len() as u64).collect::<Vec<_>>(),
+        "seq gaps"
+    );
     // Per probe: every result run is accounted for.
     for p in ["a", "b"] {
         let rs = sim.results(p);
@@ -651,12 +693,19 @@ fn g9_a_stalled_consumer_gets_every_lifecycle_event_and_coalesced_results() {
 fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
     // pass, fail, pass, fail while nobody reads.
     let mut sim = Sim::new(Config::default()).script(|_, tick| {
-        let o = if tick % 2 == 0 { RunnerOutcome::pass() } else { fail("x") };
+        let o = if tick % 2 == 0 {
+            RunnerOutcome::pass()
+        } else {
+            fail("x")
+        };
         (Duration::from_millis(1), o)
     });
     sim.s.sink_mut().capacity = 1;
     sim.consume = false;
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 5}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 5}}"#,
+    );
     sim.run_until(secs(16)); // ticks 0..=3
     sim.consume = true;
     sim.s.sink_mut().capacity = 100;
@@ -672,7 +721,10 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
         ]
     );
     let r = sim.results("p");
-    assert_eq!((r[0].tick, r[0].status, r[0].coalesced), (3, Status::Fail, 3));
+    assert_eq!(
+        (r[0].tick, r[0].status, r[0].coalesced),
+        (3, Status::Fail, 3)
+    );
     let Event::ProbeFailureFirst(ff) = &sim.seen[2] else {
         unreachable!()
     };
@@ -711,7 +763,10 @@ fn g12_no_probes_means_no_timeout_and_the_timeout_is_the_next_deadline() {
     let mut sim = Sim::new(Config::default());
     sim.reset("r", "{}");
     assert_eq!(sim.s.poll_timeout(), None);
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 60}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 60}}"#,
+    );
     sim.run_until(Duration::from_millis(10));
     assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(60)));
     // Between deadlines the core has nothing to do.
@@ -721,7 +776,8 @@ fn g12_no_probes_means_no_timeout_and_the_timeout_is_the_next_deadline() {
 
 #[test]
 fn g12_wake_ups_are_one_per_due_tick() {
-    let mut sim = Sim::new(Config::default()).script(|_, _| (Duration::ZERO, RunnerOutcome::pass()));
+    let mut sim =
+        Sim::new(Config::default()).script(|_, _| (Duration::ZERO, RunnerOutcome::pass()));
     sim.reset("r", TWO);
     let mut wakes = 0;
     let end = sim.t0 + secs(100);
@@ -743,7 +799,10 @@ fn g12_wake_ups_are_one_per_due_tick() {
 fn wall_times_follow_the_anchor() {
     let mut sim = Sim::new(Config::default());
     sim.start_delay = Duration::from_micros(250);
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#,
+    );
     sim.run_until(secs(1));
     let r = &sim.results("p")[0];
     let base = wall0().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;

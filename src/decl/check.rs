@@ -60,7 +60,11 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
         };
         let mut probe_findings = Vec::new();
         if let Some(e) = d.invalid() {
-            probe_findings.push((Severity::Error, e.field().to_owned(), e.problem().to_owned()));
+            probe_findings.push((
+                Severity::Error,
+                e.field().to_owned(),
+                e.problem().to_owned(),
+            ));
         } else if let Err(reason) = registry.prepare(d) {
             let (field, problem) = match registry.get(d.kind()) {
                 None => ("kind".to_owned(), reason),
@@ -93,7 +97,10 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                 ),
             ));
         }
-        let extra = registry.get(d.kind()).map(|r| r.extra_fields()).unwrap_or(&[]);
+        let extra = registry
+            .get(d.kind())
+            .map(|r| r.extra_fields())
+            .unwrap_or(&[]);
         for field in d.fields().keys() {
             if !KNOWN_FIELDS.contains(&field.as_str()) && !extra.contains(&field.as_str()) {
                 probe_findings.push((

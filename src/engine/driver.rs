@@ -122,6 +122,10 @@ impl Driver {
         loop {
             let now = clock::mono_now();
             self.core.anchor_wall(now, clock::wall_now());
+            // Cleared before draining: a wake skipped because the flag was
+            // still set is for something sent before this point, which the
+            // drains below see.
+            self.shared.wake_pending.store(false, Ordering::Release);
             while let Ok(cmd) = self.commands.try_recv() {
                 match cmd {
                     Command::Reset(rollout) => self.reset(&rollout),
@@ -131,7 +135,6 @@ impl Driver {
                     Command::Shutdown => return self.shutdown(),
                 }
             }
-            self.shared.wake_pending.store(false, Ordering::Release);
             while let Ok(f) = self.finished.try_recv() {
                 self.core.handle_finished(f);
             }
@@ -169,7 +172,9 @@ impl Driver {
             let timeout = match self.timer.arm(wake_at, now) {
                 Ok(t) => t,
                 Err(e) => {
-                    log::error!("cannot arm the deadline timer ({e}); falling back to poll timeouts");
+                    log::error!(
+                        "cannot arm the deadline timer ({e}); falling back to poll timeouts"
+                    );
                     self.timer = DeadlineTimer::PollTimeout;
                     continue;
                 }
@@ -208,7 +213,9 @@ impl Driver {
                 "reset to {rollout:?} (generation {generation}): {} probes from {path}",
                 d.len()
             ),
-            Err(r) => log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}"),
+            Err(r) => {
+                log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}")
+            }
         }
         // Tick 0 is due now: after reading and preparing, not before.
         let now = clock::mono_now();
@@ -250,9 +257,7 @@ impl Driver {
         self.shared.cancel.set_shutdown();
         let stuck = self.pool.stop(deadline);
         if stuck > 0 {
-            log::warn!(
-                "{stuck} worker(s) stuck in a check that ignores cancellation; left behind"
-            );
+            log::warn!("{stuck} worker(s) stuck in a check that ignores cancellation; left behind");
         }
         // Dropping `self` drops the event sender: the receiver disconnects
         // once it has read what was sent.
@@ -264,4 +269,3 @@ impl Driver {
 fn failing(reason: String) -> Arc<dyn Check> {
     Arc::new(move |_: &RunContext<'_>| RunnerOutcome::fail(reason.clone()))
 }
-

@@ -65,6 +65,7 @@ pub struct Builder {
     registry: Registry,
     host_key: Option<PathBuf>,
     hostname: Option<String>,
+    thread_name: String,
 }
 
 impl fmt::Debug for Builder {
@@ -100,6 +101,7 @@ impl Builder {
             registry: Registry::builtin(),
             host_key: None,
             hostname: None,
+            thread_name: "probewheel".to_owned(),
         }
     }
 
@@ -160,6 +162,14 @@ impl Builder {
         self
     }
 
+    /// Prefix of the engine's thread names: `<prefix>-engine` and
+    /// `<prefix>-worker-<i>` (default `probewheel`). Linux shows the first
+    /// 15 bytes.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
+        self.thread_name = prefix.into();
+        self
+    }
+
     /// The kinds this builder would register (for `probewheel check`).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -175,7 +185,9 @@ impl Builder {
             return Err(EngineError::config("events capacity must be at least 1"));
         }
         if self.min_interval < Duration::from_millis(1) {
-            return Err(EngineError::config("minimum interval must be at least 1 ms"));
+            return Err(EngineError::config(
+                "minimum interval must be at least 1 ms",
+            ));
         }
         #[cfg(feature = "evidence")]
         if self.host_key.is_some() || self.hostname.is_some() {
@@ -183,12 +195,18 @@ impl Builder {
                 .host_key
                 .take()
                 .unwrap_or_else(|| crate::runner::evidence::DEFAULT_HOST_KEY.into());
-            let host = self.hostname.take().unwrap_or_else(crate::runner::os_hostname);
-            self.registry
-                .insert("evidence", crate::runner::evidence::EvidenceRunner::new(key, host));
+            let host = self
+                .hostname
+                .take()
+                .unwrap_or_else(crate::runner::os_hostname);
+            self.registry.insert(
+                "evidence",
+                crate::runner::evidence::EvidenceRunner::new(key, host),
+            );
         }
         let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
-        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
+        let waker =
+            mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
         let timer = timer::DeadlineTimer::new(poll.registry(), TIMER)
             .map_err(EngineError::io("create timer"))?;
         let shared = Arc::new(Shared {
@@ -199,8 +217,13 @@ impl Builder {
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
         let (finished_tx, finished_rx) = crossbeam_channel::unbounded();
-        let pool = Pool::start(self.workers, Arc::clone(&shared), finished_tx)
-            .map_err(EngineError::io("spawn worker"))?;
+        let pool = Pool::start(
+            self.workers,
+            &self.thread_name,
+            Arc::clone(&shared),
+            finished_tx,
+        )
+        .map_err(EngineError::io("spawn worker"))?;
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
@@ -221,7 +244,7 @@ impl Builder {
             wakeups: 0,
         };
         let thread = thread::Builder::new()
-            .name("probewheel-engine".into())
+            .name(format!("{}-engine", self.thread_name))
             .stack_size(512 * 1024)
             .spawn(move || driver.run())
             .map_err(EngineError::io("spawn engine thread"))?;
@@ -292,7 +315,9 @@ impl Engine {
         if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
             return Err(EngineError::stopped());
         }
-        self.commands.send(cmd).map_err(|_| EngineError::stopped())?;
+        self.commands
+            .send(cmd)
+            .map_err(|_| EngineError::stopped())?;
         self.shared.wake();
         Ok(())
     }

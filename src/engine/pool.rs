@@ -50,7 +50,8 @@ impl Shared {
 
 pub(crate) struct Pool {
     jobs: Option<Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    /// Each worker with a flag that is set while it runs a check.
+    workers: Vec<(JoinHandle<()>, Arc<AtomicBool>)>,
     /// Disconnects when every worker has exited.
     exited: Receiver<()>,
 }
@@ -61,6 +62,7 @@ const WORKER_STACK: usize = 256 * 1024;
 impl Pool {
     pub(crate) fn start(
         n: usize,
+        name: &str,
         shared: Arc<Shared>,
         done: Sender<Finished>,
     ) -> io::Result<Pool> {
@@ -72,14 +74,16 @@ impl Pool {
             let shared = Arc::clone(&shared);
             let done = done.clone();
             let exit_tx = exit_tx.clone();
+            let busy = Arc::new(AtomicBool::new(false));
+            let busy_flag = Arc::clone(&busy);
             let handle = thread::Builder::new()
-                .name(format!("probewheel-worker-{i}"))
+                .name(format!("{name}-worker-{i}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
                     let _exit = exit_tx; // dropped when the worker ends
-                    work(&jobs, &shared, &done);
+                    work(&jobs, &shared, &done, &busy_flag);
                 })?;
-            workers.push(handle);
+            workers.push((handle, busy));
         }
         Ok(Pool {
             jobs: Some(jobs_tx),
@@ -100,32 +104,39 @@ impl Pool {
     /// (detached) and reported.
     pub(crate) fn stop(&mut self, deadline: Instant) -> usize {
         self.jobs = None;
-        // Returns when every exit sender is gone, or at the deadline.
-        let _ = self.exited.recv_deadline(deadline);
+        // Disconnected once every worker dropped its exit sender, i.e. is
+        // on its way out; a timeout means some are stuck in a check.
+        let all_exiting = matches!(
+            self.exited.recv_deadline(deadline),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        );
         let mut stuck = 0;
-        for handle in self.workers.drain(..) {
-            if handle.is_finished() {
+        for (handle, busy) in self.workers.drain(..) {
+            // A worker that is not in a check exits at once: the queue is
+            // closed and queued jobs are skipped as cancelled.
+            if all_exiting || !busy.load(Ordering::Acquire) {
                 let _ = handle.join();
             } else {
-                stuck += 1;
+                stuck += 1; // detached: it exits when its check returns
             }
         }
         stuck
     }
 }
 
-fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>) {
+fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &AtomicBool) {
     for job in jobs.iter() {
         if shared.cancel.is_cancelled(job.generation) {
             continue; // reset or shutdown while queued: never started
         }
+        busy.store(true, Ordering::Release);
         let started = clock::mono_now();
         let ctx = RunContext::new(&job.name, job.generation, started, &shared.cancel);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx)))
-            .unwrap_or_else(|payload| {
-                RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
-            });
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx))).unwrap_or_else(
+            |payload| RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload))),
+        );
         let finished = clock::mono_now();
+        busy.store(false, Ordering::Release);
         if shared.cancel.is_cancelled(job.generation) {
             continue; // the engine would discard it
         }

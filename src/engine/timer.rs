@@ -24,7 +24,11 @@ impl DeadlineTimer {
         #[cfg(target_os = "linux")]
         {
             let fd = linux::TimerFd::new()?;
-            registry.register(&mut mio::unix::SourceFd(&fd.raw()), token, mio::Interest::READABLE)?;
+            registry.register(
+                &mut mio::unix::SourceFd(&fd.raw()),
+                token,
+                mio::Interest::READABLE,
+            )?;
             Ok(DeadlineTimer::TimerFd(fd))
         }
         #[cfg(not(target_os = "linux"))]
@@ -36,7 +40,11 @@ impl DeadlineTimer {
 
     /// Arms the timer for `deadline` (or disarms it) and returns the timeout
     /// to give `Poll::poll`.
-    pub(crate) fn arm(&mut self, deadline: Option<Instant>, now: Instant) -> io::Result<Option<Duration>> {
+    pub(crate) fn arm(
+        &mut self,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> io::Result<Option<Duration>> {
         match self {
             #[cfg(target_os = "linux")]
             DeadlineTimer::TimerFd(fd) => {

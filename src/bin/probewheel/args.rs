@@ -117,7 +117,9 @@ pub(crate) fn parse(argv: &[String]) -> Result<Cmd, String> {
 fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{name} takes an integer from {min} to {max}, got {value:?}")),
+        _ => Err(format!(
+            "{name} takes an integer from {min} to {max}, got {value:?}"
+        )),
     }
 }
 

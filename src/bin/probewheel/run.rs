@@ -169,7 +169,11 @@ pub(crate) fn check(opts: Opts) -> ExitCode {
         .filter(|f| f.severity == Severity::Error)
         .map(|f| f.probe.as_str())
         .collect();
-    let warnings = findings.len() - findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.len()
+        - findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
     eprintln!(
         "{}: {} probes, {} invalid, {} warnings",
         opts.config.display(),
@@ -189,7 +193,12 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
     // as long as the slowest probe, not the sum.
     if !std::env::args().any(|a| a == "--workers" || a.starts_with("--workers=")) {
         let active = decl::load(&opts.config)
-            .map(|d| d.probes().iter().filter(|p| p.mode() != Mode::Disabled).count())
+            .map(|d| {
+                d.probes()
+                    .iter()
+                    .filter(|p| p.mode() != Mode::Disabled)
+                    .count()
+            })
             .unwrap_or(1);
         opts.workers = active.clamp(1, 64);
     }
