@@ -110,7 +110,7 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                 ));
             }
         }
-        probe_findings.sort_by(|a, b| b.0.cmp(&a.0));
+        probe_findings.sort_by_key(|f| std::cmp::Reverse(f.0));
         for (sev, field, problem) in probe_findings {
             push(sev, &field, problem);
         }

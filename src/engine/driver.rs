@@ -98,6 +98,10 @@ impl Sink for ChannelSink {
     }
 }
 
+/// A probe of the current generation: its name, and its check (`None` for
+/// a disabled probe).
+pub(crate) type Task = (Arc<str>, Option<Arc<dyn Check>>);
+
 pub(crate) struct Driver {
     pub(crate) poll: Poll,
     pub(crate) timer: DeadlineTimer,
@@ -110,7 +114,7 @@ pub(crate) struct Driver {
     pub(crate) source: Source,
     /// Per probe of the current generation: its name and check (`None` for
     /// disabled probes).
-    pub(crate) tasks: Vec<(Arc<str>, Option<Arc<dyn Check>>)>,
+    pub(crate) tasks: Vec<Task>,
     pub(crate) wakeups: u64,
 }
 

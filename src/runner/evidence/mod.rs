@@ -1,13 +1,102 @@
-//! `evidence` probes: signed compliance evidence. (stub, being written)
+//! `evidence` probes: signed compliance evidence.
+//!
+//! A collector on the host writes `evidencePath` (default
+//! [`DEFAULT_EVIDENCE_PATH`]):
+//!
+//! ```json
+//! {"schemaVersion": 1, "hostname": "web-1", "collectedAt": "2026-11-27T14:15:42Z",
+//!  "controls": [{"controlId": "ssh-hardening", "passed": true,
+//!                "frameworkArticles": {"nis2": ["21.2.a", "21.2.j"]}}]}
+//! ```
+//!
+//! and next to it `<evidencePath>.sig`: one line of standard base64, the
+//! 64-byte ed25519 signature, by the host's SSH host key, over the RFC 8785
+//! (JCS) canonical form of the file's JSON value. The probe checks that
+//! signature against the OpenSSH public key given to [`EvidenceRunner::new`]
+//! (default [`DEFAULT_HOST_KEY`]) before it trusts any content, so the file
+//! may be pretty-printed or compact, and fields this version does not know
+//! stay covered by the signature without breaking it.
+//!
+//! Then, at every run:
+//! - `hostname` must equal the configured host name, and with
+//!   `maxAgeSeconds`, `collectedAt` must be at most that old (a
+//!   `collectedAt` in the future counts as fresh);
+//! - the probe's controls become `subResults` rows: with `framework`, one
+//!   row per article of that framework for every control that covers it, in
+//!   the probe's mode unless `controlOverrides` names the control (its
+//!   `reason` travels as `overrideReason`); with `controls`, one row per
+//!   (framework, article) of each listed control (framework `custom` when
+//!   it lists none), in the listed mode (its `reason` travels as
+//!   `overrideReason` too). An empty article list gives one row without an
+//!   article. Disabled controls give no rows; unknown mode strings mean
+//!   enforce. Rows are sorted by control id, framework, article;
+//! - the probe passes iff there is at least one row, every enforce row
+//!   passes, and every enforce control listed under `controls` is present in
+//!   the evidence (a control the collector stopped reporting must not pass
+//!   the gate). Sub-results are attached only once the evidence is verified,
+//!   for this host and fresh.
+//!
+//! Decisions:
+//! - Repeated keys at any depth of the evidence file, and a `controlId` that
+//!   appears twice, are refused: the signer and this reader could otherwise
+//!   disagree about what was signed.
+//! - The file is read with a strict JSON reader of this module rather than
+//!   serde_json, whose default float parsing is not correctly rounded and
+//!   would change the canonical form of some numbers.
+//! - JCS numbers are doubles: integers beyond 2^53 are canonicalized as the
+//!   nearest double, exactly as RFC 8785 specifies; a collector that signs
+//!   them must do the same.
+//! - Verification is cached per prepared probe on the size, modification
+//!   and change times, device and inode of the evidence file, the
+//!   signature and the host key; the freshness check runs every time. A
+//!   file modified within the last two seconds is not cached (its
+//!   timestamp cannot tell a second write in the same clock tick apart),
+//!   so it is read again at the next run.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use self::document::Evidence;
+use self::select::Selection;
+use crate::Mode;
+use crate::clock::{self, Timestamp};
 use crate::decl::{Declaration, FieldError};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
 
+mod document;
+mod host_key;
+mod jcs;
+mod json;
+mod select;
+#[cfg(test)]
+mod tests;
+
 /// Default path of the host's OpenSSH public key.
 pub const DEFAULT_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
+
+/// Default `evidencePath`.
+pub const DEFAULT_EVIDENCE_PATH: &str = "/var/lib/nixfleet-compliance/evidence.json";
+
+/// Largest `maxAgeSeconds` accepted: one hundred years. Larger values are
+/// invalid rather than silently clamped.
+pub const MAX_AGE_LIMIT_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// Largest evidence file read.
+const MAX_EVIDENCE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest signature file read (64 bytes are 88 base64 characters).
+const MAX_SIGNATURE_BYTES: u64 = 1024;
+/// Largest public key file read.
+const MAX_KEY_BYTES: u64 = 16 * 1024;
+/// Files modified this recently are verified but not cached.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The `evidence` kind.
 #[derive(Debug, Clone)]
@@ -21,13 +110,244 @@ impl EvidenceRunner {
     pub fn new(host_key: PathBuf, hostname: String) -> Self {
         EvidenceRunner { host_key, hostname }
     }
+
+    fn check(&self, decl: &Declaration) -> Result<EvidenceCheck, FieldError> {
+        let selection = Selection::from_decl(decl)?;
+        let evidence = match decl.str_field("evidencePath")? {
+            None => PathBuf::from(DEFAULT_EVIDENCE_PATH),
+            Some("") => return Err(FieldError::new("evidencePath", "must not be empty")),
+            Some(p) => PathBuf::from(p),
+        };
+        let max_age_secs = decl.u64_in("maxAgeSeconds", 1, MAX_AGE_LIMIT_SECS)?;
+        let mut signature = evidence.clone().into_os_string();
+        signature.push(".sig");
+        Ok(EvidenceCheck {
+            evidence,
+            signature: PathBuf::from(signature),
+            host_key: self.host_key.clone(),
+            hostname: self.hostname.clone(),
+            max_age_secs,
+            selection,
+            probe_mode: decl.mode(),
+            cache: Mutex::new(None),
+            verifications: AtomicU64::new(0),
+        })
+    }
 }
 
 impl Runner for EvidenceRunner {
-    fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        let _ = (&self.host_key, &self.hostname);
-        Ok(Arc::new(|_: &RunContext<'_>| {
-            RunnerOutcome::fail("evidence probe: not implemented yet")
-        }))
+    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
+        Ok(Arc::new(self.check(decl)?))
+    }
+}
+
+/// One prepared evidence probe, with its verification cache.
+#[derive(Debug)]
+pub(crate) struct EvidenceCheck {
+    evidence: PathBuf,
+    signature: PathBuf,
+    host_key: PathBuf,
+    hostname: String,
+    max_age_secs: Option<u64>,
+    selection: Selection,
+    probe_mode: Mode,
+    cache: Mutex<Option<Cached>>,
+    verifications: AtomicU64,
+}
+
+/// The outcome of reading and verifying one set of file versions.
+#[derive(Debug)]
+struct Cached {
+    stamps: [FileStamp; 3],
+    verified: Result<Arc<Evidence>, String>,
+}
+
+impl Check for EvidenceCheck {
+    fn run(&self, _ctx: &RunContext<'_>) -> RunnerOutcome {
+        self.run_at(clock::wall_now())
+    }
+}
+
+impl EvidenceCheck {
+    /// How many signature verifications this check has done (cache misses).
+    #[cfg(test)]
+    pub(crate) fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// One run with the wall clock at `now`.
+    pub(crate) fn run_at(&self, now: SystemTime) -> RunnerOutcome {
+        let evidence = match self.verified(now) {
+            Ok(e) => e,
+            Err(reason) => return RunnerOutcome::fail(format!("evidence probe: {reason}")),
+        };
+        let file = self.evidence.display().to_string();
+        if evidence.hostname != self.hostname {
+            return RunnerOutcome::fail(format!(
+                "evidence probe: {file}: hostname {:?} != {:?} (this host); the evidence was \
+                 collected on another host, or --hostname is wrong",
+                document::short(&evidence.hostname),
+                self.hostname
+            ));
+        }
+        if let Some(max) = self.max_age_secs {
+            let age_us = Timestamp::from_system_time(now)
+                .unix_micros()
+                .saturating_sub(evidence.collected_at.unix_micros());
+            let max_us = (max * 1_000_000) as i64; // max <= MAX_AGE_LIMIT_SECS
+            if age_us > max_us {
+                let stale = ((age_us - max_us) as u64).div_ceil(1_000_000);
+                return RunnerOutcome::fail(format!(
+                    "evidence probe: {file} is stale by {stale} s: collectedAt {} is {} s old, \
+                     maxAgeSeconds is {max}; is the collector running?",
+                    evidence.collected_at,
+                    age_us / 1_000_000
+                ));
+            }
+        }
+        self.selection
+            .rows(self.probe_mode, &evidence)
+            .verdict(&self.selection, &file)
+    }
+
+    /// The verified evidence, from the cache when no file changed.
+    fn verified(&self, now: SystemTime) -> Result<Arc<Evidence>, String> {
+        // Stat before reading: a write after this point changes the stamp,
+        // so the next run reads again.
+        let stamps = [
+            stamp(&self.evidence, "evidence file")?,
+            stamp(&self.signature, "signature file")?,
+            stamp(&self.host_key, "host key")?,
+        ];
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.as_ref() {
+            if c.stamps == stamps {
+                return c.verified.clone();
+            }
+        }
+        let verified = self.load().map(Arc::new);
+        *cache = if stamps.iter().any(|s| s.is_racy(now)) {
+            None
+        } else {
+            Some(Cached {
+                stamps,
+                verified: verified.clone(),
+            })
+        };
+        verified
+    }
+
+    /// Reads the three files and verifies the signature before reading the
+    /// document.
+    fn load(&self) -> Result<Evidence, String> {
+        let key = self.read_host_key()?;
+        let ev = self.evidence.display();
+        let bytes = read_bounded(&self.evidence, MAX_EVIDENCE_BYTES, "evidence file")?;
+        let value = json::parse(&bytes).map_err(|e| format!("{ev} is not valid JSON: {e}"))?;
+        let signature = self.read_signature()?;
+        let canonical =
+            jcs::canonicalize(&value).map_err(|e| format!("{ev} cannot be canonicalized: {e}"))?;
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        key.verify_strict(canonical.as_bytes(), &signature)
+            .map_err(|_| {
+                format!(
+                    "bad signature: {} does not verify {ev} with host key {}; the evidence was \
+                     changed after signing, or signed with another key",
+                    self.signature.display(),
+                    self.host_key.display()
+                )
+            })?;
+        document::read(&value).map_err(|e| format!("{ev}: {e}"))
+    }
+
+    fn read_host_key(&self) -> Result<VerifyingKey, String> {
+        let path = self.host_key.display();
+        let bytes = read_bounded(&self.host_key, MAX_KEY_BYTES, "host key")?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| format!("host key {path} is not text"))?;
+        host_key::parse(text).map_err(|e| format!("host key {path}: {e}"))
+    }
+
+    fn read_signature(&self) -> Result<Signature, String> {
+        let path = self.signature.display();
+        let bytes = read_bounded(&self.signature, MAX_SIGNATURE_BYTES, "signature file")?;
+        let raw = STANDARD.decode(bytes.trim_ascii()).map_err(|e| {
+            format!("signature file {path} is not one line of standard base64: {e}")
+        })?;
+        let raw: [u8; 64] = raw.as_slice().try_into().map_err(|_| {
+            format!(
+                "signature file {path} decodes to {} bytes; an ed25519 signature is 64",
+                raw.len()
+            )
+        })?;
+        Ok(Signature::from_bytes(&raw))
+    }
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// (device, inode, ctime seconds, ctime nanoseconds) where available.
+    identity: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let identity = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+        };
+        #[cfg(not(unix))]
+        let identity = (0, 0, 0, 0);
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            identity,
+        }
+    }
+
+    /// Modified so recently (or in the future) that a later write could
+    /// leave the same stamp.
+    fn is_racy(&self, now: SystemTime) -> bool {
+        self.modified
+            .is_none_or(|m| now.duration_since(m).map_or(true, |age| age < RACY_WINDOW))
+    }
+}
+
+fn stamp(path: &Path, what: &str) -> Result<FileStamp, String> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(FileStamp::of(&m)),
+        Ok(_) => Err(format!("{what} {} is not a regular file", path.display())),
+        Err(e) => Err(io_problem(path, what, &e)),
+    }
+}
+
+fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| io_problem(path, what, &e))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "{what} {} is larger than {max} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+fn io_problem(path: &Path, what: &str, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound {
+        let hint = match what {
+            "evidence file" => "; has the compliance collector run on this host?",
+            "signature file" => "; the collector writes it next to the evidence file",
+            _ => "",
+        };
+        format!("{what} {} is missing{hint}", path.display())
+    } else {
+        format!("cannot read {what} {}: {e}", path.display())
     }
 }
