@@ -1,1 +1,0 @@
-//! Hierarchical timer wheel. (stub, being written)

@@ -1,0 +1,481 @@
+//! Real processes. Every test that spawns takes [`serial`], so the fd count
+//! of [`no_fd_leaks_over_a_batch_of_runs`] only sees its own runs (other
+//! modules' tests may still hold a few fds; see that test).
+//!
+//! "Gone" means no live process: a killed grandchild is re-parented to PID 1,
+//! which reaps it in its own time (on the test VM, `process_api` reaps about
+//! every 2 s), so a zombie (`Z`) counts as gone.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::Status;
+use crate::clock;
+use crate::runner::{CancelState, truncate_reason};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn decl(fields: Value) -> Declaration {
+    let mut v = json!({"kind": "exec", "mode": "enforce"});
+    v.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    Declaration::from_value("t", v)
+}
+
+fn check(fields: Value) -> Arc<dyn Check> {
+    ExecRunner
+        .prepare(&decl(fields))
+        .expect("valid declaration")
+}
+
+fn field_error(fields: Value) -> String {
+    match ExecRunner.prepare(&decl(fields)) {
+        Ok(_) => panic!("prepared an invalid declaration"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Runs on another thread so that a hang fails the test instead of
+/// stalling it; `limit` only guards against a hang.
+fn run_within(check: &Arc<dyn Check>, limit: Duration) -> RunnerOutcome {
+    let cancel = Arc::new(CancelState::default());
+    let (_cancel, rx) = start(check, &cancel);
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("run did not return within {limit:?}"))
+}
+
+fn run(check: &Arc<dyn Check>) -> RunnerOutcome {
+    run_within(check, Duration::from_secs(10))
+}
+
+fn start(
+    check: &Arc<dyn Check>,
+    cancel: &Arc<CancelState>,
+) -> (Arc<CancelState>, mpsc::Receiver<RunnerOutcome>) {
+    let (tx, rx) = mpsc::channel();
+    let check = Arc::clone(check);
+    let state = Arc::clone(cancel);
+    std::thread::spawn(move || {
+        let out = check.run(&RunContext::for_test(&state));
+        let _ = tx.send(out);
+    });
+    (Arc::clone(cancel), rx)
+}
+
+fn sh(script: &str) -> Value {
+    json!(["sh", "-c", script])
+}
+
+/// A temporary file the test's shell writes a pid into.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("probewheel-exec-{}-{n}.pid", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        PidFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    /// Waits (bounded) until the shell has written the whole line.
+    fn pid(&self) -> libc::pid_t {
+        let mut pid = None;
+        wait_for("the pid file", Duration::from_secs(5), || {
+            pid = read_pid(&self.0);
+            pid.is_some()
+        });
+        pid.unwrap()
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn read_pid(path: &Path) -> Option<libc::pid_t> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.strip_suffix('\n')?.trim().parse().ok()
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = clock::mono_now() + limit;
+    while !cond() {
+        assert!(clock::mono_now() < end, "timed out waiting for {what}");
+        clock::sleep(Duration::from_millis(5));
+    }
+}
+
+/// (state, pgrp) of a process from `/proc/<pid>/stat`, `None` if it is gone.
+fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut cols = rest.split_whitespace();
+    let state = cols.next()?.chars().next()?;
+    let _ppid = cols.next()?;
+    let pgrp = cols.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+fn is_live(state: char) -> bool {
+    !matches!(state, 'Z' | 'X' | 'x')
+}
+
+/// Live (not zombie) processes whose process group is `pgid`.
+fn live_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|&pid| matches!(proc_stat(pid), Some((s, g)) if g == pgid && is_live(s)))
+        .collect()
+}
+
+fn assert_group_gone(pgid: libc::pid_t, limit: Duration) {
+    let end = clock::mono_now() + limit;
+    let left = loop {
+        let left = live_members(pgid);
+        if left.is_empty() || clock::mono_now() >= end {
+            break left;
+        }
+        clock::sleep(Duration::from_millis(5));
+    };
+    assert!(left.is_empty(), "process group {pgid} still has {left:?}");
+}
+
+fn assert_dead(pid: libc::pid_t, pgid: libc::pid_t, limit: Duration) {
+    wait_for(
+        &format!("pid {pid} to die"),
+        limit,
+        || !matches!(proc_stat(pid), Some((s, g)) if g == pgid && is_live(s)),
+    );
+}
+
+fn reason(out: &RunnerOutcome) -> &str {
+    assert_eq!(out.status(), Status::Fail, "{out:?}");
+    out.reason().unwrap()
+}
+
+#[test]
+fn passes_when_the_exit_code_is_expected() {
+    let _s = serial();
+    assert_eq!(
+        run(&check(json!({"command": ["true"]}))),
+        RunnerOutcome::pass()
+    );
+    let out = run(&check(
+        json!({"command": sh("exit 3"), "expectExitCode": 3}),
+    ));
+    assert_eq!(out, RunnerOutcome::pass());
+}
+
+#[test]
+fn exit_code_mismatch_reports_the_stderr_tail() {
+    let _s = serial();
+    let out = run(&check(json!({"command": sh("echo boom >&2; exit 3")})));
+    assert_eq!(
+        reason(&out),
+        "exec probe: exit code 3, expected 0; stderr: boom"
+    );
+    let out = run(&check(json!({"command": ["true"], "expectExitCode": 1})));
+    assert_eq!(reason(&out), "exec probe: exit code 0, expected 1");
+}
+
+#[test]
+fn a_string_command_is_split_on_whitespace_and_never_run_by_a_shell() {
+    let _s = serial();
+    let out = run(&check(json!({"command": " test\t2 -gt  1\n"})));
+    assert_eq!(out, RunnerOutcome::pass());
+    let out = run(&check(json!({"command": "test 1 -gt 2"})));
+    assert_eq!(reason(&out), "exec probe: exit code 1, expected 0");
+    // A shell would run `true` then `false`; argv[0] is the word `true;`.
+    let out = run(&check(json!({"command": "true; false"})));
+    assert!(
+        reason(&out).starts_with("exec probe: spawn true;: "),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn spawn_failure_has_the_spawn_reason() {
+    let _s = serial();
+    let out = run(&check(json!({"command": ["/no/such", "arg"]})));
+    assert_eq!(
+        reason(&out),
+        "exec probe: spawn /no/such: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn death_by_signal_is_reported() {
+    let _s = serial();
+    let out = run(&check(json!({"command": sh("kill -9 $$")})));
+    assert_eq!(reason(&out), "exec probe: killed by signal 9");
+}
+
+#[test]
+fn timeout_kills_a_group_that_ignores_sigterm() {
+    let _s = serial();
+    let f = PidFile::new();
+    let script = format!("echo $$ > {}; trap '' TERM; sleep 60; exit 0", f.path());
+    let c = check(json!({"command": sh(&script), "timeoutSecs": 1}));
+    let out = run_within(&c, Duration::from_secs(5));
+    assert_eq!(
+        reason(&out),
+        "exec probe: timed out after 1 s (process group killed)"
+    );
+    assert_group_gone(f.pid(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_grandchild_holding_stderr_neither_blocks_the_run_nor_survives() {
+    let _s = serial();
+    for script in [
+        // Inherits stderr and sleeps.
+        "sleep 60 & echo $! > {f}; exit 0",
+        // Keeps writing to stderr after the leader exited.
+        "(while :; do echo tick >&2; sleep 0.01; done) & echo $! > {f}; exit 0",
+    ] {
+        let f = PidFile::new();
+        let script = script.replace("{f}", f.path());
+        let c = check(json!({"command": sh(&script), "timeoutSecs": 60}));
+        let out = run_within(&c, Duration::from_secs(5));
+        assert_eq!(out, RunnerOutcome::pass(), "{script}");
+        let grandchild = f.pid();
+        let pgid = proc_stat(grandchild).map_or(grandchild, |(_, g)| g);
+        assert_dead(grandchild, pgid, Duration::from_secs(2));
+        assert_group_gone(pgid, Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn a_grandchild_that_closed_stderr_does_not_survive() {
+    let _s = serial();
+    let f = PidFile::new();
+    let script = format!(
+        "echo $$ > {p}; sleep 60 2>&- & echo $! >> {p}; exit 1",
+        p = f.path()
+    );
+    let c = check(json!({"command": sh(&script), "timeoutSecs": 60, "expectExitCode": 1}));
+    let out = run_within(&c, Duration::from_secs(5));
+    assert_eq!(out, RunnerOutcome::pass());
+    let text = std::fs::read_to_string(&f.0).unwrap();
+    let pids: Vec<libc::pid_t> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let [pgid, grandchild] = pids[..] else {
+        panic!("pid file: {text:?}")
+    };
+    assert_dead(grandchild, pgid, Duration::from_secs(2));
+    assert_group_gone(pgid, Duration::from_secs(2));
+}
+
+#[test]
+fn cancellation_kills_the_group_promptly() {
+    let _s = serial();
+    for by_shutdown in [false, true] {
+        let f = PidFile::new();
+        let script = format!("echo $$ > {}; trap '' TERM; sleep 60 & wait", f.path());
+        let c = check(json!({"command": sh(&script), "timeoutSecs": 600}));
+        let cancel = Arc::new(CancelState::default());
+        let (cancel, rx) = start(&c, &cancel);
+        let pgid = f.pid();
+        // Both the shell and its `sleep` are running before the cancel.
+        wait_for("the group's sleep", Duration::from_secs(5), || {
+            live_members(pgid).len() >= 2
+        });
+        if by_shutdown {
+            cancel.set_shutdown();
+        } else {
+            cancel.set_generation(1);
+        }
+        let out = rx
+            .recv_timeout(Duration::from_secs(1))
+            .expect("cancelled run did not return within 1 s");
+        assert_eq!(reason(&out), "exec probe: cancelled");
+        assert_group_gone(pgid, Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_stderr_flood_keeps_only_the_end() {
+    let _s = serial();
+    let script = "head -c 100000000 /dev/zero | tr '\\0' x >&2; echo END >&2; exit 1";
+    let out = run_within(
+        &check(json!({"command": sh(script)})),
+        Duration::from_secs(60),
+    );
+    let r = reason(&out);
+    assert!(
+        r.starts_with("exec probe: exit code 1, expected 0; stderr: ...xxx"),
+        "{r}"
+    );
+    assert!(r.ends_with("xxxEND"), "{r}");
+    assert!(r.len() <= MAX_REASON_BYTES, "{} bytes", r.len());
+}
+
+#[test]
+fn the_tail_stays_bounded() {
+    let mut tail = Tail::default();
+    let chunk = [b'y'; 700];
+    for i in 0..20_000 {
+        tail.push(&chunk[..1 + i % 700]);
+    }
+    tail.push(&[b'z'; 3000]);
+    tail.push(b"end");
+    assert_eq!(tail.buf.len(), STDERR_TAIL_BYTES);
+    assert!(
+        tail.buf.capacity() <= 4 * STDERR_TAIL_BYTES,
+        "{}",
+        tail.buf.capacity()
+    );
+    assert!(tail.cut);
+    assert!(tail.buf.ends_with(b"zzzend"));
+}
+
+#[test]
+fn the_reason_keeps_the_end_of_stderr_within_budget() {
+    let tail = |s: &str, cut: bool| Tail {
+        buf: s.as_bytes().to_vec(),
+        cut,
+    };
+    let head = || "exec probe: exit code 1, expected 0".to_owned();
+    assert_eq!(with_stderr(head(), &tail(" \n\t", false)), head());
+    assert_eq!(
+        with_stderr(head(), &tail("  oops\n", false)),
+        "exec probe: exit code 1, expected 0; stderr: oops"
+    );
+    // A cut in the middle of a character drops its remains.
+    let halves = Tail {
+        buf: vec![0x82, 0xAC, b'a', b'b', b'c'], // the end of a cut `€`
+        cut: true,
+    };
+    assert_eq!(
+        with_stderr(head(), &halves),
+        "exec probe: exit code 1, expected 0; stderr: ...abc"
+    );
+    let s = format!("{}€END", "é".repeat(600));
+    let r = with_stderr(head(), &tail(&s, false));
+    assert!(r.len() <= MAX_REASON_BYTES && r.len() >= MAX_REASON_BYTES - 3);
+    assert!(r.ends_with("é€END"), "{r}");
+    assert!(r.contains("; stderr: ...é"), "{r}");
+    assert_eq!(truncate_reason(r.clone()), r);
+}
+
+#[test]
+fn no_fd_leaks_over_a_batch_of_runs() {
+    let _s = serial();
+    let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let checks = [
+        check(json!({"command": ["true"]})),
+        check(json!({"command": sh("echo boom >&2; exit 3")})),
+        check(json!({"command": ["/no/such"]})),
+        check(json!({"command": sh("kill -9 $$")})),
+        check(json!({"command": sh("sleep 60 & exit 0")})),
+        check(json!({"command": sh("sleep 60 2>&- & exit 0")})),
+    ];
+    // Warm up: the first run may open fds that live for the whole process.
+    for c in &checks {
+        run(c);
+    }
+    let before = count();
+    for _ in 0..4 {
+        for c in &checks {
+            run(c);
+        }
+    }
+    let after = count();
+    // Other modules' tests (tcp, engine) run on other threads and may hold
+    // a few fds at either count; a leak of one fd per run would show as 24.
+    assert!(
+        after <= before + 6,
+        "open fds went from {before} to {after} over 24 runs"
+    );
+}
+
+#[test]
+fn defaults_and_limits() {
+    let c = ExecCheck::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
+    assert_eq!(c.argv, ["a", "b"]);
+    assert_eq!((c.expect_exit_code, c.timeout_secs), (0, 10));
+    let c = ExecCheck::from_decl(&decl(
+        json!({"command": ["a b"], "expectExitCode": 255, "timeoutSecs": 86400}),
+    ))
+    .unwrap();
+    assert_eq!(c.argv, ["a b"]);
+    assert_eq!((c.expect_exit_code, c.timeout_secs), (255, 86400));
+}
+
+#[test]
+fn invalid_fields_name_the_field() {
+    let command = "invalid declaration: field `command`: ";
+    assert_eq!(
+        field_error(json!({})),
+        format!("{command}required field is missing")
+    );
+    assert_eq!(
+        field_error(json!({"command": null})),
+        format!("{command}required field is missing")
+    );
+    assert_eq!(
+        field_error(json!({"command": []})),
+        format!("{command}expected a non-empty command, got an empty one")
+    );
+    assert_eq!(
+        field_error(json!({"command": " \t "})),
+        format!("{command}expected a non-empty command, got an empty one")
+    );
+    assert_eq!(
+        field_error(json!({"command": [1]})),
+        format!("{command}expected an array of strings, element 0 is 1")
+    );
+    assert_eq!(
+        field_error(json!({"command": ["ls", null]})),
+        format!("{command}expected an array of strings, element 1 is null")
+    );
+    assert_eq!(
+        field_error(json!({"command": 5})),
+        format!("{command}expected an array of strings or a string, got 5")
+    );
+    assert_eq!(
+        field_error(json!({"command": [""]})),
+        format!("{command}the program (element 0) is empty")
+    );
+    assert_eq!(
+        field_error(json!({"command": ["ls", "a\u{0}b"]})),
+        format!("{command}element 1 contains a NUL byte")
+    );
+    assert_eq!(
+        field_error(json!({"command": ["true"], "expectExitCode": 300})),
+        "invalid declaration: field `expectExitCode`: expected an integer from 0 to 255, got 300"
+    );
+    assert_eq!(
+        field_error(json!({"command": ["true"], "expectExitCode": -1})),
+        "invalid declaration: field `expectExitCode`: expected an integer from 0 to 255, got -1"
+    );
+    assert_eq!(
+        field_error(json!({"command": ["true"], "timeoutSecs": 0})),
+        "invalid declaration: field `timeoutSecs`: expected an integer from 1 to 86400, got 0"
+    );
+    assert_eq!(
+        field_error(json!({"command": ["true"], "timeoutSecs": 86401})),
+        "invalid declaration: field `timeoutSecs`: expected an integer from 1 to 86400, got 86401"
+    );
+}
