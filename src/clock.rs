@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn formats_with_microseconds_in_utc() {
         let t = Timestamp::from_unix_micros(1_795_788_942_123_456);
-        assert_eq!(t.to_string(), "2026-11-27T10:15:42.123456Z");
+        assert_eq!(t.to_string(), "2026-11-27T14:15:42.123456Z");
         assert_eq!(
             Timestamp::from_unix_micros(0).to_string(),
             "1970-01-01T00:00:00.000000Z"
@@ -224,13 +224,13 @@ mod tests {
 
     #[test]
     fn parses_offsets_and_fractions() {
-        let base = Timestamp::parse_rfc3339("2026-11-27T10:15:42.123456Z").unwrap();
+        let base = Timestamp::parse_rfc3339("2026-11-27T14:15:42.123456Z").unwrap();
         assert_eq!(base.unix_micros(), 1_795_788_942_123_456);
-        let off = Timestamp::parse_rfc3339("2026-11-27T11:15:42.123456789+01:00").unwrap();
+        let off = Timestamp::parse_rfc3339("2026-11-27T15:15:42.123456789+01:00").unwrap();
         assert_eq!(off, base);
-        let neg = Timestamp::parse_rfc3339("2026-11-27T09:15:42.123456-01:00").unwrap();
+        let neg = Timestamp::parse_rfc3339("2026-11-27T13:15:42.123456-01:00").unwrap();
         assert_eq!(neg, base);
-        let whole = Timestamp::parse_rfc3339("2026-11-27T10:15:42Z").unwrap();
+        let whole = Timestamp::parse_rfc3339("2026-11-27T14:15:42Z").unwrap();
         assert_eq!(whole.unix_micros(), 1_795_788_942_000_000);
     }
 
@@ -242,10 +242,10 @@ mod tests {
             "2026-13-01T00:00:00Z",
             "2026-02-30T00:00:00Z",
             "2026-11-27T24:00:00Z",
-            "2026-11-27T10:15:42.Z",
-            "2026-11-27T10:15:42",
-            "2026-11-27T10:15:42+0100",
-            "2026-11-27T10:15:42Zjunk",
+            "2026-11-27T14:15:42.Z",
+            "2026-11-27T14:15:42",
+            "2026-11-27T14:15:42+0100",
+            "2026-11-27T14:15:42Zjunk",
         ] {
             assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?} parsed");
         }
@@ -255,7 +255,7 @@ mod tests {
     fn round_trips_through_serde() {
         let t = Timestamp::from_unix_micros(1_795_788_942_000_007);
         let json = serde_json::to_string(&t).unwrap();
-        assert_eq!(json, "\"2026-11-27T10:15:42.000007Z\"");
+        assert_eq!(json, "\"2026-11-27T14:15:42.000007Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
     }

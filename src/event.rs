@@ -248,7 +248,7 @@ mod tests {
         });
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"event":"topologyDeclared","seq":1,"rolloutId":"stable@abc","generation":1,"declaredAt":"2026-11-27T10:15:42.123456Z","probes":[{"probeName":"ssh","kind":"tcp","mode":"observe"}]}"#
+            r#"{"event":"topologyDeclared","seq":1,"rolloutId":"stable@abc","generation":1,"declaredAt":"2026-11-27T14:15:42.123456Z","probes":[{"probeName":"ssh","kind":"tcp","mode":"observe"}]}"#
         );
     }
 
@@ -276,7 +276,7 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(
             json,
-            r#"{"event":"probeResult","seq":4,"rolloutId":"stable@abc","generation":1,"probeName":"ssh","kind":"tcp","mode":"observe","status":"fail","observedAt":"2026-11-27T10:15:42.000000Z","failureReason":"tcp probe: refused","subResults":null,"tick":0,"scheduledAt":"2026-11-27T10:15:42.000000Z","latenessUs":57,"durationUs":312,"skippedTicks":0,"coalesced":0,"consecutive":1,"failingSince":"2026-11-27T10:15:42.000000Z"}"#
+            r#"{"event":"probeResult","seq":4,"rolloutId":"stable@abc","generation":1,"probeName":"ssh","kind":"tcp","mode":"observe","status":"fail","observedAt":"2026-11-27T14:15:42.000000Z","failureReason":"tcp probe: refused","subResults":null,"tick":0,"scheduledAt":"2026-11-27T14:15:42.000000Z","latenessUs":57,"durationUs":312,"skippedTicks":0,"coalesced":0,"consecutive":1,"failingSince":"2026-11-27T14:15:42.000000Z"}"#
         );
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, e);
