@@ -125,3 +125,47 @@ fn reset_storm_never_lets_an_old_event_through() {
     assert_eq!(newest, 1000);
     assert!(count >= 1, "{stats:?}");
 }
+
+#[test]
+fn with_a_subreaper_no_zombie_remains_after_a_timeout_or_a_reset() {
+    let dir = TempDir::new("reset-zombie");
+    let pidfile = dir.path("pid");
+    let childfile = dir.path("child");
+    // A leader that ignores SIGTERM and a grandchild that keeps stderr open.
+    let script = format!(
+        "echo $$ > {p}; trap '' TERM; sleep 30 & echo $! > {c}; wait",
+        p = pidfile.display(),
+        c = childfile.display()
+    );
+    let gone = |pid: i32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    for timeout_secs in [1, 60] {
+        let _ = std::fs::remove_file(&pidfile);
+        let _ = std::fs::remove_file(&childfile);
+        let decls = serde_json::json!({
+            "stuck": {"kind": "exec", "mode": "enforce", "command": ["sh", "-c", &script],
+                      "timeoutSecs": timeout_secs, "runOnce": true},
+        });
+        let (engine, rx) = Builder::new()
+            .declarations_path(dir.write("d.json", &decls.to_string()))
+            .child_subreaper(true)
+            .build()
+            .unwrap();
+        engine.reset("one").unwrap();
+        let shell = read_pid(&pidfile, Duration::from_secs(10));
+        let sleeper = read_pid(&childfile, Duration::from_secs(10));
+        if timeout_secs == 1 {
+            // The run times out: its result comes, and by then the whole
+            // group is killed and reaped.
+            collect_until(&rx, Duration::from_secs(10), |ev| {
+                results(ev, Some("stuck")) == 1
+            });
+        } else {
+            engine.reset("two").unwrap();
+        }
+        assert!(
+            wait_until(Duration::from_millis(500), || gone(shell) && gone(sleeper)),
+            "timeout {timeout_secs}: shell {shell} or grandchild {sleeper} still has a /proc entry"
+        );
+        engine.shutdown().unwrap();
+    }
+}

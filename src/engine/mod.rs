@@ -66,6 +66,7 @@ pub struct Builder {
     host_key: Option<PathBuf>,
     hostname: Option<String>,
     thread_name: String,
+    child_subreaper: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -102,6 +103,7 @@ impl Builder {
             host_key: None,
             hostname: None,
             thread_name: "probewheel".to_owned(),
+            child_subreaper: false,
         }
     }
 
@@ -170,6 +172,18 @@ impl Builder {
         self
     }
 
+    /// Makes this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`)
+    /// so that the grandchildren an `exec` probe leaves behind are
+    /// re-parented to it when the probe's group is killed, and reaped by
+    /// the run before it returns, instead of lingering as zombies until
+    /// PID 1 gets to them. This is process-wide: every orphaned descendant
+    /// of the process is re-parented to it, so turn it on only in a program
+    /// that reaps its own children (the `probewheel` binary does).
+    pub fn child_subreaper(mut self, on: bool) -> Builder {
+        self.child_subreaper = on;
+        self
+    }
+
     /// The kinds this builder would register (for `probewheel check`).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -203,6 +217,9 @@ impl Builder {
                 "evidence",
                 crate::runner::evidence::EvidenceRunner::new(key, host),
             );
+        }
+        if self.child_subreaper {
+            set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
         }
         let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
         let waker =
@@ -255,6 +272,24 @@ impl Builder {
         };
         Ok((engine, events_rx))
     }
+}
+
+#[cfg(target_os = "linux")]
+fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_child_subreaper() -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "child subreapers are Linux-only",
+    ))
 }
 
 /// A running engine. Dropping it shuts it down (see [`Engine::shutdown`]).

@@ -42,7 +42,9 @@ fn builder(opts: &Opts) -> Builder {
         .declarations_path(&opts.config)
         .workers(opts.workers)
         .min_interval(opts.min_interval)
-        .events_capacity(opts.events_capacity);
+        .events_capacity(opts.events_capacity)
+        // This process owns every probe child: reap their orphans too.
+        .child_subreaper(true);
     if let Some(k) = &opts.host_key {
         b = b.host_key(k);
     }

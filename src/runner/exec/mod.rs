@@ -204,8 +204,9 @@ enum End {
 /// The leader's exit is seen with `waitid(WNOWAIT)`, which leaves it a zombie:
 /// until it is reaped its pid, and so the group id, cannot be reused, so the
 /// group kill can never reach an unrelated process group. Only then is the
-/// leader reaped (`wait`). Killed grandchildren are re-parented to PID 1 (or
-/// a subreaper), which reaps them.
+/// leader reaped (`wait`). Killed grandchildren are re-parented to PID 1,
+/// which reaps them when it gets to it, or, when this process is a child
+/// subreaper, to us: then the run reaps them before it returns.
 ///
 /// Dropping a `ProcessGroup` that was not yet killed kills and reaps it, so
 /// no path (a panic included) leaves the group running.
@@ -266,7 +267,41 @@ impl ProcessGroup {
             }
         }
         self.reaped = true;
-        self.child.wait()
+        let status = self.child.wait();
+        reap_orphans_of_group(self.pid);
+        status
+    }
+}
+
+/// How long a run waits for killed grandchildren to be re-parented to this
+/// process and reaped, when it is a child subreaper.
+const ORPHAN_REAP_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reaps killed members of group `pgid` that were re-parented to this
+/// process. That happens only when the process is a child subreaper
+/// (`Builder::child_subreaper`, on in the `probewheel` binary); otherwise
+/// they are PID 1's and `waitpid` says `ECHILD` at once. Only this group's
+/// members are waited for, never the embedding program's other children.
+fn reap_orphans_of_group(pgid: libc::pid_t) {
+    let end = crate::clock::mono_now() + ORPHAN_REAP_LIMIT;
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall on our own process group id.
+        let rc = unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) };
+        match rc {
+            r if r > 0 => continue, // reaped one; look for more
+            0 if crate::clock::mono_now() < end => {
+                // A member is still ours but not dead yet (SIGKILL is
+                // delivered asynchronously).
+                crate::clock::sleep(std::time::Duration::from_millis(1));
+            }
+            0 => {
+                log::warn!("exec probe: group {pgid} not reaped within {ORPHAN_REAP_LIMIT:?}");
+                return;
+            }
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return, // ECHILD: none of the group is our child
+        }
     }
 }
 
