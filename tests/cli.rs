@@ -74,10 +74,14 @@ impl Running {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut err = String::new();
-                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err)
+                    .unwrap();
                 return (status.code().unwrap_or(-1), err);
             }
-            assert!(Instant::now() < end, "probewheel did not exit within {limit:?}");
+            assert!(
+                Instant::now() < end,
+                "probewheel did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -100,7 +104,15 @@ fn is_result(v: &Value, probe: &str) -> bool {
 fn run_prints_json_lines_and_obeys_stdin_commands() {
     let dir = TempDir::new("cli-run");
     let config = decls(&dir);
-    let mut run = Running::start(&["run", "--config", &config, "--rollout", "stable@abc", "--min-interval-ms", "200"]);
+    let mut run = Running::start(&[
+        "run",
+        "--config",
+        &config,
+        "--rollout",
+        "stable@abc",
+        "--min-interval-ms",
+        "200",
+    ]);
     let first = run.until(Duration::from_secs(10), |_| true);
     assert_eq!(first[0]["event"], "topologyDeclared");
     assert_eq!(first[0]["seq"], 1);
@@ -113,7 +125,10 @@ fn run_prints_json_lines_and_obeys_stdin_commands() {
     let bad = lines.iter().find(|v| is_result(v, "bad")).unwrap();
     assert_eq!(bad["status"], "fail");
     assert_eq!(bad["mode"], "observe");
-    assert!(bad["failureReason"].as_str().unwrap().contains("broken"), "{bad}");
+    assert!(
+        bad["failureReason"].as_str().unwrap().contains("broken"),
+        "{bad}"
+    );
 
     run.send("frobnicate");
     run.send("reset");
@@ -131,7 +146,10 @@ fn run_prints_json_lines_and_obeys_stdin_commands() {
     run.send("shutdown");
     let (code, stderr) = run.wait(Duration::from_secs(5));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("unknown command \"frobnicate\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown command \"frobnicate\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("reset needs a rollout id"), "{stderr}");
 }
 
@@ -142,7 +160,9 @@ fn run_stops_cleanly_on_sigterm_and_ignores_end_of_stdin() {
     let mut run = Running::start(&["run", "--config", &config, "--min-interval-ms", "100"]);
     drop(run.child.stdin.take()); // end of stdin does not stop it
     run.until(Duration::from_secs(10), |v| is_result(v, "ok"));
-    let n = run.until(Duration::from_secs(10), |v| is_result(v, "ok")).len();
+    let n = run
+        .until(Duration::from_secs(10), |v| is_result(v, "ok"))
+        .len();
     assert!(n >= 1);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
@@ -152,10 +172,16 @@ fn run_stops_cleanly_on_sigterm_and_ignores_end_of_stdin() {
 
 #[test]
 fn run_rejects_bad_flags_with_usage() {
-    let out = Command::new(BIN).args(["run", "--workers", "0"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--workers", "0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--workers takes an integer from 1 to 256"), "{err}");
+    assert!(
+        err.contains("--workers takes an integer from 1 to 256"),
+        "{err}"
+    );
     assert!(err.contains("usage:"), "{err}");
 }
 
@@ -165,13 +191,19 @@ fn check(dir: &TempDir, text: &str) -> (i32, String) {
         .args(["check", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
-    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
 }
 
 #[test]
 fn check_exit_codes_and_findings() {
     let dir = TempDir::new("cli-check");
-    let (code, out) = check(&dir, r#"{"a": {"kind": "tcp", "mode": "observe", "port": 22, "intervalSeconds": 60}}"#);
+    let (code, out) = check(
+        &dir,
+        r#"{"a": {"kind": "tcp", "mode": "observe", "port": 22, "intervalSeconds": 60}}"#,
+    );
     assert_eq!((code, out.as_str()), (0, ""));
 
     let (code, out) = check(
@@ -197,7 +229,10 @@ fn check_exit_codes_and_findings() {
     assert_eq!(code, 1, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!(lines[0], "error: a: port: expected an integer from 1 to 65535, got 99999");
+    assert_eq!(
+        lines[0],
+        "error: a: port: expected an integer from 1 to 65535, got 99999"
+    );
     assert!(lines[1].starts_with("error: b: command: "), "{out}");
 
     let (code, out) = check(&dir, "{\"a\": {\"kind\": \"tcp\",}}");
@@ -224,15 +259,26 @@ fn once_runs_every_probe_once_concurrently() {
         .output()
         .unwrap();
     let took = t.elapsed();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let results: Vec<&Value> = events.iter().filter(|v| v["event"] == "probeResult").collect();
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["event"] == "probeResult")
+        .collect();
     assert_eq!(results.len(), 3);
-    assert!(took < Duration::from_millis(2500), "probes ran one after another: {took:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "probes ran one after another: {took:?}"
+    );
 
     // An enforce failure makes the exit status 1.
     let path = dir.write(
@@ -249,7 +295,10 @@ fn once_runs_every_probe_once_concurrently() {
 #[test]
 fn example_file_shows_a_passing_and_a_failing_probe() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/health-checks.json");
-    let out = Command::new(BIN).args(["once", "--config", example]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["once", "--config", example])
+        .output()
+        .unwrap();
     let events: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -260,6 +309,13 @@ fn example_file_shows_a_passing_and_a_failing_probe() {
         .filter(|v| v["event"] == "probeResult")
         .map(|v| v["status"].as_str().unwrap())
         .collect();
-    assert!(statuses.contains(&"pass") && statuses.contains(&"fail"), "{statuses:?}");
-    assert_eq!(out.status.code(), Some(0), "only observe probes fail in the example");
+    assert!(
+        statuses.contains(&"pass") && statuses.contains(&"fail"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "only observe probes fail in the example"
+    );
 }
