@@ -8,17 +8,23 @@ use std::time::{Duration, Instant};
 use common::{Fake, TempDir, collect_until, process_running, read_pid, results, wait_until};
 use probewheel::{Builder, Event};
 
-#[test]
-fn reset_kills_the_old_generations_exec_group_and_discards_its_result() {
-    let dir = TempDir::new("reset-exec");
+/// A shell that ignores SIGTERM, with a grandchild holding stderr; they
+/// write their pids to the two returned files.
+fn stubborn_script(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let pidfile = dir.path("pid");
     let childfile = dir.path("child");
-    // The shell ignores SIGTERM and has a grandchild holding stderr.
     let script = format!(
         "echo $$ > {p}; trap '' TERM; sleep 30 & echo $! > {c}; wait",
         p = pidfile.display(),
         c = childfile.display()
     );
+    (pidfile, childfile, script)
+}
+
+#[test]
+fn reset_kills_the_old_generations_exec_group_and_discards_its_result() {
+    let dir = TempDir::new("reset-exec");
+    let (pidfile, childfile, script) = stubborn_script(&dir);
     let decls = serde_json::json!({
         "stuck": {"kind": "exec", "mode": "enforce", "command": ["sh", "-c", script], "timeoutSecs": 60},
         "tick": {"kind": "fake", "mode": "observe", "intervalSeconds": 0},
@@ -129,14 +135,7 @@ fn reset_storm_never_lets_an_old_event_through() {
 #[test]
 fn with_a_subreaper_no_zombie_remains_after_a_timeout_or_a_reset() {
     let dir = TempDir::new("reset-zombie");
-    let pidfile = dir.path("pid");
-    let childfile = dir.path("child");
-    // A leader that ignores SIGTERM and a grandchild that keeps stderr open.
-    let script = format!(
-        "echo $$ > {p}; trap '' TERM; sleep 30 & echo $! > {c}; wait",
-        p = pidfile.display(),
-        c = childfile.display()
-    );
+    let (pidfile, childfile, script) = stubborn_script(&dir);
     let gone = |pid: i32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
     for timeout_secs in [1, 60] {
         let _ = std::fs::remove_file(&pidfile);

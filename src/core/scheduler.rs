@@ -333,15 +333,6 @@ impl<S: Sink> Scheduler<S> {
             }
             let st = &mut self.probes[timer.probe as usize];
             let tick = st.next_tick;
-            if st.in_flight {
-                // G6: one run in flight per probe; this slot is dropped.
-                st.skipped += 1;
-                self.counters.skipped_ticks += 1;
-                st.next_tick += 1;
-                self.wheel
-                    .insert(ticks_ceil(self.epoch, st.due(st.next_tick)), timer);
-                continue;
-            }
             let due = st.due(tick);
             // G5: never closer than the minimum interval to the last start,
             // even when that start was late.
@@ -349,10 +340,11 @@ impl<S: Sink> Scheduler<S> {
                 Some(s) => due.max(s + self.config.min_interval),
                 None => due,
             };
-            if earliest - due > FLOOR_SLACK && !st.run_once {
-                // Waiting for the floor would make this run (and, at an
-                // interval equal to the floor, every later one) late by
-                // more than the slack: skip the slot and stay anchored.
+            // G6: one run in flight per probe, so this slot is dropped. And
+            // waiting for the floor past the slack would make this run (and,
+            // at an interval equal to the floor, every later one) late:
+            // skip the slot and stay anchored.
+            if st.in_flight || (earliest - due > FLOOR_SLACK && !st.run_once) {
                 st.skipped += 1;
                 self.counters.skipped_ticks += 1;
                 st.next_tick += 1;
