@@ -67,6 +67,9 @@ fn decls(evidence: &str) -> String {
     .to_string()
 }
 
+/// (control, article, status, effective mode, override reason)
+type Row = (String, Option<String>, Status, Mode, Option<String>);
+
 #[test]
 fn engine_reports_sub_results_with_the_configured_key_and_host() {
     let dir = TempDir::new("evidence-engine");
@@ -93,7 +96,7 @@ fn engine_reports_sub_results_with_the_configured_key_and_host() {
     };
     let nis2 = result("nis2");
     assert_eq!(nis2.status, Status::Pass, "{nis2:?}");
-    let rows: Vec<(String, Option<String>, Status, Mode, Option<String>)> = nis2
+    let rows: Vec<Row> = nis2
         .sub_results
         .unwrap()
         .into_iter()
