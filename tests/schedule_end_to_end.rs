@@ -160,16 +160,17 @@ fn an_idle_engine_wakes_only_when_something_is_due() {
     // Per tick: one timer wake-up and one for the result; plus the reset
     // and this stats command. A periodic 1 ms tick would show ~800.
     assert!(stats.wakeups <= 2 * stats.dispatched + 4, "{stats:?}");
-    // With no probes the engine sleeps until a command.
+    // With no probes the engine sleeps until a command: while the other
+    // engine ticks five more times (about a second), the idle one wakes
+    // only for the commands sent to it.
     let (idle, _rx) = Builder::new().declarations_json("{}").build().unwrap();
     idle.reset("r").unwrap();
-    let first = idle.stats().unwrap().wakeups;
-    let again = idle.stats().unwrap().wakeups;
-    assert!(
-        again - first <= 1,
-        "woke {} times between two commands",
-        again - first
-    );
+    let before = idle.stats().unwrap().wakeups;
+    collect_until(&rx, Duration::from_secs(20), |ev| results(ev, None) >= 5);
+    let after = idle.stats().unwrap().wakeups;
+    // One for the second `stats`, and possibly one left over from the first
+    // (a wake sent while the engine was already awake for the reset).
+    assert!(after - before <= 2, "idle engine woke {} times", after - before);
     idle.shutdown().unwrap();
     engine.shutdown().unwrap();
 }
