@@ -16,6 +16,7 @@ use crate::runner::{Status, SubResult};
 /// # Examples
 ///
 /// ```
+/// # #[allow(dead_code)]
 /// # fn show(event: &probewheel::Event) {
 /// match event {
 ///     probewheel::Event::ProbeResult(r) => {

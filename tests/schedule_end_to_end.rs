@@ -157,9 +157,11 @@ fn an_idle_engine_wakes_only_when_something_is_due() {
     engine.reset("r").unwrap();
     collect_until(&rx, Duration::from_secs(20), |ev| results(ev, None) >= 5);
     let stats = engine.stats().unwrap();
-    // Per tick: one timer wake-up and one for the result; plus the reset
-    // and this stats command. A periodic 1 ms tick would show ~800.
-    assert!(stats.wakeups <= 2 * stats.dispatched + 4, "{stats:?}");
+    // Per tick: one timer wake-up and one for the result, and one more when
+    // a late previous start makes the slot wait for the floor (G5); plus
+    // the reset and this stats command. A periodic 1 ms tick would show
+    // ~1000.
+    assert!(stats.wakeups <= 3 * stats.dispatched + 4, "{stats:?}");
     // With no probes the engine sleeps until a command: while the other
     // engine ticks five more times (about a second), the idle one wakes
     // only for the commands sent to it.
@@ -170,7 +172,11 @@ fn an_idle_engine_wakes_only_when_something_is_due() {
     let after = idle.stats().unwrap().wakeups;
     // One for the second `stats`, and possibly one left over from the first
     // (a wake sent while the engine was already awake for the reset).
-    assert!(after - before <= 2, "idle engine woke {} times", after - before);
+    assert!(
+        after - before <= 2,
+        "idle engine woke {} times",
+        after - before
+    );
     idle.shutdown().unwrap();
     engine.shutdown().unwrap();
 }

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -425,7 +426,14 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
 /// probes (the renderer writes no file for an empty set); anything that is
 /// not a regular file, is over 1 MiB or cannot be read is rejected.
 pub fn load(path: &Path) -> Result<Declarations, Rejection> {
-    let file = match File::open(path) {
+    // O_NONBLOCK: a FIFO without a writer would block open(2), and with it
+    // the engine thread at a reset; O_NOCTTY: a tty must never become our
+    // controlling terminal. Neither changes how a regular file is read.
+    let file = match File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Declarations::default()),
         Err(e) => return Err(Rejection::new(format!("cannot read file: {e}"))),

@@ -125,7 +125,11 @@ impl Driver {
         let mut retry = MIN_RETRY;
         loop {
             let now = clock::mono_now();
-            self.core.anchor_wall(now, clock::wall_now());
+            let wall = clock::wall_now();
+            // A pair read across a preemption would shift every wall time.
+            if clock::mono_now().saturating_duration_since(now) < Duration::from_micros(100) {
+                self.core.anchor_wall(now, wall);
+            }
             // Cleared before draining: a wake skipped because the flag was
             // still set is for something sent before this point, which the
             // drains below see.

@@ -191,6 +191,7 @@ impl Builder {
 
     /// Starts the engine thread and the worker pool. The engine runs no
     /// probe until the first [`Engine::reset`].
+    #[cfg_attr(not(feature = "evidence"), allow(unused_mut))]
     pub fn build(mut self) -> Result<(Engine, Receiver<Event>), EngineError> {
         if self.workers == 0 {
             return Err(EngineError::config("workers must be at least 1"));

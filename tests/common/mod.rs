@@ -203,3 +203,427 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
 }
 
 pub const CANCEL: Duration = CANCEL_POLL;
+
+// ---------------------------------------------------------------------------
+// Helpers of the hostile-condition and soak tests: file descriptors, memory,
+// processes, and a checker of the event contract (DESIGN §4) that runs on
+// every event of a stream.
+// ---------------------------------------------------------------------------
+
+/// Open file descriptors of this process (entries of `/proc/self/fd`, minus
+/// the one `read_dir` itself holds while listing).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+}
+
+/// What each open fd of process `pid` points at (`readlink` of
+/// `/proc/<pid>/fd/*`), sorted by fd number.
+pub fn fd_targets(pid: i32) -> Vec<(i32, String)> {
+    let mut out: Vec<(i32, String)> = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Err(_) => return Vec::new(),
+        Ok(dir) => dir
+            .flatten()
+            .filter_map(|e| {
+                let fd = e.file_name().to_str()?.parse().ok()?;
+                let target = std::fs::read_link(e.path()).ok()?;
+                Some((fd, target.display().to_string()))
+            })
+            .collect(),
+    };
+    out.sort();
+    out
+}
+
+/// Resident set size of this process, in bytes (`/proc/self/statm`).
+///
+/// Allocator caveat: glibc's malloc keeps freed memory in its arenas (one
+/// per thread that allocated, so the workers have their own) and returns it
+/// to the kernel only when the top of a heap is free. RSS therefore tracks
+/// what the allocator holds, not what the program holds. `malloc_trim(0)`
+/// is called first so that free memory is handed back and the figure is
+/// close to what is really in use; what remains can still be fragmentation.
+pub fn rss_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+/// The fields of `/proc/<pid>/stat` the tests look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub state: char,
+    pub ppid: i32,
+    pub pgid: i32,
+}
+
+/// Reads `/proc/<pid>/stat` (`None` when the process is gone).
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        state,
+        ppid,
+        pgid,
+    })
+}
+
+/// Every process on the host.
+pub fn all_processes() -> Vec<ProcStat> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// Children of this process (zombies included: a zombie child means
+/// somebody forgot to reap).
+pub fn our_children() -> Vec<ProcStat> {
+    let me = std::process::id() as i32;
+    all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == me)
+        .collect()
+}
+
+/// Live (non-zombie) processes whose working directory is `dir`: test
+/// scripts `cd` into their temp dir first, so their children and
+/// grandchildren are found even after they were re-parented.
+pub fn running_in(dir: &Path) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.state != 'Z')
+        .filter(|p| std::fs::read_link(format!("/proc/{}/cwd", p.pid)).is_ok_and(|cwd| cwd == dir))
+        .collect()
+}
+
+/// Checks the guarantees of DESIGN §4 that a consumer can see, on every
+/// event of a stream, in the order received. Coalescing (G9) is taken into
+/// account: a result stands for `coalesced + 1` runs.
+///
+/// - G9: `seq` starts at 1 and has no gaps.
+/// - G1: the first event of every generation is `topologyDeclared` or
+///   `declarationsRejected`, and there is one such event per generation.
+/// - G2: the generation never decreases; the rollout id is that of the
+///   generation's first event.
+/// - G3: per probe and generation, `probeObservedFirst` once and first; a
+///   `probeFailureFirst` before every result that contains a transition
+///   into fail, none before a result that contains none; `consecutive` and
+///   `failingSince` continue from the previous result; pass ⇔ no reason.
+/// - G4: disabled probes (and probes not in the topology) never appear.
+/// - G5: `observedAt` of two results of a probe at least the floor apart.
+/// - G6/G7: `tick` of result n = tick of result n-1 + 1 + `skippedTicks`
+///   + `coalesced` (the first: `skippedTicks + coalesced`).
+/// - G8: a `runOnce` probe has one result per generation, for tick 0.
+#[derive(Debug)]
+pub struct Guarantees {
+    pub min_interval: Duration,
+    pub run_once: std::collections::HashSet<String>,
+    /// Also check that every event survives a JSON round trip (as JSON).
+    pub round_trip: bool,
+    /// Also check that `scheduledAt` of every result of a probe is exactly
+    /// `scheduledAt` of its first result plus whole intervals (G7, as the
+    /// consumer sees it). Holds as long as the wall clock is not stepped.
+    pub exact_schedule: bool,
+    pub events: u64,
+    pub results: u64,
+    pub runs: u64,
+    pub generations: u64,
+    pub newest_generation: u64,
+    last_seq: u64,
+    rollout: String,
+    declared: std::collections::HashMap<String, probewheel::Mode>,
+    probes: std::collections::HashMap<String, ProbeTrack>,
+}
+
+#[derive(Debug, Default)]
+struct ProbeTrack {
+    observed_at: Option<i64>,
+    failure_firsts: u32,
+    last_failure_first: Option<i64>,
+    last: Option<LastResult>,
+    /// (tick, scheduledAt) of the first result, and the interval seen.
+    slot0: Option<(u64, i64)>,
+    interval_us: Option<i64>,
+}
+
+#[derive(Debug)]
+struct LastResult {
+    status: probewheel::Status,
+    consecutive: u64,
+    tick: u64,
+    observed_at: i64,
+    failing_since: Option<i64>,
+}
+
+impl Guarantees {
+    pub fn new(min_interval: Duration) -> Guarantees {
+        Guarantees {
+            min_interval,
+            run_once: Default::default(),
+            round_trip: false,
+            exact_schedule: false,
+            events: 0,
+            results: 0,
+            runs: 0,
+            generations: 0,
+            newest_generation: 0,
+            last_seq: 0,
+            rollout: String::new(),
+            declared: Default::default(),
+            probes: Default::default(),
+        }
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Checks one event; the error names the guarantee and the event.
+    pub fn check(&mut self, e: &Event) -> Result<(), String> {
+        self.check_inner(e).map_err(|why| format!("{why}: {e:?}"))
+    }
+
+    fn check_inner(&mut self, e: &Event) -> Result<(), String> {
+        use probewheel::{Mode, Status};
+        self.events += 1;
+        if e.seq() != self.last_seq + 1 {
+            return Err(format!("G9: seq {} after {}", e.seq(), self.last_seq));
+        }
+        self.last_seq = e.seq();
+        if self.round_trip {
+            let json = serde_json::to_string(e).map_err(|x| format!("serialise: {x}"))?;
+            let back: Event = serde_json::from_str(&json).map_err(|x| format!("parse: {x}"))?;
+            if &back != e {
+                return Err(format!("round trip changed the event: {json} -> {back:?}"));
+            }
+        }
+        let g = e.generation();
+        if g < self.newest_generation {
+            return Err(format!(
+                "G2: generation {g} after generation {}",
+                self.newest_generation
+            ));
+        }
+        let opens = matches!(
+            e,
+            Event::TopologyDeclared(_) | Event::DeclarationsRejected(_)
+        );
+        if g > self.newest_generation {
+            if !opens {
+                return Err(format!("G1: generation {g} opened with {}", e.name()));
+            }
+            self.newest_generation = g;
+            self.generations += 1;
+            self.rollout = e.rollout_id().to_owned();
+            self.declared.clear();
+            self.probes.clear();
+            if let Event::TopologyDeclared(t) = e {
+                let names: Vec<&str> = t.probes.iter().map(|p| &*p.probe_name).collect();
+                if names.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("G11: topology not sorted by name".into());
+                }
+                for p in &t.probes {
+                    self.declared.insert(p.probe_name.to_string(), p.mode);
+                }
+            }
+            return Ok(());
+        }
+        if opens {
+            return Err(format!("G1: second {} in generation {g}", e.name()));
+        }
+        if e.rollout_id() != self.rollout {
+            return Err(format!("rollout id changed within generation {g}"));
+        }
+        let name = e.probe_name().expect("per-probe event");
+        match self.declared.get(name) {
+            None => return Err(format!("G4: probe {name} is not in the topology")),
+            Some(Mode::Disabled) => return Err(format!("G4: disabled probe {name} ran")),
+            Some(_) => {}
+        }
+        let min_us = self.min_interval.as_micros() as i64;
+        let run_once = self.run_once.contains(name);
+        let track = self.probes.entry(name.to_owned()).or_default();
+        match e {
+            Event::ProbeObservedFirst(o) => {
+                if track.observed_at.is_some() {
+                    return Err("G3: second probeObservedFirst".into());
+                }
+                track.observed_at = Some(o.observed_at.unix_micros());
+            }
+            Event::ProbeFailureFirst(f) => {
+                if track.observed_at.is_none() {
+                    return Err("G3: probeFailureFirst before probeObservedFirst".into());
+                }
+                track.failure_firsts += 1;
+                track.last_failure_first = Some(f.first_failed_at.unix_micros());
+            }
+            Event::ProbeResult(r) => {
+                let Some(first_observed) = track.observed_at else {
+                    return Err("G3: result before probeObservedFirst".into());
+                };
+                self.results += 1;
+                self.runs += 1 + r.coalesced;
+                let observed = r.observed_at.unix_micros();
+                let runs = r.coalesced + 1;
+                // Pass or fail, with or without a reason.
+                match (r.status, &r.failure_reason, &r.failing_since) {
+                    (Status::Pass, None, None) | (Status::Fail, Some(_), Some(_)) => {}
+                    _ => return Err("status, failureReason and failingSince disagree".into()),
+                }
+                if let Some(reason) = &r.failure_reason {
+                    if reason.len() > 512 + "...[truncated]".len() {
+                        return Err(format!("failureReason of {} bytes", reason.len()));
+                    }
+                }
+                if r.consecutive == 0 {
+                    return Err("consecutive is 0".into());
+                }
+                // Streak and lifecycle: did a transition into fail happen
+                // within the runs this result stands for?
+                let streak_inside = r.consecutive <= runs;
+                match &track.last {
+                    None if !streak_inside => {
+                        return Err("G3: first result continues a streak".into());
+                    }
+                    Some(prev) if !streak_inside => {
+                        if prev.status != r.status || prev.consecutive + runs != r.consecutive {
+                            return Err(format!(
+                                "G3: consecutive {} does not continue {:?} {} over {runs} runs",
+                                r.consecutive, prev.status, prev.consecutive
+                            ));
+                        }
+                        if prev.failing_since.is_some()
+                            && r.failing_since.map(|t| t.unix_micros()) != prev.failing_since
+                        {
+                            return Err("G3: failingSince moved within a failure streak".into());
+                        }
+                    }
+                    _ => {}
+                }
+                // A transition into fail inside these runs: the streak of
+                // this (failing) result started inside, or an earlier one
+                // did (only possible when several runs were folded).
+                let edge_now = r.status == Status::Fail && streak_inside;
+                if !streak_inside && track.failure_firsts > 0 {
+                    return Err("G3: probeFailureFirst within a streak that did not break".into());
+                }
+                if edge_now {
+                    if track.failure_firsts == 0 {
+                        return Err("G3: failing result without probeFailureFirst".into());
+                    }
+                    let since = r.failing_since.map(|t| t.unix_micros());
+                    if track.last_failure_first != since {
+                        return Err(format!(
+                            "G3: probeFailureFirst at {:?} but failingSince {since:?}",
+                            track.last_failure_first
+                        ));
+                    }
+                }
+                if r.coalesced == 0 {
+                    let want = u32::from(edge_now);
+                    if track.failure_firsts != want {
+                        return Err(format!(
+                            "G3: {} probeFailureFirst before an uncoalesced {:?} result \
+                             (consecutive {})",
+                            track.failure_firsts, r.status, r.consecutive
+                        ));
+                    }
+                    if track.last.is_none() && observed != first_observed {
+                        return Err("G3: observedAt of the first result and of \
+                                    probeObservedFirst differ"
+                            .into());
+                    }
+                } else if track.failure_firsts as u64 > runs {
+                    return Err("G3: more probeFailureFirst than runs".into());
+                }
+                // G6/G7: slots are accounted for.
+                let expected_tick = match &track.last {
+                    None => r.skipped_ticks + r.coalesced,
+                    Some(prev) => prev.tick + 1 + r.skipped_ticks + r.coalesced,
+                };
+                if r.tick != expected_tick {
+                    return Err(format!(
+                        "G7: tick {} (skipped {}, coalesced {}), expected {expected_tick}",
+                        r.tick, r.skipped_ticks, r.coalesced
+                    ));
+                }
+                // Lateness is the gap between the slot and the start.
+                let scheduled = r.scheduled_at.unix_micros();
+                if (observed - scheduled - r.lateness_us as i64).abs() > 1 {
+                    return Err(format!(
+                        "observedAt - scheduledAt = {} µs but latenessUs {}",
+                        observed - scheduled,
+                        r.lateness_us
+                    ));
+                }
+                if self.exact_schedule {
+                    match (track.slot0, track.interval_us) {
+                        (None, _) => track.slot0 = Some((r.tick, scheduled)),
+                        (Some((t0, s0)), None) => {
+                            let (dt, dk) = (scheduled - s0, (r.tick - t0) as i64);
+                            if dk == 0 || dt % dk != 0 || dt / dk < min_us {
+                                return Err(format!(
+                                    "G7: slot {} at {dt} µs after slot {t0}",
+                                    r.tick
+                                ));
+                            }
+                            track.interval_us = Some(dt / dk);
+                        }
+                        (Some((t0, s0)), Some(iv)) => {
+                            let want = s0 + (r.tick - t0) as i64 * iv;
+                            if scheduled != want {
+                                return Err(format!(
+                                    "G7: scheduledAt of slot {} is {} µs off start + k * interval",
+                                    r.tick,
+                                    scheduled - want
+                                ));
+                            }
+                        }
+                    }
+                }
+                // G5: never closer than the floor (1 µs of rounding).
+                if let Some(prev) = &track.last {
+                    if observed - prev.observed_at < min_us - 1 {
+                        return Err(format!(
+                            "G5: runs {} µs apart, floor {min_us} µs",
+                            observed - prev.observed_at
+                        ));
+                    }
+                }
+                if observed < first_observed {
+                    return Err("G3: result observed before probeObservedFirst".into());
+                }
+                // G8
+                if run_once && (track.last.is_some() || r.tick != 0 || r.coalesced != 0) {
+                    return Err("G8: runOnce probe ran more than once".into());
+                }
+                track.failure_firsts = 0;
+                track.last = Some(LastResult {
+                    status: r.status,
+                    consecutive: r.consecutive,
+                    tick: r.tick,
+                    observed_at: observed,
+                    failing_since: r.failing_since.map(|t| t.unix_micros()),
+                });
+            }
+            Event::TopologyDeclared(_) | Event::DeclarationsRejected(_) => unreachable!(),
+        }
+        Ok(())
+    }
+}
