@@ -2,6 +2,8 @@
 //! exit status), `check` (findings, exit 0/1/2) and `once` (exit 0 iff every
 //! enforce probe passed, concurrent runs).
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,6 +1,8 @@
 //! End to end through real threads: topology first (G1), per-probe order
 //! (G3), disabled probes (G4), determinism (G11), every event's header.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::collections::HashMap;

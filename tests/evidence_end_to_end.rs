@@ -2,6 +2,8 @@
 //! signature made in the test: `--host-key` and `--hostname` reach the
 //! runner, sub-results arrive in the event, a wrong host fails.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 #![cfg(feature = "evidence")]
 
 mod common;

@@ -10,6 +10,8 @@
 //! the two reads shifts the wall times of that loop iteration. This test
 //! fails with "scheduledAt ... off start + k * interval" if it happens.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! again, with a channel of capacity 1 and many flapping probes; one that
 //! drops the receiver while events wait inside the engine.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::collections::HashMap;

@@ -7,6 +7,8 @@
 //! The tests of this file count this process's fds and children, so they
 //! run one at a time (`SERIAL`); other test binaries are other processes.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! gives a topology or a rejection with a reason, the engine keeps running,
 //! and a valid file works again afterwards.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::ffi::CString;

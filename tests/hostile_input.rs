@@ -7,6 +7,8 @@
 //! with `#` (or are empty), so feeding a document through a real engine
 //! runs nothing but `true`, `false` and connects to 127.0.0.1 / ::1.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::sync::Arc;

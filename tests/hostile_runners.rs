@@ -1,6 +1,8 @@
 //! Hostile runners: a check that panics at every run, and one that never
 //! returns. Neither may take a worker, a schedule or shutdown down with it.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::time::{Duration, Instant};

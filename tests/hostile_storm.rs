@@ -5,6 +5,8 @@
 //! One test in its own binary: it measures this process's RSS and
 //! children, which other tests running in parallel threads would disturb.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::sync::Arc;

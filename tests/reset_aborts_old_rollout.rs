@@ -1,6 +1,8 @@
 //! G2 end to end: after a reset, nothing of the old rollout comes out, and
 //! its `exec` children are killed and reaped.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::time::{Duration, Instant};

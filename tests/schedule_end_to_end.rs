@@ -3,6 +3,8 @@
 //! sleeps (G12). The exact rules are tested in virtual time in
 //! `src/core/tests.rs`; these check that the driver keeps them.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::time::Duration;

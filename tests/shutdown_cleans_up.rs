@@ -2,6 +2,8 @@
 //! connect, in a child that ignores SIGTERM and in a slow check, and leaves
 //! no engine thread, no child process and no further event.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::net::TcpListener;

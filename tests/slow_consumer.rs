@@ -2,6 +2,8 @@
 //! and when it comes back every lifecycle event is there, results are
 //! coalesced with the right counts and `seq` has no gaps.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::collections::HashMap;

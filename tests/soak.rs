@@ -10,6 +10,8 @@
 //! PROBEWHEEL_SOAK_MINUTES=2 cargo test --release --test soak -- --ignored --nocapture
 //! ```
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::net::TcpListener;

@@ -2,6 +2,8 @@
 //! fault-injecting runner, and process checks. Every wait has a deadline;
 //! nothing asserts on a fixed sleep.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
