@@ -3,7 +3,6 @@
 //! runner, sub-results arrive in the event, a wrong host fails.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
-
 #![cfg(feature = "evidence")]
 
 mod common;

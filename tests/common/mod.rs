@@ -3,7 +3,6 @@
 //! nothing asserts on a fixed sleep.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
-
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
