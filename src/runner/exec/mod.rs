@@ -90,13 +90,19 @@ impl ExecCheck {
     }
 
     fn spawn(&self) -> io::Result<Child> {
-        Command::new(&self.argv[0])
-            .args(&self.argv[1..])
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs between fork and exec and makes one
+        // async-signal-safe syscall; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(close_inherited_fds);
+        }
+        cmd.spawn()
     }
 
     /// The failure reason for how the run ended, or `None` for a pass.
@@ -190,6 +196,24 @@ enum End {
     Exited(io::Result<ExitStatus>),
     TimedOut,
     Cancelled,
+}
+
+/// Marks every descriptor above stderr close-on-exec in the child, so a
+/// probe command never inherits the embedding program's files and sockets
+/// that lack `O_CLOEXEC`. Best effort: kernels before 5.9 lack
+/// `close_range`, and the exec goes ahead all the same.
+#[cfg(target_os = "linux")]
+fn close_inherited_fds() -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags of this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        );
+    }
+    Ok(())
 }
 
 /// The spawned leader and its process group (pgid = the leader's pid).
