@@ -1,1 +1,519 @@
-fn main() {}
+//! Tick jitter: how late probe runs start, against two references.
+//!
+//! ```text
+//! cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]
+//! ```
+//!
+//! Three implementations run one after another (never concurrently), each
+//! for `S` seconds, and each prints one JSON line with the same fields;
+//! probewheel's line comes last (DESIGN §6). Defaults: 10,000 probes,
+//! 1000 ms, 20 s.
+//!
+//! 1. `tokio-interval`: the reference design. One task per probe on a
+//!    current-thread runtime, `tokio::time::interval_at` with
+//!    `MissedTickBehavior::Skip`; each tick sends `Instant::now()` minus the
+//!    instant `tick()` returned (the slot's scheduled time) on a channel to a
+//!    collector thread.
+//! 2. `sleep-limit`: one plain thread sleeping to absolute deadlines
+//!    (`thread::sleep(deadline - now)`) at the same total rate
+//!    (probes / interval), recording its own lateness. Its timer slack is
+//!    lowered to 1 ns, as the engine thread does for itself, so this is the
+//!    floor a user-space thread reaches on this machine. It is always
+//!    spread (with `--aligned` too): a single thread has no batch to align.
+//!    A deadline already passed is served at once and counted late (each
+//!    of the N probes it stands for would only skip a slot a whole
+//!    interval late).
+//! 3. `probewheel`: the engine through its public API only, with a
+//!    registered no-op kind (`FnRunner` returning a pass), 2 workers
+//!    (the default), `stagger(true)` unless `--aligned`, and an event
+//!    channel of `probes * 4` drained by a consumer thread that only
+//!    records `latenessUs`, so G9 coalescing does not distort the samples
+//!    (the line carries `coalesced`; it should be 0). The declarations are
+//!    about 63 bytes a probe and the engine reads at most 1 MiB of them
+//!    (DESIGN §2), so `--probes` tops out near 16,000.
+//!
+//! A sample is one run's lateness in microseconds (for probewheel the
+//! `latenessUs` of a `probeResult`: worker start minus slot due time).
+//! Every implementation measures the slots due in `[start + interval,
+//! start + S)`: the first interval is warm-up and its samples are discarded
+//! (thread start-up, page faults, the engine's first allocations), and each
+//! keeps running for a grace period of `min(interval / 2, 500 ms)` past the
+//! window so that late runs of the last slots are still counted. For
+//! probewheel `start` is the topology's `declaredAt` and a slot's time is
+//! the result's `scheduledAt` (both on the engine's one wall anchor, so the
+//! comparison is exact); for the references it is the scheduled `Instant`.
+//! Percentiles are exact, nearest rank over all kept samples
+//! (`p = sorted[ceil(q*n)-1]`).
+//!
+//! # Interval
+//!
+//! `intervalSeconds` is whole seconds and the engine floors every interval
+//! at its `min_interval` (G5). When `MS` is a multiple of 1000 the bench
+//! declares `intervalSeconds = MS / 1000` with `min_interval = 1 ms`, far
+//! below the interval, so the floor never touches a run. Otherwise it
+//! declares `intervalSeconds = 0` with `min_interval = MS` (the floor is the
+//! interval); then a late run pushes the next one back by its lateness (up
+//! to 10 ms, else the slot is skipped; see "Floor versus anchor" in the
+//! crate docs), so lateness compounds and the numbers are pessimistic.
+//! Prefer whole seconds.
+//!
+//! # Extra output
+//!
+//! The probewheel line adds, after the common fields, `coalesced`,
+//! `skipped_ticks`, `wakeups_per_s` and `wakeups_per_run` (engine `stats()`
+//! deltas over the measured window, i.e. after warm-up; `coalesced` is the
+//! whole run's), so the claim "the engine wakes only when something is
+//! due" is visible. Progress, the load average, each implementation's
+//! process CPU time (`getrusage`) and the engine's own histogram go to
+//! stderr.
+
+#![allow(clippy::disallowed_methods)] // a benchmark reads clocks and sleeps
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use probewheel::runner::FnRunner;
+use probewheel::{Builder, Event, RunnerOutcome, Stats};
+
+const USAGE: &str =
+    "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]";
+
+#[derive(Debug, Clone, Copy)]
+struct Args {
+    probes: usize,
+    interval: Duration,
+    seconds: u64,
+    aligned: bool,
+}
+
+impl Args {
+    fn run_for(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+
+    /// How long past the window's end an implementation keeps running, so
+    /// that runs of the window's last slots can still start and report.
+    fn grace(&self) -> Duration {
+        (self.interval / 2).min(Duration::from_millis(500))
+    }
+
+    /// Slot `i` of `n` spread evenly over one interval (as the engine's
+    /// stagger does), or zero when aligned.
+    fn offset(&self, i: usize) -> Duration {
+        if self.aligned {
+            return Duration::ZERO;
+        }
+        spread(self.interval, i as u64, self.probes as u64)
+    }
+
+    /// Upper bound of the samples one implementation yields.
+    fn expected_samples(&self) -> usize {
+        let ticks = self.run_for().as_nanos() / self.interval.as_nanos().max(1) + 1;
+        (ticks as usize).saturating_mul(self.probes)
+    }
+}
+
+/// `interval * i / n`, exact in nanoseconds.
+fn spread(interval: Duration, i: u64, n: u64) -> Duration {
+    let nanos = interval.as_nanos() * u128::from(i) / u128::from(n.max(1));
+    Duration::from_nanos(nanos as u64)
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut probes = None;
+    let mut interval_ms = None;
+    let mut seconds = None;
+    let mut aligned = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            let v = it.next().ok_or_else(|| format!("{name} needs a value"))?;
+            v.parse()
+                .map_err(|e| format!("{name} {v:?}: {e}"))
+                .and_then(|n: u64| {
+                    if n == 0 {
+                        Err(format!("{name} must be positive"))
+                    } else {
+                        Ok(n)
+                    }
+                })
+        };
+        match arg.as_str() {
+            "--probes" => probes = Some(value("--probes")?),
+            "--interval-ms" => interval_ms = Some(value("--interval-ms")?),
+            "--seconds" => seconds = Some(value("--seconds")?),
+            "--aligned" => aligned = true,
+            "--bench" => {} // added by `cargo bench`
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let args = Args {
+        probes: probes.unwrap_or(10_000) as usize,
+        interval: Duration::from_millis(interval_ms.unwrap_or(1000)),
+        seconds: seconds.unwrap_or(20),
+        aligned,
+    };
+    if args.run_for() <= args.interval {
+        return Err(format!(
+            "--seconds must exceed the interval (the first interval is warm-up)\n{USAGE}"
+        ));
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "tick_jitter: {} probes, interval {:?}, {} s per implementation, {}; loadavg {}",
+        args.probes,
+        args.interval,
+        args.seconds,
+        if args.aligned { "aligned" } else { "spread" },
+        loadavg()
+    );
+
+    let cpu = process_cpu();
+    let tokio_samples = run_tokio(&args);
+    report_cpu("tokio-interval", cpu, &args);
+    println!("{}", summary("tokio-interval", args.probes, tokio_samples));
+
+    let cpu = process_cpu();
+    let floor_samples = run_sleep_limit(&args);
+    report_cpu("sleep-limit", cpu, &args);
+    println!("{}", summary("sleep-limit", args.probes, floor_samples));
+
+    let cpu = process_cpu();
+    let run = run_probewheel(&args);
+    report_cpu("probewheel", cpu, &args);
+    match run {
+        Ok(run) => {
+            let mut line = summary("probewheel", args.probes, run.samples);
+            line.pop(); // reopen the object for the extra fields
+            let window = run.after.wakeups.saturating_sub(run.before.wakeups);
+            let runs = run.after.dispatched.saturating_sub(run.before.dispatched);
+            let secs = run.window.as_secs_f64();
+            let _ = write!(
+                line,
+                ",\"coalesced\":{},\"skipped_ticks\":{},\"wakeups_per_s\":{:.1},\"wakeups_per_run\":{:.4}}}",
+                run.coalesced.max(run.after.coalesced),
+                run.after
+                    .skipped_ticks
+                    .saturating_sub(run.before.skipped_ticks),
+                window as f64 / secs,
+                window as f64 / runs.max(1) as f64,
+            );
+            eprintln!(
+                "probewheel: engine stats over the whole run: wakeups {}, dispatched {}, results {}, \
+                 histogram p50 {} p99 {} max {} us; loadavg {}",
+                run.after.wakeups,
+                run.after.dispatched,
+                run.after.results,
+                run.after.lateness_p50_us,
+                run.after.lateness_p99_us,
+                run.after.lateness_max_us,
+                loadavg()
+            );
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("probewheel: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The common JSON line: exact nearest-rank percentiles over all samples.
+fn summary(name: &str, probes: usize, mut samples: Vec<u64>) -> String {
+    samples.sort_unstable();
+    let pct = |q: f64| -> u64 {
+        if samples.is_empty() {
+            return 0;
+        }
+        let rank = (q * samples.len() as f64).ceil() as usize;
+        samples[rank.clamp(1, samples.len()) - 1]
+    };
+    format!(
+        "{{\"impl\":\"{name}\",\"probes\":{probes},\"samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
+        samples.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(0.999),
+        samples.last().copied().unwrap_or(0),
+    )
+}
+
+/// The whole process's user + system CPU time.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Process CPU used by one implementation's run (setup included), to stderr.
+fn report_cpu(name: &str, since: Duration, args: &Args) {
+    let used = process_cpu().saturating_sub(since);
+    let runs = args.probes as f64 * args.seconds as f64 / args.interval.as_secs_f64();
+    eprintln!(
+        "{name}: process CPU {:.2} s over {} s ({:.1} % of one core, {:.1} us per run); loadavg {}",
+        used.as_secs_f64(),
+        args.seconds,
+        used.as_secs_f64() / args.seconds as f64 * 100.0,
+        used.as_secs_f64() * 1e6 / runs.max(1.0),
+        loadavg()
+    );
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// A collector thread for lateness samples sent on a channel.
+fn collector(capacity: usize) -> (crossbeam_channel::Sender<u64>, thread::JoinHandle<Vec<u64>>) {
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    let handle = thread::Builder::new()
+        .name("tokio-collector".to_owned())
+        .spawn(move || {
+            let mut samples = Vec::with_capacity(capacity);
+            samples.extend(rx.iter());
+            samples
+        })
+        .expect("spawn collector");
+    (tx, handle)
+}
+
+// ---------------------------------------------------------------------------
+// Reference 1: tokio::time::interval, one task per probe.
+
+fn run_tokio(args: &Args) -> Vec<u64> {
+    use tokio::time::{Instant as TokioInstant, MissedTickBehavior};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let (tx, collected) = collector(args.expected_samples());
+    let args = *args;
+    rt.block_on(async move {
+        let t0 = TokioInstant::now();
+        let warm_end = t0 + args.interval;
+        let end = t0 + args.run_for();
+        let mut tasks = Vec::with_capacity(args.probes);
+        for i in 0..args.probes {
+            let tx = tx.clone();
+            let start = t0 + args.offset(i);
+            tasks.push(tokio::spawn(async move {
+                let mut interval = tokio::time::interval_at(start, args.interval);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                loop {
+                    let scheduled = interval.tick().await;
+                    let late = Instant::now().saturating_duration_since(scheduled.into_std());
+                    if scheduled >= warm_end && scheduled < end {
+                        let _ = tx.send(micros(late));
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        tokio::time::sleep_until(end + args.grace()).await;
+        for t in &tasks {
+            t.abort(); // as the reference design does at a reset
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    drop(rt);
+    collected.join().expect("collector")
+}
+
+// ---------------------------------------------------------------------------
+// Reference 2: one thread sleeping to absolute deadlines.
+
+fn run_sleep_limit(args: &Args) -> Vec<u64> {
+    let args = *args;
+    let capacity = args.expected_samples();
+    thread::Builder::new()
+        .name("sleep-limit".to_owned())
+        .spawn(move || {
+            tighten_timer_slack();
+            let mut samples = Vec::with_capacity(capacity);
+            let n = args.probes as u64;
+            let t0 = Instant::now();
+            let warm_end = t0 + args.interval;
+            let end = t0 + args.run_for();
+            // Deadline j is t0 + j * interval / probes, exact in nanoseconds so
+            // no drift accumulates.
+            let mut j = 0u64;
+            loop {
+                let due = t0 + spread(args.interval, j, n);
+                if due >= end {
+                    break;
+                }
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                }
+                if due >= warm_end {
+                    samples.push(micros(Instant::now() - due));
+                }
+                j += 1;
+            }
+            samples
+        })
+        .expect("spawn sleep-limit")
+        .join()
+        .expect("sleep-limit thread")
+}
+
+/// Lowers this thread's timer slack to 1 ns, as the engine thread does.
+fn tighten_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only
+    // the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// probewheel through its public API.
+
+struct EngineRun {
+    samples: Vec<u64>,
+    coalesced: u64,
+    before: Stats,
+    after: Stats,
+    window: Duration,
+}
+
+/// The declarations and the floor that give every probe `interval` (see
+/// the module docs).
+fn declarations(args: &Args) -> (String, Duration) {
+    let ms = args.interval.as_millis();
+    let (interval_secs, floor) = if ms % 1000 == 0 {
+        (ms / 1000, Duration::from_millis(1))
+    } else {
+        (0, args.interval)
+    };
+    let mut json = String::with_capacity(args.probes * 64 + 2);
+    json.push('{');
+    for i in 0..args.probes {
+        if i > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "\"p{i:06}\":{{\"kind\":\"noop\",\"mode\":\"enforce\",\"intervalSeconds\":{interval_secs}}}"
+        );
+    }
+    json.push('}');
+    (json, floor)
+}
+
+fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
+    let (json, floor) = declarations(args);
+    eprintln!(
+        "probewheel: declarations {} bytes, intervalSeconds {}, min_interval {:?}",
+        json.len(),
+        if floor == args.interval {
+            0
+        } else {
+            args.interval.as_secs()
+        },
+        floor
+    );
+    let (engine, events) = Builder::new()
+        .declarations_json(json)
+        .workers(2)
+        .min_interval(floor)
+        .events_capacity((args.probes * 4).max(1024))
+        .stagger(!args.aligned)
+        .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()))
+        .build()?;
+
+    let (topology_tx, topology_rx) = crossbeam_channel::bounded::<usize>(1);
+    let capacity = args.expected_samples();
+    let warm_end = micros(args.interval) as i64;
+    let end = micros(args.run_for()) as i64;
+    let consumer = thread::Builder::new()
+        .name("pw-consumer".to_owned())
+        .spawn(move || {
+            let mut samples = Vec::with_capacity(capacity);
+            let mut coalesced = 0u64;
+            let mut declared_at = 0i64;
+            for event in events.iter() {
+                match event {
+                    Event::ProbeResult(r) => {
+                        coalesced += r.coalesced;
+                        // Slot time relative to the reset, on the same wall
+                        // anchor as `declaredAt`.
+                        let at = r.scheduled_at.unix_micros() - declared_at;
+                        if (warm_end..end).contains(&at) {
+                            samples.push(r.lateness_us);
+                        }
+                    }
+                    Event::TopologyDeclared(t) => {
+                        declared_at = t.declared_at.unix_micros();
+                        let _ = topology_tx.try_send(t.probes.len());
+                    }
+                    Event::DeclarationsRejected(r) => {
+                        eprintln!("probewheel: declarations rejected: {}", r.reason);
+                        let _ = topology_tx.try_send(0);
+                    }
+                    _ => {}
+                }
+            }
+            (samples, coalesced)
+        })
+        .expect("spawn consumer");
+
+    engine.reset("bench")?;
+    let declared = topology_rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or(0);
+    // The engine anchored slot 0 (its `declaredAt`) just before this.
+    let t0 = Instant::now();
+    if declared != args.probes {
+        eprintln!(
+            "probewheel: topology has {declared} probes, expected {}",
+            args.probes
+        );
+    }
+    thread::sleep(args.interval);
+    let before = engine.stats()?;
+    let window_start = Instant::now();
+    thread::sleep((t0 + args.run_for()).saturating_duration_since(Instant::now()));
+    let after = engine.stats()?;
+    let window = window_start.elapsed();
+    thread::sleep(args.grace());
+    engine.shutdown()?;
+    let (samples, coalesced) = consumer.join().expect("consumer thread");
+    Ok(EngineRun {
+        samples,
+        coalesced,
+        before,
+        after,
+        window,
+    })
+}
