@@ -265,12 +265,23 @@ impl<S: Sink> Scheduler<S> {
             }
         };
         self.outbox.reset(decls.len());
+        self.probes.reserve_exact(decls.len());
+        self.wheel.reserve_exact(decls.len());
         let mut topology = Vec::with_capacity(decls.len());
+        // One `Arc` per distinct kind, shared by its probes.
+        let mut kinds: Vec<Arc<str>> = Vec::new();
         for d in decls.probes() {
+            let kind = match kinds.iter().find(|k| ***k == *d.kind()) {
+                Some(k) => Arc::clone(k),
+                None => {
+                    kinds.push(Arc::clone(d.kind_arc()));
+                    Arc::clone(d.kind_arc())
+                }
+            };
             let interval = Duration::from_secs(d.interval_secs()).max(self.config.min_interval);
             self.probes.push(ProbeState {
                 name: Arc::clone(d.name_arc()),
-                kind: Arc::clone(d.kind_arc()),
+                kind: Arc::clone(&kind),
                 mode: d.mode(),
                 interval,
                 run_once: d.run_once(),
@@ -287,7 +298,7 @@ impl<S: Sink> Scheduler<S> {
             });
             topology.push(TopologyEntry {
                 probe_name: Arc::clone(d.name_arc()),
-                kind: Arc::clone(d.kind_arc()),
+                kind,
                 mode: d.mode(),
             });
         }

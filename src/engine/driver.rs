@@ -207,6 +207,7 @@ impl Driver {
         self.shared.cancel.set_generation(generation);
         self.tasks.clear();
         if let Ok(decls) = &decls {
+            self.tasks.reserve_exact(decls.len());
             for d in decls.probes() {
                 let check = (d.mode() != Mode::Disabled).then(|| match self.registry.prepare(d) {
                     Ok(check) => check,
@@ -229,6 +230,8 @@ impl Driver {
         let now = clock::mono_now();
         let g = self.core.reset(now, rollout, decls.as_ref(), &path);
         debug_assert_eq!(g, generation);
+        drop(decls);
+        release_freed_memory();
     }
 
     fn stats(&self) -> Stats {
@@ -269,6 +272,16 @@ impl Driver {
         }
         // Dropping `self` drops the event sender: the receiver disconnects
         // once it has read what was sent.
+    }
+}
+
+/// Returns the memory of the reset's temporary parse (about 0.9 KiB per
+/// probe) to the OS; glibc would otherwise keep it resident.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -268,6 +268,12 @@ impl<T: Copy> Wheel<T> {
             .map(|(level, slot, _)| self.slots[level][slot].min)
     }
 
+    /// Makes room for `n` entries in all, exactly: a reset that knows its
+    /// probe count avoids the slab's doubling slack.
+    pub(crate) fn reserve_exact(&mut self, n: usize) {
+        self.nodes.reserve_exact(n.saturating_sub(self.nodes.len()));
+    }
+
     /// Drops every entry in O(1), keeping the time and the allocated capacity.
     pub(crate) fn clear(&mut self) {
         // Slot heads are only read under a set occupancy bit, so the bitmaps suffice.
