@@ -31,6 +31,10 @@ pub(crate) struct Config {
     /// Spread the first ticks of a reset evenly over each probe's interval
     /// instead of running every probe at reset time.
     pub(crate) stagger: bool,
+    /// Hand runs to the pool this long before they are due; the worker
+    /// waits for `start_at` itself. This takes the engine's wake-up and the
+    /// hand-off to a worker out of the lateness.
+    pub(crate) lead: Duration,
 }
 
 impl Default for Config {
@@ -38,6 +42,7 @@ impl Default for Config {
         Config {
             min_interval: Duration::from_secs(5),
             stagger: false,
+            lead: Duration::ZERO,
         }
     }
 }
@@ -51,13 +56,17 @@ struct Timer {
     generation: u32,
 }
 
-/// A run to start now.
+/// A run to start at `start_at` (at most `Config::lead` from now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dispatch {
     pub(crate) probe: u32,
     pub(crate) generation: u64,
     pub(crate) tick: u64,
+    /// When the slot was due (lateness is measured from here).
     pub(crate) due: Instant,
+    /// Not before: the slot's due time, or later when the floor (G5)
+    /// says so.
+    pub(crate) start_at: Instant,
 }
 
 /// A run that came back from a worker.
@@ -335,10 +344,12 @@ impl<S: Sink> Scheduler<S> {
         self.generation
     }
 
-    /// The next run to start at `now`, if one is due. Call until `None`.
+    /// The next run to hand to the pool at `now`: one due by
+    /// `now + lead`. Call until `None`.
     pub(crate) fn poll_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
-        let now_ticks = ticks_floor(self.epoch, now);
-        while let Some((_, timer)) = self.wheel.poll(now_ticks) {
+        let horizon = now + self.config.lead;
+        let horizon_ticks = ticks_floor(self.epoch, horizon);
+        while let Some((_, timer)) = self.wheel.poll(horizon_ticks) {
             if timer.generation != self.generation as u32 {
                 continue; // an entry of an older generation never fires
             }
@@ -363,7 +374,7 @@ impl<S: Sink> Scheduler<S> {
                     .insert(ticks_ceil(self.epoch, st.due(st.next_tick)), timer);
                 continue;
             }
-            if earliest > now {
+            if earliest > horizon {
                 self.wheel.insert(ticks_ceil(self.epoch, earliest), timer);
                 continue;
             }
@@ -382,22 +393,31 @@ impl<S: Sink> Scheduler<S> {
                 self.wheel.insert(next, timer);
             }
             self.counters.dispatched += 1;
+            let due = st.due(run_tick);
+            let start_at = match st.last_start {
+                Some(s) => due.max(s + self.config.min_interval),
+                None => due,
+            };
             return Some(Dispatch {
                 probe: timer.probe,
                 generation: self.generation,
                 tick: run_tick,
-                due: st.due(run_tick),
+                due,
+                start_at,
             });
         }
         None
     }
 
-    /// When `poll_dispatch` next has something (exact), or `None` when no
+    /// When `poll_dispatch` next has something (exact, `lead` ahead of the
+    /// deadline), or `None` when no
     /// probe is scheduled (G12: the driver then sleeps until a command).
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.wheel
-            .next_deadline()
-            .map(|t| self.epoch + Duration::from_micros(t))
+        let lead = self.config.lead;
+        self.wheel.next_deadline().map(|t| {
+            let at = self.epoch + Duration::from_micros(t);
+            at.checked_sub(lead).unwrap_or(at).max(self.epoch)
+        })
     }
 
     /// Takes a finished run: a result of an older generation is discarded

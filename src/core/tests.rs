@@ -114,7 +114,7 @@ impl Sim {
         loop {
             let mut progressed = false;
             while let Some(d) = self.s.poll_dispatch(self.now) {
-                let start = self.now + self.start_delay;
+                let start = d.start_at.max(self.now) + self.start_delay;
                 let name = self.names[d.probe as usize].clone();
                 let (took, outcome) = (self.script)(&name, d.tick);
                 self.starts.push((name, d.tick, d.due, start));
@@ -432,6 +432,7 @@ fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
     let mut sim = Sim::new(Config {
         min_interval: min,
         stagger: false,
+        ..Config::default()
     });
     // The first run starts 2 s late (busy pool).
     sim.start_delay = secs(2);
@@ -481,6 +482,7 @@ fn g5_custom_minimum_interval() {
     let mut sim = Sim::new(Config {
         min_interval: Duration::from_millis(200),
         stagger: false,
+        ..Config::default()
     });
     sim.reset(
         "r",
@@ -579,6 +581,7 @@ fn g7_stagger_spreads_first_ticks_over_one_interval() {
     let mut sim = Sim::new(Config {
         min_interval: secs(5),
         stagger: true,
+        ..Config::default()
     });
     sim.reset(
         "r",
@@ -832,4 +835,42 @@ fn every_event_carries_rollout_and_generation() {
     sim.run_until(secs(30));
     assert_eq!(sim.seen.last().unwrap().rollout_id(), "stable@def");
     assert_eq!(sim.s.generation(), 2);
+}
+
+#[test]
+fn runs_are_handed_over_lead_early_and_start_on_time() {
+    let lead = Duration::from_micros(200);
+    let mut sim = Sim::new(Config {
+        lead,
+        ..Config::default()
+    });
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#);
+    // The engine wakes `lead` before each slot.
+    assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(10) - lead));
+    sim.run_until(secs(31));
+    let r = sim.results("p");
+    assert_eq!(r.len(), 4);
+    for (k, res) in r.iter().enumerate() {
+        assert_eq!(res.tick, k as u64);
+        assert_eq!(res.lateness_us, 0, "the worker waits for start_at itself");
+    }
+    // Dispatch times (the starts recorded by the Sim are start_at).
+    let starts: Vec<Duration> = sim.starts_of("p").iter().map(|s| s.2).collect();
+    assert_eq!(starts, [secs(0), secs(10), secs(20), secs(30)]);
+}
+
+#[test]
+fn lead_never_lets_a_run_start_before_the_floor() {
+    let mut sim = Sim::new(Config {
+        lead: Duration::from_millis(2),
+        ..Config::default()
+    });
+    sim.start_delay = Duration::from_micros(700);
+    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.run_until(secs(21));
+    let starts: Vec<Duration> = sim.starts_of("p").iter().map(|s| s.2).collect();
+    assert_eq!(starts.len(), 5);
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] >= secs(5), "{starts:?}");
+    }
 }

@@ -158,6 +158,7 @@ impl Driver {
                     generation: d.generation,
                     tick: d.tick,
                     due: d.due,
+                    start_at: d.start_at,
                     name: Arc::clone(name),
                     check: Arc::clone(check),
                 });

@@ -33,6 +33,12 @@ pub const DEFAULT_WORKERS: usize = 2;
 /// Default G5 floor.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long before a run is due the engine hands it to a worker, which then
+/// waits for the due instant itself: covers the engine's wake-up and the
+/// hand-off, so runs start on time. A worker holds a job at most this long
+/// before running it.
+const DISPATCH_LEAD: Duration = Duration::from_micros(200);
+
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 
@@ -245,6 +251,7 @@ impl Builder {
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
+            lead: DISPATCH_LEAD,
         };
         let now = clock::mono_now();
         let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));

@@ -26,6 +26,8 @@ pub(crate) struct Job {
     pub(crate) generation: u64,
     pub(crate) tick: u64,
     pub(crate) due: Instant,
+    /// Not before this instant (the engine hands runs over a little early).
+    pub(crate) start_at: Instant,
     pub(crate) name: Arc<str>,
     pub(crate) check: Arc<dyn Check>,
 }
@@ -81,6 +83,7 @@ impl Pool {
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
                     let _exit = exit_tx; // dropped when the worker ends
+                    super::timer::tighten_timer_slack(); // precise waits for `start_at`
                     work(&jobs, &shared, &done, &busy_flag);
                 })?;
             workers.push((handle, busy));
@@ -130,7 +133,15 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
             continue; // reset or shutdown while queued: never started
         }
         busy.store(true, Ordering::Release);
-        let started = clock::mono_now();
+        let mut started = clock::mono_now();
+        if job.start_at > started {
+            clock::sleep(job.start_at - started);
+            started = clock::mono_now();
+            if shared.cancel.is_cancelled(job.generation) {
+                busy.store(false, Ordering::Release);
+                continue;
+            }
+        }
         let ctx = RunContext::new(&job.name, job.generation, started, &shared.cancel);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx))).unwrap_or_else(
             |payload| RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload))),
