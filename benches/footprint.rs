@@ -12,13 +12,12 @@
 //!   probes are of a registered no-op kind with `intervalSeconds = 86400`
 //!   and `stagger(true)`: slot 0 of probe 0 runs at the reset, every other
 //!   probe's first slot is seconds to hours away, so nothing else runs
-//!   during the measurement. The declarations are written to a temporary
-//!   file and read through `declarations_path` (as an agent does), so the
-//!   engine holds no copy of the JSON text.
+//!   during the measurement. The declarations are made in code and handed
+//!   over with `Builder::declarations` (a file is capped at 1 MiB, about
+//!   16,000 probes), so the engine holds that very set and no copy of it.
 //!
-//!   Steps: (1) RSS and live heap with the JSON text in memory; (2) the same
-//!   JSON parsed with `probewheel::decl::parse` and kept alive: its cost is
-//!   `decl_*`; (3) build the engine, reset it, wait for the topology and
+//!   Steps: (1) RSS and live heap; (2) the declarations built and kept
+//!   alive: their cost is `decl_*`; (3) build the engine, reset it, wait for the topology and
 //!   drop that event: the difference to (2) is the engine's.
 //!   `engine_heap_bytes_per_probe` is exact: a counting global allocator
 //!   reports live heap bytes, so it is what the engine retains (its per-probe
@@ -32,9 +31,6 @@
 //!   workers' stacks. `marginal_*` lines give (cost(N2) - cost(N1)) /
 //!   (N2 - N1), which removes the fixed costs.
 //!
-//!   The engine reads at most 1 MiB of declarations (DESIGN §2), about
-//!   16,000 probes in this form. Sizes that do not fit print a line with an
-//!   `error` and the largest size that fits is measured instead.
 //!
 //! - `"measurement":"cpu"`: 1,000 probes at a 5 s interval (spread, the
 //!   default 5 s floor, or `--min-interval-ms`) ticking over for `--seconds`
@@ -58,14 +54,13 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use probewheel::runner::FnRunner;
-use probewheel::{Builder, Event, RunnerOutcome};
+use probewheel::{Builder, Declaration, Declarations, Event, RunnerOutcome};
 
 /// Counts live heap bytes of the whole process.
 struct Counting;
@@ -123,7 +118,6 @@ const MEMORY_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const CPU_PROBES: usize = 1_000;
 const CPU_INTERVAL_SECS: u64 = 5;
 const MEMORY_INTERVAL_SECS: u64 = 86_400;
-const MAX_DECLARATIONS_BYTES: usize = 1024 * 1024;
 
 fn main() -> ExitCode {
     let mut seconds = 30u64;
@@ -162,21 +156,9 @@ fn main() -> ExitCode {
 
     eprintln!("footprint: loadavg {}", loadavg());
     let mut measured: Vec<Memory> = Vec::new();
-    let largest = largest_fitting();
-    let mut sizes: Vec<usize> = Vec::new();
-    for n in MEMORY_SIZES {
-        let len = declarations(n, MEMORY_INTERVAL_SECS).len();
-        if len > MAX_DECLARATIONS_BYTES {
-            println!(
-                "{{\"measurement\":\"memory\",\"probes\":{n},\"error\":\"declarations of {n} probes take {len} bytes, over the engine's 1 MiB limit (DESIGN §2); measuring {largest} probes instead\"}}"
-            );
-            if !sizes.contains(&largest) {
-                sizes.push(largest);
-            }
-        } else {
-            sizes.push(n);
-        }
-    }
+    // In-memory declarations (`Builder::declarations`) have no 1 MiB cap,
+    // so every size is measured as asked.
+    let sizes: Vec<usize> = MEMORY_SIZES.to_vec();
     let mut failed = false;
     for n in sizes {
         match run_child(n) {
@@ -234,13 +216,6 @@ fn declarations(n: usize, interval_secs: u64) -> String {
     }
     json.push('}');
     json
-}
-
-/// The largest multiple of 1,000 probes whose declarations fit in 1 MiB.
-fn largest_fitting() -> usize {
-    let per_probe =
-        declarations(2, MEMORY_INTERVAL_SECS).len() - declarations(1, MEMORY_INTERVAL_SECS).len();
-    (MAX_DECLARATIONS_BYTES / per_probe) / 1000 * 1000
 }
 
 fn noop_builder() -> Builder {
@@ -301,31 +276,23 @@ fn run_child(n: usize) -> Result<(String, Memory), String> {
     Ok((line, mem))
 }
 
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 fn measure_memory(n: usize) -> Result<String, String> {
-    let json = declarations(n, MEMORY_INTERVAL_SECS);
-    let file = TempFile(std::env::temp_dir().join(format!(
-        "probewheel-footprint-{}-{n}.json",
-        std::process::id()
-    )));
-    std::fs::write(&file.0, &json).map_err(|e| format!("write {}: {e}", file.0.display()))?;
-
-    // (1) Baseline: the JSON text is in memory, nothing parsed.
+    // (1) Baseline.
     let (heap0, rss0) = (live_heap(), rss());
-    // (2) The declarations themselves, kept alive until the end.
-    let decls =
-        probewheel::decl::parse(json.as_bytes()).map_err(|e| format!("parse: {}", e.reason()))?;
+    // (2) The declarations themselves, made in code (a file is capped at
+    // 1 MiB, about 16,000 probes); the engine takes this very set, so their
+    // memory is not counted as the engine's.
+    let decls = Declarations::from_declarations((0..n).map(|i| {
+        Declaration::from_value(
+            &format!("p{i:06}"),
+            serde_json::json!({"kind": "noop", "mode": "enforce", "intervalSeconds": MEMORY_INTERVAL_SECS}),
+        )
+    }))
+    .map_err(|e| format!("declarations: {e}"))?;
     let (heap1, rss1) = (live_heap(), rss());
     // (3) The engine with every probe scheduled and the topology received.
     let (engine, events) = noop_builder()
-        .declarations_path(&file.0)
+        .declarations(decls)
         .events_capacity(1024)
         .build()
         .map_err(|e| format!("build: {e}"))?;
@@ -354,7 +321,7 @@ fn measure_memory(n: usize) -> Result<String, String> {
     let decl_heap = heap1 - heap0;
     let decl_rss = rss1 - rss0;
     let engine_heap = heap2 - heap1;
-    let engine_rss = (rss2 - rss1) - decl_rss;
+    let engine_rss = rss2 - rss1; // the engine holds the set itself, not a copy
     let nf = n as f64;
     let line = format!(
         "{{\"measurement\":\"memory\",\"probes\":{n},\"engine_heap_bytes_per_probe\":{:.1},\"engine_rss_bytes_per_probe\":{:.1},\"engine_rss_raw_bytes_per_probe\":{:.1},\"decl_heap_bytes_per_probe\":{:.1},\"decl_rss_bytes_per_probe\":{:.1},\"engine_heap_bytes\":{engine_heap},\"engine_rss_bytes\":{engine_rss},\"decl_heap_bytes\":{decl_heap},\"rss_before_bytes\":{rss1},\"rss_after_bytes\":{rss2},\"runs\":{}}}",
@@ -365,7 +332,6 @@ fn measure_memory(n: usize) -> Result<String, String> {
         decl_rss as f64 / nf,
         stats.dispatched,
     );
-    drop(decls);
     engine.shutdown().map_err(|e| format!("shutdown: {e}"))?;
     Ok(line)
 }

@@ -31,10 +31,20 @@ pub(crate) struct Config {
     /// Spread the first ticks of a reset evenly over each probe's interval
     /// instead of running every probe at reset time.
     pub(crate) stagger: bool,
-    /// Hand runs to the pool this long before they are due; the worker
-    /// waits for `start_at` itself. This takes the engine's wake-up and the
-    /// hand-off to a worker out of the lateness.
+    /// Hand runs to the pool up to this long before they are due; the
+    /// worker waits for `start_at` itself. This takes the engine's wake-up
+    /// and the hand-off to a worker out of the lateness, and lets one
+    /// wake-up serve every run due within the window.
     pub(crate) lead: Duration,
+}
+
+impl Config {
+    /// After handing over everything due within `lead`, the engine sleeps
+    /// at least this long: four fifths of the lead, so every run is still
+    /// handed over at least a fifth of the lead before it is due.
+    fn batch(&self) -> Duration {
+        self.lead * 4 / 5
+    }
 }
 
 impl Default for Config {
@@ -152,6 +162,8 @@ pub(crate) struct Scheduler<S> {
     anchor: (Instant, SystemTime),
     counters: CoreCounters,
     lateness: Histogram,
+    /// Everything due by `last_poll + lead` has been handed over.
+    last_poll: Instant,
 }
 
 impl<S> std::fmt::Debug for Scheduler<S> {
@@ -178,6 +190,7 @@ impl<S: Sink> Scheduler<S> {
             anchor: (now, wall),
             counters: CoreCounters::default(),
             lateness: Histogram::default(),
+            last_poll: now,
         }
     }
 
@@ -347,6 +360,7 @@ impl<S: Sink> Scheduler<S> {
     /// The next run to hand to the pool at `now`: one due by
     /// `now + lead`. Call until `None`.
     pub(crate) fn poll_dispatch(&mut self, now: Instant) -> Option<Dispatch> {
+        self.last_poll = self.last_poll.max(now);
         let horizon = now + self.config.lead;
         let horizon_ticks = ticks_floor(self.epoch, horizon);
         while let Some((_, timer)) = self.wheel.poll(horizon_ticks) {
@@ -414,9 +428,13 @@ impl<S: Sink> Scheduler<S> {
     /// probe is scheduled (G12: the driver then sleeps until a command).
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         let lead = self.config.lead;
+        let batch_until = self.last_poll + self.config.batch();
         self.wheel.next_deadline().map(|t| {
             let at = self.epoch + Duration::from_micros(t);
-            at.checked_sub(lead).unwrap_or(at).max(self.epoch)
+            let ahead = at.checked_sub(lead).unwrap_or(at).max(self.epoch);
+            // Not again before the batch window is over: what falls due in
+            // it is handed over then, still ahead of its time.
+            ahead.max(batch_until.min(at))
         })
     }
 

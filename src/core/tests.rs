@@ -844,7 +844,10 @@ fn runs_are_handed_over_lead_early_and_start_on_time() {
         lead,
         ..Config::default()
     });
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#,
+    );
     // The engine wakes `lead` before each slot.
     assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(10) - lead));
     sim.run_until(secs(31));
@@ -866,11 +869,51 @@ fn lead_never_lets_a_run_start_before_the_floor() {
         ..Config::default()
     });
     sim.start_delay = Duration::from_micros(700);
-    sim.reset("r", r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
+    );
     sim.run_until(secs(21));
     let starts: Vec<Duration> = sim.starts_of("p").iter().map(|s| s.2).collect();
     assert_eq!(starts.len(), 5);
     for w in starts.windows(2) {
         assert!(w[1] - w[0] >= secs(5), "{starts:?}");
     }
+}
+
+#[test]
+fn one_wake_up_hands_over_every_run_due_in_the_lead_window() {
+    let lead = Duration::from_millis(2500);
+    let mut sim = Sim::new(Config {
+        lead,
+        stagger: true,
+        ..Config::default()
+    });
+    let decls: String = (0..10)
+        .map(|i| format!(r#""p{i}": {{"kind": "tcp", "mode": "observe", "intervalSeconds": 10}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    sim.reset("r", &format!("{{{decls}}}"));
+    // Slots fall due every second; the engine wakes every 2 s (four fifths
+    // of the lead) and hands over what is due within the next 2.5 s.
+    let mut wakes = Vec::new();
+    let mut handed = Vec::new();
+    while let Some(at) = sim.s.poll_timeout() {
+        if at >= sim.t0 + secs(10) {
+            break;
+        }
+        sim.now = at;
+        wakes.push(at - sim.t0);
+        while let Some(d) = sim.s.poll_dispatch(sim.now) {
+            assert!(d.start_at >= d.due && d.due >= sim.now, "{d:?}");
+            assert!(d.due - sim.now <= lead);
+            handed.push(d.due - sim.t0);
+        }
+    }
+    assert_eq!(
+        wakes,
+        [secs(2), secs(4), secs(6), secs(8)],
+        "slot 0..=2 were handed over at the reset"
+    );
+    assert_eq!(handed, (3..10).map(secs).collect::<Vec<_>>());
 }

@@ -381,6 +381,32 @@ impl Declarations {
         &self.probes
     }
 
+    /// A set of declarations made in code (for `Builder::declarations`),
+    /// sorted by name. A repeated name rejects the set, as in a file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::{Declaration, Declarations};
+    /// let p = |n: &str| Declaration::from_value(n, serde_json::json!({"kind": "tcp", "mode": "observe", "port": 22}));
+    /// let set = Declarations::from_declarations(vec![p("b"), p("a")]).unwrap();
+    /// assert_eq!(set.probes()[0].name(), "a");
+    /// assert!(Declarations::from_declarations(vec![p("a"), p("a")]).is_err());
+    /// ```
+    pub fn from_declarations(
+        probes: impl IntoIterator<Item = Declaration>,
+    ) -> Result<Declarations, Rejection> {
+        let mut probes: Vec<Declaration> = probes.into_iter().collect();
+        probes.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = probes.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(Rejection::new(format!(
+                "duplicate probe name {:?}",
+                w[0].name()
+            )));
+        }
+        Ok(Declarations { probes })
+    }
+
     /// Number of probes.
     pub fn len(&self) -> usize {
         self.probes.len()

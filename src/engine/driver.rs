@@ -46,6 +46,7 @@ pub(crate) enum Command {
 pub(crate) enum Source {
     Path(PathBuf),
     Inline(String),
+    Parsed(Declarations),
 }
 
 impl Source {
@@ -53,13 +54,14 @@ impl Source {
         match self {
             Source::Path(p) => decl::load(p),
             Source::Inline(text) => decl::parse(text.as_bytes()),
+            Source::Parsed(d) => Ok(d.clone()),
         }
     }
 
     fn describe(&self) -> String {
         match self {
             Source::Path(p) => p.display().to_string(),
-            Source::Inline(_) => "<inline>".to_owned(),
+            Source::Inline(_) | Source::Parsed(_) => "<inline>".to_owned(),
         }
     }
 }
@@ -177,6 +179,13 @@ impl Driver {
             let now = clock::mono_now();
             if wake_at.is_some_and(|w| w <= now) {
                 continue; // already due: no sleep
+            }
+            // Workers hold results back when this wake-up is near; a result
+            // that arrived before they could see it is taken now.
+            self.shared.publish_next_wake(wake_at);
+            if !self.finished.is_empty() {
+                self.shared.publish_next_wake(Some(now));
+                continue;
             }
             let timeout = match self.timer.arm(wake_at, now) {
                 Ok(t) => t,

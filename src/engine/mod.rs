@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -33,11 +33,13 @@ pub const DEFAULT_WORKERS: usize = 2;
 /// Default G5 floor.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long before a run is due the engine hands it to a worker, which then
-/// waits for the due instant itself: covers the engine's wake-up and the
-/// hand-off, so runs start on time. A worker holds a job at most this long
-/// before running it.
-const DISPATCH_LEAD: Duration = Duration::from_micros(200);
+/// How long before a run is due the engine may hand it to a worker, which
+/// then waits for the due instant itself. It covers the engine's wake-up
+/// and the hand-off, so runs start on time, and one engine wake-up serves
+/// every run due in the window (the engine sleeps at least four fifths of
+/// it between hand-overs). A worker holds a job at most this long before
+/// running it. Capped at a quarter of the minimum interval.
+pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(25);
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
@@ -122,6 +124,13 @@ impl Builder {
     /// Uses this JSON text as the declarations at every reset.
     pub fn declarations_json(mut self, json: impl Into<String>) -> Builder {
         self.source = Source::Inline(json.into());
+        self
+    }
+
+    /// Uses declarations made in code at every reset (no size limit: the
+    /// 1 MiB cap is for files).
+    pub fn declarations(mut self, decls: crate::Declarations) -> Builder {
+        self.source = Source::Parsed(decls);
         self
     }
 
@@ -228,6 +237,9 @@ impl Builder {
         if self.child_subreaper {
             set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
         }
+        // A quarter of the shortest interval at most, so a run is never
+        // handed over before the previous slot of its probe is due.
+        let lead = DISPATCH_LEAD.min(self.min_interval / 4);
         let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
         let waker =
             mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
@@ -237,6 +249,9 @@ impl Builder {
             cancel: CancelState::default(),
             wake_pending: AtomicBool::new(false),
             waker,
+            next_wake: AtomicU64::new(u64::MAX),
+            result_hold: lead,
+            epoch: clock::mono_now(),
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
@@ -251,7 +266,7 @@ impl Builder {
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
-            lead: DISPATCH_LEAD,
+            lead,
         };
         let now = clock::mono_now();
         let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));

@@ -10,15 +10,15 @@ use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::core::Finished;
-use crate::runner::{CancelState, Check, RunContext, RunnerOutcome};
+use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
 
 /// One run to do.
 pub(crate) struct Job {
@@ -39,9 +39,44 @@ pub(crate) struct Shared {
     /// drained results; cleared by the engine before draining.
     pub(crate) wake_pending: AtomicBool,
     pub(crate) waker: mio::Waker,
+    /// When the engine thread will wake next on its own, in nanoseconds
+    /// since `epoch` (`u64::MAX`: not before a command or a result).
+    pub(crate) next_wake: AtomicU64,
+    pub(crate) epoch: Instant,
+    /// A finished run is left for the engine's next wake-up instead of
+    /// waking it, when that wake-up is at most this far away (the dispatch
+    /// lead): a result event is then at most this late, and a busy schedule
+    /// costs no wake-up per result.
+    pub(crate) result_hold: Duration,
 }
 
 impl Shared {
+    /// Publishes the engine's next wake-up (the engine, before it sleeps).
+    pub(crate) fn publish_next_wake(&self, at: Option<Instant>) {
+        let nanos = at.map_or(u64::MAX, |t| {
+            t.saturating_duration_since(self.epoch)
+                .as_nanos()
+                .min(u64::MAX as u128 - 1) as u64
+        });
+        self.next_wake.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Wakes the engine for a finished run, unless it wakes soon anyway.
+    fn wake_for_result(&self) {
+        // Pairs with the engine's SeqCst publish-then-check-the-queue: either
+        // the engine sees our result before sleeping, or we see its new
+        // wake-up time here.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let next = self.next_wake.load(Ordering::SeqCst);
+        let now = clock::mono_now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64;
+        if next != u64::MAX && next.saturating_sub(now) <= self.result_hold.as_nanos() as u64 {
+            return;
+        }
+        self.wake();
+    }
+
     pub(crate) fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             // A failed wake means the poll is gone: the engine is stopping.
@@ -134,13 +169,15 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
         }
         busy.store(true, Ordering::Release);
         let mut started = clock::mono_now();
-        if job.start_at > started {
-            clock::sleep(job.start_at - started);
+        // Handed over early: wait for the start, in slices so that a reset
+        // or a shutdown is seen within CANCEL_POLL.
+        while job.start_at > started && !shared.cancel.is_cancelled(job.generation) {
+            clock::sleep((job.start_at - started).min(CANCEL_POLL));
             started = clock::mono_now();
-            if shared.cancel.is_cancelled(job.generation) {
-                busy.store(false, Ordering::Release);
-                continue;
-            }
+        }
+        if shared.cancel.is_cancelled(job.generation) {
+            busy.store(false, Ordering::Release);
+            continue;
         }
         let ctx = RunContext::new(&job.name, job.generation, started, &shared.cancel);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx))).unwrap_or_else(
@@ -163,7 +200,7 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
         if sent.is_err() {
             return;
         }
-        shared.wake();
+        shared.wake_for_result();
     }
 }
 
