@@ -49,8 +49,9 @@
 //!
 //! `intervalSeconds` is whole seconds and the engine floors every interval
 //! at its `min_interval` (G5). When `MS` is a multiple of 1000 the bench
-//! declares `intervalSeconds = MS / 1000` with `min_interval = 1 ms`, far
-//! below the interval, so the floor never touches a run. Otherwise it
+//! declares `intervalSeconds = MS / 1000` with `min_interval = MS / 10`,
+//! far below the interval, so the floor never touches a run (and the
+//! engine's dispatch lead, a quarter of the floor up to 25 ms, is whole). Otherwise it
 //! declares `intervalSeconds = 0` with `min_interval = MS` (the floor is the
 //! interval); then a late run pushes the next one back by its lateness (up
 //! to 10 ms, else the slot is skipped; see "Floor versus anchor" in the
@@ -412,7 +413,10 @@ struct EngineRun {
 fn declarations(args: &Args) -> (String, Duration) {
     let ms = args.interval.as_millis();
     let (interval_secs, floor) = if ms % 1000 == 0 {
-        (ms / 1000, Duration::from_millis(1))
+        // A tenth of the interval: far below it, so the floor never touches
+        // a run, and large enough for the engine's full dispatch lead (a
+        // quarter of the floor, at most 25 ms).
+        (ms / 1000, args.interval / 10)
     } else {
         (0, args.interval)
     };
