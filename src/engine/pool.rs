@@ -62,15 +62,13 @@ impl Shared {
     }
 
     /// Wakes the engine for a finished run, unless it wakes soon anyway.
-    fn wake_for_result(&self) {
+    fn wake_for_result(&self, now: Instant) {
         // Pairs with the engine's SeqCst publish-then-check-the-queue: either
         // the engine sees our result before sleeping, or we see its new
         // wake-up time here.
         std::sync::atomic::fence(Ordering::SeqCst);
         let next = self.next_wake.load(Ordering::SeqCst);
-        let now = clock::mono_now()
-            .saturating_duration_since(self.epoch)
-            .as_nanos() as u64;
+        let now = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         if next != u64::MAX && next.saturating_sub(now) <= self.result_hold.as_nanos() as u64 {
             return;
         }
@@ -200,7 +198,7 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
         if sent.is_err() {
             return;
         }
-        shared.wake_for_result();
+        shared.wake_for_result(finished);
     }
 }
 
