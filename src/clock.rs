@@ -2,7 +2,7 @@
 //!
 //! The scheduling core never reads a clock: it is handed `now`. The driver
 //! (the engine thread and the worker pool) reads the clocks through
-//! [`mono_now`] and [`wall_now`] so that the rule "clocks are read in one
+//! `mono_now` and `wall_now` so that the rule "clocks are read in one
 //! place" can be checked by grepping.
 
 use std::fmt;

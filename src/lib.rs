@@ -92,6 +92,26 @@
 //!   800 ms, then leaves its worker thread behind (logged) so that shutdown
 //!   still returns in time; its result is never sent.
 //!
+//! - **Early hand-over.** Runs due within the next 25 ms (at most a quarter
+//!   of the minimum interval) are handed to the pool in one engine
+//!   wake-up; the worker waits for the slot itself. So a busy schedule
+//!   costs the engine one wake-up per window, not one per run, and the
+//!   G6 and G5 decisions for a run are taken when it is handed over: a run
+//!   still in flight at that point skips the next slot.
+//! - **Results held briefly.** A worker does not wake the engine for a
+//!   finished run when the engine wakes within the same window anyway: a
+//!   result event can be up to 25 ms later than the run's end.
+//! - **Exec children** are killed as a whole process group at the end of
+//!   every run (also after a normal exit), inherit no descriptor above
+//!   stderr, and with [`Builder::child_subreaper`] (on in the binary) even
+//!   their killed grandchildren are reaped before the run returns.
+//! - **HTTP**: when `expectStatus` is itself a redirect code, redirects are
+//!   not followed; only the first 64 KiB of a body are searched; `https://`
+//!   fails naming the missing TLS support.
+//! - **Evidence**: see [`runner::evidence`] (repeated keys refused, numbers
+//!   as IEEE doubles per RFC 8785, files written less than 2 s ago are not
+//!   cached).
+//!
 //! # Features
 //!
 //! - `cli` (default): the `probewheel` binary (adds `env_logger`).
