@@ -7,20 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fake, Guarantees, collect_until, results, threads_named, wait_until};
+use common::{Fake, Guarantees, collect_until, probe_results, results, threads_named, wait_until};
 use probewheel::{Builder, Event, Status};
 
 const FLOOR: Duration = Duration::from_millis(20);
-
-fn probe_results<'a>(events: &'a [Event], probe: &str) -> Vec<&'a probewheel::event::ProbeResult> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ProbeResult(r) if &*r.probe_name == probe => Some(r),
-            _ => None,
-        })
-        .collect()
-}
 
 /// A probe next to a misbehaving one keeps its slots. Not one skip is
 /// asked for: on a loaded machine a run that starts more than 10 ms late

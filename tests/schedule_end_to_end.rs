@@ -9,18 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fake, collect_until, results};
-use probewheel::{Builder, Event, event::ProbeResult};
-
-fn probe_results<'a>(events: &'a [Event], probe: &str) -> Vec<&'a ProbeResult> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ProbeResult(r) if &*r.probe_name == probe => Some(r),
-            _ => None,
-        })
-        .collect()
-}
+use common::{Fake, collect_until, probe_results, results};
+use probewheel::Builder;
 
 #[test]
 fn floor_and_anchor_hold_on_the_real_clock() {

@@ -91,6 +91,20 @@ pub fn results(events: &[Event], probe: Option<&str>) -> usize {
         .count()
 }
 
+/// The `probeResult` events of one probe, in order.
+pub fn probe_results<'a>(
+    events: &'a [Event],
+    probe: &str,
+) -> Vec<&'a probewheel::event::ProbeResult> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProbeResult(r) if &*r.probe_name == probe => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A runner whose behaviour is set in the declaration:
 /// `"behave": "pass" | "fail" | "panic" | "hang" | "slow" | "flip"`, and
 /// `"sleepMs"` for `slow` (cancellable). `hang` ignores cancellation on
