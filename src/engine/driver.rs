@@ -114,9 +114,6 @@ pub(crate) struct Driver {
     pub(crate) pool: Pool,
     pub(crate) registry: Registry,
     pub(crate) source: Source,
-    /// Per probe of the current generation: its name and check (`None` for
-    /// disabled probes).
-    pub(crate) tasks: Vec<Task>,
     pub(crate) wakeups: u64,
 }
 
@@ -150,19 +147,14 @@ impl Driver {
             }
             let now = clock::mono_now();
             while let Some(d) = self.core.poll_dispatch(now) {
-                let (name, check) = &self.tasks[d.probe as usize];
-                let Some(check) = check else {
-                    debug_assert!(false, "disabled probe dispatched");
-                    continue;
-                };
+                // The worker finds the check in the generation's task
+                // table: no reference count is touched per run.
                 self.pool.submit(Job {
                     probe: d.probe,
                     generation: d.generation,
                     tick: d.tick,
                     due: d.due,
                     start_at: d.start_at,
-                    name: Arc::clone(name),
-                    check: Arc::clone(check),
                 });
             }
             let flushed = self.core.flush();
@@ -215,17 +207,18 @@ impl Driver {
         let generation = self.core.generation() + 1;
         // Runs of older generations see the cancellation from here on.
         self.shared.cancel.set_generation(generation);
-        self.tasks.clear();
+        let mut tasks = Vec::new();
         if let Ok(decls) = &decls {
-            self.tasks.reserve_exact(decls.len());
+            tasks.reserve_exact(decls.len());
             for d in decls.probes() {
                 let check = (d.mode() != Mode::Disabled).then(|| match self.registry.prepare(d) {
                     Ok(check) => check,
                     Err(reason) => failing(reason),
                 });
-                self.tasks.push((Arc::clone(d.name_arc()), check));
+                tasks.push((Arc::clone(d.name_arc()), check));
             }
         }
+        self.shared.publish_tasks(generation, tasks);
         let path = self.source.describe();
         match &decls {
             Ok(d) => log::info!(

@@ -251,6 +251,7 @@ impl Builder {
             waker,
             next_wake: AtomicU64::new(u64::MAX),
             result_hold: lead,
+            tasks: std::sync::Mutex::new((0, Arc::new(Vec::new()))),
             epoch: clock::mono_now(),
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
@@ -280,7 +281,6 @@ impl Builder {
             pool,
             registry: self.registry,
             source: self.source,
-            tasks: Vec::new(),
             wakeups: 0,
         };
         let thread = thread::Builder::new()

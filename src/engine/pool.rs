@@ -9,8 +9,8 @@
 use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::core::Finished;
-use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
+use crate::engine::driver::Task;
+use crate::runner::{CANCEL_POLL, CancelState, RunContext, RunnerOutcome};
 
 /// One run to do.
 pub(crate) struct Job {
@@ -28,8 +29,6 @@ pub(crate) struct Job {
     pub(crate) due: Instant,
     /// Not before this instant (the engine hands runs over a little early).
     pub(crate) start_at: Instant,
-    pub(crate) name: Arc<str>,
-    pub(crate) check: Arc<dyn Check>,
 }
 
 /// What workers share with the engine thread.
@@ -48,7 +47,13 @@ pub(crate) struct Shared {
     /// lead): a result event is then at most this late, and a busy schedule
     /// costs no wake-up per result.
     pub(crate) result_hold: Duration,
+    /// The current generation's probes (name and check), published at each
+    /// reset; workers keep their own reference until the generation moves.
+    pub(crate) tasks: Mutex<Tasks>,
 }
+
+/// A generation and its probes, indexed like the scheduler's.
+pub(crate) type Tasks = (u64, Arc<Vec<Task>>);
 
 impl Shared {
     /// Publishes the engine's next wake-up (the engine, before it sleeps).
@@ -59,6 +64,18 @@ impl Shared {
                 .min(u64::MAX as u128 - 1) as u64
         });
         self.next_wake.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Makes `tasks` the probes of `generation` (the engine, at a reset).
+    pub(crate) fn publish_tasks(&self, generation: u64, tasks: Vec<Task>) {
+        let mut slot = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = (generation, Arc::new(tasks));
+    }
+
+    /// The probes of `generation`, if it is still the current one.
+    fn tasks_of(&self, generation: u64) -> Option<Arc<Vec<Task>>> {
+        let slot = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        (slot.0 == generation).then(|| Arc::clone(&slot.1))
     }
 
     /// Wakes the engine for a finished run, unless it wakes soon anyway.
@@ -161,10 +178,19 @@ impl Pool {
 }
 
 fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &AtomicBool) {
+    let mut cached: Option<Tasks> = None;
     for job in jobs.iter() {
         if shared.cancel.is_cancelled(job.generation) {
             continue; // reset or shutdown while queued: never started
         }
+        if cached.as_ref().is_none_or(|c| c.0 != job.generation) {
+            // Once per generation and worker.
+            cached = shared.tasks_of(job.generation).map(|t| (job.generation, t));
+        }
+        let Some((name, Some(check))) = cached.as_ref().and_then(|c| c.1.get(job.probe as usize))
+        else {
+            continue; // a newer generation was published meanwhile
+        };
         busy.store(true, Ordering::Release);
         let mut started = clock::mono_now();
         // Handed over early: wait for the start, in slices so that a reset
@@ -177,10 +203,11 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
             busy.store(false, Ordering::Release);
             continue;
         }
-        let ctx = RunContext::new(&job.name, job.generation, started, &shared.cancel);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| job.check.run(&ctx))).unwrap_or_else(
-            |payload| RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload))),
-        );
+        let ctx = RunContext::new(name, job.generation, started, &shared.cancel);
+        let outcome =
+            panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
+                RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+            });
         let finished = clock::mono_now();
         busy.store(false, Ordering::Release);
         if shared.cancel.is_cancelled(job.generation) {
