@@ -72,20 +72,15 @@ impl Running {
     }
 
     fn wait(mut self, limit: Duration) -> (i32, String) {
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err)
-                    .unwrap();
-                return (status.code().unwrap_or(-1), err);
-            }
-            assert!(
-                Instant::now() < end,
-                "probewheel did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut status = None;
+        let exited = common::wait_until(limit, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(exited, "probewheel did not exit within {limit:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        (status.unwrap().code().unwrap_or(-1), err)
     }
 }
 

@@ -120,8 +120,13 @@ fn reset_storm_never_lets_an_old_event_through() {
     });
     for i in 0..1000 {
         engine.reset(&format!("storm-{i}")).unwrap();
-        if i % 100 == 0 {
-            std::thread::sleep(Duration::from_millis(2)); // let some runs finish
+        if i % 100 == 99 {
+            // Let runs of this generation finish, so that results and
+            // resets really interleave.
+            let before = engine.stats().unwrap().results;
+            assert!(wait_until(Duration::from_secs(10), || {
+                engine.stats().unwrap().results > before
+            }));
         }
     }
     assert!(wait_until(Duration::from_secs(10), || {

@@ -231,6 +231,7 @@ fn soak_two_thousand_probes_through_many_resets() {
                 // The consumer stalls now and then (G9: the engine must not
                 // wait, and nothing may be lost).
                 if Instant::now() >= next_stall {
+                    // The stall is the scenario, not a wait for a condition.
                     thread::sleep(Duration::from_millis(1000));
                     next_stall = Instant::now() + Duration::from_secs(5);
                 }
@@ -271,8 +272,9 @@ fn soak_two_thousand_probes_through_many_resets() {
             engine.reset(&format!("soak-{resets}")).unwrap();
             next_reset = Instant::now() + Duration::from_millis(5000 + rng.next(5000));
         }
-        // Pacing only: what is checked is the event stream and the counters.
-        thread::sleep(Duration::from_millis(500));
+        // Pacing only (what is checked is the event stream and the
+        // counters); returns at once if the checker stops.
+        wait_until(Duration::from_millis(500), || reader.is_finished());
         if reader.is_finished() {
             let verdict = reader.join().unwrap().map(|g| g.events);
             panic!("the checker stopped early: {verdict:?}");

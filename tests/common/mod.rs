@@ -138,8 +138,9 @@ impl Runner for Fake {
             let outcome = match behave.as_str() {
                 "fail" => RunnerOutcome::fail("fake failure"),
                 "panic" => panic!("fake runner exploded"),
+                // Parked for good: a check that ignores cancellation.
                 "hang" => loop {
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::park();
                 },
                 "slow" => {
                     if ctx.sleep(sleep) {
