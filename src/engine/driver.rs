@@ -100,10 +100,6 @@ impl Sink for ChannelSink {
     }
 }
 
-/// A probe of the current generation: its name, and its check (`None` for
-/// a disabled probe).
-pub(crate) type Task = (Arc<str>, Option<Arc<dyn Check>>);
-
 pub(crate) struct Driver {
     pub(crate) poll: Poll,
     pub(crate) timer: DeadlineTimer,

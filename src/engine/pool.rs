@@ -18,8 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::core::Finished;
-use crate::engine::driver::Task;
-use crate::runner::{CANCEL_POLL, CancelState, RunContext, RunnerOutcome};
+use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
 
 /// One run to do.
 pub(crate) struct Job {
@@ -51,6 +50,10 @@ pub(crate) struct Shared {
     /// reset; workers keep their own reference until the generation moves.
     pub(crate) tasks: Mutex<Tasks>,
 }
+
+/// A probe of a generation: its name, and its check (`None` for a disabled
+/// probe).
+pub(crate) type Task = (Arc<str>, Option<Arc<dyn Check>>);
 
 /// A generation and its probes, indexed like the scheduler's.
 pub(crate) type Tasks = (u64, Arc<Vec<Task>>);

@@ -48,7 +48,7 @@ impl DeadlineTimer {
         match self {
             #[cfg(target_os = "linux")]
             DeadlineTimer::TimerFd(fd) => {
-                fd.set(deadline.map(|d| d.saturating_duration_since(now)))?;
+                fd.set(deadline, now)?;
                 Ok(None)
             }
             DeadlineTimer::PollTimeout => Ok(deadline.map(|d| {
@@ -73,11 +73,12 @@ impl DeadlineTimer {
 mod linux {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::time::Duration;
+    use std::time::Instant;
 
     pub(crate) struct TimerFd {
         fd: OwnedFd,
-        armed: bool,
+        /// The deadline the timer is armed for, if any.
+        armed: Option<Instant>,
     }
 
     impl TimerFd {
@@ -94,17 +95,23 @@ mod linux {
             }
             // SAFETY: `fd` is a freshly created descriptor that we own.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            Ok(TimerFd { fd, armed: false })
+            Ok(TimerFd { fd, armed: None })
         }
 
         pub(crate) fn raw(&self) -> RawFd {
             self.fd.as_raw_fd()
         }
 
-        /// Arms the timer `after` from now (relative), or disarms it.
-        pub(crate) fn set(&mut self, after: Option<Duration>) -> io::Result<()> {
+        /// Arms the timer for `deadline` (relative to `now`), or disarms
+        /// it. Most wake-ups (a command, a result) leave the deadline as it
+        /// was: then no syscall is made.
+        pub(crate) fn set(&mut self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
+            if deadline == self.armed {
+                return Ok(());
+            }
+            let after = deadline.map(|d| d.saturating_duration_since(now));
             let value = match after {
-                None if !self.armed => return Ok(()),
+                None if self.armed.is_none() => return Ok(()),
                 None => libc::timespec {
                     tv_sec: 0,
                     tv_nsec: 0,
@@ -127,7 +134,7 @@ mod linux {
             if rc < 0 {
                 return Err(io::Error::last_os_error());
             }
-            self.armed = after.is_some();
+            self.armed = deadline;
             Ok(())
         }
 
@@ -138,7 +145,7 @@ mod linux {
             unsafe {
                 libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len());
             }
-            self.armed = false;
+            self.armed = None;
         }
     }
 }
