@@ -169,7 +169,13 @@ fn a_reset_storm_keeps_every_guarantee_and_leaks_nothing() {
         running_in(&cwd),
         our_children()
     );
-    assert_eq!(open_fds(), fds_at_start);
+    // A leak only adds descriptors; the harness may hold a transient one.
+    assert!(
+        wait_until(Duration::from_secs(2), || open_fds() <= fds_at_start),
+        "fds: {} at start, {} now",
+        fds_at_start,
+        open_fds()
+    );
     eprintln!(
         "storm: {} events checked over {} generations, {} results",
         g.events, g.generations, g.results
