@@ -78,8 +78,9 @@ use std::time::{Duration, Instant};
 use probewheel::runner::FnRunner;
 use probewheel::{Builder, Event, RunnerOutcome, Stats};
 
-const USAGE: &str =
-    "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]";
+const IMPLS: [&str; 3] = ["tokio-interval", "sleep-limit", "probewheel"];
+
+const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--only IMPL]";
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -87,9 +88,16 @@ struct Args {
     interval: Duration,
     seconds: u64,
     aligned: bool,
+    /// Run one implementation only (`--only probewheel`, say): for
+    /// comparing changes to one of them; the judged output is all three.
+    only: Option<&'static str>,
 }
 
 impl Args {
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_none_or(|o| o == name)
+    }
+
     fn run_for(&self) -> Duration {
         Duration::from_secs(self.seconds)
     }
@@ -127,6 +135,7 @@ fn parse_args() -> Result<Args, String> {
     let mut interval_ms = None;
     let mut seconds = None;
     let mut aligned = false;
+    let mut only = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -146,6 +155,15 @@ fn parse_args() -> Result<Args, String> {
             "--interval-ms" => interval_ms = Some(value("--interval-ms")?),
             "--seconds" => seconds = Some(value("--seconds")?),
             "--aligned" => aligned = true,
+            "--only" => {
+                let name = it.next().ok_or("--only needs a value")?;
+                only = Some(
+                    IMPLS
+                        .into_iter()
+                        .find(|i| *i == name)
+                        .ok_or_else(|| format!("--only {name:?}: one of {IMPLS:?}"))?,
+                );
+            }
             "--bench" => {} // added by `cargo bench`
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -156,6 +174,7 @@ fn parse_args() -> Result<Args, String> {
         interval: Duration::from_millis(interval_ms.unwrap_or(1000)),
         seconds: seconds.unwrap_or(20),
         aligned,
+        only,
     };
     if args.run_for() <= args.interval {
         return Err(format!(
@@ -182,15 +201,21 @@ fn main() -> ExitCode {
         loadavg()
     );
 
-    let cpu = process_cpu();
-    let tokio_samples = run_tokio(&args);
-    report_cpu("tokio-interval", cpu, &args);
-    println!("{}", summary("tokio-interval", args.probes, tokio_samples));
-
-    let cpu = process_cpu();
-    let floor_samples = run_sleep_limit(&args);
-    report_cpu("sleep-limit", cpu, &args);
-    println!("{}", summary("sleep-limit", args.probes, floor_samples));
+    if args.runs("tokio-interval") {
+        let cpu = process_cpu();
+        let tokio_samples = run_tokio(&args);
+        report_cpu("tokio-interval", cpu, &args);
+        println!("{}", summary("tokio-interval", args.probes, tokio_samples));
+    }
+    if args.runs("sleep-limit") {
+        let cpu = process_cpu();
+        let floor_samples = run_sleep_limit(&args);
+        report_cpu("sleep-limit", cpu, &args);
+        println!("{}", summary("sleep-limit", args.probes, floor_samples));
+    }
+    if !args.runs("probewheel") {
+        return ExitCode::SUCCESS;
+    }
 
     let cpu = process_cpu();
     let run = run_probewheel(&args);

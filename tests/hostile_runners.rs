@@ -164,3 +164,49 @@ fn a_hanging_runner_skips_its_own_ticks_only() {
     assert_kept_schedule(&probe_results(&all, "free"), "free");
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
+
+#[test]
+fn runs_due_together_are_not_stranded_behind_stuck_neighbours() {
+    // Ten probes fall due at the same instant (no stagger), so they are
+    // handed over together. Two of them stay in their check for a minute;
+    // with three workers, the third must run the other eight, every tick,
+    // whichever of them the stuck ones were handed over with.
+    let mut decls = serde_json::Map::new();
+    for p in ["a-slow", "b-slow"] {
+        decls.insert(
+            p.into(),
+            serde_json::json!({"kind": "fake", "mode": "enforce", "behave": "slow", "sleepMs": 60000}),
+        );
+    }
+    let quick: Vec<String> = (0..8).map(|i| format!("c-quick-{i}")).collect();
+    for p in &quick {
+        decls.insert(
+            p.clone(),
+            serde_json::json!({"kind": "fake", "mode": "enforce", "intervalSeconds": 0}),
+        );
+    }
+    let (engine, rx) = Builder::new()
+        .declarations_json(serde_json::Value::Object(decls).to_string())
+        .workers(3)
+        .min_interval(FLOOR)
+        .thread_name("hr-burst")
+        .runner("fake", Fake::default())
+        .build()
+        .unwrap();
+    engine.reset("r").unwrap();
+    let events = collect_until(&rx, Duration::from_secs(10), |ev| {
+        quick.iter().all(|p| results(ev, Some(p)) >= 5)
+    });
+    engine.shutdown().unwrap();
+    for p in &quick {
+        assert!(
+            probe_results(&events, p).len() >= 5,
+            "{p} was held up: {} results",
+            probe_results(&events, p).len()
+        );
+    }
+    let mut g = Guarantees::new(FLOOR);
+    for e in &events {
+        g.check(e).unwrap();
+    }
+}

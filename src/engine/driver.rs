@@ -8,17 +8,16 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Token};
 
 use crate::clock;
-use crate::core::{Finished, Scheduler, Sink};
+use crate::core::{Scheduler, Sink};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
-use crate::engine::pool::{Job, Pool, Shared};
+use crate::engine::pool::{Job, Pool, Shared, clear_wake};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Registry, RunContext, RunnerOutcome};
@@ -105,12 +104,14 @@ pub(crate) struct Driver {
     pub(crate) timer: DeadlineTimer,
     pub(crate) core: Scheduler<ChannelSink>,
     pub(crate) commands: Receiver<Command>,
-    pub(crate) finished: Receiver<Finished>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) pool: Pool,
     pub(crate) registry: Registry,
     pub(crate) source: Source,
     pub(crate) wakeups: u64,
+    /// Runs taken from the core in one wake-up, before they go to the
+    /// pool (kept for its capacity).
+    pub(crate) dispatched: Vec<Job>,
 }
 
 impl Driver {
@@ -127,8 +128,9 @@ impl Driver {
             }
             // Cleared before draining: a wake skipped because the flag was
             // still set is for something sent before this point, which the
-            // drains below see.
-            self.shared.wake_pending.store(false, Ordering::Release);
+            // drains below see. (Results: `drain_finished` clears the
+            // workers' flags the same way.)
+            clear_wake(&self.shared.wake_pending);
             while let Ok(cmd) = self.commands.try_recv() {
                 match cmd {
                     Command::Reset(rollout) => self.reset(&rollout),
@@ -138,14 +140,15 @@ impl Driver {
                     Command::Shutdown => return self.shutdown(),
                 }
             }
-            while let Ok(f) = self.finished.try_recv() {
-                self.core.handle_finished(f);
-            }
+            let core = &mut self.core;
+            self.pool.drain_finished(|f| {
+                core.handle_finished(f);
+            });
             let now = clock::mono_now();
             while let Some(d) = self.core.poll_dispatch(now) {
                 // The worker finds the check in the generation's task
                 // table: no reference count is touched per run.
-                self.pool.submit(Job {
+                self.dispatched.push(Job {
                     probe: d.probe,
                     generation: d.generation,
                     tick: d.tick,
@@ -153,6 +156,7 @@ impl Driver {
                     start_at: d.start_at,
                 });
             }
+            self.pool.submit_all(&mut self.dispatched);
             let flushed = self.core.flush();
             let mut wake_at = self.core.poll_timeout();
             if self.core.backlog() > 0 {
@@ -168,13 +172,6 @@ impl Driver {
             if wake_at.is_some_and(|w| w <= now) {
                 continue; // already due: no sleep
             }
-            // Workers hold results back when this wake-up is near; a result
-            // that arrived before they could see it is taken now.
-            self.shared.publish_next_wake(wake_at);
-            if !self.finished.is_empty() {
-                self.shared.publish_next_wake(Some(now));
-                continue;
-            }
             let timeout = match self.timer.arm(wake_at, now) {
                 Ok(t) => t,
                 Err(e) => {
@@ -185,6 +182,15 @@ impl Driver {
                     continue;
                 }
             };
+            // Armed, then published: workers hold results back until this
+            // wake-up when it is near, or move it earlier (after winning a
+            // swap on the published time, so after this arm). A result
+            // that arrived before they could see it is taken now.
+            self.shared.publish_next_wake(wake_at);
+            if self.pool.has_finished() {
+                self.shared.publish_next_wake(Some(now));
+                continue;
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("poll failed: {e}; engine stops");

@@ -251,19 +251,16 @@ impl Builder {
             waker,
             next_wake: AtomicU64::new(u64::MAX),
             result_hold: lead,
+            timer: timer
+                .remote()
+                .map_err(EngineError::io("duplicate the timer"))?,
             tasks: std::sync::Mutex::new((0, Arc::new(Vec::new()))),
             epoch: clock::mono_now(),
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
-        let (finished_tx, finished_rx) = crossbeam_channel::unbounded();
-        let pool = Pool::start(
-            self.workers,
-            &self.thread_name,
-            Arc::clone(&shared),
-            finished_tx,
-        )
-        .map_err(EngineError::io("spawn worker"))?;
+        let pool = Pool::start(self.workers, &self.thread_name, Arc::clone(&shared))
+            .map_err(EngineError::io("spawn worker"))?;
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
@@ -276,12 +273,12 @@ impl Builder {
             timer,
             core,
             commands: commands_rx,
-            finished: finished_rx,
             shared: Arc::clone(&shared),
             pool,
             registry: self.registry,
             source: self.source,
             wakeups: 0,
+            dispatched: Vec::new(),
         };
         let thread = thread::Builder::new()
             .name(format!("{}-engine", self.thread_name))

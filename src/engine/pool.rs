@@ -7,14 +7,17 @@
 //! worker lives on.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+use super::timer::RemoteTimer;
 
 use crate::clock;
 use crate::core::Finished;
@@ -30,22 +33,59 @@ pub(crate) struct Job {
     pub(crate) start_at: Instant,
 }
 
+/// What the engine hands the pool: one run, or a share of a burst.
+pub(crate) enum Work {
+    One(Job),
+    Burst(Arc<Burst>),
+}
+
+/// Runs that start at the same instant, handed over together.
+///
+/// A burst (every probe of a fleet due at once, say) would otherwise cost
+/// one operation on the shared job queue per run, with the workers fighting
+/// over the queue's head. Instead the workers claim the runs of a chunk one
+/// by one with an increment on the chunk's own counter, which only the
+/// worker holding the chunk touches. The engine queues every chunk once per
+/// worker, the further references after the next chunks' first: when the
+/// worker that took a chunk is stuck in a slow check, the next free worker
+/// takes what is left of it, as it would have from a shared queue.
+pub(crate) struct Burst {
+    next: AtomicUsize,
+    jobs: Vec<Job>,
+}
+
+impl Burst {
+    /// The next unclaimed run, if any.
+    fn claim(&self) -> Option<&Job> {
+        self.jobs.get(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Most runs in one chunk of a burst.
+const BURST_CHUNK: usize = 32;
+
 /// What workers share with the engine thread.
 pub(crate) struct Shared {
     pub(crate) cancel: CancelState,
-    /// Set by the first worker that finishes a run after the engine last
-    /// drained results; cleared by the engine before draining.
+    /// Set by the first command after the engine last drained commands;
+    /// cleared by the engine before draining. Workers have their own flag
+    /// for results ([`WorkerFlags`]).
     pub(crate) wake_pending: AtomicBool,
     pub(crate) waker: mio::Waker,
     /// When the engine thread will wake next on its own, in nanoseconds
     /// since `epoch` (`u64::MAX`: not before a command or a result).
     pub(crate) next_wake: AtomicU64,
     pub(crate) epoch: Instant,
-    /// A finished run is left for the engine's next wake-up instead of
-    /// waking it, when that wake-up is at most this far away (the dispatch
-    /// lead): a result event is then at most this late, and a busy schedule
-    /// costs no wake-up per result.
+    /// A finished run never wakes the engine at once: it is left for the
+    /// engine's next wake-up when that is at most this far away (the
+    /// dispatch lead), and otherwise brings that wake-up forward to this
+    /// far away through `timer`. A result event is then at most this late,
+    /// and a burst of results, or a busy schedule, costs the engine one
+    /// wake-up instead of one per result while the workers are running.
     pub(crate) result_hold: Duration,
+    /// The engine's deadline timer, for bringing its wake-up forward;
+    /// `None` where there is no timer fd (results then wake the engine).
+    pub(crate) timer: Option<RemoteTimer>,
     /// The current generation's probes (name and check), published at each
     /// reset; workers keep their own reference until the generation moves.
     pub(crate) tasks: Mutex<Tasks>,
@@ -81,32 +121,94 @@ impl Shared {
         (slot.0 == generation).then(|| Arc::clone(&slot.1))
     }
 
-    /// Wakes the engine for a finished run, unless it wakes soon anyway.
-    fn wake_for_result(&self, now: Instant) {
-        // Pairs with the engine's SeqCst publish-then-check-the-queue: either
-        // the engine sees our result before sleeping, or we see its new
-        // wake-up time here.
+    /// Makes sure the engine wakes within `result_hold` of `now` for a
+    /// finished run, without waking it now when it can be helped.
+    ///
+    /// The protocol, with the engine's side in `Driver::run`: the engine
+    /// arms its timer, *then* publishes the deadline (SeqCst), then checks
+    /// the result queues before it sleeps. A worker sends its result,
+    /// fences, then reads the published deadline. Either the engine sees
+    /// the result before sleeping, or the worker sees the deadline the
+    /// engine sleeps on; in that case a worker that wants an earlier one
+    /// must win a compare-and-swap on it before arming, so it arms after
+    /// the engine did and only ever moves the wake-up earlier.
+    ///
+    /// Returns true when that took no syscall.
+    fn wake_for_result(&self, flags: &WorkerFlags, now: Instant) -> bool {
         std::sync::atomic::fence(Ordering::SeqCst);
-        let next = self.next_wake.load(Ordering::SeqCst);
-        let now = now.saturating_duration_since(self.epoch).as_nanos() as u64;
-        if next != u64::MAX && next.saturating_sub(now) <= self.result_hold.as_nanos() as u64 {
-            return;
+        let hold = self.result_hold;
+        let want = now
+            .saturating_duration_since(self.epoch)
+            .saturating_add(hold)
+            .as_nanos()
+            .min(u128::from(u64::MAX - 1)) as u64;
+        let mut next = self.next_wake.load(Ordering::SeqCst);
+        while let Some(timer) = &self.timer {
+            if next <= want {
+                return true; // the engine wakes by then anyway
+            }
+            match self.next_wake.compare_exchange_weak(
+                next,
+                want,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => match timer.fire_in(hold) {
+                    Ok(()) => return false,
+                    Err(_) => break, // wake it now instead
+                },
+                Err(current) => next = current,
+            }
         }
-        self.wake();
+        if self.timer.is_none() && next <= want {
+            return true;
+        }
+        !self.wake_once(&flags.wake_pending)
     }
 
+    /// Wakes the engine for a command.
     pub(crate) fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        self.wake_once(&self.wake_pending);
+    }
+
+    /// Writes the waker unless `pending` says it was written since the
+    /// engine last cleared it: a burst costs one syscall, not one per item.
+    /// Returns whether it wrote.
+    fn wake_once(&self, pending: &AtomicBool) -> bool {
+        let write = !pending.swap(true, Ordering::AcqRel);
+        if write {
             // A failed wake means the poll is gone: the engine is stopping.
             let _ = self.waker.wake();
         }
+        write
     }
 }
 
+/// Clears a wake flag before the engine drains what it stands for. A swap,
+/// not a store: a waker whose swap still read `true` is then ordered
+/// before it, so the drain that follows sees what that waker sent.
+pub(crate) fn clear_wake(pending: &AtomicBool) {
+    pending.swap(false, Ordering::AcqRel);
+}
+
+/// What one worker shares with the engine, on a cache line of its own so
+/// that workers finishing runs side by side never write the same line.
+#[repr(align(64))]
+#[derive(Default)]
+pub(crate) struct WorkerFlags {
+    /// Set while the worker runs a check.
+    busy: AtomicBool,
+    /// Set by the worker's first finished run since the engine last
+    /// drained results; cleared by the engine before draining.
+    wake_pending: AtomicBool,
+}
+
 pub(crate) struct Pool {
-    jobs: Option<Sender<Job>>,
-    /// Each worker with a flag that is set while it runs a check.
-    workers: Vec<(JoinHandle<()>, Arc<AtomicBool>)>,
+    jobs: Option<Sender<Work>>,
+    /// Finished runs, one channel per worker: a worker's sends never touch
+    /// a cache line another worker writes.
+    finished: Vec<Receiver<Finished>>,
+    workers: Vec<(JoinHandle<()>, Arc<WorkerFlags>)>,
     /// Disconnects when every worker has exited.
     exited: Receiver<()>,
 }
@@ -115,44 +217,106 @@ pub(crate) struct Pool {
 const WORKER_STACK: usize = 256 * 1024;
 
 impl Pool {
-    pub(crate) fn start(
-        n: usize,
-        name: &str,
-        shared: Arc<Shared>,
-        done: Sender<Finished>,
-    ) -> io::Result<Pool> {
-        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+    pub(crate) fn start(n: usize, name: &str, shared: Arc<Shared>) -> io::Result<Pool> {
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Work>();
         let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
         let mut workers = Vec::with_capacity(n);
+        let mut finished = Vec::with_capacity(n);
         for i in 0..n {
             let jobs = jobs_rx.clone();
             let shared = Arc::clone(&shared);
-            let done = done.clone();
+            let (done, finished_rx) = crossbeam_channel::unbounded();
+            finished.push(finished_rx);
             let exit_tx = exit_tx.clone();
-            let busy = Arc::new(AtomicBool::new(false));
-            let busy_flag = Arc::clone(&busy);
+            let flags = Arc::new(WorkerFlags::default());
+            let worker_flags = Arc::clone(&flags);
             let handle = thread::Builder::new()
                 .name(format!("{name}-worker-{i}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
                     let _exit = exit_tx; // dropped when the worker ends
                     super::timer::tighten_timer_slack(); // precise waits for `start_at`
-                    work(&jobs, &shared, &done, &busy_flag);
+                    work(&jobs, &shared, &done, &worker_flags);
                 })?;
-            workers.push((handle, busy));
+            workers.push((handle, flags));
         }
         Ok(Pool {
             jobs: Some(jobs_tx),
+            finished,
             workers,
             exited,
         })
     }
 
-    pub(crate) fn submit(&self, job: Job) {
-        if let Some(jobs) = &self.jobs {
-            // Workers only go away after `stop`, so this cannot fail before.
-            let _ = jobs.send(job);
+    /// Hands `runs` (in the order they start) to the workers, and leaves
+    /// `runs` empty. Runs that start at the same instant go as a [`Burst`].
+    pub(crate) fn submit_all(&self, runs: &mut Vec<Job>) {
+        let Some(jobs) = &self.jobs else {
+            runs.clear();
+            return;
+        };
+        // Workers only go away after `stop`, so sends cannot fail before.
+        let send = |w: Work| {
+            let _ = jobs.send(w);
+        };
+        // Every chunk is queued once per worker: first on its own, then one
+        // more reference after each of the next chunks' first, so that a
+        // worker freed later can join any chunk whose holder is stuck.
+        let extra = self.workers.len().saturating_sub(1);
+        let mut recent: VecDeque<(Arc<Burst>, usize)> = VecDeque::new();
+        let flush = |recent: &mut VecDeque<(Arc<Burst>, usize)>| {
+            for (b, left) in recent.drain(..) {
+                for _ in 0..left {
+                    send(Work::Burst(Arc::clone(&b)));
+                }
+            }
+        };
+        let mut rest = runs.drain(..).peekable();
+        while let Some(first) = rest.next() {
+            let start_at = first.start_at;
+            if rest.peek().is_none_or(|j| j.start_at != start_at) {
+                flush(&mut recent);
+                send(Work::One(first));
+                continue;
+            }
+            let mut chunk = Vec::with_capacity(BURST_CHUNK);
+            chunk.push(first);
+            while chunk.len() < BURST_CHUNK {
+                match rest.next_if(|j| j.start_at == start_at) {
+                    Some(j) => chunk.push(j),
+                    None => break,
+                }
+            }
+            let burst = Arc::new(Burst {
+                next: AtomicUsize::new(0),
+                jobs: chunk,
+            });
+            send(Work::Burst(Arc::clone(&burst)));
+            for (b, left) in &mut recent {
+                send(Work::Burst(Arc::clone(b)));
+                *left -= 1;
+            }
+            recent.retain(|(_, left)| *left > 0);
+            if extra > 0 {
+                recent.push_back((burst, extra));
+            }
         }
+        flush(&mut recent);
+    }
+
+    /// Hands every finished run that has arrived to `handle`.
+    pub(crate) fn drain_finished(&self, mut handle: impl FnMut(Finished)) {
+        for (_, flags) in &self.workers {
+            clear_wake(&flags.wake_pending);
+        }
+        for rx in &self.finished {
+            rx.try_iter().for_each(&mut handle);
+        }
+    }
+
+    /// Whether a finished run is waiting.
+    pub(crate) fn has_finished(&self) -> bool {
+        self.finished.iter().any(|rx| !rx.is_empty())
     }
 
     /// Closes the job queue and waits until `deadline` for workers to exit.
@@ -167,10 +331,10 @@ impl Pool {
             Err(crossbeam_channel::RecvTimeoutError::Disconnected)
         );
         let mut stuck = 0;
-        for (handle, busy) in self.workers.drain(..) {
+        for (handle, flags) in self.workers.drain(..) {
             // A worker that is not in a check exits at once: the queue is
             // closed and queued jobs are skipped as cancelled.
-            if all_exiting || !busy.load(Ordering::Acquire) {
+            if all_exiting || !flags.busy.load(Ordering::Acquire) {
                 let _ = handle.join();
             } else {
                 stuck += 1; // detached: it exits when its check returns
@@ -180,22 +344,78 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &AtomicBool) {
-    let mut cached: Option<Tasks> = None;
-    for job in jobs.iter() {
+fn work(jobs: &Receiver<Work>, shared: &Shared, done: &Sender<Finished>, flags: &WorkerFlags) {
+    let mut worker = Worker {
+        shared,
+        done,
+        flags,
+        tasks: None,
+    };
+    for work in jobs.iter() {
+        match work {
+            Work::One(job) => {
+                if worker.run(&job, None).is_err() {
+                    return;
+                }
+            }
+            Work::Burst(burst) => {
+                // Back to back: the clock reading that ends one run starts
+                // the next (see `Worker::run`).
+                let mut free_since = None;
+                while let Some(job) = burst.claim() {
+                    match worker.run(job, free_since) {
+                        Ok(finished) => free_since = finished,
+                        Err(Stopped) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The engine stopped taking results.
+struct Stopped;
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    done: &'a Sender<Finished>,
+    flags: &'a WorkerFlags,
+    /// The probes of the generation last run, looked up once per
+    /// generation.
+    tasks: Option<Tasks>,
+}
+
+impl Worker<'_> {
+    /// Runs `job` unless its generation is gone, and returns when it
+    /// finished (`None`: it did not run).
+    ///
+    /// `free_since` is when this worker finished its previous run, if it
+    /// came straight here from that run (the next run of a burst). When the
+    /// job was due by then, that reading is its start: the time between,
+    /// one claim and one channel send, is far below a microsecond, the unit
+    /// of `latenessUs`, and a burst then costs one clock read per run
+    /// instead of two.
+    fn run(&mut self, job: &Job, free_since: Option<Instant>) -> Result<Option<Instant>, Stopped> {
+        let shared = self.shared;
+        let busy = &self.flags.busy;
         if shared.cancel.is_cancelled(job.generation) {
-            continue; // reset or shutdown while queued: never started
+            return Ok(None); // reset or shutdown while queued: never started
         }
-        if cached.as_ref().is_none_or(|c| c.0 != job.generation) {
-            // Once per generation and worker.
-            cached = shared.tasks_of(job.generation).map(|t| (job.generation, t));
+        if self.tasks.as_ref().is_none_or(|c| c.0 != job.generation) {
+            self.tasks = shared.tasks_of(job.generation).map(|t| (job.generation, t));
         }
-        let Some((name, Some(check))) = cached.as_ref().and_then(|c| c.1.get(job.probe as usize))
+        let Some((name, Some(check))) = self
+            .tasks
+            .as_ref()
+            .and_then(|c| c.1.get(job.probe as usize))
         else {
-            continue; // a newer generation was published meanwhile
+            return Ok(None); // a newer generation was published meanwhile
         };
         busy.store(true, Ordering::Release);
-        let mut started = clock::mono_now();
+        let mut started = match free_since {
+            Some(t) if job.start_at <= t => t,
+            _ => clock::mono_now(),
+        };
         // Handed over early: wait for the start, in slices so that a reset
         // or a shutdown is seen within CANCEL_POLL.
         while job.start_at > started && !shared.cancel.is_cancelled(job.generation) {
@@ -204,7 +424,7 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
         }
         if shared.cancel.is_cancelled(job.generation) {
             busy.store(false, Ordering::Release);
-            continue;
+            return Ok(None);
         }
         let ctx = RunContext::new(name, job.generation, started, &shared.cancel);
         let outcome =
@@ -214,9 +434,9 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
         let finished = clock::mono_now();
         busy.store(false, Ordering::Release);
         if shared.cancel.is_cancelled(job.generation) {
-            continue; // the engine would discard it
+            return Ok(None); // the engine would discard it
         }
-        let sent = done.send(Finished {
+        let sent = self.done.send(Finished {
             probe: job.probe,
             generation: job.generation,
             tick: job.tick,
@@ -226,9 +446,12 @@ fn work(jobs: &Receiver<Job>, shared: &Shared, done: &Sender<Finished>, busy: &A
             outcome,
         });
         if sent.is_err() {
-            return;
+            return Err(Stopped);
         }
-        shared.wake_for_result(finished);
+        // A syscall here (arming or waking) is not "far below a
+        // microsecond": the next run then reads the clock itself.
+        let quiet = shared.wake_for_result(self.flags, finished);
+        Ok(quiet.then_some(finished))
     }
 }
 

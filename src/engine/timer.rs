@@ -60,6 +60,16 @@ impl DeadlineTimer {
         }
     }
 
+    /// A handle through which other threads can bring the wake-up forward
+    /// (see [`RemoteTimer`]); `None` for the poll-timeout fallback.
+    pub(crate) fn remote(&self) -> io::Result<Option<RemoteTimer>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            DeadlineTimer::TimerFd(fd) => Ok(Some(RemoteTimer(fd.fd.try_clone()?))),
+            DeadlineTimer::PollTimeout => Ok(None),
+        }
+    }
+
     /// Clears the readiness after the timer fired.
     pub(crate) fn acknowledge(&mut self) {
         #[cfg(target_os = "linux")]
@@ -69,16 +79,65 @@ impl DeadlineTimer {
     }
 }
 
+/// The engine's timer as seen from a worker: a duplicate of its timer fd,
+/// so a worker can make the engine wake a little later instead of now. It
+/// owns its descriptor, so it stays valid for a worker that outlives the
+/// engine thread.
+///
+/// Only ever arms the timer *earlier* than the engine's own deadline: the
+/// caller wins a compare-and-swap on the published wake-up time first (see
+/// `Shared::wake_for_result`), and the engine arms before it publishes.
+pub(crate) struct RemoteTimer(#[cfg(target_os = "linux")] std::os::fd::OwnedFd);
+
+impl RemoteTimer {
+    /// Makes the timer fire `after` from now.
+    pub(crate) fn fire_in(&self, after: Duration) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: linux::timespec(after),
+            };
+            // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
+            let rc = unsafe {
+                libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = after;
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     pub(crate) struct TimerFd {
-        fd: OwnedFd,
+        pub(super) fd: OwnedFd,
         /// The deadline the timer is armed for, if any.
         armed: Option<Instant>,
+    }
+
+    /// An expiry `d` from now. Zero would disarm: the smallest expiry
+    /// fires at once.
+    pub(super) fn timespec(d: Duration) -> libc::timespec {
+        libc::timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
+            tv_nsec: d.subsec_nanos().max(u32::from(d.as_secs() == 0)) as libc::c_long,
+        }
     }
 
     impl TimerFd {
@@ -116,11 +175,7 @@ mod linux {
                     tv_sec: 0,
                     tv_nsec: 0,
                 },
-                // Zero would disarm: the smallest expiry fires at once.
-                Some(d) => libc::timespec {
-                    tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
-                    tv_nsec: d.subsec_nanos().max(u32::from(d.as_secs() == 0)) as libc::c_long,
-                },
+                Some(d) => timespec(d),
             };
             let spec = libc::itimerspec {
                 it_interval: libc::timespec {

@@ -125,6 +125,13 @@ pub struct SubResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerOutcome {
     status: Status,
+    /// Boxed, and absent for a plain pass: every outcome travels by value
+    /// from a worker to the engine, so it is kept to two words.
+    detail: Option<Box<Detail>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Detail {
     reason: Option<String>,
     sub_results: Option<Vec<SubResult>>,
 }
@@ -138,8 +145,7 @@ impl RunnerOutcome {
     pub fn pass() -> Self {
         RunnerOutcome {
             status: Status::Pass,
-            reason: None,
-            sub_results: None,
+            detail: None,
         }
     }
 
@@ -147,14 +153,16 @@ impl RunnerOutcome {
     pub fn fail(reason: impl Into<String>) -> Self {
         RunnerOutcome {
             status: Status::Fail,
-            reason: Some(truncate_reason(reason.into())),
-            sub_results: None,
+            detail: Some(Box::new(Detail {
+                reason: Some(truncate_reason(reason.into())),
+                sub_results: None,
+            })),
         }
     }
 
     /// Attaches evidence sub-results.
     pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
-        self.sub_results = Some(rows);
+        self.detail.get_or_insert_default().sub_results = Some(rows);
         self
     }
 
@@ -165,16 +173,25 @@ impl RunnerOutcome {
 
     /// The failure reason (`None` for a pass).
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        self.detail.as_ref().and_then(|d| d.reason.as_deref())
     }
 
     /// Evidence sub-results, if any.
     pub fn sub_results(&self) -> Option<&[SubResult]> {
-        self.sub_results.as_deref()
+        self.detail.as_ref().and_then(|d| d.sub_results.as_deref())
     }
 
     pub(crate) fn into_parts(self) -> (Status, Option<String>, Option<Vec<SubResult>>) {
-        (self.status, self.reason, self.sub_results)
+        match self.detail {
+            None => (self.status, None, None),
+            Some(d) => {
+                let Detail {
+                    reason,
+                    sub_results,
+                } = *d;
+                (self.status, reason, sub_results)
+            }
+        }
     }
 }
 
