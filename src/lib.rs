@@ -92,15 +92,24 @@
 //!   800 ms, then leaves its worker thread behind (logged) so that shutdown
 //!   still returns in time; its result is never sent.
 //!
-//! - **Early hand-over.** Runs due within the next 25 ms (at most a quarter
-//!   of the minimum interval) are handed to the pool in one engine
+//! - **Early hand-over.** Runs due within the next 100 ms (at most a
+//!   quarter of the minimum interval) are handed to the pool in one engine
 //!   wake-up; the worker waits for the slot itself. So a busy schedule
 //!   costs the engine one wake-up per window, not one per run, and the
 //!   G6 and G5 decisions for a run are taken when it is handed over: a run
 //!   still in flight at that point skips the next slot.
-//! - **Results held briefly.** A worker does not wake the engine for a
-//!   finished run when the engine wakes within the same window anyway: a
-//!   result event can be up to 25 ms later than the run's end.
+//! - **Bursts.** Runs that start at the same instant (every probe of a
+//!   file without stagger) are handed over in chunks of 32 that the
+//!   workers share; a worker stuck in a check holds up only its own run.
+//!   Within a chunk, the clock reading that ends one run starts the next
+//!   on the same worker (the time between is a fraction of a microsecond,
+//!   the unit of `latenessUs`).
+//! - **Results held briefly.** A finished run never wakes the engine at
+//!   once: the engine takes it at its next wake-up, which the worker moves
+//!   to at most the hand-over window (100 ms) after the run's end. A
+//!   result event can be that much later than the run's end; in exchange a
+//!   burst of results costs the engine one wake-up, and a busy schedule
+//!   none beyond its hand-overs.
 //! - **Exec children** are killed as a whole process group at the end of
 //!   every run (also after a normal exit), inherit no descriptor above
 //!   stderr, and with [`Builder::child_subreaper`] (on in the binary) even

@@ -38,8 +38,13 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// and the hand-off, so runs start on time, and one engine wake-up serves
 /// every run due in the window (the engine sleeps at least four fifths of
 /// it between hand-overs). A worker holds a job at most this long before
-/// running it. Capped at a quarter of the minimum interval.
-pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(25);
+/// running it, and a result waits at most this long for the engine.
+/// Capped at a quarter of the minimum interval.
+///
+/// 100 ms: at the default 5 s floor, 1,000 probes cost the engine 12.5
+/// wake-ups a second (0.19 % of a core here) instead of 50 at 25 ms
+/// (0.47 %); a result event 100 ms late does not matter to a rollout gate.
+pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
