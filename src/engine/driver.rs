@@ -109,9 +109,6 @@ pub(crate) struct Driver {
     pub(crate) registry: Registry,
     pub(crate) source: Source,
     pub(crate) wakeups: u64,
-    /// Runs taken from the core in one wake-up, before they go to the
-    /// pool (kept for its capacity).
-    pub(crate) dispatched: Vec<Job>,
 }
 
 impl Driver {
@@ -145,18 +142,18 @@ impl Driver {
                 core.handle_finished(f);
             });
             let now = clock::mono_now();
-            while let Some(d) = self.core.poll_dispatch(now) {
+            let core = &mut self.core;
+            self.pool.submit_all(std::iter::from_fn(|| {
                 // The worker finds the check in the generation's task
                 // table: no reference count is touched per run.
-                self.dispatched.push(Job {
+                core.poll_dispatch(now).map(|d| Job {
                     probe: d.probe,
                     generation: d.generation,
                     tick: d.tick,
                     due: d.due,
                     start_at: d.start_at,
-                });
-            }
-            self.pool.submit_all(&mut self.dispatched);
+                })
+            }));
             let flushed = self.core.flush();
             let mut wake_at = self.core.poll_timeout();
             if self.core.backlog() > 0 {

@@ -283,7 +283,6 @@ impl Builder {
             registry: self.registry,
             source: self.source,
             wakeups: 0,
-            dispatched: Vec::new(),
         };
         let thread = thread::Builder::new()
             .name(format!("{}-engine", self.thread_name))

@@ -248,11 +248,11 @@ impl Pool {
         })
     }
 
-    /// Hands `runs` (in the order they start) to the workers, and leaves
-    /// `runs` empty. Runs that start at the same instant go as a [`Burst`].
-    pub(crate) fn submit_all(&self, runs: &mut Vec<Job>) {
+    /// Hands `runs` (in the order they start) to the workers. Runs that
+    /// start at the same instant go as a [`Burst`].
+    pub(crate) fn submit_all(&self, runs: impl Iterator<Item = Job>) {
         let Some(jobs) = &self.jobs else {
-            runs.clear();
+            runs.for_each(drop);
             return;
         };
         // Workers only go away after `stop`, so sends cannot fail before.
@@ -271,7 +271,7 @@ impl Pool {
                 }
             }
         };
-        let mut rest = runs.drain(..).peekable();
+        let mut rest = runs.peekable();
         while let Some(first) = rest.next() {
             let start_at = first.start_at;
             if rest.peek().is_none_or(|j| j.start_at != start_at) {
