@@ -24,6 +24,7 @@ use crate::core::Finished;
 use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
 
 /// One run to do.
+#[derive(Clone)]
 pub(crate) struct Job {
     pub(crate) probe: u32,
     pub(crate) generation: u64,
@@ -251,57 +252,13 @@ impl Pool {
     /// Hands `runs` (in the order they start) to the workers. Runs that
     /// start at the same instant go as a [`Burst`].
     pub(crate) fn submit_all(&self, runs: impl Iterator<Item = Job>) {
-        let Some(jobs) = &self.jobs else {
-            runs.for_each(drop);
-            return;
-        };
-        // Workers only go away after `stop`, so sends cannot fail before.
-        let send = |w: Work| {
-            let _ = jobs.send(w);
-        };
-        // Every chunk is queued once per worker: first on its own, then one
-        // more reference after each of the next chunks' first, so that a
-        // worker freed later can join any chunk whose holder is stuck.
-        let extra = self.workers.len().saturating_sub(1);
-        let mut recent: VecDeque<(Arc<Burst>, usize)> = VecDeque::new();
-        let flush = |recent: &mut VecDeque<(Arc<Burst>, usize)>| {
-            for (b, left) in recent.drain(..) {
-                for _ in 0..left {
-                    send(Work::Burst(Arc::clone(&b)));
-                }
-            }
-        };
-        let mut rest = runs.peekable();
-        while let Some(first) = rest.next() {
-            let start_at = first.start_at;
-            if rest.peek().is_none_or(|j| j.start_at != start_at) {
-                flush(&mut recent);
-                send(Work::One(first));
-                continue;
-            }
-            let mut chunk = Vec::with_capacity(BURST_CHUNK);
-            chunk.push(first);
-            while chunk.len() < BURST_CHUNK {
-                match rest.next_if(|j| j.start_at == start_at) {
-                    Some(j) => chunk.push(j),
-                    None => break,
-                }
-            }
-            let burst = Arc::new(Burst {
-                next: AtomicUsize::new(0),
-                jobs: chunk,
-            });
-            send(Work::Burst(Arc::clone(&burst)));
-            for (b, left) in &mut recent {
-                send(Work::Burst(Arc::clone(b)));
-                *left -= 1;
-            }
-            recent.retain(|(_, left)| *left > 0);
-            if extra > 0 {
-                recent.push_back((burst, extra));
-            }
+        match &self.jobs {
+            // Workers only go away after `stop`, so sends cannot fail before.
+            Some(jobs) => hand_over(runs, self.workers.len(), |w| {
+                let _ = jobs.send(w);
+            }),
+            None => runs.for_each(drop),
         }
-        flush(&mut recent);
     }
 
     /// Hands every finished run that has arrived to `handle`.
@@ -342,6 +299,55 @@ impl Pool {
         }
         stuck
     }
+}
+
+/// Turns `runs` (in the order they start) into the pool's work items for
+/// `workers` workers: a run on its own, or chunks of runs that start at the
+/// same instant. Every chunk is queued once per worker: first on its own,
+/// then one more reference after each of the next chunks' first, so that a
+/// worker freed later can join any chunk whose holder is stuck.
+fn hand_over(runs: impl Iterator<Item = Job>, workers: usize, mut send: impl FnMut(Work)) {
+    let extra = workers.saturating_sub(1);
+    // Chunks with the references they still need.
+    let mut recent: VecDeque<(Arc<Burst>, usize)> = VecDeque::new();
+    let flush = |recent: &mut VecDeque<(Arc<Burst>, usize)>, send: &mut dyn FnMut(Work)| {
+        for (b, left) in recent.drain(..) {
+            for _ in 0..left {
+                send(Work::Burst(Arc::clone(&b)));
+            }
+        }
+    };
+    let mut rest = runs.peekable();
+    while let Some(first) = rest.next() {
+        let start_at = first.start_at;
+        if rest.peek().is_none_or(|j| j.start_at != start_at) {
+            flush(&mut recent, &mut send);
+            send(Work::One(first));
+            continue;
+        }
+        let mut chunk = Vec::with_capacity(BURST_CHUNK);
+        chunk.push(first);
+        while chunk.len() < BURST_CHUNK {
+            match rest.next_if(|j| j.start_at == start_at) {
+                Some(j) => chunk.push(j),
+                None => break,
+            }
+        }
+        let burst = Arc::new(Burst {
+            next: AtomicUsize::new(0),
+            jobs: chunk,
+        });
+        send(Work::Burst(Arc::clone(&burst)));
+        for (b, left) in &mut recent {
+            send(Work::Burst(Arc::clone(b)));
+            *left -= 1;
+        }
+        recent.retain(|(_, left)| *left > 0);
+        if extra > 0 {
+            recent.push_back((burst, extra));
+        }
+    }
+    flush(&mut recent, &mut send);
 }
 
 fn work(jobs: &Receiver<Work>, shared: &Shared, done: &Sender<Finished>, flags: &WorkerFlags) {
@@ -462,5 +468,76 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         s
     } else {
         "(non-string panic payload)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(probe: u32, start_at: Instant) -> Job {
+        Job {
+            probe,
+            generation: 1,
+            tick: 0,
+            due: start_at,
+            start_at,
+        }
+    }
+
+    /// The work items as (first probe, number of runs, is a chunk).
+    fn plan(runs: Vec<Job>, workers: usize) -> Vec<(u32, usize, bool)> {
+        let mut out = Vec::new();
+        hand_over(runs.into_iter(), workers, |w| {
+            out.push(match w {
+                Work::One(j) => (j.probe, 1, false),
+                Work::Burst(b) => (b.jobs[0].probe, b.jobs.len(), true),
+            })
+        });
+        out
+    }
+
+    #[test]
+    fn runs_starting_together_go_in_chunks_queued_once_per_worker() {
+        let t = clock::mono_now();
+        let later = t + Duration::from_millis(1);
+        let mut runs: Vec<Job> = (0..70).map(|p| job(p, t)).collect();
+        runs.push(job(70, later));
+        runs.push(job(71, later + Duration::from_millis(1)));
+        assert_eq!(
+            plan(runs.clone(), 2),
+            [
+                (0, 32, true),
+                (32, 32, true),
+                (0, 32, true), // second reference, after the next chunk
+                (64, 6, true),
+                (32, 32, true),
+                (64, 6, true), // flushed before the next instant
+                (70, 1, false),
+                (71, 1, false),
+            ]
+        );
+        let three = plan(runs.clone(), 3);
+        for first in [0, 32, 64] {
+            assert_eq!(
+                three.iter().filter(|w| w.0 == first).count(),
+                3,
+                "{three:?}"
+            );
+        }
+        // One worker: every chunk once.
+        assert_eq!(plan(runs, 1).len(), 5);
+    }
+
+    #[test]
+    fn a_chunk_hands_out_each_run_once_across_its_holders() {
+        let t = clock::mono_now();
+        let burst = Burst {
+            next: AtomicUsize::new(0),
+            jobs: (0..5).map(|p| job(p, t)).collect(),
+        };
+        let claimed: Vec<u32> = std::iter::from_fn(|| burst.claim().map(|j| j.probe)).collect();
+        assert_eq!(claimed, [0, 1, 2, 3, 4]);
+        assert!(burst.claim().is_none());
     }
 }
