@@ -25,7 +25,9 @@
 //!    interval late).
 //! 3. `probewheel`: the engine through its public API only, with a
 //!    registered no-op kind (`FnRunner` returning a pass), 2 workers
-//!    (the default), `stagger(true)` unless `--aligned`, and an event
+//!    (the default) pinned to a CPU each (`pin_workers(true)`, off by
+//!    default; see its docs for what it does to the p99 here),
+//!    `stagger(true)` unless `--aligned`, and an event
 //!    channel of `probes * 4` drained by a consumer thread that only
 //!    records `latenessUs`, so G9 coalescing does not distort the samples
 //!    (the line carries `coalesced`; it should be 0). The declarations are
@@ -49,9 +51,10 @@
 //!
 //! `intervalSeconds` is whole seconds and the engine floors every interval
 //! at its `min_interval` (G5). When `MS` is a multiple of 1000 the bench
-//! declares `intervalSeconds = MS / 1000` with `min_interval = MS / 10`,
-//! far below the interval, so the floor never touches a run (and the
-//! engine's dispatch lead, a quarter of the floor up to 25 ms, is whole). Otherwise it
+//! declares `intervalSeconds = MS / 1000` with `min_interval = MS / 2`,
+//! so the floor never touches a run that starts less than half an interval
+//! late (and the engine's hand-over window, a quarter of the floor up to
+//! 100 ms, is whole). Otherwise it
 //! declares `intervalSeconds = 0` with `min_interval = MS` (the floor is the
 //! interval); then a late run pushes the next one back by its lateness (up
 //! to 10 ms, else the slot is skipped; see "Floor versus anchor" in the
@@ -438,10 +441,10 @@ struct EngineRun {
 fn declarations(args: &Args) -> (String, Duration) {
     let ms = args.interval.as_millis();
     let (interval_secs, floor) = if ms % 1000 == 0 {
-        // A tenth of the interval: far below it, so the floor never touches
-        // a run, and large enough for the engine's full dispatch lead (a
-        // quarter of the floor, at most 25 ms).
-        (ms / 1000, args.interval / 10)
+        // Half the interval: a run would have to start half an interval
+        // late for the floor to touch the next one, and the engine gets its
+        // full hand-over window (a quarter of the floor, at most 100 ms).
+        (ms / 1000, args.interval / 2)
     } else {
         (0, args.interval)
     };
@@ -475,6 +478,7 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
     let (engine, events) = Builder::new()
         .declarations_json(json)
         .workers(2)
+        .pin_workers(true)
         .min_interval(floor)
         .events_capacity((args.probes * 4).max(1024))
         .stagger(!args.aligned)

@@ -218,7 +218,10 @@ pub(crate) struct Pool {
 const WORKER_STACK: usize = 256 * 1024;
 
 impl Pool {
-    pub(crate) fn start(n: usize, name: &str, shared: Arc<Shared>) -> io::Result<Pool> {
+    /// Starts `n` workers, each pinned to a CPU of its own when `pin`
+    /// (see `Builder::pin_workers`).
+    pub(crate) fn start(n: usize, name: &str, shared: Arc<Shared>, pin: bool) -> io::Result<Pool> {
+        let cpus = if pin { allowed_cpus() } else { Vec::new() };
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Work>();
         let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
         let mut workers = Vec::with_capacity(n);
@@ -229,6 +232,7 @@ impl Pool {
             let (done, finished_rx) = crossbeam_channel::unbounded();
             finished.push(finished_rx);
             let exit_tx = exit_tx.clone();
+            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
             let flags = Arc::new(WorkerFlags::default());
             let worker_flags = Arc::clone(&flags);
             let handle = thread::Builder::new()
@@ -237,6 +241,9 @@ impl Pool {
                 .spawn(move || {
                     let _exit = exit_tx; // dropped when the worker ends
                     super::timer::tighten_timer_slack(); // precise waits for `start_at`
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
                     work(&jobs, &shared, &done, &worker_flags);
                 })?;
             workers.push((handle, flags));
@@ -299,6 +306,51 @@ impl Pool {
         }
         stuck
     }
+}
+
+/// The CPUs this process may run on, in order (empty where unknown).
+fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; the call fills
+        // it with the calling thread's mask, which is the process's.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        if rc != 0 {
+            log::warn!(
+                "cannot read the CPU affinity ({}); workers are not pinned",
+                io::Error::last_os_error()
+            );
+            return Vec::new();
+        }
+        let max = 8 * std::mem::size_of_val(&set);
+        // SAFETY: CPU_ISSET reads one bit of a valid set, below its size.
+        (0..max)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+/// Pins the calling thread to `cpu`; a failure is logged and ignored.
+fn pin_to(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+        // one bit below its size (`cpu` came from `allowed_cpus`).
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+        if rc != 0 {
+            log::warn!(
+                "cannot pin a worker to CPU {cpu}: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
 }
 
 /// Turns `runs` (in the order they start) into the pool's work items for
