@@ -68,8 +68,9 @@
 //!   slot may be less than the minimum interval after it. The run then
 //!   waits for the floor, as long as that puts it at most 10 ms past its
 //!   slot; beyond that the slot is skipped (counted in `skippedTicks`). So
-//!   G5 holds exactly and lateness cannot build up at an interval equal to
-//!   the floor.
+//!   G5 holds exactly, and at an interval equal to the floor lateness
+//!   builds up (by each start's jitter) to at most 10 ms, then one slot is
+//!   skipped.
 //! - **`skippedTicks`** on a result counts the slots between this run's
 //!   slot and the previous run's slot; with coalesced results the folded
 //!   results' skips are added in.
