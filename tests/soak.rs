@@ -216,8 +216,14 @@ fn soak_two_thousand_probes_through_many_resets() {
         .unwrap();
 
     let checked = Arc::new(AtomicU64::new(0));
+    // The engine's `coalesced` counter, published by the main loop; and
+    // how many consumer stalls made the engine coalesce.
+    let coalesced = Arc::new(AtomicU64::new(0));
+    let stalls_that_bit = Arc::new(AtomicU64::new(0));
     let reader = {
         let checked = Arc::clone(&checked);
+        let coalesced = Arc::clone(&coalesced);
+        let stalls_that_bit = Arc::clone(&stalls_that_bit);
         thread::spawn(move || {
             let mut g = Guarantees::new(FLOOR);
             g.round_trip = true;
@@ -229,10 +235,15 @@ fn soak_two_thousand_probes_through_many_resets() {
             let mut next_stall = Instant::now() + Duration::from_secs(5);
             for e in rx.iter() {
                 // The consumer stalls now and then (G9: the engine must not
-                // wait, and nothing may be lost).
+                // wait, and nothing may be lost): until the channel is full
+                // and the engine has folded results because of it.
                 if Instant::now() >= next_stall {
-                    // The stall is the scenario, not a wait for a condition.
-                    thread::sleep(Duration::from_millis(1000));
+                    let before = coalesced.load(Ordering::SeqCst);
+                    if wait_until(Duration::from_secs(5), || {
+                        rx.is_full() && coalesced.load(Ordering::SeqCst) >= before + 100
+                    }) {
+                        stalls_that_bit.fetch_add(1, Ordering::SeqCst);
+                    }
                     next_stall = Instant::now() + Duration::from_secs(5);
                 }
                 g.check(&e)?;
@@ -279,6 +290,7 @@ fn soak_two_thousand_probes_through_many_resets() {
             let verdict = reader.join().unwrap().map(|g| g.events);
             panic!("the checker stopped early: {verdict:?}");
         }
+        coalesced.store(engine.stats().unwrap().coalesced, Ordering::SeqCst);
         if warm.is_none() && start.elapsed() >= warm_up {
             warm = Some((rss_bytes(), open_fds()));
         }
@@ -319,7 +331,8 @@ fn soak_two_thousand_probes_through_many_resets() {
          RSS start {} KiB, after warm-up {} KiB, end {} KiB (growth {} KiB; range {}..{} KiB); \
          fds before {fds_before}, after warm-up {fds_warm}, end {fds_end} (range {fds_min}..{fds_max}), \
          after shutdown {fds_after}; children left: {}; shutdown {shutdown_took:?}; \
-         lateness p50 {} us p99 {} us max {} us; skipped {} coalesced {} stale {} dropped at reset {}",
+         lateness p50 {} us p99 {} us max {} us; skipped {} coalesced {} stale {} dropped at reset {}; \
+         consumer stalls that made the engine coalesce: {}",
         g.events,
         g.results,
         g.runs,
@@ -342,10 +355,15 @@ fn soak_two_thousand_probes_through_many_resets() {
         stats.coalesced,
         stats.stale_results,
         stats.dropped_at_reset,
+        stalls_that_bit.load(Ordering::SeqCst),
     );
     assert!(resets >= 2, "no reset during the soak");
     assert_eq!(g.generations, resets);
     assert!(g.results > 1000, "{g:?}");
+    assert!(
+        stalls_that_bit.load(Ordering::SeqCst) > 0,
+        "no consumer stall filled the channel and made the engine coalesce"
+    );
     assert!(
         rss_end <= rss_warm + MIB,
         "RSS grew by {} KiB after warm-up",
