@@ -1,5 +1,6 @@
 //! End to end through real threads: topology first (G1), per-probe order
-//! (G3), disabled probes (G4), determinism (G11), every event's header.
+//! (G3), disabled probes (G4), determinism (G11), every event's header,
+//! and a result that must bring the sleeping engine's timer forward.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
 
@@ -199,4 +200,26 @@ fn missing_file_declares_zero_probes_and_a_bad_file_is_rejected() {
     assert_eq!(ev.name(), "topologyDeclared");
     assert_eq!(ev.generation(), 3);
     engine.shutdown().unwrap();
+}
+
+#[test]
+fn a_result_arrives_within_the_window_when_nothing_else_wakes_the_engine() {
+    // One run-once probe at the default 5 s floor: after handing it over
+    // the engine has no deadline left and sleeps until something wakes
+    // it. A finished run does not wake it at once; the worker must bring
+    // its timer forward to at most the 100 ms window, or the result would
+    // never come.
+    let (engine, rx) = Builder::new()
+        .declarations_json(r#"{"once": {"kind": "fake", "mode": "enforce", "runOnce": true}}"#)
+        .runner("fake", Fake::default())
+        .build()
+        .unwrap();
+    engine.reset("r").unwrap();
+    let events = collect_until(&rx, Duration::from_secs(3), |ev| {
+        results(ev, Some("once")) == 1
+    });
+    let stats = engine.stats().unwrap();
+    engine.shutdown().unwrap();
+    assert_eq!(results(&events, Some("once")), 1);
+    assert_eq!(stats.results, 1, "{stats:?}");
 }

@@ -1,7 +1,7 @@
 //! The fixed worker pool that runs checks.
 //!
 //! Workers take work from one channel: a single run, or a chunk of runs
-//! that start at the same instant ([`Burst`]). Each worker hands finished
+//! that start at the same instant ([`Chunk`]). Each worker hands finished
 //! runs back on a channel of its own and makes sure the engine wakes within
 //! the result hold, by moving the engine's timer rather than waking it at
 //! once (`Shared::wake_for_result`). Nothing on the way of a run takes a
@@ -40,10 +40,11 @@ pub(crate) struct Job {
 /// What the engine hands the pool: one run, or a share of a burst.
 pub(crate) enum Work {
     One(Job),
-    Burst(Arc<Burst>),
+    Chunk(Arc<Chunk>),
 }
 
-/// Runs that start at the same instant, handed over together.
+/// Up to [`CHUNK_LEN`] runs that start at the same instant, handed over
+/// together.
 ///
 /// A burst (every probe of a fleet due at once, say) would otherwise cost
 /// one operation on the shared job queue per run, with the workers fighting
@@ -53,12 +54,12 @@ pub(crate) enum Work {
 /// worker, the further references after the next chunks' first: when the
 /// worker that took a chunk is stuck in a slow check, the next free worker
 /// takes what is left of it, as it would have from a shared queue.
-pub(crate) struct Burst {
+pub(crate) struct Chunk {
     next: AtomicUsize,
     jobs: Vec<Job>,
 }
 
-impl Burst {
+impl Chunk {
     /// The next unclaimed run, if any.
     fn claim(&self) -> Option<&Job> {
         self.jobs.get(self.next.fetch_add(1, Ordering::Relaxed))
@@ -66,7 +67,7 @@ impl Burst {
 }
 
 /// Most runs in one chunk of a burst.
-const BURST_CHUNK: usize = 32;
+const CHUNK_LEN: usize = 32;
 
 /// What workers share with the engine thread.
 pub(crate) struct Shared {
@@ -147,25 +148,21 @@ impl Shared {
             .as_nanos()
             .min(u128::from(u64::MAX - 1)) as u64;
         let mut next = self.next_wake.load(Ordering::SeqCst);
-        while let Some(timer) = &self.timer {
+        loop {
             if next <= want {
                 return true; // the engine wakes by then anyway
             }
+            let Some(timer) = &self.timer else { break };
             match self.next_wake.compare_exchange_weak(
                 next,
                 want,
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => match timer.fire_in(hold) {
-                    Ok(()) => return false,
-                    Err(_) => break, // wake it now instead
-                },
+                Ok(_) if timer.fire_in(hold).is_ok() => return false,
+                Ok(_) => break, // could not arm: wake it now instead
                 Err(current) => next = current,
             }
-        }
-        if self.timer.is_none() && next <= want {
-            return true;
         }
         !self.wake_once(&flags.wake_pending)
     }
@@ -260,7 +257,7 @@ impl Pool {
     }
 
     /// Hands `runs` (in the order they start) to the workers. Runs that
-    /// start at the same instant go as a [`Burst`].
+    /// start at the same instant go as a [`Chunk`].
     pub(crate) fn submit_all(&self, runs: impl Iterator<Item = Job>) {
         match &self.jobs {
             // Workers only go away after `stop`, so sends cannot fail before.
@@ -364,11 +361,11 @@ fn pin_to(cpu: usize) {
 fn hand_over(runs: impl Iterator<Item = Job>, workers: usize, mut send: impl FnMut(Work)) {
     let extra = workers.saturating_sub(1);
     // Chunks with the references they still need.
-    let mut recent: VecDeque<(Arc<Burst>, usize)> = VecDeque::new();
-    let flush = |recent: &mut VecDeque<(Arc<Burst>, usize)>, send: &mut dyn FnMut(Work)| {
+    let mut recent: VecDeque<(Arc<Chunk>, usize)> = VecDeque::new();
+    let flush = |recent: &mut VecDeque<(Arc<Chunk>, usize)>, send: &mut dyn FnMut(Work)| {
         for (b, left) in recent.drain(..) {
             for _ in 0..left {
-                send(Work::Burst(Arc::clone(&b)));
+                send(Work::Chunk(Arc::clone(&b)));
             }
         }
     };
@@ -380,26 +377,26 @@ fn hand_over(runs: impl Iterator<Item = Job>, workers: usize, mut send: impl FnM
             send(Work::One(first));
             continue;
         }
-        let mut chunk = Vec::with_capacity(BURST_CHUNK);
+        let mut chunk = Vec::with_capacity(CHUNK_LEN);
         chunk.push(first);
-        while chunk.len() < BURST_CHUNK {
+        while chunk.len() < CHUNK_LEN {
             match rest.next_if(|j| j.start_at == start_at) {
                 Some(j) => chunk.push(j),
                 None => break,
             }
         }
-        let burst = Arc::new(Burst {
+        let chunk = Arc::new(Chunk {
             next: AtomicUsize::new(0),
             jobs: chunk,
         });
-        send(Work::Burst(Arc::clone(&burst)));
+        send(Work::Chunk(Arc::clone(&chunk)));
         for (b, left) in &mut recent {
-            send(Work::Burst(Arc::clone(b)));
+            send(Work::Chunk(Arc::clone(b)));
             *left -= 1;
         }
         recent.retain(|(_, left)| *left > 0);
         if extra > 0 {
-            recent.push_back((burst, extra));
+            recent.push_back((chunk, extra));
         }
     }
     flush(&mut recent, &mut send);
@@ -419,11 +416,11 @@ fn work(jobs: &Receiver<Work>, shared: &Shared, done: &Sender<Finished>, flags: 
                     return;
                 }
             }
-            Work::Burst(burst) => {
+            Work::Chunk(chunk) => {
                 // Back to back: the clock reading that ends one run starts
                 // the next (see `Worker::run`).
                 let mut free_since = None;
-                while let Some(job) = burst.claim() {
+                while let Some(job) = chunk.claim() {
                     match worker.run(job, free_since) {
                         Ok(finished) => free_since = finished,
                         Err(Stopped) => return,
@@ -546,7 +543,7 @@ mod tests {
         hand_over(runs.into_iter(), workers, |w| {
             out.push(match w {
                 Work::One(j) => (j.probe, 1, false),
-                Work::Burst(b) => (b.jobs[0].probe, b.jobs.len(), true),
+                Work::Chunk(b) => (b.jobs[0].probe, b.jobs.len(), true),
             })
         });
         out
@@ -587,12 +584,12 @@ mod tests {
     #[test]
     fn a_chunk_hands_out_each_run_once_across_its_holders() {
         let t = clock::mono_now();
-        let burst = Burst {
+        let chunk = Chunk {
             next: AtomicUsize::new(0),
             jobs: (0..5).map(|p| job(p, t)).collect(),
         };
-        let claimed: Vec<u32> = std::iter::from_fn(|| burst.claim().map(|j| j.probe)).collect();
+        let claimed: Vec<u32> = std::iter::from_fn(|| chunk.claim().map(|j| j.probe)).collect();
         assert_eq!(claimed, [0, 1, 2, 3, 4]);
-        assert!(burst.claim().is_none());
+        assert!(chunk.claim().is_none());
     }
 }
