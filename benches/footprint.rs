@@ -52,8 +52,9 @@
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads clocks and sleeps
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::fmt::Write as _;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::thread;
@@ -199,23 +200,6 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// The declarations of `n` no-op probes at `interval_secs`.
-fn declarations(n: usize, interval_secs: u64) -> String {
-    let mut json = String::with_capacity(n * 64 + 2);
-    json.push('{');
-    for i in 0..n {
-        if i > 0 {
-            json.push(',');
-        }
-        let _ = write!(
-            json,
-            "\"p{i:06}\":{{\"kind\":\"noop\",\"mode\":\"enforce\",\"intervalSeconds\":{interval_secs}}}"
-        );
-    }
-    json.push('}');
-    json
 }
 
 fn noop_builder() -> Builder {
@@ -387,7 +371,7 @@ fn measure_cpu(seconds: u64, floor: Duration) -> Result<String, String> {
     let clk_tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let (engine, events) = noop_builder()
         .min_interval(floor)
-        .declarations_json(declarations(CPU_PROBES, CPU_INTERVAL_SECS))
+        .declarations_json(common::noop_declarations(CPU_PROBES, CPU_INTERVAL_SECS))
         .build()
         .map_err(|e| format!("build: {e}"))?;
     let (topology_tx, topology_rx) = crossbeam_channel::bounded::<usize>(1);

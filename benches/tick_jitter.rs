@@ -73,6 +73,8 @@
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads clocks and sleeps
 
+mod common;
+
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::thread;
@@ -448,19 +450,10 @@ fn declarations(args: &Args) -> (String, Duration) {
     } else {
         (0, args.interval)
     };
-    let mut json = String::with_capacity(args.probes * 64 + 2);
-    json.push('{');
-    for i in 0..args.probes {
-        if i > 0 {
-            json.push(',');
-        }
-        let _ = write!(
-            json,
-            "\"p{i:06}\":{{\"kind\":\"noop\",\"mode\":\"enforce\",\"intervalSeconds\":{interval_secs}}}"
-        );
-    }
-    json.push('}');
-    (json, floor)
+    (
+        common::noop_declarations(args.probes, interval_secs as u64),
+        floor,
+    )
 }
 
 fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
