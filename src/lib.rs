@@ -139,6 +139,7 @@ pub mod decl;
 pub mod engine;
 pub mod event;
 pub mod runner;
+pub mod transport;
 
 pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};

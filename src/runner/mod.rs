@@ -24,6 +24,7 @@ use crate::decl::{Declaration, FieldError};
 pub mod evidence;
 pub mod exec;
 pub mod http;
+pub(crate) mod machine;
 pub mod tcp;
 
 /// A probe kind: turns declarations into runnable checks.

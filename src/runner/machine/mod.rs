@@ -1,0 +1,146 @@
+//! Built-in runs as state machines on a worker's poll loop (G13).
+//!
+//! A run of a built-in network or process kind never blocks its worker.
+//! It is a [`Run`]: a state machine over non-blocking descriptors (a
+//! socket, a pipe, a process descriptor) that the worker's `mio::Poll`
+//! watches. The worker calls [`Run::advance`] when the run starts, when a
+//! descriptor it registered is ready, when a lookup it asked for is
+//! answered, and when the instant it asked to be woken at has come. Each
+//! call does what can be done without waiting and says what comes next: a
+//! [`Step::Wait`] with the latest instant to be called again (its deadline,
+//! or sooner), or [`Step::Done`] with the outcome. So one worker carries
+//! any number of runs that wait, each costing a descriptor and a timer
+//! entry, and a run that hangs delays nobody else.
+//!
+//! The contract a `Run` keeps:
+//! - every call returns promptly: descriptors are non-blocking, and
+//!   `WouldBlock` means "wait for readiness";
+//! - readiness is edge-triggered (mio), so after a wake-up a run retries
+//!   everything it is waiting for until it would block again; a spurious
+//!   call must be harmless;
+//! - a run enforces its own deadline: called at or after it, it ends with
+//!   a timeout failure;
+//! - [`Run::cancel`] (a reset or shutdown) releases what the run holds: it
+//!   kills what it started and may ask to be called again (`Step::Wait`)
+//!   until that is reaped; its outcome is discarded;
+//! - dropping a run releases everything it holds (descriptors close, and
+//!   with them their registration).
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+
+use crate::runner::RunnerOutcome;
+use crate::transport::resolve::{Lookup, Resolver};
+
+#[cfg(test)]
+pub(crate) mod testing;
+pub(crate) mod blocking;
+
+/// A prepared probe of a built-in kind: starts runs.
+pub(crate) trait Machine: Send + Sync + 'static {
+    /// A new run, started at `now`. Construction only: the worker calls
+    /// [`Run::advance`] right after, which makes the first syscalls.
+    fn start(&self, now: Instant) -> Box<dyn Run>;
+}
+
+/// One run in progress (see the module docs for the contract).
+pub(crate) trait Run {
+    /// Makes what progress can be made now.
+    fn advance(&mut self, cx: &mut Cx<'_>) -> Step;
+
+    /// The run is cancelled: release everything. The default suits runs
+    /// that hold only descriptors (they close when the run is dropped).
+    fn cancel(&mut self, _cx: &mut Cx<'_>) -> Step {
+        Step::Done(RunnerOutcome::fail("cancelled"))
+    }
+}
+
+/// What a run needs next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Call again when a registered descriptor is ready, a lookup is
+    /// answered, or at this instant at the latest.
+    Wait(Instant),
+    /// Finished.
+    Done(RunnerOutcome),
+}
+
+/// Wakes a run from another thread (a resolver answering, say): the
+/// worker then calls its `advance`.
+pub(crate) trait Wake: Send + Sync + 'static {
+    /// Schedules a call of the run registered under `token`.
+    fn wake(&self, token: Token);
+}
+
+/// What a run sees of its worker during one call.
+pub(crate) struct Cx<'a> {
+    now: Instant,
+    token: Token,
+    registry: &'a Registry,
+    resolver: &'a Resolver,
+    wake: &'a Arc<dyn Wake>,
+}
+
+impl fmt::Debug for Cx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cx")
+            .field("now", &self.now)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(
+        now: Instant,
+        token: Token,
+        registry: &'a Registry,
+        resolver: &'a Resolver,
+        wake: &'a Arc<dyn Wake>,
+    ) -> Cx<'a> {
+        Cx {
+            now,
+            token,
+            registry,
+            resolver,
+            wake,
+        }
+    }
+
+    /// The time of this call (the worker's clock reading; virtual in tests).
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Watches `source` for `interest` on behalf of this run.
+    pub(crate) fn register(&self, source: &mut impl Source, interest: Interest) -> io::Result<()> {
+        self.registry.register(source, self.token, interest)
+    }
+
+    /// Changes what `source` is watched for.
+    pub(crate) fn reregister(
+        &self,
+        source: &mut impl Source,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.registry.reregister(source, self.token, interest)
+    }
+
+    /// Stops watching `source` (closing it does so too).
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        self.registry.deregister(source)
+    }
+
+    /// Looks up `host` on the resolver pool; the run is called again when
+    /// the answer is in ([`Lookup::take`]). Dropping the lookup abandons it.
+    pub(crate) fn resolve(&self, host: &str, port: u16) -> Lookup {
+        let wake = Arc::clone(self.wake);
+        let token = self.token;
+        self.resolver.lookup(host, port, move || wake.wake(token))
+    }
+}
