@@ -145,4 +145,4 @@ pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
 pub use crate::engine::{Builder, Engine, EngineError, Stats};
 pub use crate::event::Event;
-pub use crate::runner::{Check, RunContext, Runner, RunnerOutcome, Status, SubResult};
+pub use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult};

@@ -17,7 +17,7 @@ use crate::clock;
 use crate::core::{Scheduler, Sink};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
-use crate::engine::pool::{Job, Pool, Shared, clear_wake};
+use crate::engine::pool::{Job, Pool, Prepared, Shared, clear_wake};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Registry, RunContext, RunnerOutcome};
@@ -144,8 +144,8 @@ impl Driver {
             let now = clock::mono_now();
             let core = &mut self.core;
             self.pool.submit_all(std::iter::from_fn(|| {
-                // The worker finds the check in the generation's task
-                // table: no reference count is touched per run.
+                // The worker finds the probe in the generation's task
+                // table by its index.
                 core.poll_dispatch(now).map(|d| Job {
                     probe: d.probe,
                     generation: d.generation,
@@ -210,14 +210,16 @@ impl Driver {
         if let Ok(decls) = &decls {
             tasks.reserve_exact(decls.len());
             for d in decls.probes() {
-                let check = (d.mode() != Mode::Disabled).then(|| match self.registry.prepare(d) {
-                    Ok(check) => check,
-                    Err(reason) => failing(reason),
+                let prepared = (d.mode() != Mode::Disabled).then(|| {
+                    match self.registry.prepare_task(d) {
+                        Ok(prepared) => prepared,
+                        Err(reason) => Prepared::Inline(failing(reason)),
+                    }
                 });
-                tasks.push((Arc::clone(d.name_arc()), check));
+                tasks.push((Arc::clone(d.name_arc()), prepared));
             }
         }
-        self.shared.publish_tasks(generation, tasks);
+        self.pool.publish_tasks(&self.shared, generation, tasks);
         let path = self.source.describe();
         match &decls {
             Ok(d) => log::info!(

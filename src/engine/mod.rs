@@ -1,9 +1,13 @@
 //! The engine: [`Builder`], the [`Engine`] handle, and the driver thread
 //! behind it.
 
+mod blocking;
 mod driver;
 mod pool;
 mod timer;
+mod worker;
+
+pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
 
 use std::fmt;
 use std::io;
@@ -20,9 +24,11 @@ use crate::clock;
 use crate::core::{Config, Scheduler};
 use crate::event::Event;
 use crate::runner::{CancelState, Registry, Runner};
+use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
 use self::pool::{Pool, Shared};
+pub(crate) use self::pool::Prepared;
 
 /// Where the declarations file lives unless told otherwise.
 pub const DEFAULT_DECLARATIONS_PATH: &str = "/etc/nixfleet/agent/health-checks.json";
@@ -76,6 +82,7 @@ pub struct Builder {
     events_capacity: usize,
     stagger: bool,
     registry: Registry,
+    resolver: Arc<dyn Resolve>,
     host_key: Option<PathBuf>,
     hostname: Option<String>,
     thread_name: String,
@@ -114,6 +121,7 @@ impl Builder {
             events_capacity: DEFAULT_EVENTS_CAPACITY,
             stagger: false,
             registry: Registry::builtin(),
+            resolver: Arc::new(SystemResolver),
             host_key: None,
             hostname: None,
             thread_name: "probewheel".to_owned(),
@@ -223,6 +231,16 @@ impl Builder {
         self
     }
 
+    /// Resolves the host names of `tcp` and `http` probes (default:
+    /// [`SystemResolver`], the OS's `getaddrinfo`). Lookups run on a small
+    /// pool of resolver threads shared by every probe (at most four, started
+    /// on demand), never on a worker, and a probe stops waiting for its
+    /// lookup at its own deadline (G13).
+    pub fn resolver(mut self, resolver: impl Resolve) -> Builder {
+        self.resolver = Arc::new(resolver);
+        self
+    }
+
     /// The kinds this builder would register (for `probewheel check`).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -283,10 +301,15 @@ impl Builder {
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let resolver = Arc::new(Resolver::new(
+            self.resolver,
+            format!("{}-resolve", self.thread_name),
+        ));
         let pool = Pool::start(
             self.workers,
             &self.thread_name,
             Arc::clone(&shared),
+            resolver,
             self.pin_workers,
         )
         .map_err(EngineError::io("spawn worker"))?;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::decl::{Declaration, FieldError};
+use crate::engine::Prepared;
 
 #[cfg(feature = "evidence")]
 pub mod evidence;
@@ -47,6 +48,49 @@ pub trait Check: Send + Sync + 'static {
     /// never a panic (a panic is caught and reported as a failure all the
     /// same).
     fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome;
+
+    /// Where this check runs (default [`Placement::Blocking`]: on a thread
+    /// of its own, so that it may block without delaying anything else).
+    fn placement(&self) -> Placement {
+        Placement::Blocking
+    }
+}
+
+/// Where a custom check runs (G13).
+///
+/// Built-in kinds are state machines on the workers' poll loops and never
+/// hold a thread while they wait. A custom [`Check`] has a blocking `run`,
+/// so by default it gets a thread of its own for each run in flight (at
+/// most [`MAX_BLOCKING_THREADS`](crate::engine::MAX_BLOCKING_THREADS),
+/// started on demand and ended after
+/// [`BLOCKING_IDLE`](crate::engine::BLOCKING_IDLE) idle): a check that
+/// hangs then delays no other probe. A check that never waits (it computes
+/// from memory, reads a small local file) can say [`Placement::Inline`] and
+/// run right on a worker, which saves the hand-off to another thread; an
+/// inline check that does block delays every probe of its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Placement {
+    /// On a thread of its own: may block, until its own cancellation.
+    Blocking,
+    /// On a worker's thread, between other runs: must never wait.
+    Inline,
+}
+
+/// A [`Check`] that runs on a worker ([`Placement::Inline`]).
+struct InlineCheck<F>(F);
+
+impl<F> Check for InlineCheck<F>
+where
+    F: Fn(&RunContext<'_>) -> RunnerOutcome + Send + Sync + 'static,
+{
+    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
+        (self.0)(ctx)
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Inline
+    }
 }
 
 impl<F> Check for F
@@ -79,6 +123,17 @@ impl FnRunner {
         F: Fn(&RunContext<'_>) -> RunnerOutcome + Send + Sync + 'static,
     {
         FnRunner { check: Arc::new(f) }
+    }
+
+    /// Every probe of this kind runs `f`, which never waits, right on a
+    /// worker ([`Placement::Inline`]).
+    pub fn inline<F>(f: F) -> FnRunner
+    where
+        F: Fn(&RunContext<'_>) -> RunnerOutcome + Send + Sync + 'static,
+    {
+        FnRunner {
+            check: Arc::new(InlineCheck(f)),
+        }
     }
 }
 
@@ -227,6 +282,16 @@ impl CancelState {
         self.shutdown.store(true, Ordering::Release);
     }
 
+    /// Changes whenever the generation moves or shutdown begins: a worker
+    /// compares it with the value it last swept for.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.generation.load(Ordering::Acquire) * 2 + u64::from(self.is_shutdown())
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_cancelled(&self, generation: u64) -> bool {
         self.shutdown.load(Ordering::Acquire)
             || self.generation.load(Ordering::Acquire) != generation
@@ -327,7 +392,12 @@ pub const CANCEL_POLL: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct Registry {
     kinds: BTreeMap<String, Arc<dyn Runner>>,
+    /// Built-in kinds that run as state machines on the workers.
+    machines: BTreeMap<String, MachineFn>,
 }
+
+/// Prepares a built-in kind's state machine.
+type MachineFn = fn(&Declaration) -> Result<Arc<dyn machine::Machine>, FieldError>;
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -346,6 +416,7 @@ impl Registry {
     pub fn empty() -> Self {
         Registry {
             kinds: BTreeMap::new(),
+            machines: BTreeMap::new(),
         }
     }
 
@@ -373,7 +444,9 @@ impl Registry {
 
     /// Registers (or replaces) a kind.
     pub fn insert(&mut self, kind: impl Into<String>, runner: impl Runner) {
-        self.kinds.insert(kind.into(), Arc::new(runner));
+        let kind = kind.into();
+        self.machines.remove(&kind);
+        self.kinds.insert(kind, Arc::new(runner));
     }
 
     /// The runner of a kind.
@@ -391,6 +464,23 @@ impl Registry {
             None => Err(format!("unknown probe kind '{}'", decl.kind())),
             Some(runner) => runner.prepare(decl).map_err(|e| e.to_string()),
         }
+    }
+
+    /// Prepares a declaration for the engine: a built-in kind as a state
+    /// machine for the workers' poll loops, a custom check where its
+    /// [`Placement`] says.
+    pub(crate) fn prepare_task(&self, decl: &Declaration) -> Result<Prepared, String> {
+        if let Some(e) = decl.invalid() {
+            return Err(e.to_string());
+        }
+        if let Some(machine) = self.machines.get(decl.kind()) {
+            return machine(decl).map(Prepared::Machine).map_err(|e| e.to_string());
+        }
+        let check = self.prepare(decl)?;
+        Ok(match check.placement() {
+            Placement::Inline => Prepared::Inline(check),
+            Placement::Blocking => Prepared::Blocking(check),
+        })
     }
 }
 

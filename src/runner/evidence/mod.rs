@@ -69,7 +69,7 @@ use self::select::Selection;
 use crate::Mode;
 use crate::clock::{self, Timestamp};
 use crate::decl::{Declaration, FieldError};
-use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
+use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome};
 
 mod document;
 mod host_key;
@@ -165,6 +165,12 @@ struct Cached {
 impl Check for EvidenceCheck {
     fn run(&self, _ctx: &RunContext<'_>) -> RunnerOutcome {
         self.run_at(clock::wall_now())
+    }
+
+    /// Local files, read only when their stamps change, and one signature
+    /// check: runs on a worker.
+    fn placement(&self) -> Placement {
+        Placement::Inline
     }
 }
 
