@@ -138,6 +138,7 @@ pub(crate) mod core;
 pub mod decl;
 pub mod engine;
 pub mod event;
+pub mod gate;
 pub mod runner;
 pub mod transport;
 
@@ -145,4 +146,5 @@ pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
 pub use crate::engine::{Builder, Engine, EngineError, Stats};
 pub use crate::event::Event;
+pub use crate::gate::{Gate, Verdict};
 pub use crate::runner::{Check, RunContext, Runner, RunnerOutcome, Status, SubResult};
