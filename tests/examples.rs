@@ -27,9 +27,12 @@ fn example(name: &str) -> PathBuf {
         if cfg!(feature = "evidence") {
             features.push("evidence");
         }
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--message-format=json", "--no-default-features"])
-            .args(["--features", &features.join(",")])
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--message-format=json", "--no-default-features"]);
+        if !features.is_empty() {
+            cargo.args(["--features", &features.join(",")]);
+        }
+        let out = cargo
             .args(["--example", "agent", "--example", "custom_kind"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit())
