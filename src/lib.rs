@@ -127,6 +127,10 @@
 //! - **HTTP**: when `expectStatus` is itself a redirect code, redirects are
 //!   not followed; only the first 64 KiB of a body are searched; `https://`
 //!   fails naming the missing TLS support.
+//! - **Rollout gate.** [`Gate`] judges each `enforce` probe by its latest
+//!   result of the newest generation (a probe that recovers stops gating);
+//!   a known failure answers [`Verdict::Unhealthy`] even while other
+//!   probes have not reported yet; a rejected file is its own verdict.
 //! - **Evidence**: see the `runner::evidence` module (feature `evidence`;
 //!   repeated keys refused, numbers as IEEE doubles per RFC 8785, files
 //!   written less than 2 s ago are not cached).
