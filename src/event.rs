@@ -28,6 +28,7 @@ use crate::runner::{Status, SubResult};
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum Event {
     /// The probes of a generation; first event of every generation that
     /// read its declarations (G1).
@@ -46,6 +47,7 @@ pub enum Event {
 /// Fields every event carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Header {
     /// Engine-wide, strictly increasing, starting at 1, without gaps.
     pub seq: u64,
@@ -58,6 +60,7 @@ pub struct Header {
 /// See [`Event::TopologyDeclared`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TopologyDeclared {
     /// seq, rolloutId, generation.
     #[serde(flatten)]
@@ -71,6 +74,7 @@ pub struct TopologyDeclared {
 /// One probe of a topology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TopologyEntry {
     /// The probe's name.
     pub probe_name: Arc<str>,
@@ -83,6 +87,7 @@ pub struct TopologyEntry {
 /// See [`Event::DeclarationsRejected`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DeclarationsRejected {
     /// seq, rolloutId, generation.
     #[serde(flatten)]
@@ -96,6 +101,7 @@ pub struct DeclarationsRejected {
 /// See [`Event::ProbeObservedFirst`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ProbeObservedFirst {
     /// seq, rolloutId, generation.
     #[serde(flatten)]
@@ -111,6 +117,7 @@ pub struct ProbeObservedFirst {
 /// See [`Event::ProbeFailureFirst`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ProbeFailureFirst {
     /// seq, rolloutId, generation.
     #[serde(flatten)]
@@ -126,6 +133,7 @@ pub struct ProbeFailureFirst {
 /// See [`Event::ProbeResult`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ProbeResult {
     /// seq, rolloutId, generation.
     #[serde(flatten)]

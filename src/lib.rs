@@ -11,10 +11,14 @@
 //!
 //! # An agent's main loop
 //!
+//! The complete, runnable version is `examples/agent.rs`
+//! (`cargo run --example agent`); a probe kind of your own is
+//! `examples/custom_kind.rs`.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use crossbeam_channel::{select, tick};
-//! use probewheel::{Builder, Event, Mode, Status};
+//! use probewheel::{Builder, Gate, Verdict};
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let (engine, events) = Builder::new()
@@ -24,20 +28,25 @@
 //!     // A new closure was activated: probe it, and only it.
 //!     engine.reset("stable@abc123")?;
 //!     let heartbeat = tick(Duration::from_secs(60));
+//!     // One answer for the newest rollout.
+//!     let mut gate = Gate::new();
 //!     loop {
 //!         select! {
-//!             recv(events) -> event => match event? {
-//!                 Event::TopologyDeclared(t) => {
-//!                     println!("rollout {} declares {} probes", t.header.rollout_id, t.probes.len());
+//!             recv(events) -> event => {
+//!                 let event = event?;
+//!                 println!("{}", serde_json::to_string(&event)?);
+//!                 gate.update(&event);
+//!                 match gate.verdict() {
+//!                     Verdict::Healthy => { /* the rollout may proceed */ }
+//!                     Verdict::Unhealthy(failures) => {
+//!                         for f in failures {
+//!                             eprintln!("{} gates the rollout: {}", f.probe_name, f.reason);
+//!                         }
+//!                     }
+//!                     // No topology: nothing can pass.
+//!                     Verdict::Rejected { reason, .. } => eprintln!("declarations rejected: {reason}"),
+//!                     _ => { /* pending: the topology or first results */ }
 //!                 }
-//!                 Event::DeclarationsRejected(r) => {
-//!                     // No topology: a gate waiting for one holds.
-//!                     eprintln!("declarations rejected: {}", r.reason);
-//!                 }
-//!                 Event::ProbeResult(r) if r.mode == Mode::Enforce && r.status == Status::Fail => {
-//!                     eprintln!("{} gates the rollout: {:?}", r.probe_name, r.failure_reason);
-//!                 }
-//!                 other => println!("{}", serde_json::to_string(&other)?),
 //!             },
 //!             recv(heartbeat) -> _ => {
 //!                 let stats = engine.stats()?;
@@ -118,9 +127,13 @@
 //! - **HTTP**: when `expectStatus` is itself a redirect code, redirects are
 //!   not followed; only the first 64 KiB of a body are searched; `https://`
 //!   fails naming the missing TLS support.
-//! - **Evidence**: see [`runner::evidence`] (repeated keys refused, numbers
-//!   as IEEE doubles per RFC 8785, files written less than 2 s ago are not
-//!   cached).
+//! - **Rollout gate.** [`Gate`] judges each `enforce` probe by its latest
+//!   result of the newest generation (a probe that recovers stops gating);
+//!   a known failure answers [`Verdict::Unhealthy`] even while other
+//!   probes have not reported yet; a rejected file is its own verdict.
+//! - **Evidence**: see the `runner::evidence` module (feature `evidence`;
+//!   repeated keys refused, numbers as IEEE doubles per RFC 8785, files
+//!   written less than 2 s ago are not cached).
 //!
 //! # Features
 //!
@@ -138,6 +151,7 @@ pub(crate) mod core;
 pub mod decl;
 pub mod engine;
 pub mod event;
+pub mod gate;
 pub mod runner;
 pub mod transport;
 
@@ -145,4 +159,5 @@ pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
 pub use crate::engine::{Builder, Engine, EngineError, Stats};
 pub use crate::event::Event;
+pub use crate::gate::{Gate, Verdict};
 pub use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult};

@@ -438,6 +438,7 @@ impl Drop for Engine {
 /// A snapshot of the engine's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Stats {
     /// Current generation (0 before the first reset).
     pub generation: u64,
@@ -486,6 +487,7 @@ pub struct Stats {
 /// The engine could not do what was asked. (A failing probe is never an
 /// error: it is an event.)
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct EngineError {
     kind: ErrorKind,
 }

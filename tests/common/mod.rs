@@ -639,6 +639,8 @@ impl Guarantees {
                 });
             }
             Event::TopologyDeclared(_) | Event::DeclarationsRejected(_) => unreachable!(),
+            // `Event` is non_exhaustive: a kind this checker does not know fails it.
+            other => return Err(format!("unchecked event {}", other.name())),
         }
         Ok(())
     }

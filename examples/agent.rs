@@ -1,0 +1,123 @@
+//! A host agent's main loop: synchronous, one `select!` over the engine's
+//! events, a rollout channel, a heartbeat and a deadline.
+//!
+//! The agent resets the engine to a rollout, folds every event into a
+//! [`Gate`] and reports the verdict whenever it changes. A second rollout
+//! arrives after `--rollout-after` seconds (in a real agent: a new closure
+//! was activated); the reset starts a new generation and the gate forgets
+//! the old one. A heartbeat prints the engine's counters.
+//!
+//! ```sh
+//! cargo run --example agent -- [--config PATH] [--seconds N] [--rollout-after S] [--heartbeat-ms MS]
+//! ```
+//!
+//! Defaults: `examples/health-checks.json`, run until killed, a second
+//! rollout after 5 s, a heartbeat every 10 s. Output: one line per
+//! verdict change, reset and heartbeat, on stdout.
+
+use std::error::Error;
+use std::time::Duration;
+
+use crossbeam_channel::{after, never, select, tick};
+use probewheel::{Builder, Event, Gate, Verdict};
+
+struct Opts {
+    config: String,
+    seconds: Option<u64>,
+    rollout_after: u64,
+    heartbeat: Duration,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut opts = Opts {
+        config: concat!(env!("CARGO_MANIFEST_DIR"), "/examples/health-checks.json").into(),
+        seconds: None,
+        rollout_after: 5,
+        heartbeat: Duration::from_secs(10),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        let number = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: expected a whole number, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--config" => opts.config = value()?,
+            "--seconds" => opts.seconds = Some(number(value()?)?),
+            "--rollout-after" => opts.rollout_after = number(value()?)?,
+            "--heartbeat-ms" => opts.heartbeat = Duration::from_millis(number(value()?)?.max(1)),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(opts)
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let opts = parse_args().unwrap_or_else(|e| {
+        eprintln!("agent: {e}\nusage: agent [--config PATH] [--seconds N] [--rollout-after S] [--heartbeat-ms MS]");
+        std::process::exit(2)
+    });
+    let (engine, events) = Builder::new()
+        .declarations_path(&opts.config)
+        .workers(2)
+        .build()?;
+
+    let mut rollout = 1;
+    engine.reset(&format!("demo@{rollout}"))?;
+    println!("agent: reset to rollout demo@{rollout}");
+
+    // Where a real agent learns of a new activation; here, a timer.
+    let next_rollout = after(Duration::from_secs(opts.rollout_after));
+    let heartbeat = tick(opts.heartbeat);
+    let deadline = opts
+        .seconds
+        .map_or_else(never, |s| after(Duration::from_secs(s)));
+
+    let mut gate = Gate::new();
+    let mut shown: Option<(u64, Verdict)> = None;
+    loop {
+        select! {
+            recv(events) -> event => {
+                let event: Event = event?;
+                if let Event::ProbeResult(r) = &event {
+                    let reason = r.failure_reason.as_deref().unwrap_or("");
+                    println!("agent: result {} {} {:?} {reason}", r.probe_name, r.mode, r.status);
+                }
+                if !gate.update(&event) {
+                    continue; // an older rollout's straggler
+                }
+                let now = (gate.generation(), gate.verdict());
+                if shown.as_ref() != Some(&now) {
+                    println!(
+                        "agent: verdict rollout={} generation={}: {}",
+                        gate.rollout_id().unwrap_or("?"),
+                        now.0,
+                        now.1
+                    );
+                    shown = Some(now);
+                }
+            },
+            recv(next_rollout) -> _ => {
+                rollout += 1;
+                engine.reset(&format!("demo@{rollout}"))?;
+                println!("agent: reset to rollout demo@{rollout}");
+            },
+            recv(heartbeat) -> _ => {
+                let s = engine.stats()?;
+                println!(
+                    "agent: heartbeat generation={} probes={} results={} events={} p99_lateness_us={}",
+                    s.generation, s.probes, s.results, s.events_sent, s.lateness_p99_us
+                );
+            },
+            recv(deadline) -> _ => break,
+        }
+    }
+    let last = gate.verdict();
+    engine.shutdown()?;
+    println!(
+        "agent: stopped; generation={} verdict: {last}",
+        gate.generation()
+    );
+    Ok(())
+}
