@@ -30,6 +30,7 @@ impl Sink for TestSink {
 }
 
 type Script = Box<dyn FnMut(&str, u64) -> (Duration, RunnerOutcome)>;
+type Jitter = Box<dyn FnMut(&str, u64) -> Duration>;
 
 struct Sim {
     s: Scheduler<TestSink>,
@@ -39,6 +40,10 @@ struct Sim {
     running: Vec<(Dispatch, Instant, Instant, RunnerOutcome)>,
     /// Delay between dispatch and the worker starting the run.
     start_delay: Duration,
+    /// More start delay per run, by probe name and tick: the wake-up jitter
+    /// of whoever starts the run (the worker sleeping to the slot, or the
+    /// engine when it hands over at the slot).
+    start_jitter: Jitter,
     script: Script,
     /// Every event read from the sink, in order.
     seen: Vec<Event>,
@@ -76,6 +81,7 @@ impl Sim {
             now: t0,
             running: Vec::new(),
             start_delay: Duration::ZERO,
+            start_jitter: Box::new(|_, _| Duration::ZERO),
             script: Box::new(|_, _| (Duration::from_millis(1), RunnerOutcome::pass())),
             seen: Vec::new(),
             starts: Vec::new(),
@@ -114,8 +120,9 @@ impl Sim {
         loop {
             let mut progressed = false;
             while let Some(d) = self.s.poll_dispatch(self.now) {
-                let start = d.start_at.max(self.now) + self.start_delay;
                 let name = self.names[d.probe as usize].clone();
+                let jitter = (self.start_jitter)(&name, d.tick);
+                let start = d.start_at.max(self.now) + self.start_delay + jitter;
                 let (took, outcome) = (self.script)(&name, d.tick);
                 self.starts.push((name, d.tick, d.due, start));
                 self.running.push((d, start, start + took, outcome));
@@ -490,6 +497,104 @@ fn g5_custom_minimum_interval() {
     );
     sim.run_until(Duration::from_millis(1000));
     assert_eq!(sim.starts_of("p").len(), 6);
+}
+
+#[test]
+fn g5_lateness_does_not_accumulate_at_an_interval_equal_to_the_floor() {
+    // Every run starts 300 µs after its slot (a worker's wake-up). Measured
+    // from the previous *actual* start, the floor made each run wait for
+    // its predecessor's lateness as well: 300, 600, 900 µs ... until a slot
+    // was skipped. The floor is on the period: each run is as late as its
+    // own wake-up.
+    let mut sim = Sim::new(Config::default());
+    sim.start_delay = Duration::from_micros(300);
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
+    );
+    sim.run_until(secs(5 * 100) - Duration::from_millis(1)); // slots 0..=99
+    let r = sim.results("p");
+    let got: Vec<(u64, u64, u64)> = r
+        .iter()
+        .map(|r| (r.tick, r.skipped_ticks, r.lateness_us))
+        .collect();
+    let want: Vec<(u64, u64, u64)> = (0..100).map(|k| (k, 0, 300)).collect();
+    assert_eq!(got, want, "(tick, skippedTicks, latenessUs)");
+}
+
+/// A wake-up jitter for slot `tick`, in whole microseconds, a pure function
+/// of `(seed, tick)`: mostly below 1 ms, sometimes up to 20 ms, rarely up
+/// to `max_us`.
+fn jitter_us(seed: u64, tick: u64, max_us: u64) -> u64 {
+    // splitmix64
+    let mut z = seed ^ tick.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let bound = match z % 100 {
+        0 => max_us,
+        1..=9 => 20_000,
+        _ => 1_000,
+    };
+    (z >> 8) % bound.min(max_us)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// G5 at an interval equal to (or below) the 5 s floor, over 1,000
+    /// slots, each run started late by a random wake-up jitter below the
+    /// interval (small enough that the run is over before the next slot is
+    /// handed over, else G6 would skip it): every run is late by exactly
+    /// its own jitter, never its predecessors', and no slot is skipped.
+    #[test]
+    fn g5_random_jitter_never_accumulates_at_the_floor(
+        interval_secs in 0u64..=5,
+        lead_ms in proptest::prop_oneof![proptest::strategy::Just(0u64), proptest::strategy::Just(100)],
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        const SLOTS: u64 = 1000;
+        let floor = secs(5);
+        let lead = Duration::from_millis(lead_ms);
+        let took = Duration::from_millis(1);
+        let max_us = (floor - lead - took).as_micros() as u64 - 1;
+        let mut sim = Sim::new(Config { min_interval: floor, stagger: false, lead })
+            .script(move |_, _| (took, RunnerOutcome::pass()));
+        sim.start_jitter =
+            Box::new(move |_, tick| Duration::from_micros(jitter_us(seed, tick, max_us)));
+        sim.reset(
+            "r",
+            &format!(r#"{{"p": {{"kind": "tcp", "mode": "observe", "intervalSeconds": {interval_secs}}}}}"#),
+        );
+        sim.run_until(floor * SLOTS as u32 - lead - Duration::from_micros(1));
+        let r = sim.results("p");
+        proptest::prop_assert_eq!(r.len() as u64, SLOTS);
+        let base = r[0].scheduled_at.unix_micros();
+        for (k, res) in r.iter().enumerate() {
+            let k = k as u64;
+            proptest::prop_assert_eq!(res.tick, k);
+            proptest::prop_assert_eq!(res.skipped_ticks, 0, "slot {} skipped", k);
+            proptest::prop_assert_eq!(
+                res.scheduled_at.unix_micros() - base,
+                (k * 5_000_000) as i64,
+                "slot {} not anchored", k
+            );
+            proptest::prop_assert_eq!(
+                res.lateness_us,
+                jitter_us(seed, k, max_us),
+                "slot {} is late by more than its own jitter", k
+            );
+        }
+        for (_, due, start) in sim.starts_of("p") {
+            proptest::prop_assert!(start >= due, "a run started before its slot");
+        }
+        proptest::prop_assert_eq!(sim.s.counters().skipped_ticks, 0);
+    }
 }
 
 // ---- G6: no overlap ----------------------------------------------------
