@@ -434,7 +434,7 @@ fn g5_interval_below_the_floor_runs_at_the_floor() {
 }
 
 #[test]
-fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
+fn g5_a_late_start_leaves_the_next_slot_in_place() {
     let min = secs(5);
     let mut sim = Sim::new(Config {
         min_interval: min,
@@ -449,39 +449,27 @@ fn g5_a_late_start_pushes_the_next_run_to_the_floor() {
     );
     sim.run_until(Duration::from_millis(2500));
     sim.start_delay = Duration::ZERO;
-    sim.run_until(secs(30));
-    let starts: Vec<(u64, Duration)> = sim.starts_of("p").iter().map(|s| (s.0, s.2)).collect();
-    for w in starts.windows(2) {
-        assert!(w[1].1 - w[0].1 >= min, "runs closer than 5 s: {starts:?}");
-    }
-    // Tick 1 (due 5 s) cannot start before 7 s: it is skipped, and the
-    // schedule stays anchored (tick 2 at 10 s, then every 5 s).
-    assert_eq!(
-        &starts[..4],
-        &[(0, secs(2)), (2, secs(10)), (3, secs(15)), (4, secs(20))]
-    );
-    assert_eq!(sim.results("p")[1].skipped_ticks, 1);
-}
-
-#[test]
-fn g5_small_lateness_waits_for_the_floor_instead_of_skipping() {
-    let mut sim = Sim::new(Config::default());
-    sim.start_delay = Duration::from_micros(300);
-    sim.reset(
-        "r",
-        r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
-    );
-    sim.run_until(Duration::from_millis(20_400));
+    sim.run_until(secs(21));
+    // The floor is on the period: slot 1 is still due at 5 s, and runs
+    // then, 3 s after the late start. No slot is skipped and no run starts
+    // before its slot.
     let starts = sim.starts_of("p");
-    let ticks: Vec<u64> = starts.iter().map(|s| s.0).collect();
-    assert_eq!(ticks, [0, 1, 2, 3, 4]);
-    for w in starts.windows(2) {
-        assert!(w[1].2 - w[0].2 >= secs(5), "{starts:?}");
-    }
-    // Each start waits for the previous one plus the floor: lateness builds
-    // up by the start delay, bounded by FLOOR_SLACK.
-    let late: Vec<u64> = sim.results("p").iter().map(|r| r.lateness_us).collect();
-    assert_eq!(late, [300, 600, 900, 1200, 1500]);
+    assert_eq!(
+        starts,
+        [
+            (0, secs(0), secs(2)),
+            (1, secs(5), secs(5)),
+            (2, secs(10), secs(10)),
+            (3, secs(15), secs(15)),
+            (4, secs(20), secs(20)),
+        ]
+    );
+    let late: Vec<(u64, u64)> = sim
+        .results("p")
+        .iter()
+        .map(|r| (r.skipped_ticks, r.lateness_us))
+        .collect();
+    assert_eq!(late, [(0, 2_000_000), (0, 0), (0, 0), (0, 0), (0, 0)]);
 }
 
 #[test]
@@ -668,16 +656,24 @@ fn g7_an_engine_that_wakes_late_skips_to_the_latest_slot() {
     sim.pump();
     sim.run_until(secs(75));
     let starts = sim.starts_of("p");
-    // One run for the missed slots, never a burst; slot 5 (50 s) is only
-    // 3 s after that late run, so the floor (G5) skips it too.
+    // One run for the missed slots, never a burst; slot 5 (50 s) is 10 s
+    // after slot 4, so it runs on time although the late run started only
+    // 3 s before it (G5 floors the period, not the gap between starts).
     assert_eq!(
-        starts.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
-        [(0, secs(0)), (4, secs(40)), (6, secs(60)), (7, secs(70))],
+        starts.iter().map(|s| (s.0, s.1, s.2)).collect::<Vec<_>>(),
+        [
+            (0, secs(0), secs(0)),
+            (4, secs(40), secs(47)),
+            (5, secs(50), secs(50)),
+            (6, secs(60), secs(60)),
+            (7, secs(70), secs(70))
+        ],
     );
     let r = sim.results("p");
     assert_eq!(r[1].skipped_ticks, 3);
     assert_eq!(r[1].lateness_us, 7_000_000);
-    assert_eq!(r[2].skipped_ticks, 1);
+    assert_eq!(r[2].skipped_ticks, 0);
+    assert_eq!(r[2].lateness_us, 0);
     assert_eq!(r[3].skipped_ticks, 0);
 }
 
@@ -968,7 +964,7 @@ fn runs_are_handed_over_lead_early_and_start_on_time() {
 }
 
 #[test]
-fn lead_never_lets_a_run_start_before_the_floor() {
+fn lead_never_lets_a_run_start_before_its_slot() {
     let mut sim = Sim::new(Config {
         lead: Duration::from_millis(2),
         ..Config::default()
@@ -979,10 +975,11 @@ fn lead_never_lets_a_run_start_before_the_floor() {
         r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": 5}}"#,
     );
     sim.run_until(secs(21));
-    let starts: Vec<Duration> = sim.starts_of("p").iter().map(|s| s.2).collect();
+    let starts = sim.starts_of("p");
     assert_eq!(starts.len(), 5);
-    for w in starts.windows(2) {
-        assert!(w[1] - w[0] >= secs(5), "{starts:?}");
+    for (k, (tick, due, start)) in starts.iter().enumerate() {
+        assert_eq!((*tick, *due), (k as u64, secs(5 * k as u64)), "{starts:?}");
+        assert_eq!(*start - *due, Duration::from_micros(700), "{starts:?}");
     }
 }
 
