@@ -99,8 +99,8 @@
 //!   quarter of the minimum interval) are handed to the pool in one engine
 //!   wake-up; the worker waits for the slot itself. So a busy schedule
 //!   costs the engine one wake-up per window, not one per run, and the
-//!   G6 and G5 decisions for a run are taken when it is handed over: a run
-//!   still in flight at that point skips the next slot.
+//!   G6 decision for a run is taken when it is handed over: a run still in
+//!   flight at that point skips the next slot.
 //! - **Bursts.** Runs that start at the same instant (every probe of a
 //!   file without stagger) are handed over in chunks of 32 that the
 //!   workers share; a worker stuck in a check holds up only its own run.
