@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]
+//!     [--pin] [--floor-ms MS] [--hung H] [--only IMPL]
 //! ```
 //!
 //! Three implementations run one after another (never concurrently), each
@@ -24,15 +25,30 @@
 //!    of the N probes it stands for would only skip a slot a whole
 //!    interval late).
 //! 3. `probewheel`: the engine through its public API only, with a
-//!    registered no-op kind (`FnRunner` returning a pass), 2 workers
-//!    (the default) pinned to a CPU each (`pin_workers(true)`, off by
-//!    default; see its docs for what it does to the p99 here),
-//!    `stagger(true)` unless `--aligned`, and an event
-//!    channel of `probes * 4` drained by a consumer thread that only
-//!    records `latenessUs`, so G9 coalescing does not distort the samples
-//!    (the line carries `coalesced`; it should be 0). The declarations are
-//!    about 63 bytes a probe and the engine reads at most 1 MiB of them
+//!    registered no-op kind (`FnRunner` returning a pass), in its default
+//!    configuration (DESIGN §6): 2 workers, not pinned. What the bench sets:
+//!    the floor (see "Interval" below), `stagger(true)` unless `--aligned`
+//!    (that is what spread means), and an event channel of `probes * 4`
+//!    drained by a consumer thread that only records `latenessUs`, so G9
+//!    coalescing does not drop samples (the line carries `coalesced`; it
+//!    should be 0); the channel's size changes no timing. The declarations
+//!    are about 63 bytes a probe and the engine reads at most 1 MiB of them
 //!    (DESIGN §2), so `--probes` tops out near 16,000.
+//!
+//! # Flags that change the engine's configuration
+//!
+//! - `--pin`: `Builder::pin_workers(true)` (off by default; see its docs).
+//! - `--floor-ms MS`: the engine's minimum interval, at most the interval
+//!   (a larger floor would change the period being measured).
+//! - `--hung H`: H more `http` probes (enforce, same interval) against a
+//!   loopback listener the bench starts, which accepts every connection,
+//!   keeps it open and never answers; their `timeoutSecs` is longer than
+//!   the run, so every one of them waits for the whole run. Samples are
+//!   still the no-op probes' only. The reference implementations run
+//!   without them. The bench's main thread accepts those connections while
+//!   it waits (no extra thread), so `threads` compares across runs.
+//!   The soft `RLIMIT_NOFILE` is raised to the hard limit at start, since
+//!   each hung probe costs two descriptors (both ends of its connection).
 //!
 //! A sample is one run's lateness in microseconds (for probewheel the
 //! `latenessUs` of a `probeResult`: worker start minus slot due time).
@@ -49,17 +65,15 @@
 //!
 //! # Interval
 //!
-//! `intervalSeconds` is whole seconds and the engine floors every interval
-//! at its `min_interval` (G5). When `MS` is a multiple of 1000 the bench
-//! declares `intervalSeconds = MS / 1000` with `min_interval = MS / 2`,
-//! so the floor never touches a run that starts less than half an interval
-//! late (and the engine's hand-over window, a quarter of the floor up to
-//! 100 ms, is whole). Otherwise it
-//! declares `intervalSeconds = 0` with `min_interval = MS` (the floor is the
-//! interval); then a late run pushes the next one back by its lateness (up
-//! to 10 ms, else the slot is skipped; see "Floor versus anchor" in the
-//! crate docs), so lateness compounds and the numbers are pessimistic.
-//! Prefer whole seconds.
+//! `intervalSeconds` is whole seconds and the engine floors every period at
+//! its `min_interval` (G5, default 5 s, which would make a 1 s probe run
+//! every 5 s). So the bench sets the floor to the interval unless
+//! `--floor-ms` says otherwise: an interval equal to the floor, the common
+//! setting G5 is about. When `MS` is a multiple of 1000 the bench declares
+//! `intervalSeconds = MS / 1000`; otherwise `intervalSeconds = 0`, and the
+//! floor is the period (`--floor-ms`, if given, must then equal `MS`).
+//! The engine's hand-over window is a quarter of the floor, at most
+//! 100 ms.
 //!
 //! # Extra output
 //!
@@ -67,7 +81,10 @@
 //! `skipped_ticks`, `wakeups_per_s` and `wakeups_per_run` (engine `stats()`
 //! deltas over the measured window, i.e. after warm-up; `coalesced` is the
 //! whole run's), so the claim "the engine wakes only when something is
-//! due" is visible. Progress, the load average, each implementation's
+//! due" is visible; then `floor_ms`, `pinned` and `hung`, and `threads`
+//! and `rss_kib` (`Threads` and `VmRSS` of `/proc/self/status` at the end
+//! of the window, before shutdown: the whole process, so with the
+//! reference implementations' leftovers unless `--only probewheel`). Progress, the load average, each implementation's
 //! process CPU time (`getrusage`) and the engine's own histogram go to
 //! stderr.
 
@@ -85,7 +102,7 @@ use probewheel::{Builder, Event, RunnerOutcome, Stats};
 
 const IMPLS: [&str; 3] = ["tokio-interval", "sleep-limit", "probewheel"];
 
-const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--only IMPL]";
+const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--floor-ms MS] [--hung H] [--only IMPL]";
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -93,6 +110,12 @@ struct Args {
     interval: Duration,
     seconds: u64,
     aligned: bool,
+    /// Pin the engine's workers (`--pin`).
+    pin: bool,
+    /// The engine's floor (`--floor-ms`; default: the interval).
+    floor: Duration,
+    /// Extra http probes that hang for the whole run (`--hung`).
+    hung: usize,
     /// Run one implementation only (`--only probewheel`, say): for
     /// comparing changes to one of them; the judged output is all three.
     only: Option<&'static str>,
@@ -140,6 +163,9 @@ fn parse_args() -> Result<Args, String> {
     let mut interval_ms = None;
     let mut seconds = None;
     let mut aligned = false;
+    let mut pin = false;
+    let mut floor_ms = None;
+    let mut hung = 0;
     let mut only = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -160,6 +186,12 @@ fn parse_args() -> Result<Args, String> {
             "--interval-ms" => interval_ms = Some(value("--interval-ms")?),
             "--seconds" => seconds = Some(value("--seconds")?),
             "--aligned" => aligned = true,
+            "--pin" => pin = true,
+            "--floor-ms" => floor_ms = Some(value("--floor-ms")?),
+            "--hung" => {
+                let v = it.next().ok_or("--hung needs a value")?;
+                hung = v.parse().map_err(|e| format!("--hung {v:?}: {e}"))?;
+            }
             "--only" => {
                 let name = it.next().ok_or("--only needs a value")?;
                 only = Some(
@@ -174,11 +206,28 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    let interval_ms = interval_ms.unwrap_or(1000);
+    let floor_ms = floor_ms.unwrap_or(interval_ms);
+    if floor_ms > interval_ms {
+        return Err(format!(
+            "--floor-ms {floor_ms} is above --interval-ms {interval_ms}: the probes would run \
+             every {floor_ms} ms, not at the interval measured\n{USAGE}"
+        ));
+    }
+    if interval_ms % 1000 != 0 && floor_ms != interval_ms {
+        return Err(format!(
+            "--interval-ms {interval_ms} is not whole seconds, so the floor is the period \
+             (intervalSeconds 0): --floor-ms must be {interval_ms} or left out\n{USAGE}"
+        ));
+    }
     let args = Args {
         probes: probes.unwrap_or(10_000) as usize,
-        interval: Duration::from_millis(interval_ms.unwrap_or(1000)),
+        interval: Duration::from_millis(interval_ms),
         seconds: seconds.unwrap_or(20),
         aligned,
+        pin,
+        floor: Duration::from_millis(floor_ms),
+        hung,
         only,
     };
     if args.run_for() <= args.interval {
@@ -197,12 +246,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_nofile_limit();
     eprintln!(
-        "tick_jitter: {} probes, interval {:?}, {} s per implementation, {}; loadavg {}",
+        "tick_jitter: {} probes, interval {:?}, {} s per implementation, {}; probewheel: floor {:?}, \
+         {}, {} hung; loadavg {}",
         args.probes,
         args.interval,
         args.seconds,
         if args.aligned { "aligned" } else { "spread" },
+        args.floor,
+        if args.pin { "pinned" } else { "not pinned" },
+        args.hung,
         loadavg()
     );
 
@@ -234,13 +288,19 @@ fn main() -> ExitCode {
             let secs = run.window.as_secs_f64();
             let _ = write!(
                 line,
-                ",\"coalesced\":{},\"skipped_ticks\":{},\"wakeups_per_s\":{:.1},\"wakeups_per_run\":{:.4}}}",
+                ",\"coalesced\":{},\"skipped_ticks\":{},\"wakeups_per_s\":{:.1},\"wakeups_per_run\":{:.4},\
+                 \"floor_ms\":{},\"pinned\":{},\"hung\":{},\"threads\":{},\"rss_kib\":{}}}",
                 run.coalesced.max(run.after.coalesced),
                 run.after
                     .skipped_ticks
                     .saturating_sub(run.before.skipped_ticks),
                 window as f64 / secs,
                 window as f64 / runs.max(1) as f64,
+                args.floor.as_millis(),
+                args.pin,
+                args.hung,
+                run.threads,
+                run.rss_kib,
             );
             eprintln!(
                 "probewheel: engine stats over the whole run: wakeups {}, dispatched {}, results {}, \
@@ -318,6 +378,40 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// A field of `/proc/self/status` as a number (`Threads`, `VmRSS` in kB);
+/// 0 when it cannot be read.
+fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: each hung
+/// probe holds two (`--hung` can be 1,000 and more).
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass;
+    // RLIMIT_NOFILE is a valid resource.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if !ok {
+        eprintln!(
+            "tick_jitter: cannot raise RLIMIT_NOFILE: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// A collector thread for lateness samples sent on a channel.
@@ -436,47 +530,135 @@ struct EngineRun {
     before: Stats,
     after: Stats,
     window: Duration,
+    /// `Threads` and `VmRSS` at the end of the window.
+    threads: u64,
+    rss_kib: u64,
 }
 
-/// The declarations and the floor that give every probe `interval` (see
-/// the module docs).
-fn declarations(args: &Args) -> (String, Duration) {
-    let ms = args.interval.as_millis();
-    let (interval_secs, floor) = if ms % 1000 == 0 {
-        // Half the interval: a run would have to start half an interval
-        // late for the floor to touch the next one, and the engine gets its
-        // full hand-over window (a quarter of the floor, at most 100 ms).
-        (ms / 1000, args.interval / 2)
-    } else {
-        (0, args.interval)
+/// `intervalSeconds` for the interval asked for (see the module docs).
+fn interval_secs(args: &Args) -> u64 {
+    let ms = args.interval.as_millis() as u64;
+    if ms % 1000 == 0 { ms / 1000 } else { 0 }
+}
+
+/// The no-op probes, and `--hung` http probes against `hung_url`.
+fn declarations(args: &Args, hung_url: Option<&str>) -> String {
+    let every = interval_secs(args);
+    let mut json = common::noop_declarations(args.probes, every);
+    let Some(url) = hung_url else {
+        return json;
     };
-    (
-        common::noop_declarations(args.probes, interval_secs as u64),
-        floor,
-    )
+    // Longer than the whole run: every hung run waits until shutdown.
+    let timeout = (args.seconds + 2 * args.interval.as_secs() + 60).min(86_400);
+    json.pop(); // reopen the object
+    for i in 0..args.hung {
+        if args.probes > 0 || i > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "\"hung{i:06}\":{{\"kind\":\"http\",\"mode\":\"enforce\",\"intervalSeconds\":{every},\
+             \"url\":\"{url}\",\"timeoutSecs\":{timeout}}}"
+        );
+    }
+    json.push('}');
+    json
 }
 
-fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
-    let (json, floor) = declarations(args);
+/// A loopback listener that accepts and never answers (`--hung`). Its
+/// connections are accepted by the main thread while it waits
+/// ([`Hung::wait_until`]), and kept open until the listener is dropped.
+struct Hung {
+    listener: std::net::TcpListener,
+    held: Vec<std::net::TcpStream>,
+}
+
+impl Hung {
+    fn start() -> std::io::Result<Hung> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        Ok(Hung {
+            listener,
+            held: Vec::new(),
+        })
+    }
+
+    fn url(&self) -> std::io::Result<String> {
+        Ok(format!("http://{}/", self.listener.local_addr()?))
+    }
+
+    /// Accepts connections until `deadline`, sleeping in `poll(2)` on the
+    /// listener in between.
+    fn wait_until(&mut self, deadline: Instant) {
+        use std::os::fd::AsRawFd as _;
+        loop {
+            loop {
+                match self.listener.accept() {
+                    Ok((stream, _)) => self.held.push(stream),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        eprintln!("probewheel: hung listener: accept: {e}");
+                        break;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut fd = libc::pollfd {
+                fd: self.listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for a descriptor we own, count 1.
+            unsafe {
+                libc::poll(&mut fd, 1, ms);
+            }
+        }
+    }
+}
+
+/// Waits until `deadline`, accepting hung connections meanwhile if any.
+fn wait_until(hung: Option<&mut Hung>, deadline: Instant) {
+    match hung {
+        Some(h) => h.wait_until(deadline),
+        None => thread::sleep(deadline.saturating_duration_since(Instant::now())),
+    }
+}
+
+fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
+    let engine_err = |e: probewheel::EngineError| e.to_string();
+    let mut hung = if args.hung > 0 {
+        Some(Hung::start().map_err(|e| format!("cannot start the hung listener: {e}"))?)
+    } else {
+        None
+    };
+    let url = match &hung {
+        Some(h) => Some(h.url().map_err(|e| format!("hung listener address: {e}"))?),
+        None => None,
+    };
+    let json = declarations(args, url.as_deref());
     eprintln!(
-        "probewheel: declarations {} bytes, intervalSeconds {}, min_interval {:?}",
+        "probewheel: declarations {} bytes, intervalSeconds {}, min_interval {:?}, pin_workers {}, \
+         {} hung http probes",
         json.len(),
-        if floor == args.interval {
-            0
-        } else {
-            args.interval.as_secs()
-        },
-        floor
+        interval_secs(args),
+        args.floor,
+        args.pin,
+        args.hung,
     );
-    let (engine, events) = Builder::new()
+    let mut builder = Builder::new()
         .declarations_json(json)
-        .workers(2)
-        .pin_workers(true)
-        .min_interval(floor)
+        .min_interval(args.floor)
         .events_capacity((args.probes * 4).max(1024))
         .stagger(!args.aligned)
-        .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()))
-        .build()?;
+        .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()));
+    if args.pin {
+        builder = builder.pin_workers(true);
+    }
+    let (engine, events) = builder.build().map_err(engine_err)?;
 
     let (topology_tx, topology_rx) = crossbeam_channel::bounded::<usize>(1);
     let capacity = args.expected_samples();
@@ -490,7 +672,8 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
             let mut declared_at = 0i64;
             for event in events.iter() {
                 match event {
-                    Event::ProbeResult(r) => {
+                    // Samples are the no-op probes' only (not `--hung`).
+                    Event::ProbeResult(r) if &*r.kind == "noop" => {
                         coalesced += r.coalesced;
                         // Slot time relative to the reset, on the same wall
                         // anchor as `declaredAt`.
@@ -514,26 +697,34 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
         })
         .expect("spawn consumer");
 
-    engine.reset("bench")?;
+    engine.reset("bench").map_err(engine_err)?;
     let declared = topology_rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or(0);
     // The engine anchored slot 0 (its `declaredAt`) just before this.
     let t0 = Instant::now();
-    if declared != args.probes {
+    if declared != args.probes + args.hung {
         eprintln!(
             "probewheel: topology has {declared} probes, expected {}",
-            args.probes
+            args.probes + args.hung
         );
     }
-    thread::sleep(args.interval);
-    let before = engine.stats()?;
+    wait_until(hung.as_mut(), t0 + args.interval);
+    let before = engine.stats().map_err(engine_err)?;
     let window_start = Instant::now();
-    thread::sleep((t0 + args.run_for()).saturating_duration_since(Instant::now()));
-    let after = engine.stats()?;
+    wait_until(hung.as_mut(), t0 + args.run_for());
+    let after = engine.stats().map_err(engine_err)?;
     let window = window_start.elapsed();
-    thread::sleep(args.grace());
-    engine.shutdown()?;
+    let (threads, rss_kib) = (proc_status("Threads"), proc_status("VmRSS"));
+    if let Some(h) = &hung {
+        eprintln!(
+            "probewheel: {} hung connections held at the end of the window",
+            h.held.len()
+        );
+    }
+    wait_until(hung.as_mut(), Instant::now() + args.grace());
+    engine.shutdown().map_err(engine_err)?;
+    drop(hung);
     let (samples, coalesced) = consumer.join().expect("consumer thread");
     Ok(EngineRun {
         samples,
@@ -541,5 +732,7 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, probewheel::EngineError> {
         before,
         after,
         window,
+        threads,
+        rss_kib,
     })
 }

@@ -64,8 +64,9 @@
 //! new generation is out, nothing of an older one follows, and runs in
 //! flight are cancelled (their `exec` process groups killed and reaped);
 //! lifecycle events come before the results they announce; disabled probes
-//! never run; no two runs of a probe start closer than the minimum interval
-//! (5 s by default); one run in flight per probe; slots are anchored at
+//! never run; the slots of a probe are at least the minimum interval
+//! (5 s by default) apart and no run starts before its slot; one run in
+//! flight per probe; slots are anchored at
 //! `start + k * interval` and missed ones are skipped, never burst;
 //! `runOnce` runs once per generation; the engine never waits on the event
 //! channel; shutdown returns within a second and leaves no thread, child or
@@ -73,13 +74,14 @@
 //!
 //! # Decisions where the contract is silent
 //!
-//! - **Floor versus anchor.** When the previous run started late, the next
-//!   slot may be less than the minimum interval after it. The run then
-//!   waits for the floor, as long as that puts it at most 10 ms past its
-//!   slot; beyond that the slot is skipped (counted in `skippedTicks`). So
-//!   G5 holds exactly, and at an interval equal to the floor lateness
-//!   builds up (by each start's jitter) to at most 10 ms, then one slot is
-//!   skipped.
+//! - **Floor versus anchor.** The minimum interval floors the *period*: a
+//!   probe's slots are `max(intervalSeconds, minimum interval)` apart,
+//!   anchored at `start + k * period` (G7), and each run starts at its
+//!   slot, never before. A late start does not move the next slot, so the
+//!   next run may start less than the floor after a late one, and lateness
+//!   never carries over: at an interval equal to the floor each run is as
+//!   late as its own wake-up. (An earlier rule measured the floor from the
+//!   previous *actual* start, so lateness built up tick after tick.)
 //! - **`skippedTicks`** on a result counts the slots between this run's
 //!   slot and the previous run's slot; with coalesced results the folded
 //!   results' skips are added in.
@@ -106,8 +108,8 @@
 //!   quarter of the minimum interval) are handed to the pool in one engine
 //!   wake-up; the worker waits for the slot itself. So a busy schedule
 //!   costs the engine one wake-up per window, not one per run, and the
-//!   G6 and G5 decisions for a run are taken when it is handed over: a run
-//!   still in flight at that point skips the next slot.
+//!   G6 decision for a run is taken when it is handed over: a run still in
+//!   flight at that point skips the next slot.
 //! - **Bursts.** Runs that start at the same instant (every probe of a
 //!   file without stagger) are handed over in chunks of 32 that the
 //!   workers share; a worker stuck in a check holds up only its own run.

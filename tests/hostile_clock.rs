@@ -2,7 +2,8 @@
 //! preempted at random points of its loop, also between its reading of the
 //! monotonic and of the wall clock. The wall times of events must still be
 //! exact: `scheduledAt` of slot k is `start + k * interval` (G7 as the
-//! consumer sees it), `observedAt` never closer than the floor (G5).
+//! consumer sees it), slots never closer than the floor and no run before
+//! its slot (G5).
 //!
 //! Known weak spot (by inspection, not reproduced): the driver reads the
 //! two clocks one after the other and re-anchors wall times when they

@@ -25,8 +25,8 @@ use crate::runner::{RunnerOutcome, Status};
 /// Scheduling parameters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config {
-    /// G5: no two runs of one probe start closer together than this, and no
-    /// interval is shorter.
+    /// G5: the shortest period. A probe's slots are `max(interval, this)`
+    /// apart, anchored at its start (G7); no run starts before its slot.
     pub(crate) min_interval: Duration,
     /// Spread the first ticks of a reset evenly over each probe's interval
     /// instead of running every probe at reset time.
@@ -74,8 +74,8 @@ pub(crate) struct Dispatch {
     pub(crate) tick: u64,
     /// When the slot was due (lateness is measured from here).
     pub(crate) due: Instant,
-    /// Not before: the slot's due time, or later when the floor (G5)
-    /// says so.
+    /// Not before: the slot's due time (G5: no run starts before its
+    /// slot). Always equal to `due`; the worker waits for it.
     pub(crate) start_at: Instant,
 }
 
@@ -96,6 +96,7 @@ struct ProbeState {
     name: Arc<str>,
     kind: Arc<str>,
     mode: Mode,
+    /// The period: `intervalSeconds` floored at the minimum interval (G5).
     interval: Duration,
     run_once: bool,
     /// When slot 0 is due; slot k is due at `start + k * interval`.
@@ -103,7 +104,6 @@ struct ProbeState {
     /// The slot the pending timer stands for.
     next_tick: u64,
     in_flight: bool,
-    last_start: Option<Instant>,
     /// Ticks dropped since the last dispatch.
     skipped: u64,
     /// Ticks dropped between the previous run's slot and the one in flight.
@@ -127,12 +127,6 @@ impl ProbeState {
         (since / self.interval.as_nanos().max(1)).min(u64::MAX as u128) as u64
     }
 }
-
-/// How far the G5 floor may push a run past its slot before the slot is
-/// skipped instead. At an interval equal to the floor, every late start
-/// would otherwise delay all later runs by the same amount: lateness would
-/// build up by the wake-up jitter at every tick.
-pub(crate) const FLOOR_SLACK: Duration = Duration::from_millis(10);
 
 /// A wall-clock step larger than this moves the wall anchor.
 pub(crate) const WALL_STEP: Duration = Duration::from_millis(1);
@@ -300,6 +294,8 @@ impl<S: Sink> Scheduler<S> {
                     Arc::clone(d.kind_arc())
                 }
             };
+            // G5: the floor is on the period, so slots are at least the
+            // floor apart and lateness never carries over to the next slot.
             let interval = Duration::from_secs(d.interval_secs()).max(self.config.min_interval);
             self.probes.push(ProbeState {
                 name: Arc::clone(d.name_arc()),
@@ -310,7 +306,6 @@ impl<S: Sink> Scheduler<S> {
                 start: now,
                 next_tick: 0,
                 in_flight: false,
-                last_start: None,
                 skipped: 0,
                 skipped_in_flight: 0,
                 last_status: None,
@@ -369,27 +364,14 @@ impl<S: Sink> Scheduler<S> {
             }
             let st = &mut self.probes[timer.probe as usize];
             let tick = st.next_tick;
-            let due = st.due(tick);
-            // G5: never closer than the minimum interval to the last start,
-            // even when that start was late.
-            let earliest = match st.last_start {
-                Some(s) => due.max(s + self.config.min_interval),
-                None => due,
-            };
-            // G6: one run in flight per probe, so this slot is dropped. And
-            // waiting for the floor past the slack would make this run (and,
-            // at an interval equal to the floor, every later one) late:
-            // skip the slot and stay anchored.
-            if st.in_flight || (earliest - due > FLOOR_SLACK && !st.run_once) {
+            // G6: one run in flight per probe, so this slot is dropped and
+            // the schedule stays anchored.
+            if st.in_flight {
                 st.skipped += 1;
                 self.counters.skipped_ticks += 1;
                 st.next_tick += 1;
                 self.wheel
                     .insert(ticks_ceil(self.epoch, st.due(st.next_tick)), timer);
-                continue;
-            }
-            if earliest > horizon {
-                self.wheel.insert(ticks_ceil(self.epoch, earliest), timer);
                 continue;
             }
             // G7: when late, run the latest due slot and skip the others.
@@ -407,17 +389,15 @@ impl<S: Sink> Scheduler<S> {
                 self.wheel.insert(next, timer);
             }
             self.counters.dispatched += 1;
+            // G5: the run starts at its slot, never before; the slot is at
+            // least the floor after the previous one whenever that one ran.
             let due = st.due(run_tick);
-            let start_at = match st.last_start {
-                Some(s) => due.max(s + self.config.min_interval),
-                None => due,
-            };
             return Some(Dispatch {
                 probe: timer.probe,
                 generation: self.generation,
                 tick: run_tick,
                 due,
-                start_at,
+                start_at: due,
             });
         }
         None
@@ -454,7 +434,6 @@ impl<S: Sink> Scheduler<S> {
             return false;
         };
         st.in_flight = false;
-        st.last_start = Some(f.started);
         self.counters.results += 1;
         let lateness_us = micros(f.started.saturating_duration_since(f.due));
         self.lateness.record(lateness_us);

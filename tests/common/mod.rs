@@ -342,7 +342,8 @@ pub fn running_in(dir: &Path) -> Vec<ProcStat> {
 ///   into fail, none before a result that contains none; `consecutive` and
 ///   `failingSince` continue from the previous result; pass ⇔ no reason.
 /// - G4: disabled probes (and probes not in the topology) never appear.
-/// - G5: `observedAt` of two results of a probe at least the floor apart.
+/// - G5: `scheduledAt` of two results of a probe at least the floor apart
+///   (the floor is on the period), and no run observed before its slot.
 /// - G6/G7: `tick` of result n = tick of result n-1 + 1 + `skippedTicks`
 ///   + `coalesced` (the first: `skippedTicks + coalesced`).
 /// - G8: a `runOnce` probe has one result per generation, for tick 0.
@@ -383,7 +384,7 @@ struct LastResult {
     status: probewheel::Status,
     consecutive: u64,
     tick: u64,
-    observed_at: i64,
+    scheduled_at: i64,
     failing_since: Option<i64>,
 }
 
@@ -613,14 +614,21 @@ impl Guarantees {
                         }
                     }
                 }
-                // G5: never closer than the floor (1 µs of rounding).
+                // G5: slots never closer than the floor (1 µs of rounding),
+                // and no run before its slot.
                 if let Some(prev) = &track.last {
-                    if observed - prev.observed_at < min_us - 1 {
+                    if scheduled - prev.scheduled_at < min_us - 1 {
                         return Err(format!(
-                            "G5: runs {} µs apart, floor {min_us} µs",
-                            observed - prev.observed_at
+                            "G5: slots {} µs apart, floor {min_us} µs",
+                            scheduled - prev.scheduled_at
                         ));
                     }
+                }
+                if observed < scheduled - 1 {
+                    return Err(format!(
+                        "G5: run started {} µs before its slot",
+                        scheduled - observed
+                    ));
                 }
                 if observed < first_observed {
                     return Err("G3: result observed before probeObservedFirst".into());
@@ -634,7 +642,7 @@ impl Guarantees {
                     status: r.status,
                     consecutive: r.consecutive,
                     tick: r.tick,
-                    observed_at: observed,
+                    scheduled_at: scheduled,
                     failing_since: r.failing_since.map(|t| t.unix_micros()),
                 });
             }
