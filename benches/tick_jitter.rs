@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]
-//!     [--pin] [--floor-ms MS] [--hung H] [--only IMPL]
+//!     [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL]
 //! ```
 //!
 //! Three implementations run one after another (never concurrently), each
@@ -25,7 +25,8 @@
 //!    of the N probes it stands for would only skip a slot a whole
 //!    interval late).
 //! 3. `probewheel`: the engine through its public API only, with a
-//!    registered no-op kind (`FnRunner` returning a pass), in its default
+//!    registered no-op kind (`FnRunner::inline` returning a pass: a check
+//!    that never waits runs on the workers, as built-in runs do), in its default
 //!    configuration (DESIGN §6): 2 workers, not pinned. What the bench sets:
 //!    the floor (see "Interval" below), `stagger(true)` unless `--aligned`
 //!    (that is what spread means), and an event channel of `probes * 4`
@@ -38,6 +39,9 @@
 //! # Flags that change the engine's configuration
 //!
 //! - `--pin`: `Builder::pin_workers(true)` (off by default; see its docs).
+//! - `--blocking`: the no-op kind as a blocking custom check
+//!   (`FnRunner::new`, `Placement::Blocking`), so each run is handed to a
+//!   thread of its own: the cost of that hand-off.
 //! - `--floor-ms MS`: the engine's minimum interval, at most the interval
 //!   (a larger floor would change the period being measured).
 //! - `--hung H`: H more `http` probes (enforce, same interval) against a
@@ -102,7 +106,7 @@ use probewheel::{Builder, Event, RunnerOutcome, Stats};
 
 const IMPLS: [&str; 3] = ["tokio-interval", "sleep-limit", "probewheel"];
 
-const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--floor-ms MS] [--hung H] [--only IMPL]";
+const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL]";
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -112,6 +116,7 @@ struct Args {
     aligned: bool,
     /// Pin the engine's workers (`--pin`).
     pin: bool,
+    blocking: bool,
     /// The engine's floor (`--floor-ms`; default: the interval).
     floor: Duration,
     /// Extra http probes that hang for the whole run (`--hung`).
@@ -164,6 +169,7 @@ fn parse_args() -> Result<Args, String> {
     let mut seconds = None;
     let mut aligned = false;
     let mut pin = false;
+    let mut blocking = false;
     let mut floor_ms = None;
     let mut hung = 0;
     let mut only = None;
@@ -187,6 +193,7 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => seconds = Some(value("--seconds")?),
             "--aligned" => aligned = true,
             "--pin" => pin = true,
+            "--blocking" => blocking = true,
             "--floor-ms" => floor_ms = Some(value("--floor-ms")?),
             "--hung" => {
                 let v = it.next().ok_or("--hung needs a value")?;
@@ -226,6 +233,7 @@ fn parse_args() -> Result<Args, String> {
         seconds: seconds.unwrap_or(20),
         aligned,
         pin,
+        blocking,
         floor: Duration::from_millis(floor_ms),
         hung,
         only,
@@ -654,7 +662,14 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
         .min_interval(args.floor)
         .events_capacity((args.probes * 4).max(1024))
         .stagger(!args.aligned)
-        .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()));
+        .runner(
+            "noop",
+            if args.blocking {
+                FnRunner::new(|_| RunnerOutcome::pass())
+            } else {
+                FnRunner::inline(|_| RunnerOutcome::pass())
+            },
+        );
     if args.pin {
         builder = builder.pin_workers(true);
     }
