@@ -245,16 +245,19 @@ fn resolve_failure_has_the_resolve_reason() {
 #[test]
 fn defaults_are_localhost_and_five_seconds() {
     let c = TcpCheck::from_decl(&decl(json!({"port": 22, "host": null}))).unwrap();
-    assert_eq!(c.target, Target::Addr("127.0.0.1:22".parse().unwrap()));
-    assert_eq!(c.timeout_secs, 5);
+    assert_eq!(
+        c.probe.target,
+        Target::Addr("127.0.0.1:22".parse().unwrap())
+    );
+    assert_eq!(c.probe.timeout_secs, 5);
     let c = TcpCheck::from_decl(&decl(
         json!({"port": 8080, "host": "[::1]", "connectTimeoutSecs": 3600}),
     ))
     .unwrap();
-    assert_eq!(c.target, Target::Addr("[::1]:8080".parse().unwrap()));
-    assert_eq!(c.timeout_secs, 3600);
+    assert_eq!(c.probe.target, Target::Addr("[::1]:8080".parse().unwrap()));
+    assert_eq!(c.probe.timeout_secs, 3600);
     let c = TcpCheck::from_decl(&decl(json!({"port": 1, "host": "db-1.internal"}))).unwrap();
-    assert_eq!(c.target, Target::Name("db-1.internal".into()));
+    assert_eq!(c.probe.target, Target::Name("db-1.internal".into()));
 }
 
 #[test]
