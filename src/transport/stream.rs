@@ -8,7 +8,6 @@
 //! `WouldBlock` means "wait for the next readiness edge".
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
@@ -33,13 +32,6 @@ impl Stream {
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.write(data),
-        }
-    }
-
-    /// The peer's address.
-    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Stream::Plain(s) => s.peer_addr(),
         }
     }
 
