@@ -2,8 +2,7 @@
 //! `::1`.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use super::*;
 use crate::Status;
 use crate::clock;
 use crate::runner::CancelState;
+use crate::runner::machine::testing::hanging_listener;
 
 fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
@@ -59,38 +59,6 @@ fn bind_v6() -> Option<TcpListener> {
             None
         }
     }
-}
-
-/// A listener whose accept queue is full, so that a further connect to it
-/// never completes (the SYN is dropped) until the caller gives up. The
-/// fillers must stay alive as long as the listener.
-struct HangingListener {
-    addr: SocketAddr,
-    _listener: TcpListener,
-    _fillers: Vec<TcpStream>,
-}
-
-fn hanging_listener() -> HangingListener {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    // SAFETY: a valid listening socket; listening again only changes the
-    // backlog (to the smallest the kernel allows).
-    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..64 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(s) => fillers.push(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return HangingListener {
-                    addr,
-                    _listener: listener,
-                    _fillers: fillers,
-                };
-            }
-            Err(e) => panic!("filling the backlog of {addr}: {e}"),
-        }
-    }
-    panic!("the backlog of {addr} never filled up");
 }
 
 /// True when a socket in SYN_SENT to 127.0.0.1:`port` exists (a connect is
