@@ -970,3 +970,53 @@ fn a_connect_that_never_completes_ends_at_connect_timeout() {
         ),
     );
 }
+
+#[test]
+fn a_run_yields_to_other_runs_after_a_bounded_number_of_reads() {
+    // 60,000 one-byte chunks: about 350 KiB on the wire for a body under
+    // the search cap, all of it waiting in the socket (loopback buffers
+    // hold it) before the run reads any.
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..60_000 {
+        response.extend_from_slice(b"1\r\nx\r\n");
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let (asked_tx, asked) = mpsc::channel();
+    let (go, wait_for_go) = mpsc::channel::<()>();
+    let wait_for_go = Mutex::new(wait_for_go);
+    let (written_tx, written) = mpsc::channel();
+    let srv = serve(1, move |_, s, _| {
+        let _ = asked_tx.send(());
+        let _ = wait_for_go.lock().unwrap().recv_timeout(PATIENCE);
+        send(s, &response);
+        let _ = written_tx.send(());
+        hold(s);
+    });
+    let m = http_machine(json!({"url": srv.url("/"), "bodyContains": "y", "timeoutSecs": 30}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let mut run = started_and_sent(&mut h, &*m, t0, &asked);
+    go.send(()).unwrap();
+    written
+        .recv_timeout(TIMEOUT_BOUND)
+        .expect("the server wrote the whole response");
+    // More is readable than one call may read: it asks to be called again
+    // at once instead of reading on.
+    assert_eq!(h.advance(&mut *run, t0), Step::Wait(t0));
+    let mut calls = 1;
+    let out = loop {
+        calls += 1;
+        match h.advance(&mut *run, t0) {
+            Step::Done(out) => break out,
+            Step::Wait(until) => {
+                assert_eq!(until, t0, "everything was readable");
+                assert!(calls < 1000, "the run never finished");
+            }
+        }
+    };
+    assert_fail(&out, r#"http probe: body did not contain "y""#);
+    // At most 16 reads of at most 8 KiB per call.
+    assert!(calls >= 3, "{calls} calls for about 45 reads");
+    drop(run);
+    srv.requests();
+}
