@@ -36,12 +36,13 @@
 //! resolver pool (`Cx::resolve`) and the run is woken by the answer, or
 //! abandons the lookup at its deadline; the connect, the write and the
 //! reads are non-blocking on one socket registered with the worker's poll
-//! ([`Dial`], [`Stream`]), and the response is pushed into a parser as it
-//! arrives ([`response`]). A server that never answers costs a socket and
-//! a timer entry until the deadline, not a thread. A run reads at most
-//! [`READS_PER_CALL`] times per call and then yields to the worker's other
-//! runs, so a fast peer cannot monopolise a worker either. A reset or
-//! shutdown drops the run: its socket closes and its lookup is abandoned.
+//! (`transport::dial`, `transport::stream`), and the response is pushed
+//! into a parser as it arrives (`response.rs`). A server that never answers
+//! costs a socket and a timer entry until the deadline, not a thread. A run
+//! reads at most `READS_PER_CALL` (16) times per call and then yields to
+//! the worker's other runs, so a fast peer cannot monopolise a worker
+//! either. A reset or shutdown drops the run: its socket closes and its
+//! lookup is abandoned.
 //!
 //! Cost of one tick (IP-literal URL, no redirect): one socket, one 8 KiB
 //! buffer allocation, one write, reads of at most 8 KiB until the head is

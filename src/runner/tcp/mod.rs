@@ -4,14 +4,15 @@
 //! or without brackets, or a name resolved at every run), `port` (required,
 //! 1-65535) and `connectTimeoutSecs` (default 5, 1-3600).
 //!
-//! A run is a state machine ([`Machine`]) on a worker's poll loop: it
-//! resolves a name on the shared resolver pool (`Cx::resolve`; IP literals
-//! are parsed once at prepare time), then dials through the transport
-//! layer ([`Dial`]), which tries the addresses in order, the next as soon
-//! as one fails. `connectTimeoutSecs` bounds the whole run, the lookup
-//! included: a resolver that never answers costs the run its timeout, and
-//! the lookup is abandoned then. Nothing here blocks, so a probe whose
-//! server never answers costs a socket and a timer entry, not a worker.
+//! A run is a state machine (`runner::machine::Machine`) on a worker's poll
+//! loop: it resolves a name on the shared resolver pool (`Cx::resolve`; IP
+//! literals are parsed once at prepare time), then dials through the
+//! transport layer (`transport::dial`), which tries the addresses in order,
+//! the next as soon as one fails. `connectTimeoutSecs` bounds the whole
+//! run, the lookup included: a resolver that never answers costs the run
+//! its timeout, and the lookup is abandoned then. Nothing here blocks, so a
+//! probe whose server never answers costs a socket and a timer entry, not a
+//! worker.
 //!
 //! Failure reasons (DESIGN §3):
 //! `tcp probe: connect 127.0.0.1:22: Connection refused (os error 111)`,
