@@ -502,7 +502,8 @@ impl HttpRun {
                     let mut search = BodySearch::new(head)?;
                     match search.scan(needle)? {
                         Search::More => self.state = State::Body { conn, search },
-                        found => return self.found(found, needle, hop),
+                        Search::Found => return Ok(Flow::Pass),
+                        Search::NotFound(why) => return Err(self.not_found(why, needle, hop)),
                     }
                 }
                 State::Body {
@@ -522,7 +523,8 @@ impl HttpRun {
                         };
                         match search.received(n, needle)? {
                             Search::More => {}
-                            found => return self.found(found, needle, hop),
+                            Search::Found => return Ok(Flow::Pass),
+                            Search::NotFound(why) => return Err(self.not_found(why, needle, hop)),
                         }
                     }
                 }
@@ -530,13 +532,9 @@ impl HttpRun {
         }
     }
 
-    /// The end of a body search.
-    fn found(&self, search: Search, needle: &Needle, hop: &Hop) -> Result<Flow, Fail> {
-        let why = match search {
-            Search::Found | Search::More => return Ok(Flow::Pass),
-            Search::NotFound(why) => why,
-        };
-        Err(Fail::Other(format!(
+    /// The failure of a body search that did not find the needle.
+    fn not_found(&self, why: NotFound, needle: &Needle, hop: &Hop) -> Fail {
+        Fail::Other(format!(
             "body did not contain {}{}{}",
             quote(needle.as_bytes()),
             match why {
@@ -544,7 +542,7 @@ impl HttpRun {
                 NotFound::WithinCap => " in its first 64 KiB",
             },
             after_redirects(self.redirects, &hop.url)
-        )))
+        ))
     }
 }
 

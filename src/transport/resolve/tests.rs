@@ -81,7 +81,13 @@ fn a_resolver_that_never_answers_holds_at_most_the_pool() {
     drop(lookups);
     gate.open();
     let end = crate::clock::mono_now() + Duration::from_secs(5);
-    while resolver.threads() > 0 && lock(&resolver.inner.state).idle < resolver.threads() {
+    // One lock at a time: the guard of a condition lives to its end, and
+    // `threads()` locks the same mutex.
+    let busy = || {
+        let s = lock(&resolver.inner.state);
+        s.threads > 0 && s.idle < s.threads
+    };
+    while busy() {
         assert!(crate::clock::mono_now() < end, "threads did not go idle");
         crate::clock::sleep(Duration::from_millis(1));
     }
