@@ -1,10 +1,11 @@
-//! `http` probes: an HTTP/1.1 `GET` over a plain socket, run on a worker
-//! thread.
+//! `http` probes: an HTTP/1.1 `GET` over a plain connection, as a state
+//! machine on a worker's poll loop.
 //!
 //! Fields (DESIGN §2): `url` (required), `expectStatus` (default 200,
 //! 100 to 599), `bodyContains` (optional), `timeoutSecs` (default 10, 1 to
-//! 86400). [`Runner::prepare`] parses the URL and builds the request bytes
-//! once; a tick only connects, writes them and reads.
+//! 86400) and `connectTimeoutSecs` (default 5, 1 to 3600). [`Runner::prepare`]
+//! parses the URL and builds the request bytes once; a run only resolves
+//! (names only), connects, writes them and reads.
 //!
 //! Behaviour, with the decisions where the design is silent:
 //!
@@ -14,8 +15,10 @@
 //!   searched: a needle not found there fails with `... in its first
 //!   64 KiB`. An empty `bodyContains` is trivially contained.
 //! - `timeoutSecs` bounds the whole probe (resolving, connecting, sending,
-//!   every redirect hop, reading): one deadline is computed at the start and
-//!   every wait uses what is left of it.
+//!   every redirect hop, reading): one deadline is computed at the start.
+//!   `connectTimeoutSecs` bounds the connect phase of each hop (the lookup
+//!   and the connect), within that deadline; when it is what expires, the
+//!   reason says `(connectTimeoutSecs)`.
 //! - Redirects 301, 302, 303, 307 and 308 are followed up to 10 times, to
 //!   `http://` targets only, one new connection per hop. Credentials from
 //!   the URL are sent again only while the host and port stay the same.
@@ -24,40 +27,50 @@
 //!   301 checks the redirect, not where it leads).
 //! - `1xx` interim responses (other than 101) are skipped, unless
 //!   `expectStatus` is a `1xx` code.
+//! - A response head may have any number of header fields within its
+//!   64 KiB cap.
 //! - `https://` is accepted by `prepare` but every tick fails: TLS is not
 //!   built in.
-//! - Every blocking wait is sliced into at most
-//!   [`CANCEL_POLL`](crate::runner::CANCEL_POLL) (10 ms) so a reset or
-//!   shutdown ends the run within about 10 ms, with `http probe: cancelled`.
+//!
+//! How a run waits: it never blocks. A host name goes to the shared
+//! resolver pool (`Cx::resolve`) and the run is woken by the answer, or
+//! abandons the lookup at its deadline; the connect, the write and the
+//! reads are non-blocking on one socket registered with the worker's poll
+//! (`transport::dial`, `transport::stream`), and the response is pushed
+//! into a parser as it arrives (`response.rs`). A server that never answers
+//! costs a socket and a timer entry until the deadline, not a thread. A run
+//! reads at most `READS_PER_CALL` (16) times per call and then yields to
+//! the worker's other runs, so a fast peer cannot monopolise a worker
+//! either. A reset or shutdown drops the run: its socket closes and its
+//! lookup is abandoned.
 //!
 //! Cost of one tick (IP-literal URL, no redirect): one socket, one 8 KiB
 //! buffer allocation, one write, reads of at most 8 KiB until the head is
-//! complete (plus the body, when `bodyContains` is set). A host name adds
-//! one short-lived resolver thread per tick: `getaddrinfo` cannot be
-//! interrupted, so it runs off the worker and is waited for in slices.
-//! Measured against a loopback server (release build, 2 CPUs, mean of
-//! 1,000 runs, server time included): about 0.1 to 0.15 ms per probe, 96
-//! bytes written and 78 read for a 78-byte response; `localhost` instead of
-//! `127.0.0.1` adds about 0.15 ms for the lookup.
+//! complete (plus the body, when `bodyContains` is set).
 
 use std::fmt;
+use std::io;
+use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::decl::{Declaration, FieldError};
+use crate::runner::machine::{self, Cx, Machine, Run, Step};
+use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
+use crate::transport::dial::{Dial, Dialed};
+use crate::transport::resolve::Lookup;
+use crate::transport::stream::Stream;
 
 mod response;
 mod url;
-mod wire;
 
 #[cfg(test)]
 mod tests;
 
-use response::{BODY_CAP, BUF_LEN, Needle, NotFound};
+use response::{BODY_CAP, BodySearch, HeadReader, Needle, NotFound, Search};
 use url::{Host, Url, UrlError};
-use wire::{Budget, Conn};
 
 /// Redirect codes that are followed.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
@@ -69,8 +82,12 @@ const DEFAULT_STATUS: u64 = 200;
 const DEFAULT_TIMEOUT_SECS: u64 = 10;
 /// Longest `timeoutSecs`: one day.
 const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Reads one call of `advance` makes before it lets the worker's other
+/// runs have their turn (it asks to be called again at once).
+pub(crate) const READS_PER_CALL: usize = 16;
 /// The reason of every `https://` tick.
 const HTTPS_UNSUPPORTED: &str = "https is not supported (TLS is not built into probewheel yet)";
+const CANCELLED: &str = "http probe: cancelled";
 
 /// The `http` kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,6 +95,27 @@ pub struct HttpRunner;
 
 impl Runner for HttpRunner {
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
+        Ok(Arc::new(HttpCheck::from_decl(decl)?))
+    }
+}
+
+/// A prepared `http` probe as a state machine, for a worker that drives
+/// runs on its own poll loop.
+#[cfg_attr(not(test), allow(dead_code))] // the engine's registry takes it up with poll-loop workers
+pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
+    Ok(Arc::new(HttpCheck::from_decl(decl)?))
+}
+
+/// A prepared `http` probe.
+#[derive(Debug, Clone)]
+enum HttpCheck {
+    Fetch(Arc<Probe>),
+    /// Every run fails at once with this reason (`https://`).
+    Unsupported(String),
+}
+
+impl HttpCheck {
+    fn from_decl(decl: &Declaration) -> Result<HttpCheck, FieldError> {
         let raw_url = decl.required_str("url")?;
         let expect = decl
             .u64_in("expectStatus", 100, 599)?
@@ -85,6 +123,9 @@ impl Runner for HttpRunner {
         let timeout_secs = decl
             .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let connect_secs = decl
+            .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
         let needle = match decl.str_field("bodyContains")? {
             Some(s) if s.len() > BODY_CAP => {
                 return Err(FieldError::new(
@@ -101,9 +142,9 @@ impl Runner for HttpRunner {
         let url = match Url::parse(raw_url) {
             Ok(url) => url,
             Err(UrlError::Https) => {
-                return Ok(Arc::new(|_: &RunContext<'_>| {
-                    RunnerOutcome::fail(format!("http probe: {HTTPS_UNSUPPORTED}"))
-                }));
+                return Ok(HttpCheck::Unsupported(format!(
+                    "http probe: {HTTPS_UNSUPPORTED}"
+                )));
             }
             Err(UrlError::NotHttp) => {
                 return Err(FieldError::new(
@@ -118,14 +159,62 @@ impl Runner for HttpRunner {
                 ));
             }
         };
-        Ok(Arc::new(HttpCheck {
+        Ok(HttpCheck::Fetch(Arc::new(Probe {
             first: Hop::new(url),
             expect,
             follow: !REDIRECTS.contains(&expect),
             needle,
             timeout_secs,
-        }))
+            connect_secs,
+        })))
     }
+}
+
+impl Check for HttpCheck {
+    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
+        // Cancelled before it began: no socket is opened.
+        if ctx.is_cancelled() {
+            return RunnerOutcome::fail(CANCELLED);
+        }
+        machine::blocking::run_to_end(self, ctx)
+    }
+}
+
+impl Machine for HttpCheck {
+    fn start(&self, now: Instant) -> Box<dyn Run> {
+        match self {
+            HttpCheck::Fetch(probe) => Box::new(HttpRun {
+                deadline: now + Duration::from_secs(probe.timeout_secs),
+                probe: Arc::clone(probe),
+                redirected: None,
+                redirects: 0,
+                state: State::Start,
+            }),
+            HttpCheck::Unsupported(reason) => Box::new(Refused(reason.clone())),
+        }
+    }
+}
+
+/// A run that fails at once.
+#[derive(Debug)]
+struct Refused(String);
+
+impl Run for Refused {
+    fn advance(&mut self, _cx: &mut Cx<'_>) -> Step {
+        Step::Done(RunnerOutcome::fail(mem::take(&mut self.0)))
+    }
+}
+
+/// What every run of one probe shares.
+#[derive(Debug)]
+struct Probe {
+    first: Hop,
+    expect: u16,
+    /// False when `expectStatus` is a redirect code.
+    follow: bool,
+    needle: Option<Needle>,
+    timeout_secs: u64,
+    connect_secs: u64,
 }
 
 /// One URL to fetch, with its request bytes and (for IP literals) its
@@ -149,110 +238,331 @@ impl Hop {
             url,
         }
     }
-
-    fn connect<'b, 'a>(&self, budget: &'b Budget<'a>) -> Result<Conn<'b, 'a>, Fail> {
-        match (self.addr, self.url.host()) {
-            (Some(addr), _) => Conn::connect(addr, budget),
-            (None, Host::Name(name)) => {
-                let addrs = wire::resolve(name, self.url.port(), budget)?;
-                wire::connect_any(&addrs, budget)
-            }
-            (None, Host::Ip(ip)) => Conn::connect(SocketAddr::new(*ip, self.url.port()), budget),
-        }
-    }
 }
 
-/// A prepared `http` probe.
+/// One run of an `http` probe.
 #[derive(Debug)]
-struct HttpCheck {
-    first: Hop,
-    expect: u16,
-    /// False when `expectStatus` is a redirect code.
-    follow: bool,
-    needle: Option<Needle>,
-    timeout_secs: u64,
+struct HttpRun {
+    probe: Arc<Probe>,
+    /// `timeoutSecs` after the start: bounds the whole run.
+    deadline: Instant,
+    /// The hop being fetched, once a redirect was followed.
+    redirected: Option<Hop>,
+    redirects: usize,
+    state: State,
 }
 
-impl Check for HttpCheck {
-    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
-        match self.probe(ctx) {
-            Ok(()) => RunnerOutcome::pass(),
-            Err(fail) => RunnerOutcome::fail(fail.reason(self.timeout_secs)),
-        }
+/// Where a run is; every state but `Start` holds what it waits on.
+#[derive(Debug)]
+enum State {
+    /// A hop begins: resolve or dial.
+    Start,
+    /// Waiting for the resolver (dropping the lookup abandons it).
+    Resolving {
+        lookup: Lookup,
+        connect_by: Instant,
+    },
+    Connecting {
+        dial: Dial,
+        connect_by: Instant,
+    },
+    Sending {
+        conn: Conn,
+        written: usize,
+    },
+    Head {
+        conn: Conn,
+        reader: HeadReader,
+    },
+    Body {
+        conn: Conn,
+        search: BodySearch,
+    },
+    /// Finished (also what a state is while it is being advanced).
+    Ended,
+}
+
+/// An open connection of one hop.
+#[derive(Debug)]
+struct Conn {
+    stream: Stream,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    fn failed(&self, phase: Phase, e: &io::Error) -> Fail {
+        Fail::Other(format!(
+            "connection to {} failed while {phase}: {e}",
+            self.addr
+        ))
     }
-}
 
-impl HttpCheck {
-    fn probe(&self, ctx: &RunContext<'_>) -> Result<(), Fail> {
-        let budget = Budget::start(ctx, Duration::from_secs(self.timeout_secs));
-        let mut buf = vec![0u8; BUF_LEN];
-        let mut redirected: Option<Hop> = None;
-        let mut redirects = 0;
+    /// Reads into `buf`: `Ok(None)` when nothing is there yet.
+    fn read(&mut self, buf: &mut [u8], phase: Phase) -> Result<Option<usize>, Fail> {
         loop {
-            let hop = redirected.as_ref().unwrap_or(&self.first);
-            let mut conn = hop.connect(&budget)?;
-            conn.send(&hop.request)?;
-            let skip_interim = !(100..200).contains(&self.expect);
-            let head = response::read_head(&mut conn, &mut buf, skip_interim)?;
-            if self.follow && REDIRECTS.contains(&head.status) {
-                if redirects == MAX_REDIRECTS {
-                    return Err(Fail::Other(format!("too many redirects ({MAX_REDIRECTS})")));
-                }
-                let next = self.redirect_target(&hop.url, head.status, head.location, &buf)?;
-                redirected = Some(Hop::new(next));
-                redirects += 1;
-                continue;
-            }
-            if head.status != self.expect {
-                return Err(Fail::Other(format!(
-                    "status {}, expected {}{}",
-                    head.status,
-                    self.expect,
-                    after_redirects(redirects, &hop.url)
-                )));
-            }
-            let Some(needle) = &self.needle else {
-                return Ok(());
-            };
-            return match response::search_body(&mut conn, &mut buf, &head, needle)? {
-                None => Ok(()),
-                Some(why) => Err(Fail::Other(format!(
-                    "body did not contain {}{}{}",
-                    quote(needle.as_bytes()),
-                    match why {
-                        NotFound::InBody => "",
-                        NotFound::WithinCap => " in its first 64 KiB",
-                    },
-                    after_redirects(redirects, &hop.url)
-                ))),
+            return match self.stream.read(buf) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(self.failed(phase, &e)),
             };
         }
     }
+}
 
-    /// Where a redirect response points, or why it cannot be followed.
-    fn redirect_target(
-        &self,
-        from: &Url,
-        status: u16,
-        location: Option<std::ops::Range<usize>>,
-        buf: &[u8],
-    ) -> Result<Url, Fail> {
-        let Some(range) = location else {
-            return Err(Fail::Other(format!("redirect {status} without Location")));
-        };
-        let location = String::from_utf8_lossy(&buf[range]);
-        from.join(&location).map_err(|e| {
-            Fail::Other(match e {
-                UrlError::Https => format!("redirect {status} to {location}: {HTTPS_UNSUPPORTED}"),
-                UrlError::NotHttp => {
-                    format!("redirect {status} to {location:?}: not an http:// URL")
-                }
-                UrlError::Malformed(why) => {
-                    format!("redirect {status} to {location:?}: malformed Location: {why}")
-                }
-            })
-        })
+/// What the run does next, when it has not failed.
+enum Flow {
+    Wait(Instant),
+    Pass,
+}
+
+impl Run for HttpRun {
+    fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
+        match self.step(cx) {
+            Ok(Flow::Wait(until)) => Step::Wait(until),
+            Ok(Flow::Pass) => {
+                self.state = State::Ended;
+                Step::Done(RunnerOutcome::pass())
+            }
+            Err(fail) => {
+                self.state = State::Ended;
+                Step::Done(RunnerOutcome::fail(fail.reason(&self.probe)))
+            }
+        }
     }
+
+    fn cancel(&mut self, _cx: &mut Cx<'_>) -> Step {
+        // Dropping the run closes the socket and abandons the lookup.
+        Step::Done(RunnerOutcome::fail(CANCELLED))
+    }
+}
+
+impl HttpRun {
+    /// The step the run is in, for a timeout's reason.
+    fn phase(&self) -> Phase {
+        match &self.state {
+            State::Start | State::Resolving { .. } => Phase::Resolving,
+            State::Connecting { dial, .. } => match dial.current() {
+                Some(addr) => Phase::Connecting(addr),
+                None => Phase::Resolving,
+            },
+            State::Sending { .. } => Phase::Sending,
+            State::Head { .. } | State::Ended => Phase::Head,
+            State::Body { .. } => Phase::Body,
+        }
+    }
+
+    fn step(&mut self, cx: &Cx<'_>) -> Result<Flow, Fail> {
+        let now = cx.now();
+        if now >= self.deadline {
+            return Err(Fail::TimedOut(self.phase()));
+        }
+        if let State::Resolving { connect_by, .. } | State::Connecting { connect_by, .. } =
+            &self.state
+        {
+            if now >= *connect_by {
+                return Err(Fail::ConnectTimedOut(self.phase()));
+            }
+        }
+        let p = &*self.probe;
+        let mut reads = 0;
+        loop {
+            let hop = self.redirected.as_ref().unwrap_or(&p.first);
+            match mem::replace(&mut self.state, State::Ended) {
+                State::Ended => {
+                    return Err(Fail::Other("the run was advanced after its end".into()));
+                }
+                State::Start => {
+                    let connect_by = (now + Duration::from_secs(p.connect_secs)).min(self.deadline);
+                    let port = hop.url.port();
+                    self.state = match (hop.addr, hop.url.host()) {
+                        (Some(addr), _) => State::Connecting {
+                            dial: Dial::new(vec![addr]),
+                            connect_by,
+                        },
+                        (None, Host::Name(name)) => State::Resolving {
+                            lookup: cx.resolve(name, port),
+                            connect_by,
+                        },
+                        (None, Host::Ip(ip)) => State::Connecting {
+                            dial: Dial::new(vec![SocketAddr::new(*ip, port)]),
+                            connect_by,
+                        },
+                    };
+                }
+                State::Resolving { lookup, connect_by } => {
+                    let name = match hop.url.host() {
+                        Host::Name(name) => name.as_str(),
+                        Host::Ip(_) => "",
+                    };
+                    let addrs = match lookup.take() {
+                        None => {
+                            self.state = State::Resolving { lookup, connect_by };
+                            return Ok(Flow::Wait(connect_by));
+                        }
+                        Some(Err(e)) => return Err(Fail::Other(format!("resolve {name}: {e}"))),
+                        Some(Ok(addrs)) if addrs.is_empty() => {
+                            return Err(Fail::Other(format!("resolve {name}: no addresses")));
+                        }
+                        Some(Ok(addrs)) => addrs,
+                    };
+                    self.state = State::Connecting {
+                        dial: Dial::new(addrs),
+                        connect_by,
+                    };
+                }
+                State::Connecting {
+                    mut dial,
+                    connect_by,
+                } => match dial.advance(cx) {
+                    Dialed::Pending => {
+                        self.state = State::Connecting { dial, connect_by };
+                        return Ok(Flow::Wait(connect_by));
+                    }
+                    Dialed::Failed => return Err(Fail::Other(dial.failed())),
+                    Dialed::Connected(stream, addr) => {
+                        self.state = State::Sending {
+                            conn: Conn {
+                                stream: Stream::Plain(stream),
+                                addr,
+                            },
+                            written: 0,
+                        };
+                    }
+                },
+                State::Sending {
+                    mut conn,
+                    mut written,
+                } => {
+                    let request = &hop.request;
+                    while written < request.len() {
+                        match conn.stream.write(&request[written..]) {
+                            Ok(0) => {
+                                let e = io::ErrorKind::WriteZero.into();
+                                return Err(conn.failed(Phase::Sending, &e));
+                            }
+                            Ok(n) => written += n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                self.state = State::Sending { conn, written };
+                                return Ok(Flow::Wait(self.deadline));
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(conn.failed(Phase::Sending, &e)),
+                        }
+                    }
+                    let skip_interim = !(100..200).contains(&p.expect);
+                    self.state = State::Head {
+                        conn,
+                        reader: HeadReader::new(skip_interim),
+                    };
+                }
+                State::Head {
+                    mut conn,
+                    mut reader,
+                } => {
+                    let head = loop {
+                        if reads == READS_PER_CALL {
+                            self.state = State::Head { conn, reader };
+                            return Ok(Flow::Wait(now));
+                        }
+                        reads += 1;
+                        let Some(n) = conn.read(reader.spare(), Phase::Head)? else {
+                            self.state = State::Head { conn, reader };
+                            return Ok(Flow::Wait(self.deadline));
+                        };
+                        if let Some(head) = reader.received(n)? {
+                            break head;
+                        }
+                    };
+                    if p.follow && REDIRECTS.contains(&head.status) {
+                        if self.redirects == MAX_REDIRECTS {
+                            return Err(Fail::Other(format!(
+                                "too many redirects ({MAX_REDIRECTS})"
+                            )));
+                        }
+                        let next = redirect_target(&hop.url, head.status, head.location())?;
+                        conn.stream.deregister(cx);
+                        drop(conn);
+                        self.redirected = Some(Hop::new(next));
+                        self.redirects += 1;
+                        self.state = State::Start;
+                        continue;
+                    }
+                    if head.status != p.expect {
+                        return Err(Fail::Other(format!(
+                            "status {}, expected {}{}",
+                            head.status,
+                            p.expect,
+                            after_redirects(self.redirects, &hop.url)
+                        )));
+                    }
+                    let Some(needle) = &p.needle else {
+                        return Ok(Flow::Pass);
+                    };
+                    let mut search = BodySearch::new(head)?;
+                    match search.scan(needle)? {
+                        Search::More => self.state = State::Body { conn, search },
+                        Search::Found => return Ok(Flow::Pass),
+                        Search::NotFound(why) => return Err(self.not_found(why, needle, hop)),
+                    }
+                }
+                State::Body {
+                    mut conn,
+                    mut search,
+                } => {
+                    let needle = p.needle.as_ref().expect("a body is read only for a needle");
+                    loop {
+                        if reads == READS_PER_CALL {
+                            self.state = State::Body { conn, search };
+                            return Ok(Flow::Wait(now));
+                        }
+                        reads += 1;
+                        let Some(n) = conn.read(search.spare()?, Phase::Body)? else {
+                            self.state = State::Body { conn, search };
+                            return Ok(Flow::Wait(self.deadline));
+                        };
+                        match search.received(n, needle)? {
+                            Search::More => {}
+                            Search::Found => return Ok(Flow::Pass),
+                            Search::NotFound(why) => return Err(self.not_found(why, needle, hop)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The failure of a body search that did not find the needle.
+    fn not_found(&self, why: NotFound, needle: &Needle, hop: &Hop) -> Fail {
+        Fail::Other(format!(
+            "body did not contain {}{}{}",
+            quote(needle.as_bytes()),
+            match why {
+                NotFound::InBody => "",
+                NotFound::WithinCap => " in its first 64 KiB",
+            },
+            after_redirects(self.redirects, &hop.url)
+        ))
+    }
+}
+
+/// Where a redirect response points, or why it cannot be followed.
+fn redirect_target(from: &Url, status: u16, location: Option<&[u8]>) -> Result<Url, Fail> {
+    let Some(location) = location else {
+        return Err(Fail::Other(format!("redirect {status} without Location")));
+    };
+    let location = String::from_utf8_lossy(location);
+    from.join(&location).map_err(|e| {
+        Fail::Other(match e {
+            UrlError::Https => format!("redirect {status} to {location}: {HTTPS_UNSUPPORTED}"),
+            UrlError::NotHttp => {
+                format!("redirect {status} to {location:?}: not an http:// URL")
+            }
+            UrlError::Malformed(why) => {
+                format!("redirect {status} to {location:?}: malformed Location: {why}")
+            }
+        })
+    })
 }
 
 /// ` (after N redirects, at URL)`, or nothing for the first hop.
@@ -307,21 +617,25 @@ impl fmt::Display for Phase {
 /// Why a run failed; turned into the reason only at the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fail {
-    /// The run was cancelled (reset or shutdown).
-    Cancelled,
-    /// The probe's deadline passed during this phase.
+    /// The probe's deadline (`timeoutSecs`) passed during this phase.
     TimedOut(Phase),
+    /// The hop's connect phase (`connectTimeoutSecs`) ran out first.
+    ConnectTimedOut(Phase),
     /// Anything else, as the reason without the `http probe: ` prefix.
     Other(String),
 }
 
 impl Fail {
-    fn reason(self, timeout_secs: u64) -> String {
+    fn reason(self, probe: &Probe) -> String {
         match self {
-            Fail::Cancelled => "http probe: cancelled".to_owned(),
-            Fail::TimedOut(phase) => {
-                format!("http probe: timed out after {timeout_secs} s while {phase}")
-            }
+            Fail::TimedOut(phase) => format!(
+                "http probe: timed out after {} s while {phase}",
+                probe.timeout_secs
+            ),
+            Fail::ConnectTimedOut(phase) => format!(
+                "http probe: timed out after {} s (connectTimeoutSecs) while {phase}",
+                probe.connect_secs
+            ),
             Fail::Other(why) => format!("http probe: {why}"),
         }
     }

@@ -1,6 +1,14 @@
-//! Reading a response: the head (parsed by httparse, capped at 64 KiB) and,
-//! only when `bodyContains` asks for it, the body (Content-Length, chunked
-//! or read-to-close, searched as it streams, capped at 64 KiB).
+//! Reading a response, pushed in as it arrives: the head (parsed by
+//! httparse, capped at 64 KiB, any number of header fields within the cap)
+//! and, only when `bodyContains` asks for it, the body (Content-Length,
+//! chunked or read-to-close, searched as it streams, capped at 64 KiB).
+//!
+//! The parsers do no I/O. The run reads from its non-blocking stream
+//! straight into [`HeadReader::spare`] / [`BodySearch::spare`] and reports
+//! how many bytes came with `received` (0 at the end of the stream); the
+//! parser says whether it needs more. So a response may arrive in any
+//! pieces, one byte at a time included, and a peer that stalls costs
+//! nothing while the run waits for the next readiness edge.
 //!
 //! Everything happens in the one buffer of the run: the body is never
 //! stored, only scanned by a [`Needle`] whose matcher state carries across
@@ -8,8 +16,7 @@
 
 use std::ops::Range;
 
-use super::wire::Wire;
-use super::{Fail, Phase};
+use super::Fail;
 
 /// Largest response head accepted.
 pub(crate) const HEAD_CAP: usize = 64 * 1024;
@@ -18,24 +25,27 @@ pub(crate) const BODY_CAP: usize = 64 * 1024;
 /// Size of the run's buffer; it grows (up to [`HEAD_CAP`]) only for a
 /// larger head.
 pub(crate) const BUF_LEN: usize = 8 * 1024;
-/// Header fields read per response (httparse needs a fixed array).
-const MAX_HEADERS: usize = 64;
+/// Header fields parsed without a heap allocation; a head with more is
+/// parsed again with room for all of them (bounded by the head cap).
+const INLINE_HEADERS: usize = 64;
 /// `1xx` interim responses skipped before the final one.
 const MAX_INTERIM: usize = 8;
 /// Longest chunk-size line (with extensions) accepted.
 const CHUNK_LINE_MAX: usize = 4 * 1024;
 
-/// A response head, as positions in the run's buffer.
+/// A final response head, with the run's buffer (the head and the start
+/// of the body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Head {
     /// The status code.
     pub(crate) status: u16,
+    buf: Vec<u8>,
     /// Length of the head: the body starts here.
     len: usize,
     /// Bytes in the buffer (head and the start of the body).
     filled: usize,
-    /// The `Location` value, for redirects.
-    pub(crate) location: Option<Range<usize>>,
+    /// Where the `Location` value is in `buf`, for redirects.
+    location: Option<Range<usize>>,
     /// How the body is delimited, or what is wrong with the framing headers
     /// (reported only if the body is needed).
     framing: Result<Framing, &'static str>,
@@ -61,74 +71,150 @@ fn has_blank_line(b: &[u8]) -> bool {
     b.windows(2).any(|w| w == b"\n\n") || b.windows(3).any(|w| w == b"\n\r\n")
 }
 
-/// Reads until a complete final response head is in `buf`. With
-/// `skip_interim`, `1xx` responses other than 101 are consumed and skipped.
-pub(crate) fn read_head(
-    wire: &mut impl Wire,
-    buf: &mut Vec<u8>,
-    skip_interim: bool,
-) -> Result<Head, Fail> {
-    let config = lenient();
-    let mut filled = 0usize;
-    let mut scanned = 0usize;
-    let mut interim = 0;
-    loop {
-        // Parse only once the end of the head may have arrived, so that a
-        // head trickling in byte by byte is not re-parsed for every byte.
-        if has_blank_line(&buf[scanned.saturating_sub(2)..filled]) {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match config.parse_response(&mut resp, &buf[..filled]) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if skip_interim && (100..200).contains(&status) && status != 101 {
-                        interim += 1;
-                        if interim > MAX_INTERIM {
-                            return Err(malformed("more than 8 interim (1xx) responses"));
-                        }
-                        buf.copy_within(len..filled, 0);
-                        filled -= len;
-                        scanned = 0;
-                        continue;
-                    }
-                    let base = buf.as_ptr() as usize;
-                    return Ok(Head {
-                        status,
-                        len,
-                        filled,
-                        location: location(resp.headers, base),
-                        framing: framing(status, resp.headers),
-                    });
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(malformed(e)),
-            }
-        }
-        scanned = filled;
-        if filled >= HEAD_CAP {
-            return Err(Fail::Other("response head larger than 64 KiB".into()));
-        }
-        if filled == buf.len() {
-            let grown = (buf.len() * 2).clamp(BUF_LEN, HEAD_CAP);
-            buf.resize(grown, 0);
-        }
-        let end = buf.len().min(HEAD_CAP);
-        let n = wire.recv(&mut buf[filled..end], Phase::Head)?;
-        if n == 0 {
-            return Err(closed_before_head(&config, &buf[..filled]));
-        }
-        filled += n;
+impl Head {
+    /// The `Location` value, if any (an empty one counts as none).
+    pub(crate) fn location(&self) -> Option<&[u8]> {
+        self.location.clone().map(|r| &self.buf[r])
     }
 }
 
-fn closed_before_head(config: &httparse::ParserConfig, got: &[u8]) -> Fail {
-    if got.is_empty() {
-        return Fail::Other("connection closed without a response".into());
+/// Parses `data` as a response head with httparse and hands the result to
+/// `f`. httparse fills a caller-sized array of header fields: 64 inline,
+/// and when a head has more, as many as it has lines (the blank line ends
+/// it, so that is bounded by the head cap).
+fn parse<T>(
+    config: &httparse::ParserConfig,
+    data: &[u8],
+    f: impl FnOnce(httparse::Result<usize>, &httparse::Response<'_, '_>) -> T,
+) -> T {
+    let mut inline = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+    let mut resp = httparse::Response::new(&mut inline);
+    match config.parse_response(&mut resp, data) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let end = head_end(data).unwrap_or(data.len());
+            let lines = data[..end].iter().filter(|&&b| b == b'\n').count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines + 1];
+            let mut resp = httparse::Response::new(&mut many);
+            let result = config.parse_response(&mut resp, data);
+            f(result, &resp)
+        }
+        result => f(result, &resp),
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match config.parse_response(&mut httparse::Response::new(&mut headers), got) {
-        Err(e) => malformed(e),
-        Ok(_) => Fail::Other("connection closed before the response head was complete".into()),
+}
+
+/// Where the first blank line ends, if there is one.
+fn head_end(b: &[u8]) -> Option<usize> {
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = b.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads a response head from bytes pushed in as they arrive. With
+/// `skip_interim`, `1xx` responses other than 101 are consumed and skipped.
+#[derive(Debug)]
+pub(crate) struct HeadReader {
+    config: httparse::ParserConfig,
+    buf: Vec<u8>,
+    filled: usize,
+    /// Bytes already searched for the blank line.
+    scanned: usize,
+    interim: usize,
+    skip_interim: bool,
+}
+
+impl HeadReader {
+    pub(crate) fn new(skip_interim: bool) -> HeadReader {
+        HeadReader {
+            config: lenient(),
+            buf: vec![0; BUF_LEN],
+            filled: 0,
+            scanned: 0,
+            interim: 0,
+            skip_interim,
+        }
+    }
+
+    /// Where the next bytes go: never empty (the buffer grows up to the
+    /// head cap, and [`HeadReader::received`] fails before it is full).
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        if self.filled == self.buf.len() {
+            let grown = (self.buf.len() * 2).clamp(BUF_LEN, HEAD_CAP);
+            self.buf.resize(grown, 0);
+        }
+        let end = self.buf.len().min(HEAD_CAP);
+        &mut self.buf[self.filled..end]
+    }
+
+    /// `n` bytes were written into [`HeadReader::spare`] (0: the peer
+    /// closed). The final head once it is complete, `None` while more is
+    /// needed.
+    pub(crate) fn received(&mut self, n: usize) -> Result<Option<Head>, Fail> {
+        if n == 0 {
+            return Err(self.closed_before_head());
+        }
+        self.filled += n;
+        loop {
+            // Parse only once the end of the head may have arrived, so that
+            // a head trickling in byte by byte is not re-parsed per byte.
+            if !has_blank_line(&self.buf[self.scanned.saturating_sub(2)..self.filled]) {
+                break;
+            }
+            let data = &self.buf[..self.filled];
+            let base = data.as_ptr() as usize;
+            let parsed = parse(&self.config, data, |result, resp| match result {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = resp.code.unwrap_or(0);
+                    Ok(Some((
+                        status,
+                        len,
+                        location(resp.headers, base),
+                        framing(status, resp.headers),
+                    )))
+                }
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(e) => Err(malformed(e)),
+            })?;
+            let Some((status, len, location, framing)) = parsed else {
+                break;
+            };
+            if self.skip_interim && (100..200).contains(&status) && status != 101 {
+                self.interim += 1;
+                if self.interim > MAX_INTERIM {
+                    return Err(malformed("more than 8 interim (1xx) responses"));
+                }
+                self.buf.copy_within(len..self.filled, 0);
+                self.filled -= len;
+                self.scanned = 0;
+                continue;
+            }
+            return Ok(Some(Head {
+                status,
+                buf: std::mem::take(&mut self.buf),
+                len,
+                filled: self.filled,
+                location,
+                framing,
+            }));
+        }
+        self.scanned = self.filled;
+        if self.filled >= HEAD_CAP {
+            return Err(Fail::Other("response head larger than 64 KiB".into()));
+        }
+        Ok(None)
+    }
+
+    fn closed_before_head(&self) -> Fail {
+        let got = &self.buf[..self.filled];
+        if got.is_empty() {
+            return Fail::Other("connection closed without a response".into());
+        }
+        parse(&self.config, got, |result, _| match result {
+            Err(e) => malformed(e),
+            Ok(_) => Fail::Other("connection closed before the response head was complete".into()),
+        })
     }
 }
 
@@ -256,6 +342,7 @@ pub(crate) enum NotFound {
 }
 
 /// Decoder state between reads.
+#[derive(Debug)]
 enum Decode {
     Length(u64),
     Close,
@@ -265,57 +352,107 @@ enum Decode {
     Done,
 }
 
-/// Reads the body after `head` (whose bytes are in `buf`) and searches it
-/// for `needle`. `Ok(None)` means found.
-pub(crate) fn search_body(
-    wire: &mut impl Wire,
-    buf: &mut [u8],
-    head: &Head,
-    needle: &Needle,
-) -> Result<Option<NotFound>, Fail> {
-    let framing = head.framing.map_err(|e| Fail::Other(e.into()))?;
-    let mut state = match framing {
-        Framing::Length(n) => Decode::Length(n),
-        Framing::Chunked => Decode::ChunkSize,
-        Framing::Close => Decode::Close,
-    };
-    // Raw bytes not yet decoded are buf[r..w].
-    buf.copy_within(head.len..head.filled, 0);
-    let (mut r, mut w) = (0, head.filled - head.len);
-    let mut total = 0usize;
-    let mut matched = 0usize;
-    loop {
+/// What the body search knows so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Search {
+    /// More bytes are needed.
+    More,
+    /// The needle is in the body.
+    Found,
+    /// It is not, and why the search ended.
+    NotFound(NotFound),
+}
+
+/// Searches the body after a head for a needle, from bytes pushed in as
+/// they arrive. The body is decoded and scanned, never stored.
+#[derive(Debug)]
+pub(crate) struct BodySearch {
+    buf: Vec<u8>,
+    state: Decode,
+    /// Raw bytes not yet decoded are `buf[r..w]`.
+    r: usize,
+    w: usize,
+    /// Body bytes decoded so far.
+    total: usize,
+    /// The needle's matcher state.
+    matched: usize,
+}
+
+impl BodySearch {
+    /// Starts on the body of `head` (the bytes after the head are kept);
+    /// fails when its framing headers are unusable. Call
+    /// [`BodySearch::scan`] first: the head's read may have brought part
+    /// of the body, or all of it.
+    pub(crate) fn new(head: Head) -> Result<BodySearch, Fail> {
+        let framing = head.framing.map_err(|e| Fail::Other(e.into()))?;
+        let state = match framing {
+            Framing::Length(n) => Decode::Length(n),
+            Framing::Chunked => Decode::ChunkSize,
+            Framing::Close => Decode::Close,
+        };
+        let mut buf = head.buf;
+        buf.copy_within(head.len..head.filled, 0);
+        Ok(BodySearch {
+            buf,
+            state,
+            r: 0,
+            w: head.filled - head.len,
+            total: 0,
+            matched: 0,
+        })
+    }
+
+    /// Searches the bytes received and not yet decoded.
+    pub(crate) fn scan(&mut self, needle: &Needle) -> Result<Search, Fail> {
         let mut found = false;
+        let matched = &mut self.matched;
         let mut data = |d: &[u8]| {
-            found = needle.feed(&mut matched, d);
+            found = needle.feed(matched, d);
             found
         };
-        let complete = decode(&mut state, buf, &mut r, w, &mut total, &mut data)?;
-        if found {
-            return Ok(None);
-        }
-        if complete {
-            return Ok(Some(NotFound::InBody));
-        }
-        if total >= BODY_CAP {
-            return Ok(Some(NotFound::WithinCap));
-        }
-        // Only an incomplete chunk line can be left over.
-        buf.copy_within(r..w, 0);
-        (r, w) = (0, w - r);
-        if w == buf.len() {
+        let complete = decode(
+            &mut self.state,
+            &self.buf,
+            &mut self.r,
+            self.w,
+            &mut self.total,
+            &mut data,
+        )?;
+        Ok(if found {
+            Search::Found
+        } else if complete {
+            Search::NotFound(NotFound::InBody)
+        } else if self.total >= BODY_CAP {
+            Search::NotFound(NotFound::WithinCap)
+        } else {
+            Search::More
+        })
+    }
+
+    /// Where the next bytes go (after what is left undecoded: only an
+    /// incomplete chunk line can be).
+    pub(crate) fn spare(&mut self) -> Result<&mut [u8], Fail> {
+        self.buf.copy_within(self.r..self.w, 0);
+        (self.r, self.w) = (0, self.w - self.r);
+        if self.w == self.buf.len() {
             return Err(malformed("chunk size line too long"));
         }
-        let n = wire.recv(&mut buf[w..], Phase::Body)?;
+        Ok(&mut self.buf[self.w..])
+    }
+
+    /// `n` bytes were written into [`BodySearch::spare`] (0: the peer
+    /// closed); searches them.
+    pub(crate) fn received(&mut self, n: usize, needle: &Needle) -> Result<Search, Fail> {
         if n == 0 {
-            return match state {
-                Decode::Close => Ok(Some(NotFound::InBody)),
+            return match self.state {
+                Decode::Close => Ok(Search::NotFound(NotFound::InBody)),
                 _ => Err(Fail::Other(
                     "connection closed before the body was complete".into(),
                 )),
             };
         }
-        w += n;
+        self.w += n;
+        self.scan(needle)
     }
 }
 
@@ -407,21 +544,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Serves `bytes` in pieces of the given sizes (cycled), then EOF.
+    /// Serves `bytes` in pieces of the given sizes (cycled), then the end
+    /// of the stream: what a run's non-blocking reads would bring.
     struct Script<'a> {
         bytes: &'a [u8],
         pieces: Vec<usize>,
         i: usize,
     }
 
-    impl Wire for Script<'_> {
-        fn recv(&mut self, buf: &mut [u8], _phase: Phase) -> Result<usize, Fail> {
+    impl Script<'_> {
+        /// Fills the start of `spare` with the next piece; 0 at the end.
+        fn next(&mut self, spare: &mut [u8]) -> usize {
             let want = self.pieces[self.i % self.pieces.len()].max(1);
             self.i += 1;
-            let n = want.min(buf.len()).min(self.bytes.len());
-            buf[..n].copy_from_slice(&self.bytes[..n]);
+            let n = want.min(spare.len()).min(self.bytes.len());
+            spare[..n].copy_from_slice(&self.bytes[..n]);
             self.bytes = &self.bytes[n..];
-            Ok(n)
+            n
         }
     }
 
@@ -433,6 +572,36 @@ mod tests {
         }
     }
 
+    /// Pushes pieces into a head reader until it has a head or fails.
+    fn read_head(script: &mut Script<'_>, reader: &mut HeadReader) -> Result<Head, Fail> {
+        loop {
+            let n = script.next(reader.spare());
+            if let Some(head) = reader.received(n)? {
+                return Ok(head);
+            }
+        }
+    }
+
+    /// Pushes the rest into a body search: `None` when found.
+    fn search_body(
+        script: &mut Script<'_>,
+        head: Head,
+        needle: &Needle,
+    ) -> Result<Option<NotFound>, Fail> {
+        let mut body = BodySearch::new(head)?;
+        let mut search = body.scan(needle)?;
+        loop {
+            match search {
+                Search::Found => return Ok(None),
+                Search::NotFound(why) => return Ok(Some(why)),
+                Search::More => {
+                    let n = script.next(body.spare()?);
+                    search = body.received(n, needle)?;
+                }
+            }
+        }
+    }
+
     /// Head status and body search outcome for a response.
     fn check(
         resp: &[u8],
@@ -440,10 +609,10 @@ mod tests {
         needle: &str,
     ) -> Result<(u16, Option<NotFound>), Fail> {
         let mut wire = script(resp, pieces);
-        let mut buf = vec![0; BUF_LEN];
-        let head = read_head(&mut wire, &mut buf, true)?;
-        let found = search_body(&mut wire, &mut buf, &head, &Needle::new(needle.as_bytes()))?;
-        Ok((head.status, found))
+        let head = read_head(&mut wire, &mut HeadReader::new(true))?;
+        let status = head.status;
+        let found = search_body(&mut wire, head, &Needle::new(needle.as_bytes()))?;
+        Ok((status, found))
     }
 
     fn reason(f: Fail) -> String {
@@ -522,12 +691,11 @@ mod tests {
         ];
         for (resp, want) in cases {
             let mut wire = script(resp, vec![100]);
-            let mut buf = vec![0; BUF_LEN];
-            let head = read_head(&mut wire, &mut buf, true)
+            let head = read_head(&mut wire, &mut HeadReader::new(true))
                 .map_err(reason)
                 .unwrap();
             assert_eq!(head.status, 200);
-            let err = search_body(&mut wire, &mut buf, &head, &Needle::new(b"x")).unwrap_err();
+            let err = search_body(&mut wire, head, &Needle::new(b"x")).unwrap_err();
             assert_eq!(reason(err), want);
         }
     }
@@ -551,8 +719,8 @@ mod tests {
             (b"garbage", "malformed response: invalid HTTP version"),
         ];
         for (resp, want) in cases {
-            let mut buf = vec![0; BUF_LEN];
-            let err = read_head(&mut script(resp, vec![3]), &mut buf, true).unwrap_err();
+            let err =
+                read_head(&mut script(resp, vec![3]), &mut HeadReader::new(true)).unwrap_err();
             assert_eq!(reason(err), want, "{}", String::from_utf8_lossy(resp));
         }
     }
@@ -576,10 +744,58 @@ mod tests {
     fn head_is_capped() {
         let mut resp = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         resp.resize(200_000, b'a');
-        let mut buf = vec![0; BUF_LEN];
-        let err = read_head(&mut script(&resp, vec![1500]), &mut buf, true).unwrap_err();
+        let mut reader = HeadReader::new(true);
+        let err = read_head(&mut script(&resp, vec![1500]), &mut reader).unwrap_err();
         assert_eq!(reason(err), "response head larger than 64 KiB");
-        assert_eq!(buf.len(), HEAD_CAP);
+        assert_eq!(reader.buf.len(), HEAD_CAP);
+    }
+
+    /// `count` header fields `X-Field-<i>: <value>` in a 200 response with
+    /// body `ok`.
+    fn many_headers(count: usize, value: &str) -> Vec<u8> {
+        let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..count {
+            resp.extend_from_slice(format!("X-Field-{i}: {value}\r\n").as_bytes());
+        }
+        resp.extend_from_slice(b"Location: /there\r\nContent-Length: 2\r\n\r\nok");
+        resp
+    }
+
+    #[test]
+    fn any_number_of_header_fields_within_the_cap() {
+        for count in [63, 64, 65, 200, 3000] {
+            let resp = many_headers(count, "v");
+            assert!(resp.len() < HEAD_CAP);
+            for piece in [1, 1000] {
+                let mut wire = script(&resp, vec![piece]);
+                let head = read_head(&mut wire, &mut HeadReader::new(true))
+                    .map_err(reason)
+                    .unwrap_or_else(|e| panic!("{count} headers, pieces {piece}: {e}"));
+                assert_eq!(head.status, 200);
+                // The fields after the many are read too.
+                assert_eq!(head.location(), Some(&b"/there"[..]));
+                let found = search_body(&mut wire, head, &Needle::new(b"ok")).map_err(reason);
+                assert_eq!(found, Ok(None), "{count} headers");
+            }
+        }
+    }
+
+    #[test]
+    fn many_small_header_fields_beyond_the_cap_are_rejected() {
+        let resp = many_headers(5000, "0123456789");
+        assert!(resp.len() > HEAD_CAP);
+        let err =
+            read_head(&mut script(&resp, vec![4096]), &mut HeadReader::new(true)).unwrap_err();
+        assert_eq!(reason(err), "response head larger than 64 KiB");
+    }
+
+    #[test]
+    fn a_head_one_byte_at_a_time_with_the_body_in_the_same_pieces() {
+        let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nready\r\n0\r\n\r\n";
+        assert_eq!(
+            check(resp, vec![1], "ready").map_err(reason),
+            Ok((200, None))
+        );
     }
 
     proptest! {

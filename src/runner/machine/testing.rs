@@ -136,3 +136,38 @@ impl Harness {
         (got, self.advance(run, now))
     }
 }
+
+/// A loopback listener whose accept queue is full, so that a further
+/// connect to it never completes (the SYN is dropped) until the caller
+/// gives up: a server that "never answers" at the TCP level. The fillers
+/// must stay alive as long as the listener.
+pub(crate) struct HangingListener {
+    pub(crate) addr: std::net::SocketAddr,
+    _listener: std::net::TcpListener,
+    _fillers: Vec<std::net::TcpStream>,
+}
+
+/// See [`HangingListener`].
+pub(crate) fn hanging_listener() -> HangingListener {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a valid listening socket; listening again only changes the
+    // backlog (to the smallest the kernel allows).
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return HangingListener {
+                    addr,
+                    _listener: listener,
+                    _fillers: fillers,
+                };
+            }
+            Err(e) => panic!("filling the backlog of {addr}: {e}"),
+        }
+    }
+    panic!("the backlog of {addr} never filled up");
+}

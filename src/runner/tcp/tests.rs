@@ -2,8 +2,7 @@
 //! `::1`.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use super::*;
 use crate::Status;
 use crate::clock;
 use crate::runner::CancelState;
+use crate::runner::machine::testing::hanging_listener;
 
 fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
@@ -59,38 +59,6 @@ fn bind_v6() -> Option<TcpListener> {
             None
         }
     }
-}
-
-/// A listener whose accept queue is full, so that a further connect to it
-/// never completes (the SYN is dropped) until the caller gives up. The
-/// fillers must stay alive as long as the listener.
-struct HangingListener {
-    addr: SocketAddr,
-    _listener: TcpListener,
-    _fillers: Vec<TcpStream>,
-}
-
-fn hanging_listener() -> HangingListener {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    // SAFETY: a valid listening socket; listening again only changes the
-    // backlog (to the smallest the kernel allows).
-    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..64 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(s) => fillers.push(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return HangingListener {
-                    addr,
-                    _listener: listener,
-                    _fillers: fillers,
-                };
-            }
-            Err(e) => panic!("filling the backlog of {addr}: {e}"),
-        }
-    }
-    panic!("the backlog of {addr} never filled up");
 }
 
 /// True when a socket in SYN_SENT to 127.0.0.1:`port` exists (a connect is
@@ -245,16 +213,19 @@ fn resolve_failure_has_the_resolve_reason() {
 #[test]
 fn defaults_are_localhost_and_five_seconds() {
     let c = TcpCheck::from_decl(&decl(json!({"port": 22, "host": null}))).unwrap();
-    assert_eq!(c.target, Target::Addr("127.0.0.1:22".parse().unwrap()));
-    assert_eq!(c.timeout_secs, 5);
+    assert_eq!(
+        c.probe.target,
+        Target::Addr("127.0.0.1:22".parse().unwrap())
+    );
+    assert_eq!(c.probe.timeout_secs, 5);
     let c = TcpCheck::from_decl(&decl(
         json!({"port": 8080, "host": "[::1]", "connectTimeoutSecs": 3600}),
     ))
     .unwrap();
-    assert_eq!(c.target, Target::Addr("[::1]:8080".parse().unwrap()));
-    assert_eq!(c.timeout_secs, 3600);
+    assert_eq!(c.probe.target, Target::Addr("[::1]:8080".parse().unwrap()));
+    assert_eq!(c.probe.timeout_secs, 3600);
     let c = TcpCheck::from_decl(&decl(json!({"port": 1, "host": "db-1.internal"}))).unwrap();
-    assert_eq!(c.target, Target::Name("db-1.internal".into()));
+    assert_eq!(c.probe.target, Target::Name("db-1.internal".into()));
 }
 
 #[test]
@@ -327,4 +298,166 @@ fn host_forms() {
     assert_eq!(parse_host("localhost"), Ok(Host::Name("localhost")));
     assert!(parse_host("[10.0.0.1]").is_err());
     assert!(parse_host("::1]").is_err());
+}
+
+// The run as a state machine, driven by the test harness the way a worker
+// drives it: deadlines and cancellation in virtual time, the I/O real.
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use crate::runner::machine::testing::Harness;
+use crate::runner::machine::{Machine, Step};
+
+fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
+    machine(&decl(fields)).expect("valid declaration")
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// A resolver that answers every lookup with `addrs` (the port given).
+fn fixed(ports: Vec<u16>) -> impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync {
+    move |_: &str, _| Ok(ports.iter().map(|&p| loopback(p)).collect())
+}
+
+#[test]
+fn machine_connects_and_passes() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let m = tcp_machine(json!({"port": port}));
+    let out = Harness::new().run(&*m, Duration::from_secs(5));
+    assert_eq!(out, RunnerOutcome::pass());
+}
+
+#[test]
+fn machine_on_ipv6_loopback() {
+    let Some(l) = bind_v6() else { return };
+    let port = l.local_addr().unwrap().port();
+    let m = tcp_machine(json!({"host": "::1", "port": port}));
+    assert_eq!(
+        Harness::new().run(&*m, Duration::from_secs(5)),
+        RunnerOutcome::pass()
+    );
+    drop(l);
+    let out = Harness::new().run(&*m, Duration::from_secs(5));
+    assert_eq!(
+        out.reason().unwrap(),
+        format!("tcp probe: connect [::1]:{port}: {}", refused())
+    );
+}
+
+#[test]
+fn the_next_address_is_tried_when_the_first_refuses() {
+    let closed = closed_port_v4();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = l.local_addr().unwrap().port();
+    let m = tcp_machine(json!({"host": "two.test", "port": 1}));
+    let out = Harness::with_resolver(fixed(vec![closed, open])).run(&*m, Duration::from_secs(5));
+    assert_eq!(out, RunnerOutcome::pass());
+    // Both refuse: the reason lists both, in the order tried.
+    let closed2 = closed_port_v4();
+    let out = Harness::with_resolver(fixed(vec![closed, closed2])).run(&*m, Duration::from_secs(5));
+    assert_eq!(
+        out.reason().unwrap(),
+        format!(
+            "tcp probe: connect 127.0.0.1:{closed}: {e}; connect 127.0.0.1:{closed2}: {e}",
+            e = refused()
+        )
+    );
+}
+
+#[test]
+fn a_lookup_without_addresses_fails_clearly() {
+    let m = tcp_machine(json!({"host": "none.test", "port": 80}));
+    let out = Harness::with_resolver(fixed(vec![])).run(&*m, Duration::from_secs(5));
+    assert_eq!(
+        out.reason().unwrap(),
+        "tcp probe: resolve none.test:80: no addresses"
+    );
+}
+
+#[test]
+fn a_hanging_connect_times_out_at_its_deadline_in_virtual_time() {
+    let hang = hanging_listener();
+    let m = tcp_machine(json!({"port": hang.addr.port(), "connectTimeoutSecs": 7}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let (mut run, step) = h.start(&*m, t0);
+    let deadline = t0 + Duration::from_secs(7);
+    assert_eq!(step, Step::Wait(deadline));
+    // Real readiness may come (it must not end the run), then just before
+    // the deadline the run still waits.
+    let (_, step) = h.advance_after_io(&mut *run, Duration::from_millis(50), t0);
+    assert_eq!(step, Step::Wait(deadline));
+    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
+    assert_eq!(step, Step::Wait(deadline));
+    let Step::Done(out) = h.advance(&mut *run, deadline) else {
+        panic!("the run did not end at its deadline");
+    };
+    assert_eq!(
+        out.reason().unwrap(),
+        format!("tcp probe: connect {}: timed out after 7 s", hang.addr)
+    );
+}
+
+#[test]
+fn cancelling_a_hanging_connect_ends_at_once_and_closes_the_socket() {
+    let hang = hanging_listener();
+    let port = hang.addr.port();
+    let m = tcp_machine(json!({"port": port, "connectTimeoutSecs": 60}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let (mut run, step) = h.start(&*m, t0);
+    assert!(matches!(step, Step::Wait(_)));
+    wait_for("the run's SYN_SENT socket", Duration::from_secs(5), || {
+        syn_sent_to(port)
+    });
+    let Step::Done(out) = h.cancel(&mut *run, t0) else {
+        panic!("cancel did not end the run");
+    };
+    assert_eq!(out.reason().unwrap(), "tcp probe: cancelled");
+    drop(run);
+    wait_for("the run's socket to close", Duration::from_secs(2), || {
+        !syn_sent_to(port)
+    });
+}
+
+#[test]
+fn a_resolver_that_never_answers_times_out_at_connect_timeout() {
+    // The resolver blocks until the test ends (the sender drops).
+    let (stop, blocked) = mpsc::channel::<()>();
+    let blocked = Mutex::new(blocked);
+    let (asked_tx, asked) = mpsc::channel::<()>();
+    let asked_tx = Mutex::new(asked_tx);
+    let resolver = move |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
+        let _ = asked_tx.lock().unwrap().send(());
+        let _ = blocked.lock().unwrap().recv();
+        Err(io::Error::other("released"))
+    };
+    let m = tcp_machine(json!({"host": "hang.test", "port": 80, "connectTimeoutSecs": 2}));
+    let mut h = Harness::with_resolver(resolver);
+    let t0 = clock::mono_now();
+    let (mut run, step) = h.start(&*m, t0);
+    let deadline = t0 + Duration::from_secs(2);
+    assert_eq!(
+        step,
+        Step::Wait(deadline),
+        "it waits no later than its timeout"
+    );
+    asked
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the lookup reached the resolver");
+    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
+    assert_eq!(step, Step::Wait(deadline));
+    let Step::Done(out) = h.advance(&mut *run, deadline) else {
+        panic!("the run did not end at connectTimeoutSecs");
+    };
+    assert_eq!(
+        out.reason().unwrap(),
+        "tcp probe: resolve hang.test:80: timed out after 2 s"
+    );
+    drop(run);
+    drop(stop);
 }

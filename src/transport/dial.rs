@@ -1,0 +1,153 @@
+//! Connecting without blocking: the one place that opens sockets.
+//!
+//! A [`Dial`] is the connect step of a run's state machine. It tries the
+//! addresses it was given in order (as the resolver returned them, so
+//! `getaddrinfo`'s RFC 6724 preference holds): one attempt in flight at a
+//! time, the next one as soon as the current one fails. The socket is a
+//! `mio::net::TcpStream` (non-blocking and close-on-exec from the start, so
+//! an `exec` probe forking elsewhere does not inherit it), registered with
+//! the run's worker for readable and writable readiness: the connect
+//! completes with a writable edge, and the connection keeps the same
+//! registration for its requests and responses, so nothing is
+//! re-registered. After a wake-up, `SO_ERROR` (`take_error`) and
+//! `peer_addr` tell the outcome; a spurious wake-up shows as "not
+//! connected yet" and costs nothing.
+//!
+//! The dial has no clock: the run owns the deadline, checks it before every
+//! call, and when it passes describes the failure with
+//! [`Dial::timed_out`]. One deadline covers every address, so an address
+//! that never answers (a black hole) uses up the budget of the ones after
+//! it; addresses that fail at once (refused, unreachable) cost nothing.
+//!
+//! Failure texts, in the wording the probes' reasons have always used:
+//! `connect 127.0.0.1:22: Connection refused (os error 111)`, several joined
+//! with `; `, and `connect [::1]:8080: timed out after 5 s`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+
+use mio::Interest;
+use mio::net::TcpStream;
+
+use crate::runner::machine::Cx;
+
+/// What a call of [`Dial::advance`] found.
+#[derive(Debug)]
+pub(crate) enum Dialed {
+    /// An attempt is in flight: wait for readiness (or the deadline).
+    Pending,
+    /// Connected; the stream stays registered with the run's token for
+    /// reading and writing.
+    Connected(TcpStream, SocketAddr),
+    /// Every address failed ([`Dial::failures`] says how).
+    Failed,
+}
+
+/// Connecting to the first of several addresses that accepts.
+#[derive(Debug)]
+pub(crate) struct Dial {
+    addrs: Vec<SocketAddr>,
+    /// Index of the next address to try.
+    next: usize,
+    /// The attempt in flight.
+    current: Option<(SocketAddr, TcpStream)>,
+    /// The attempts that failed, in order.
+    failures: Vec<(SocketAddr, io::Error)>,
+}
+
+impl Dial {
+    /// Will try `addrs` in order; nothing happens before [`Dial::advance`].
+    pub(crate) fn new(addrs: Vec<SocketAddr>) -> Dial {
+        Dial {
+            addrs,
+            next: 0,
+            current: None,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Makes what progress can be made now: learns the outcome of the
+    /// attempt in flight, and starts the next one after a failure.
+    pub(crate) fn advance(&mut self, cx: &Cx<'_>) -> Dialed {
+        loop {
+            if let Some((addr, stream)) = &mut self.current {
+                match outcome(stream) {
+                    Ok(false) => return Dialed::Pending,
+                    Ok(true) => {
+                        let (addr, stream) = self.current.take().expect("checked above");
+                        return Dialed::Connected(stream, addr);
+                    }
+                    Err(e) => {
+                        let addr = *addr;
+                        let _ = cx.deregister(stream);
+                        self.current = None; // closes the socket
+                        self.failures.push((addr, e));
+                    }
+                }
+            }
+            let Some(&addr) = self.addrs.get(self.next) else {
+                return Dialed::Failed;
+            };
+            self.next += 1;
+            match start(cx, addr) {
+                Ok(stream) => self.current = Some((addr, stream)),
+                Err(e) => self.failures.push((addr, e)),
+            }
+        }
+    }
+
+    /// The address of the attempt in flight.
+    pub(crate) fn current(&self) -> Option<SocketAddr> {
+        self.current.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// `connect A: <error>; connect B: <error>`: every failed attempt.
+    pub(crate) fn failed(&self) -> String {
+        let mut s = String::new();
+        for (addr, e) in &self.failures {
+            if !s.is_empty() {
+                s.push_str("; ");
+            }
+            let _ = write!(s, "connect {addr}: {e}");
+        }
+        s
+    }
+
+    /// The failed attempts, then `connect <current>: timed out after
+    /// <secs> s`: the reason when the deadline came while dialing.
+    pub(crate) fn timed_out(&self, secs: u64) -> String {
+        let mut s = self.failed();
+        let addr = self
+            .current()
+            .or_else(|| self.addrs.get(self.next.saturating_sub(1)).copied());
+        if let Some(addr) = addr {
+            if !s.is_empty() {
+                s.push_str("; ");
+            }
+            let _ = write!(s, "connect {addr}: timed out after {secs} s");
+        }
+        s
+    }
+}
+
+/// Opens a non-blocking socket, starts connecting it to `addr`, and
+/// registers it with the run.
+fn start(cx: &Cx<'_>, addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr)?;
+    cx.register(&mut stream, Interest::READABLE | Interest::WRITABLE)?;
+    Ok(stream)
+}
+
+/// Whether a connect in progress has completed: `Ok(false)` while it is
+/// still in progress, the error when it failed.
+fn outcome(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
