@@ -315,13 +315,8 @@ fn the_program_is_looked_up_in_path_as_execvp_does() {
     let not_exec = dir.file("a/prog", "#!/bin/sh\n", 0o644);
     let exec = dir.file("b/prog", "#!/bin/sh\n", 0o755);
     std::fs::create_dir_all(dir.0.join("a/dir")).unwrap();
-    let path = |dirs: &[&str]| {
-        Some(
-            std::env::join_paths(dirs.iter().map(|d| dir.0.join(d)))
-                .unwrap()
-                .into(),
-        )
-    };
+    let path =
+        |dirs: &[&str]| Some(std::env::join_paths(dirs.iter().map(|d| dir.0.join(d))).unwrap());
     let find = |prog: &str, p| find_program_errno(OsStr::new(prog), p);
     assert_eq!(find("prog", path(&["a", "b"])), Ok(exec.clone()));
     assert_eq!(find("prog", path(&["a"])), Err(libc::EACCES));
