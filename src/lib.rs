@@ -124,8 +124,14 @@
 //!   none beyond its hand-overs.
 //! - **Exec children** are killed as a whole process group at the end of
 //!   every run (also after a normal exit), inherit no descriptor above
-//!   stderr, and with [`Builder::child_subreaper`] (on in the binary) even
-//!   their killed grandchildren are reaped before the run returns.
+//!   stderr and no blocked signal, and with [`Builder::child_subreaper`]
+//!   (on in the binary) even their killed grandchildren are reaped before
+//!   the run returns. A run waits on its child through a pidfd and a
+//!   non-blocking stderr pipe, not a thread. A file without `#!` fails
+//!   (`Exec format error`); it is never handed to `/bin/sh`. The leader
+//!   is killed if probewheel dies (`PR_SET_PDEATHSIG`, which fires when
+//!   the worker thread that started it exits; workers live as long as the
+//!   engine); its own children are not.
 //! - **HTTP**: when `expectStatus` is itself a redirect code, redirects are
 //!   not followed; only the first 64 KiB of a body are searched; `https://`
 //!   fails naming the missing TLS support.

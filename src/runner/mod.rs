@@ -216,6 +216,22 @@ impl RunnerOutcome {
         }
     }
 
+    /// A failure whose reason the runner cut itself, keeping the part that
+    /// matters (the end of an exec's stderr, say): `body` is cut to
+    /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
+    /// appended.
+    pub(crate) fn fail_cut(mut body: String) -> Self {
+        cut_at_boundary(&mut body, MAX_REASON_BYTES);
+        body.push_str(TRUNCATED);
+        RunnerOutcome {
+            status: Status::Fail,
+            detail: Some(Box::new(Detail {
+                reason: Some(body),
+                sub_results: None,
+            })),
+        }
+    }
+
     /// Attaches evidence sub-results.
     pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
         self.detail.get_or_insert_default().sub_results = Some(rows);
@@ -252,17 +268,28 @@ impl RunnerOutcome {
 }
 
 /// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
-/// the cut.
+/// the cut with `...[truncated]` (DESIGN §3). A reason that ends in the
+/// marker without being cut (a child's stderr or a server can say anything)
+/// loses its last byte and gets the marker, so that only a cut reason ever
+/// ends that way.
 pub fn truncate_reason(mut reason: String) -> String {
-    if reason.len() > MAX_REASON_BYTES {
-        let mut cut = MAX_REASON_BYTES;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
+    if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
+        let limit = MAX_REASON_BYTES.min(reason.len() - 1);
+        cut_at_boundary(&mut reason, limit);
         reason.push_str(TRUNCATED);
     }
     reason
+}
+
+/// Cuts `s` to at most `limit` bytes, on a character boundary.
+fn cut_at_boundary(s: &mut String, limit: usize) {
+    if s.len() > limit {
+        let mut cut = limit;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
 }
 
 /// Cancellation shared by the engine and every run: a run of generation g is
@@ -533,6 +560,33 @@ mod tests {
         let s = format!("{}€", "a".repeat(511)); // the euro sign spans 511..514
         let cut = truncate_reason(s);
         assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(511)));
+    }
+
+    #[test]
+    fn only_a_cut_reason_ends_in_the_marker() {
+        // Not cut: left alone, whatever its length up to the limit.
+        for r in ["", "x", "ends in ...", "ends in [truncated]"] {
+            assert_eq!(truncate_reason(r.to_owned()), r);
+        }
+        // Says it was cut, but was not: cut by one byte and marked, so the
+        // marker tells the truth.
+        let forged = format!("stderr: {TRUNCATED}");
+        assert_eq!(
+            truncate_reason(forged),
+            format!("stderr: ...[truncated{TRUNCATED}")
+        );
+        let forged = format!("{}{TRUNCATED}", "a".repeat(600));
+        let cut = truncate_reason(forged);
+        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(512)));
+    }
+
+    #[test]
+    fn a_runner_cut_reason_is_marked_once_and_bounded() {
+        let out = RunnerOutcome::fail_cut("exec probe: ...the end".to_owned());
+        assert_eq!(out.reason(), Some("exec probe: ...the end...[truncated]"));
+        let out = RunnerOutcome::fail_cut("é".repeat(300));
+        let body = out.reason().unwrap().strip_suffix(TRUNCATED).unwrap();
+        assert_eq!(body, "é".repeat(256));
     }
 
     #[test]

@@ -16,17 +16,19 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Status;
 use crate::clock;
-use crate::runner::{CancelState, truncate_reason};
+use crate::runner::CancelState;
+
+const TRUNCATED: &str = "...[truncated]";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
+pub(super) fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn decl(fields: Value) -> Declaration {
+pub(super) fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "exec", "mode": "enforce"});
     v.as_object_mut()
         .unwrap()
@@ -74,15 +76,15 @@ fn start(
     (Arc::clone(cancel), rx)
 }
 
-fn sh(script: &str) -> Value {
+pub(super) fn sh(script: &str) -> Value {
     json!(["sh", "-c", script])
 }
 
 /// A temporary file the test's shell writes a pid into.
-struct PidFile(PathBuf);
+pub(super) struct PidFile(PathBuf);
 
 impl PidFile {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("probewheel-exec-{}-{n}.pid", std::process::id());
@@ -91,12 +93,12 @@ impl PidFile {
         PidFile(path)
     }
 
-    fn path(&self) -> &str {
+    pub(super) fn path(&self) -> &str {
         self.0.to_str().unwrap()
     }
 
     /// Waits (bounded) until the shell has written the whole line.
-    fn pid(&self) -> libc::pid_t {
+    pub(super) fn pid(&self) -> libc::pid_t {
         let mut pid = None;
         wait_for("the pid file", Duration::from_secs(5), || {
             pid = read_pid(&self.0);
@@ -112,12 +114,12 @@ impl Drop for PidFile {
     }
 }
 
-fn read_pid(path: &Path) -> Option<libc::pid_t> {
+pub(super) fn read_pid(path: &Path) -> Option<libc::pid_t> {
     let text = std::fs::read_to_string(path).ok()?;
     text.strip_suffix('\n')?.trim().parse().ok()
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let end = clock::mono_now() + limit;
     while !cond() {
         assert!(clock::mono_now() < end, "timed out waiting for {what}");
@@ -126,7 +128,7 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 /// (state, pgrp) of a process from `/proc/<pid>/stat`, `None` if it is gone.
-fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
+pub(super) fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -137,12 +139,12 @@ fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
     Some((state, pgrp))
 }
 
-fn is_live(state: char) -> bool {
+pub(super) fn is_live(state: char) -> bool {
     !matches!(state, 'Z' | 'X' | 'x')
 }
 
 /// Live (not zombie) processes whose process group is `pgid`.
-fn live_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
+pub(super) fn live_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
@@ -150,7 +152,7 @@ fn live_members(pgid: libc::pid_t) -> Vec<libc::pid_t> {
         .collect()
 }
 
-fn assert_group_gone(pgid: libc::pid_t, limit: Duration) {
+pub(super) fn assert_group_gone(pgid: libc::pid_t, limit: Duration) {
     let end = clock::mono_now() + limit;
     let left = loop {
         let left = live_members(pgid);
@@ -162,7 +164,7 @@ fn assert_group_gone(pgid: libc::pid_t, limit: Duration) {
     assert!(left.is_empty(), "process group {pgid} still has {left:?}");
 }
 
-fn assert_dead(pid: libc::pid_t, pgid: libc::pid_t, limit: Duration) {
+pub(super) fn assert_dead(pid: libc::pid_t, pgid: libc::pid_t, limit: Duration) {
     wait_for(
         &format!("pid {pid} to die"),
         limit,
@@ -170,7 +172,7 @@ fn assert_dead(pid: libc::pid_t, pgid: libc::pid_t, limit: Duration) {
     );
 }
 
-fn reason(out: &RunnerOutcome) -> &str {
+pub(super) fn reason(out: &RunnerOutcome) -> &str {
     assert_eq!(out.status(), Status::Fail, "{out:?}");
     out.reason().unwrap()
 }
@@ -315,7 +317,7 @@ fn cancellation_kills_the_group_promptly() {
 }
 
 #[test]
-fn a_stderr_flood_keeps_only_the_end() {
+fn a_stderr_flood_keeps_only_the_end_and_says_it_was_cut() {
     let _s = serial();
     let script = "head -c 100000000 /dev/zero | tr '\\0' x >&2; echo END >&2; exit 1";
     let out = run_within(
@@ -327,8 +329,9 @@ fn a_stderr_flood_keeps_only_the_end() {
         r.starts_with("exec probe: exit code 1, expected 0; stderr: ...xxx"),
         "{r}"
     );
-    assert!(r.ends_with("xxxEND"), "{r}");
-    assert!(r.len() <= MAX_REASON_BYTES, "{} bytes", r.len());
+    let body = r.strip_suffix(TRUNCATED).unwrap_or_else(|| panic!("{r}"));
+    assert!(body.ends_with("xxxEND"), "{r}");
+    assert!(body.len() <= MAX_REASON_BYTES, "{} bytes", body.len());
 }
 
 #[test]
@@ -357,10 +360,13 @@ fn the_reason_keeps_the_end_of_stderr_within_budget() {
         cut,
     };
     let head = || "exec probe: exit code 1, expected 0".to_owned();
-    assert_eq!(with_stderr(head(), &tail(" \n\t", false)), head());
+    assert_eq!(with_stderr(head(), &tail(" \n\t", false)), (head(), false));
     assert_eq!(
         with_stderr(head(), &tail("  oops\n", false)),
-        "exec probe: exit code 1, expected 0; stderr: oops"
+        (
+            "exec probe: exit code 1, expected 0; stderr: oops".to_owned(),
+            false
+        )
     );
     // A cut in the middle of a character drops its remains.
     let halves = Tail {
@@ -369,14 +375,52 @@ fn the_reason_keeps_the_end_of_stderr_within_budget() {
     };
     assert_eq!(
         with_stderr(head(), &halves),
-        "exec probe: exit code 1, expected 0; stderr: ...abc"
+        (
+            "exec probe: exit code 1, expected 0; stderr: ...abc".to_owned(),
+            true
+        )
     );
     let s = format!("{}€END", "é".repeat(600));
-    let r = with_stderr(head(), &tail(&s, false));
+    let (r, cut) = with_stderr(head(), &tail(&s, false));
+    assert!(cut);
     assert!(r.len() <= MAX_REASON_BYTES && r.len() >= MAX_REASON_BYTES - 3);
     assert!(r.ends_with("é€END"), "{r}");
     assert!(r.contains("; stderr: ...é"), "{r}");
-    assert_eq!(truncate_reason(r.clone()), r);
+}
+
+/// DESIGN §3 through the judge: a cut reason ends in the marker with at
+/// most 512 bytes before it; one that fits is whole and unmarked.
+#[test]
+fn a_cut_reason_ends_in_the_marker_and_an_uncut_one_never_does() {
+    let spec = Spec {
+        argv: vec!["x".into()],
+        expect_exit_code: 0,
+        timeout_secs: 10,
+    };
+    let judge = |stderr: &[u8]| {
+        let mut tail = Tail::default();
+        tail.push(stderr);
+        let out = spec.judge(End::TimedOut, &tail);
+        out.reason().unwrap().to_owned()
+    };
+    let whole = judge(b"short\n");
+    assert_eq!(
+        whole,
+        "exec probe: timed out after 10 s (process group killed); stderr: short"
+    );
+    // Fits in the reason but the tail lost its start: cut.
+    let mut long = vec![b'a'; STDERR_TAIL_BYTES + 10];
+    long.extend_from_slice(b"last words");
+    let r = judge(&long);
+    let body = r.strip_suffix(TRUNCATED).unwrap_or_else(|| panic!("{r}"));
+    assert!(body.len() <= MAX_REASON_BYTES, "{}", body.len());
+    assert!(body.ends_with("aaalast words"), "{r}");
+    assert!(body.contains("; stderr: ...a"), "{r}");
+    // A child that writes the marker itself does not make an uncut reason
+    // look cut.
+    let r = judge(TRUNCATED.as_bytes());
+    assert!(r.ends_with(TRUNCATED), "{r}");
+    assert!(r.ends_with(&format!("...[truncated{TRUNCATED}")), "{r}");
 }
 
 #[test]
@@ -412,13 +456,15 @@ fn no_fd_leaks_over_a_batch_of_runs() {
 
 #[test]
 fn defaults_and_limits() {
-    let c = ExecCheck::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
+    let p = ExecProbe::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
+    let c = &p.spec;
     assert_eq!(c.argv, ["a", "b"]);
     assert_eq!((c.expect_exit_code, c.timeout_secs), (0, 10));
-    let c = ExecCheck::from_decl(&decl(
+    let p = ExecProbe::from_decl(&decl(
         json!({"command": ["a b"], "expectExitCode": 255, "timeoutSecs": 86400}),
     ))
     .unwrap();
+    let c = &p.spec;
     assert_eq!(c.argv, ["a b"]);
     assert_eq!((c.expect_exit_code, c.timeout_secs), (255, 86400));
 }

@@ -1,0 +1,482 @@
+//! One exec run as a [`Run`]: the leader is waited for through its pidfd
+//! and its stderr through a non-blocking pipe, both on the worker's poll,
+//! so a child that never exits costs two descriptors and a timer entry,
+//! never a thread.
+//!
+//! ```text
+//!  Start ──spawn──> Running ──leader exited / deadline / cancel──> Reaping ──> Done
+//!                      │                        (SIGKILL the group)     │
+//!                      └ drain stderr at every call                     └ reap the leader,
+//!                                                                         then its orphans
+//! ```
+//!
+//! Reaping never blocks: the leader's death after the kill is a pidfd
+//! event (with timer steps that back off from 1 ms as a fallback), and the
+//! killed members of the group that were re-parented to this process (a
+//! child subreaper) are polled with `waitpid(WNOHANG)` in 1 ms timer steps
+//! for at most [`ORPHAN_REAP_LIMIT`] after the kill.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Child, ChildStderr, ExitStatus};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Interest;
+use mio::unix::SourceFd;
+
+use super::{CANCELLED, End, PREFIX, Spec, Tail, spawn};
+use crate::runner::RunnerOutcome;
+use crate::runner::machine::{Cx, Run, Step};
+
+/// How long the reaping waits, after the kill, for members of the group
+/// that were re-parented to this process (G2: within 100 ms of a reset).
+pub(super) const ORPHAN_REAP_LIMIT: Duration = Duration::from_millis(100);
+/// Timer step while polling for killed orphans.
+const ORPHAN_STEP: Duration = Duration::from_millis(1);
+/// Longest timer step while waiting for a killed leader to die (a pidfd
+/// event normally comes first).
+const LEADER_STEP_MAX: Duration = Duration::from_secs(1);
+/// Without a pidfd (kernels before 5.3) the leader is looked at this often.
+const NO_PIDFD_STEP: Duration = Duration::from_millis(10);
+/// Bytes read from stderr per `read(2)`.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most stderr bytes read per call while the leader runs: a flooding child
+/// then costs its worker short slices, and the run asks to be called again
+/// at once.
+const READ_SLICE: usize = 64 * 1024;
+/// Most stderr bytes read after the group is dead (what is left in the
+/// pipe; a pipe holds at most 1 MiB by default).
+const READ_FINAL: usize = 1024 * 1024;
+
+thread_local! {
+    /// The read buffer, one per worker thread rather than one per run: a
+    /// waiting run holds no buffer.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// A run of an exec probe.
+pub(super) struct ExecRun {
+    spec: Arc<Spec>,
+    deadline: Instant,
+    state: State,
+}
+
+enum State {
+    Start,
+    Live(Box<Live>),
+    Done,
+}
+
+/// What a started run holds.
+struct Live {
+    group: ProcessGroup,
+    stderr: Option<StderrPipe>,
+    /// False when the pidfd or the pipe could not be watched: the run
+    /// then looks at them in timer steps.
+    watched: bool,
+    phase: Phase,
+}
+
+enum Phase {
+    Running,
+    /// The group was killed at `at`; `end` is `None` when the leader had
+    /// exited by itself.
+    Reaping {
+        end: Option<End>,
+        at: Instant,
+        leader: Option<io::Result<ExitStatus>>,
+    },
+}
+
+impl ExecRun {
+    pub(super) fn new(spec: Arc<Spec>, now: Instant) -> ExecRun {
+        let deadline = now + Duration::from_secs(spec.timeout_secs);
+        ExecRun {
+            spec,
+            deadline,
+            state: State::Start,
+        }
+    }
+
+    /// Spawns the leader and watches its pidfd and stderr.
+    fn start(&mut self, cx: &mut Cx<'_>) -> Result<(), Step> {
+        let child = match spawn::spawn(&self.spec.argv) {
+            Ok(child) => child,
+            Err(e) => {
+                self.state = State::Done;
+                let hint = if e.raw_os_error() == Some(libc::ENOEXEC) {
+                    " (a file without `#!` is not run through a shell)"
+                } else {
+                    ""
+                };
+                return Err(Step::Done(RunnerOutcome::fail(format!(
+                    "{PREFIX}spawn {}: {e}{hint}",
+                    self.spec.argv[0]
+                ))));
+            }
+        };
+        let mut group = ProcessGroup::new(child);
+        let stderr = group.child.stderr.take().map(StderrPipe::new);
+        let mut watched = true;
+        match &group.pidfd {
+            Some(fd) => {
+                watched &= cx
+                    .register(&mut SourceFd(&fd.as_raw_fd()), Interest::READABLE)
+                    .is_ok()
+            }
+            None => watched = false,
+        }
+        if let Some(s) = &stderr {
+            watched &= s.open
+                && cx
+                    .register(&mut SourceFd(&s.fd()), Interest::READABLE)
+                    .is_ok();
+        }
+        self.state = State::Live(Box::new(Live {
+            group,
+            stderr,
+            watched,
+            phase: Phase::Running,
+        }));
+        Ok(())
+    }
+
+    /// Kills, reaps, and once all is done, judges.
+    fn reap(&mut self, cx: &mut Cx<'_>) -> Step {
+        let now = cx.now();
+        let State::Live(live) = &mut self.state else {
+            return Step::Done(RunnerOutcome::fail(CANCELLED));
+        };
+        let Phase::Reaping { at, leader, .. } = &mut live.phase else {
+            unreachable!("reap is called in the reaping phase only");
+        };
+        let at = *at;
+        if leader.is_none() {
+            match live.group.try_reap() {
+                Some(status) => *leader = Some(status),
+                None => {
+                    // Dying takes the kernel a moment; the pidfd says when.
+                    let step = if live.watched {
+                        now.saturating_duration_since(at)
+                            .clamp(ORPHAN_STEP, LEADER_STEP_MAX)
+                    } else {
+                        ORPHAN_STEP
+                    };
+                    let mut until = now + step;
+                    if now < at + ORPHAN_REAP_LIMIT {
+                        // Looked at again within the G2 bound, event or not.
+                        until = until.min(at + ORPHAN_REAP_LIMIT);
+                    }
+                    return Step::Wait(until);
+                }
+            }
+        }
+        if !live.group.reap_orphans() {
+            if now < at + ORPHAN_REAP_LIMIT {
+                return Step::Wait((now + ORPHAN_STEP).min(at + ORPHAN_REAP_LIMIT));
+            }
+            log::warn!(
+                "exec probe: group {} not reaped within {ORPHAN_REAP_LIMIT:?}",
+                live.group.pid
+            );
+        }
+        // The group is dead: what it wrote is in the pipe, and reading it
+        // never blocks.
+        let State::Live(mut live) = std::mem::replace(&mut self.state, State::Done) else {
+            unreachable!()
+        };
+        let mut tail = Tail::default();
+        if let Some(mut s) = live.stderr.take() {
+            s.drain(READ_FINAL);
+            let _ = cx.deregister(&mut SourceFd(&s.fd()));
+            tail = std::mem::take(&mut s.tail);
+        }
+        if let Some(fd) = &live.group.pidfd {
+            let _ = cx.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+        let Phase::Reaping { end, leader, .. } = live.phase else {
+            unreachable!()
+        };
+        let end = end.unwrap_or_else(|| End::Exited(leader.expect("reaped above")));
+        Step::Done(self.spec.judge(end, &tail))
+    }
+}
+
+impl Live {
+    /// Kills the group and moves to reaping.
+    fn end(&mut self, end: Option<End>, now: Instant) {
+        self.group.kill();
+        self.phase = Phase::Reaping {
+            end,
+            at: now,
+            leader: None,
+        };
+    }
+}
+
+impl Run for ExecRun {
+    fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
+        let now = cx.now();
+        if let State::Start = self.state {
+            if let Err(done) = self.start(cx) {
+                return done;
+            }
+        }
+        let deadline = self.deadline;
+        let State::Live(live) = &mut self.state else {
+            // Called after it ended: harmless.
+            return Step::Done(RunnerOutcome::fail(CANCELLED));
+        };
+        if let Phase::Running = live.phase {
+            let more = live.stderr.as_mut().is_some_and(|s| s.drain(READ_SLICE));
+            // Exit is looked at before the clock, so a leader that exited
+            // since the last call counts as exited, not timed out.
+            if live.group.leader_exited() {
+                live.end(None, now);
+            } else if now >= deadline {
+                live.end(Some(End::TimedOut), now);
+            } else if more {
+                return Step::Wait(now);
+            } else if live.watched {
+                return Step::Wait(deadline);
+            } else {
+                return Step::Wait(deadline.min(now + NO_PIDFD_STEP));
+            }
+        }
+        self.reap(cx)
+    }
+
+    fn cancel(&mut self, cx: &mut Cx<'_>) -> Step {
+        let now = cx.now();
+        match &mut self.state {
+            State::Start | State::Done => {
+                self.state = State::Done;
+                Step::Done(RunnerOutcome::fail(CANCELLED))
+            }
+            State::Live(live) => {
+                match &mut live.phase {
+                    Phase::Running => live.end(Some(End::Cancelled), now),
+                    Phase::Reaping { end, .. } => *end = Some(End::Cancelled),
+                }
+                self.reap(cx)
+            }
+        }
+    }
+}
+
+/// The spawned leader and its process group (pgid = the leader's pid).
+///
+/// The group is killed with `SIGKILL` at the end of every run, **also after
+/// the leader exited normally**: a leader's exit does not end its children.
+/// A background grandchild (`daemon &`, a forgotten `sleep`) would outlive
+/// the probe, pile up one more at every tick, keep the stderr pipe open, and
+/// still be running after a shutdown that promised no child remains (G10).
+/// The probe owns everything it started, so it ends all of it.
+///
+/// The leader's exit is seen with `waitid(WNOWAIT)`, which leaves it a zombie:
+/// until it is reaped its pid, and so the group id, cannot be reused, so the
+/// group kill can never reach an unrelated process group. Only then is the
+/// leader reaped. Killed grandchildren are re-parented to PID 1, which reaps
+/// them when it gets to it, or, when this process is a child subreaper, to
+/// us: then the run reaps them before it ends.
+///
+/// Dropping a group that was not reaped kills it and reaps what is already
+/// dead, without waiting (a poll loop must not block): a leader not dead
+/// yet stays a zombie. Drive a cancelled run to `Step::Done` instead.
+struct ProcessGroup {
+    child: Child,
+    pid: libc::pid_t,
+    /// Readable once the leader exits; `None` where the kernel has none.
+    pidfd: Option<OwnedFd>,
+    killed: bool,
+    reaped: bool,
+}
+
+impl ProcessGroup {
+    fn new(child: Child) -> Self {
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        ProcessGroup {
+            child,
+            pid,
+            pidfd: pidfd_open(pid),
+            killed: false,
+            reaped: false,
+        }
+    }
+
+    /// True once the leader has exited, without reaping it. An error (say
+    /// `ECHILD`, when the embedding program ignores `SIGCHLD` and children
+    /// are reaped by the kernel) also counts as exited, so the run does not
+    /// wait for its timeout; the reap then reports the error.
+    fn leader_exited(&self) -> bool {
+        // SAFETY: siginfo_t is plain old data; all-zero is valid and is
+        // what waitid leaves when no child has changed state.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: `info` is valid for writes; the pid is our child's.
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            if rc == 0 {
+                // SAFETY: waitid filled `info` for a child (or left it zero).
+                return unsafe { info.si_pid() } != 0;
+            }
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return true;
+            }
+        }
+    }
+
+    /// Sends `SIGKILL` to the whole group.
+    fn kill(&mut self) {
+        if self.killed {
+            return;
+        }
+        self.killed = true;
+        // SAFETY: plain syscall. The leader is not reaped yet, so the group
+        // id is still ours (see the type's docs).
+        let rc = unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                log::warn!("exec probe: kill process group {}: {e}", self.pid);
+            }
+        }
+    }
+
+    /// Reaps the leader if it is dead: its status, or `None` while it is
+    /// still dying. Never blocks.
+    fn try_reap(&mut self) -> Option<io::Result<ExitStatus>> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.reaped = true;
+                Some(Ok(status))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.reaped = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Reaps killed members of the group that were re-parented to this
+    /// process. That happens only when the process is a child subreaper
+    /// (`Builder::child_subreaper`, on in the `probewheel` binary);
+    /// otherwise they are PID 1's and `waitpid` says `ECHILD` at once. Only
+    /// this group's members are waited for, never the embedding program's
+    /// other children. True when none of ours is left.
+    fn reap_orphans(&self) -> bool {
+        loop {
+            let mut status = 0;
+            // SAFETY: plain syscall on our own process group id.
+            let rc = unsafe { libc::waitpid(-self.pid, &mut status, libc::WNOHANG) };
+            match rc {
+                r if r > 0 => continue, // reaped one; look for more
+                0 => return false,      // one is ours and not dead yet
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => return true, // ECHILD: none of the group is our child
+            }
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            if self.try_reap().is_none() {
+                log::warn!(
+                    "exec probe: run dropped before its leader {} was reaped",
+                    self.pid
+                );
+            }
+        }
+    }
+}
+
+/// The read end of the child's stderr, non-blocking, and what was kept.
+struct StderrPipe {
+    pipe: ChildStderr,
+    /// False after end of file or a read error: nothing more to read.
+    open: bool,
+    tail: Tail,
+}
+
+impl StderrPipe {
+    fn new(pipe: ChildStderr) -> Self {
+        let open = set_nonblocking(pipe.as_raw_fd()).is_ok();
+        StderrPipe {
+            pipe,
+            open,
+            tail: Tail::default(),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.pipe.as_raw_fd()
+    }
+
+    /// Reads what is available now, at most about `budget` bytes; never
+    /// blocks. True if it stopped at the budget (there may be more).
+    fn drain(&mut self, budget: usize) -> bool {
+        SCRATCH.with_borrow_mut(|buf| {
+            let mut read = 0;
+            while self.open {
+                if read >= budget {
+                    return true;
+                }
+                match self.pipe.read(buf) {
+                    Ok(0) => self.open = false,
+                    Ok(n) => {
+                        self.tail.push(&buf[..n]);
+                        read += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                    Err(_) => self.open = false,
+                }
+            }
+            false
+        })
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A pidfd of `pid` (readable once it exits). The pid cannot be reused
+/// before we reap it, so it is the leader's. `None` where the kernel has
+/// none; the run then looks in timer steps.
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the returned fd is close-on-exec.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd that nobody else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
+    None
+}
