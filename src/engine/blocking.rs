@@ -122,12 +122,6 @@ impl BlockingPool {
             .map(drop)
     }
 
-    /// Threads alive now.
-    #[cfg(test)]
-    pub(crate) fn threads(&self) -> usize {
-        lock(&self.inner.state).threads
-    }
-
     /// Drops queued runs and waits until `deadline` for the threads to end;
     /// returns how many are left behind (stuck in a check that ignores
     /// cancellation; they end when it returns).

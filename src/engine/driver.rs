@@ -210,12 +210,11 @@ impl Driver {
         if let Ok(decls) = &decls {
             tasks.reserve_exact(decls.len());
             for d in decls.probes() {
-                let prepared = (d.mode() != Mode::Disabled).then(|| {
-                    match self.registry.prepare_task(d) {
+                let prepared =
+                    (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
                         Ok(prepared) => prepared,
                         Err(reason) => Prepared::Inline(failing(reason)),
-                    }
-                });
+                    });
                 tasks.push((Arc::clone(d.name_arc()), prepared));
             }
         }

@@ -27,8 +27,8 @@ use crate::runner::{CancelState, Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
-use self::pool::{Pool, Shared};
 pub(crate) use self::pool::Prepared;
+use self::pool::{Pool, Shared};
 
 /// Where the declarations file lives unless told otherwise.
 pub const DEFAULT_DECLARATIONS_PATH: &str = "/etc/nixfleet/agent/health-checks.json";

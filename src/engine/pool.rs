@@ -328,8 +328,7 @@ impl Pool {
     /// (detached) and counted.
     pub(crate) fn stop(&mut self, deadline: Instant) -> usize {
         self.stopped = true;
-        let doorbells: Vec<Arc<Doorbell>> =
-            self.inboxes.drain(..).map(|(_, d)| d).collect();
+        let doorbells: Vec<Arc<Doorbell>> = self.inboxes.drain(..).map(|(_, d)| d).collect();
         for d in &doorbells {
             d.ring_now();
         }
@@ -407,4 +406,3 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
         "(non-string panic payload)"
     }
 }
-

@@ -505,19 +505,25 @@ impl Worker {
                 self.call(idx, now);
             }
         }
+        // Collected first: a run that asks to be called again at once (a
+        // child flooding its pipe, a fast server) is called on the next
+        // turn of the loop, after the runs that are due, never in a loop of
+        // its own.
+        let mut due = Vec::new();
         while let Some(&Reverse((at, idx, nonce))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            let current = self
-                .slots
-                .get(idx)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.nonce == nonce && s.until == Some(at));
-            if current {
-                self.call(idx, now);
+            if let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) {
+                if slot.nonce == nonce && slot.until == Some(at) {
+                    slot.until = None; // this entry is spent
+                    due.push(idx);
+                }
             }
+        }
+        for idx in due {
+            self.call(idx, now);
         }
     }
 }

@@ -453,6 +453,10 @@ impl Registry {
         r.insert("tcp", tcp::TcpRunner);
         r.insert("exec", exec::ExecRunner);
         r.insert("http", http::HttpRunner);
+        // Their runs are state machines on the workers' poll loops (G13).
+        r.machines.insert("tcp".into(), tcp::machine);
+        r.machines.insert("exec".into(), exec::machine);
+        r.machines.insert("http".into(), http::machine);
         #[cfg(feature = "evidence")]
         r.insert(
             "evidence",
@@ -501,7 +505,9 @@ impl Registry {
             return Err(e.to_string());
         }
         if let Some(machine) = self.machines.get(decl.kind()) {
-            return machine(decl).map(Prepared::Machine).map_err(|e| e.to_string());
+            return machine(decl)
+                .map(Prepared::Machine)
+                .map_err(|e| e.to_string());
         }
         let check = self.prepare(decl)?;
         Ok(match check.placement() {

@@ -1,7 +1,7 @@
-//! Transitional: drives a [`Machine`]'s run to its end on the calling
-//! thread, with a private `mio::Poll`, so a built-in kind rewritten as a
-//! machine still serves the blocking `Check::run` of today's workers.
-//! It goes when the workers drive runs on their own poll loops.
+//! Drives a [`Machine`]'s run to its end on the calling thread, with a
+//! private `mio::Poll`: the blocking `Check::run` of the built-in kinds,
+//! for callers of `Registry::prepare` outside the engine. The engine never
+//! uses it: its workers drive runs on their own poll loops.
 
 use std::io;
 use std::sync::{Arc, OnceLock};

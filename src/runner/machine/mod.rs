@@ -37,9 +37,9 @@ use mio::{Interest, Registry, Token};
 use crate::runner::RunnerOutcome;
 use crate::transport::resolve::{Lookup, Resolver};
 
+pub(crate) mod blocking;
 #[cfg(test)]
 pub(crate) mod testing;
-pub(crate) mod blocking;
 
 /// A prepared probe of a built-in kind: starts runs.
 pub(crate) trait Machine: Send + Sync + 'static {
@@ -120,15 +120,6 @@ impl<'a> Cx<'a> {
     /// Watches `source` for `interest` on behalf of this run.
     pub(crate) fn register(&self, source: &mut impl Source, interest: Interest) -> io::Result<()> {
         self.registry.register(source, self.token, interest)
-    }
-
-    /// Changes what `source` is watched for.
-    pub(crate) fn reregister(
-        &self,
-        source: &mut impl Source,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.registry.reregister(source, self.token, interest)
     }
 
     /// Stops watching `source` (closing it does so too).
