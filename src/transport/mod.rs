@@ -7,5 +7,7 @@
 //! socket itself.
 
 pub(crate) mod resolve;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 pub use self::resolve::{Resolve, SystemResolver};
