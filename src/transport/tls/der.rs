@@ -97,7 +97,9 @@ impl<'a> Reader<'a> {
                 }
                 let (bytes, after) = rest.split_at(n);
                 rest = after;
-                bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+                bytes
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
             }
             _ => return Err(format!("length of {} bytes is too long", first & 0x7f)),
         };
@@ -175,7 +177,11 @@ fn name(bytes: &[u8]) -> Result<String, String> {
             let mut atv = Reader::new(atv);
             let oid = atv.expect(OID, "subject attribute type")?;
             let (tag, value) = atv.next().map_err(|e| format!("subject value: {e}"))?;
-            parts.push(format!("{}={}", attribute_name(oid), string_value(tag, value)));
+            parts.push(format!(
+                "{}={}",
+                attribute_name(oid),
+                string_value(tag, value)
+            ));
         }
         rdns.push(parts.join("+"));
     }
@@ -332,7 +338,7 @@ mod tests {
     #[test]
     fn rejects_times_that_are_not_der() {
         for (tag, text) in [
-            (0x17, "2501010000Z"),     // no seconds
+            (0x17, "2501010000Z"),       // no seconds
             (0x17, "250101000000+0100"), // offset
             (0x18, "20250101000000.5Z"), // fraction
             (0x18, "2025013100000aZ"),
@@ -347,13 +353,21 @@ mod tests {
 
     #[test]
     fn rejects_indefinite_and_oversized_lengths() {
-        assert!(cert_info(&[0x30, 0x80, 0x00, 0x00]).unwrap_err().contains("indefinite"));
+        assert!(
+            cert_info(&[0x30, 0x80, 0x00, 0x00])
+                .unwrap_err()
+                .contains("indefinite")
+        );
         assert!(
             cert_info(&[0x30, 0x85, 1, 0, 0, 0, 0])
                 .unwrap_err()
                 .contains("too long")
         );
-        assert!(cert_info(&[0x30, 0x05, 0x30]).unwrap_err().contains("truncated"));
+        assert!(
+            cert_info(&[0x30, 0x05, 0x30])
+                .unwrap_err()
+                .contains("truncated")
+        );
         assert!(cert_info(&[]).unwrap_err().contains("truncated"));
     }
 
@@ -372,7 +386,12 @@ mod tests {
     #[test]
     fn unknown_attributes_show_their_oid_and_odd_values_are_tamed() {
         // 1.3.6.1.4.1.311.60.2.1.3 with an OCTET STRING value
-        let mut atv = tlv(0x06, &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x03]);
+        let mut atv = tlv(
+            0x06,
+            &[
+                0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x03,
+            ],
+        );
         atv.extend(tlv(0x04, &[0xde, 0xad]));
         let mut subject = tlv(0x31, &tlv(0x30, &atv));
         subject.extend(cn("line\nbreak"));

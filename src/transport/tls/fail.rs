@@ -103,7 +103,10 @@ impl TlsFail {
     /// [`TlsSession::read_plain`](super::TlsSession::read_plain) and
     /// friends (which speak `io::Error` so they can stand in for a socket).
     pub(crate) fn from_io(e: &io::Error) -> TlsFail {
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<TlsFail>()) {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<TlsFail>())
+        {
             Some(fail) => fail.clone(),
             None => TlsFail::Io(e.to_string()),
         }

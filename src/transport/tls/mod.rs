@@ -144,9 +144,7 @@ impl TlsSetup {
                     (roots, format!("the system trust store {}", path.display()))
                 }
             };
-            let config = builder
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let config = builder.with_root_certificates(roots).with_no_client_auth();
             (config, trust)
         };
         Ok(TlsSetup {
@@ -424,7 +422,10 @@ fn validity_check<'a>(
                 i + 1
             ))
         })?;
-        if earliest.as_ref().is_none_or(|e| info.not_after < e.not_after) {
+        if earliest
+            .as_ref()
+            .is_none_or(|e| info.not_after < e.not_after)
+        {
             earliest = Some(info);
         }
     }
