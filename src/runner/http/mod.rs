@@ -48,6 +48,7 @@ use std::time::Duration;
 use crate::decl::{Declaration, FieldError};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
 
+mod headers;
 mod response;
 mod url;
 mod wire;
