@@ -824,7 +824,8 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
 
     // And TlsSetup reports the same when verification needs the store.
     let err =
-        TlsSetup::with_system_candidates(&TlsSettings::default(), &[missing.clone()]).unwrap_err();
+        TlsSetup::with_system_candidates(&TlsSettings::default(), std::slice::from_ref(&missing))
+            .unwrap_err();
     assert!(err.contains(&missing.display().to_string()), "{err}");
     // tlsSkipVerify needs no trust store at all.
     let skip = TlsSettings {
