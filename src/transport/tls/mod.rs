@@ -147,6 +147,10 @@ impl TlsSetup {
             let config = builder.with_root_certificates(roots).with_no_client_auth();
             (config, trust)
         };
+        let mut config = config;
+        // Every run does a full handshake: a resumed session would skip
+        // verifying the certificate the server presents now.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsSetup {
             config: Arc::new(config),
             server_name: settings.server_name.clone(),
@@ -220,7 +224,7 @@ impl TlsSession {
             return Ok(true);
         }
         loop {
-            if self.send_tls(io)? {
+            if self.send_tls(io).map_err(|e| self.io_failed(e))? {
                 // Output is waiting for the socket: nothing to read will
                 // change that before it is writable again.
                 if !self.conn.is_handshaking() {
@@ -242,7 +246,7 @@ impl TlsSession {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(TlsFail::Io(e.to_string())),
+                Err(e) => return Err(self.io_failed(e)),
             }
             if let Err(e) = self.conn.process_new_packets() {
                 return Err(self.rejected(e, io));
@@ -292,7 +296,7 @@ impl TlsSession {
                 return Ok(n);
             }
             // The buffer is full: make room, or tell the caller to wait.
-            if self.send_tls(io).map_err(TlsFail::into_io)? {
+            if self.send_tls(io)? {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
         }
@@ -300,7 +304,7 @@ impl TlsSession {
 
     /// Writes out everything buffered; `WouldBlock` while some is left.
     pub(crate) fn flush(&mut self, io: &mut impl Write) -> io::Result<()> {
-        if self.send_tls(io).map_err(TlsFail::into_io)? {
+        if self.send_tls(io)? {
             Err(io::ErrorKind::WouldBlock.into())
         } else {
             Ok(())
@@ -339,14 +343,14 @@ impl TlsSession {
 
     /// Writes buffered TLS output until done (`false`) or the stream would
     /// block (`true`).
-    fn send_tls(&mut self, io: &mut impl Write) -> Result<bool, TlsFail> {
+    fn send_tls(&mut self, io: &mut impl Write) -> io::Result<bool> {
         while self.conn.wants_write() {
             match self.conn.write_tls(io) {
-                Ok(0) => return Err(TlsFail::Io("the connection accepts no more bytes".into())),
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(TlsFail::Io(e.to_string())),
+                Err(e) => return Err(e),
             }
         }
         Ok(false)
@@ -355,7 +359,7 @@ impl TlsSession {
     /// [`TlsSession::send_tls`] for the plain-data methods: a stream that
     /// would block is not an error there.
     fn flush_some(&mut self, io: &mut impl Write) -> io::Result<()> {
-        self.send_tls(io).map(drop).map_err(TlsFail::into_io)
+        self.send_tls(io).map(drop)
     }
 
     /// The failure for a rustls error; the alert rustls queued for the
@@ -371,6 +375,16 @@ impl TlsSession {
             ));
         }
         TlsFail::from_rustls(e, &self.trust)
+    }
+
+    /// A socket error during the handshake: a peer that hangs up is named so.
+    fn io_failed(&self, e: io::Error) -> TlsFail {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted => self.closed_early(),
+            _ => TlsFail::Io(e.to_string()),
+        }
     }
 
     fn closed_early(&self) -> TlsFail {

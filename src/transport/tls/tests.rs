@@ -173,42 +173,65 @@ struct Saw {
 
 struct Server {
     addr: SocketAddr,
-    thread: JoinHandle<Saw>,
+    thread: JoinHandle<Vec<Saw>>,
 }
 
 impl Server {
+    /// What the server saw of its last connection.
     fn saw(self) -> Saw {
-        self.thread.join().expect("server thread panicked")
+        self.thread
+            .join()
+            .expect("server thread panicked")
+            .pop()
+            .expect("a connection")
     }
 }
 
-/// Serves one connection on 127.0.0.1 with `serve`.
-fn serve_one(serve: impl FnOnce(std::net::TcpStream) -> Saw + Send + 'static) -> Server {
+/// Serves `connections` connections on 127.0.0.1, one after the other.
+fn serve(
+    connections: usize,
+    mut serve: impl FnMut(std::net::TcpStream) -> Saw + Send + 'static,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let thread = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        stream.set_write_timeout(Some(PATIENCE)).unwrap();
-        serve(stream)
+        (0..connections)
+            .map(|_| {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                stream.set_write_timeout(Some(PATIENCE)).unwrap();
+                serve(stream)
+            })
+            .collect()
     });
     Server { addr, thread }
 }
 
-/// A TLS server presenting `leaf`; after the handshake it reads a request
-/// head and answers `response`.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_key(leaf: &Leaf) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialize_der()))
+}
+
+/// A TLS server presenting `leaf` on one connection; after the handshake
+/// it reads a request head and answers `response`.
 fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialize_der()));
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(leaf.chain, key)
-            .unwrap();
-    let config = Arc::new(config);
-    serve_one(move |stream| {
-        let conn = ServerConnection::new(config).unwrap();
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    tls_serve(Arc::new(config), response, 1)
+}
+
+/// [`tls_server`] with a configuration of the test's and any number of
+/// connections.
+fn tls_serve(config: Arc<ServerConfig>, response: &'static [u8], connections: usize) -> Server {
+    serve(connections, move |stream| {
+        let conn = ServerConnection::new(Arc::clone(&config)).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, stream);
         let mut received = Vec::new();
         let mut buf = [0u8; 1024];
@@ -238,11 +261,12 @@ fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
 
 /// A raw server: reads what comes first, then does `then` with it.
 fn raw_server(then: impl FnOnce(&mut std::net::TcpStream) + Send + 'static) -> Server {
-    serve_one(move |mut stream| {
+    let mut then = Some(then);
+    serve(1, move |mut stream| {
         let mut buf = vec![0u8; 4096];
         let n = stream.read(&mut buf).unwrap_or(0);
         buf.truncate(n);
-        then(&mut stream);
+        (then.take().expect("one connection"))(&mut stream);
         Saw {
             sni: None,
             received: buf,
@@ -751,8 +775,11 @@ fn a_server_that_hangs_up_mid_handshake_is_reported_as_closed() {
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
-    // Either the EOF or a reset, depending on timing; never a success.
-    assert!(matches!(fail, TlsFail::Closed | TlsFail::Io(_)), "{fail:?}");
+    assert_eq!(fail, TlsFail::Closed);
+    assert_eq!(
+        fail.to_string(),
+        "the server closed the connection during the TLS handshake"
+    );
     drop(server.saw());
 }
 
@@ -769,6 +796,62 @@ fn a_handshake_that_is_done_stays_done_and_is_not_repeated() {
     client.send(REQUEST).unwrap();
     assert_eq!(client.receive().unwrap(), RESPONSE);
     assert_eq!(server.saw().received, REQUEST);
+}
+
+#[test]
+fn an_alert_after_the_handshake_comes_out_of_read_plain() {
+    // The server wants a client certificate. In TLS 1.3 the client is done
+    // before the server has judged it, so the refusal arrives as data would.
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let leaf = leaf(&ca, &LeafSpec::default());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let clients =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    let server = tls_serve(Arc::new(config), RESPONSE, 1);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    let fail = client.receive().unwrap_err();
+    assert_eq!(fail, TlsFail::Alert("CertificateRequired".into()));
+    assert!(server.saw().error.is_some());
+}
+
+#[test]
+fn every_session_does_a_full_handshake_and_verifies_again() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let leaf = leaf(&ca, &LeafSpec::default());
+    // One server configuration: it would resume sessions if asked to.
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    let server = tls_serve(Arc::new(config), RESPONSE, 2);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    for _ in 0..2 {
+        let mut client = Client::connect(server.addr, &setup, "localhost");
+        client.handshake_ok();
+        client.send(REQUEST).unwrap();
+        // Reading takes in the server's session tickets too.
+        assert_eq!(client.receive().unwrap(), RESPONSE);
+        assert_eq!(
+            client.session.conn.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+    }
+    assert_eq!(server.saw().error, None);
 }
 
 // ---- setup -------------------------------------------------------------------
