@@ -288,7 +288,13 @@ impl TlsSession {
     /// unless `data` is empty) and writes what the stream accepts now.
     /// `WouldBlock` only when nothing could be taken; then wait for
     /// writable. After the last byte is taken, [`TlsSession::flush`].
+    /// Only after the handshake: an error before.
     pub(crate) fn write_plain(&mut self, io: &mut impl Write, data: &[u8]) -> io::Result<usize> {
+        if !self.established {
+            // Before the handshake the bytes would wait in rustls, and a
+            // full buffer could never drain: a caller's bug, said plainly.
+            return Err(io::Error::other("TLS write before the handshake completed"));
+        }
         loop {
             let n = self.conn.writer().write(data)?;
             if n > 0 || data.is_empty() {

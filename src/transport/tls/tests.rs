@@ -240,7 +240,8 @@ fn tls_serve(config: Arc<ServerConfig>, response: &'static [u8], connections: us
                 Ok(0) => break Some("end of stream before a request".to_owned()),
                 Ok(n) => {
                     received.extend_from_slice(&buf[..n]);
-                    if received.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let fresh = &received[received.len().saturating_sub(n + 3)..];
+                    if fresh.windows(4).any(|w| w == b"\r\n\r\n") {
                         let sent = tls.write_all(response).and_then(|()| {
                             tls.conn.send_close_notify();
                             tls.flush()
@@ -790,6 +791,11 @@ fn a_handshake_that_is_done_stays_done_and_is_not_repeated() {
     let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
     let setup = TlsSetup::new(&trusting(&file)).unwrap();
     let mut client = Client::connect(server.addr, &setup, "localhost");
+    let early = client.session.write_plain(&mut client.stream, REQUEST);
+    assert_eq!(
+        early.unwrap_err().to_string(),
+        "TLS write before the handshake completed"
+    );
     client.handshake_ok();
     assert_eq!(client.session.handshake(&mut client.stream), Ok(true));
     assert!(!client.session.wants_write());
@@ -824,6 +830,31 @@ fn an_alert_after_the_handshake_comes_out_of_read_plain() {
     let fail = client.receive().unwrap_err();
     assert_eq!(fail, TlsFail::Alert("CertificateRequired".into()));
     assert!(server.saw().error.is_some());
+}
+
+#[test]
+fn a_megabyte_each_way_passes_through_the_buffers_intact() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    // Distinct bytes everywhere, so a lost or repeated record shows.
+    let body: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut response =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    response.extend_from_slice(&body);
+    let response: &'static [u8] = Box::leak(response.into_boxed_slice());
+    let mut request = b"POST / HTTP/1.1\r\nX-Pad: ".to_vec();
+    request.extend(body.iter().map(|b| b'a' + b % 26));
+    request.extend_from_slice(b"\r\n\r\n");
+
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), response);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    client.send(&request).unwrap();
+    assert!(client.receive().unwrap() == response, "response differs");
+    let saw = server.saw();
+    assert_eq!(saw.error, None);
+    assert!(saw.received == request, "request differs");
 }
 
 #[test]
