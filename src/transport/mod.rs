@@ -10,5 +10,7 @@
 pub(crate) mod dial;
 pub(crate) mod resolve;
 pub(crate) mod stream;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 pub use self::resolve::{Resolve, SystemResolver};

@@ -63,6 +63,7 @@ use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
 use crate::transport::stream::Stream;
 
+mod headers;
 mod response;
 mod url;
 

@@ -1,0 +1,214 @@
+//! Why a TLS connection failed, in the words a failure reason needs.
+//!
+//! rustls reports an `Error` enum made for TLS implementers; a probe's
+//! reader wants to know which of a few things went wrong (DESIGN §2, issue
+//! 14): the handshake did not finish in time, the chain is not trusted,
+//! the name does not match, the certificate is expired or about to be, the
+//! peer does not speak TLS, or it said no with an alert.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use super::der::format_utc;
+
+/// A failed TLS connection. `Display` gives the reason text; the caller
+/// prefixes it with the probe kind and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TlsFail {
+    /// The caller's deadline passed with the handshake unfinished
+    /// (made by [`TlsSession::timed_out`](super::TlsSession::timed_out)).
+    HandshakeTimeout {
+        /// How long the caller waited.
+        after: Duration,
+        /// Whether the server sent anything at all.
+        heard: bool,
+    },
+    /// The chain does not lead to a trusted certificate.
+    UnknownIssuer {
+        /// Where trust came from: `caFile /x.pem` or the system bundle.
+        trust: String,
+    },
+    /// The certificate does not name the server name that was asked for.
+    NameMismatch {
+        expected: String,
+        /// The names the certificate does carry (DNS and IP SANs).
+        presented: Vec<String>,
+    },
+    /// Past notAfter (seconds since the epoch, when rustls says).
+    Expired { not_after: Option<i64> },
+    /// Before notBefore (seconds since the epoch, when rustls says).
+    NotYetValid { not_before: Option<i64> },
+    /// A presented certificate expires within `minCertValidityDays`.
+    ExpiresSoon {
+        subject: String,
+        not_after: i64,
+        min_days: u32,
+        /// Whether notAfter has already passed (seen with `tlsSkipVerify`).
+        expired: bool,
+    },
+    /// Any other rejection of the certificate (bad signature, wrong usage).
+    BadCertificate(String),
+    /// The server sent a fatal TLS alert.
+    Alert(String),
+    /// The peer does not speak TLS as expected.
+    Protocol(String),
+    /// The peer closed the connection before the handshake finished.
+    Closed,
+    /// The socket failed.
+    Io(String),
+}
+
+impl TlsFail {
+    /// Maps a rustls error; `trust` names the trust source for
+    /// [`TlsFail::UnknownIssuer`].
+    pub(crate) fn from_rustls(e: rustls::Error, trust: &str) -> TlsFail {
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => TlsFail::UnknownIssuer {
+                    trust: trust.to_owned(),
+                },
+                C::NotValidForName => TlsFail::NameMismatch {
+                    expected: String::new(),
+                    presented: Vec::new(),
+                },
+                C::NotValidForNameContext {
+                    expected,
+                    presented,
+                } => TlsFail::NameMismatch {
+                    expected: expected.to_str().into_owned(),
+                    presented,
+                },
+                C::Expired => TlsFail::Expired { not_after: None },
+                C::ExpiredContext { not_after, .. } => TlsFail::Expired {
+                    not_after: Some(secs(not_after)),
+                },
+                C::NotValidYet => TlsFail::NotYetValid { not_before: None },
+                C::NotValidYetContext { not_before, .. } => TlsFail::NotYetValid {
+                    not_before: Some(secs(not_before)),
+                },
+                other => TlsFail::BadCertificate(other.to_string()),
+            },
+            rustls::Error::NoCertificatesPresented => {
+                TlsFail::BadCertificate("the server presented no certificate".into())
+            }
+            rustls::Error::AlertReceived(alert) => TlsFail::Alert(format!("{alert:?}")),
+            other => TlsFail::Protocol(other.to_string()),
+        }
+    }
+
+    /// Recovers the failure from an error returned by
+    /// [`TlsSession::read_plain`](super::TlsSession::read_plain) and
+    /// friends (which speak `io::Error` so they can stand in for a socket).
+    pub(crate) fn from_io(e: &io::Error) -> TlsFail {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<TlsFail>())
+        {
+            Some(fail) => fail.clone(),
+            None => TlsFail::Io(e.to_string()),
+        }
+    }
+
+    /// Wraps the failure so it can travel as an `io::Error`.
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+}
+
+fn secs(t: rustls::pki_types::UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl fmt::Display for TlsFail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFail::HandshakeTimeout { after, heard } => {
+                write!(f, "TLS handshake timed out after {}", Secs(*after))?;
+                if *heard {
+                    f.write_str(" (the server did not finish it)")
+                } else {
+                    f.write_str(" (no answer to the ClientHello)")
+                }
+            }
+            TlsFail::UnknownIssuer { trust } => write!(
+                f,
+                "TLS certificate not trusted: unknown issuer (no chain to a CA in {trust})"
+            ),
+            TlsFail::NameMismatch {
+                expected,
+                presented,
+            } => {
+                if expected.is_empty() {
+                    return f.write_str("TLS certificate is not valid for the server name");
+                }
+                write!(f, "TLS certificate is not valid for name {expected:?}")?;
+                if presented.is_empty() {
+                    f.write_str(" (it names no DNS name or IP address)")
+                } else {
+                    write!(f, " (it is valid for {})", presented.join(", "))
+                }
+            }
+            TlsFail::Expired { not_after } => match not_after {
+                Some(t) => write!(f, "TLS certificate expired at {}", format_utc(*t)),
+                None => f.write_str("TLS certificate expired"),
+            },
+            TlsFail::NotYetValid { not_before } => match not_before {
+                Some(t) => write!(
+                    f,
+                    "TLS certificate is not valid yet (not before {})",
+                    format_utc(*t)
+                ),
+                None => f.write_str("TLS certificate is not valid yet"),
+            },
+            TlsFail::ExpiresSoon {
+                subject,
+                not_after,
+                min_days,
+                expired,
+            } => {
+                let subject = if subject.is_empty() {
+                    "with an empty subject"
+                } else {
+                    subject
+                };
+                let when = format_utc(*not_after);
+                if *expired {
+                    write!(
+                        f,
+                        "TLS certificate {subject} expired at {when} (minCertValidityDays {min_days})"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "TLS certificate {subject} expires at {when}, within minCertValidityDays ({min_days})"
+                    )
+                }
+            }
+            TlsFail::BadCertificate(why) => write!(f, "TLS certificate rejected: {why}"),
+            TlsFail::Alert(alert) => write!(f, "the server sent TLS alert {alert}"),
+            TlsFail::Protocol(why) => write!(f, "TLS protocol error: {why}"),
+            TlsFail::Closed => {
+                f.write_str("the server closed the connection during the TLS handshake")
+            }
+            TlsFail::Io(e) => write!(f, "TLS connection failed: {e}"),
+        }
+    }
+}
+
+impl Error for TlsFail {}
+
+/// A duration as whole seconds when it is one, else milliseconds.
+struct Secs(Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{} s", self.0.as_secs())
+        } else {
+            write!(f, "{} ms", self.0.as_millis())
+        }
+    }
+}

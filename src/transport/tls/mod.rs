@@ -1,0 +1,485 @@
+//! TLS for https and `tls: true` probes (feature `tls`): rustls, driven
+//! sans-IO over any non-blocking `Read + Write` stream.
+//!
+//! Two pieces, with the lifetimes of their work:
+//!
+//! - [`TlsSetup`] is made once per probe per reset from its
+//!   [`TlsSettings`]: the trust store is read (a `caFile`, or the system
+//!   bundle), the rustls `ClientConfig` is built, and `tlsSkipVerify` is
+//!   logged as a warning. Every run shares it.
+//! - [`TlsSession`] is one connection's TLS state. It never waits: a run's
+//!   state machine calls it after readiness, and a `WouldBlock` from the
+//!   socket comes back as "not yet", with [`TlsSession::interest`] saying
+//!   what to wait for. The run's deadline stays the caller's: when it passes
+//!   with the handshake unfinished, [`TlsSession::timed_out`] gives the
+//!   failure to report.
+//!
+//! The driver contract, for a run on a worker's poll loop (see
+//! `runner::machine`):
+//!
+//! ```text
+//! connected:   session = TlsSession::new(&setup, host)?   (register READABLE | WRITABLE)
+//! handshaking: on every call, session.handshake(&mut stream)
+//!                Ok(true)  -> sending
+//!                Ok(false) -> Step::Wait(deadline); at the deadline fail with session.timed_out(..)
+//!                Err(fail) -> fail with fail.to_string()
+//! sending:     n = session.write_plain(&mut stream, &request[sent..]) until all is taken,
+//!              then session.flush(&mut stream) until Ok(())   (WouldBlock = wait)
+//! receiving:   session.read_plain(&mut stream, &mut buf)      (Ok(0) = end of stream,
+//!              WouldBlock = wait, other errors: TlsFail::from_io)
+//! ```
+//!
+//! A server that closes the TCP connection without a TLS `close_notify`
+//! is read as the end of the stream, as curl does: an http response's own
+//! framing (`Content-Length`, chunked) tells a truncated body apart.
+//!
+//! `minCertValidityDays` is checked when the handshake completes, against
+//! every certificate the server presented (its chain, not only the leaf),
+//! also with `tlsSkipVerify`; the earliest notAfter is the one reported.
+
+// Wired into the http and tcp state machines separately (issue 14); until
+// then only the tests use it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mio::Interest;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+
+mod der;
+mod fail;
+mod trust;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use self::fail::TlsFail;
+
+use self::der::cert_info;
+
+/// A probe's TLS fields (DESIGN §2), already parsed and range-checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    /// `caFile`: the PEM bundle to trust instead of the system store.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// `tlsServerName`: the name sent (SNI) and verified, instead of the
+    /// host the probe connects to.
+    pub(crate) server_name: Option<String>,
+    /// `tlsSkipVerify`: handshake without checking the chain or the name.
+    pub(crate) skip_verify: bool,
+    /// `minCertValidityDays`: fail when a presented certificate expires
+    /// in fewer days.
+    pub(crate) min_validity_days: Option<u32>,
+}
+
+/// What every connection of one probe shares, built once per reset.
+#[derive(Clone)]
+pub(crate) struct TlsSetup {
+    config: Arc<ClientConfig>,
+    server_name: Option<String>,
+    min_validity_days: Option<u32>,
+    /// Where trust comes from, for the unknown-issuer reason.
+    trust: Arc<str>,
+}
+
+impl fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSetup")
+            .field("server_name", &self.server_name)
+            .field("min_validity_days", &self.min_validity_days)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSetup {
+    /// Reads the trust store and builds the client configuration.
+    ///
+    /// Fails (the probe cannot run at all) when the `caFile` cannot be
+    /// read or holds no usable certificate, or when no system bundle is
+    /// found; the reason names the file, or every place looked at.
+    pub(crate) fn new(settings: &TlsSettings) -> Result<TlsSetup, String> {
+        TlsSetup::with_system_candidates(settings, &trust::system_candidates())
+    }
+
+    /// [`TlsSetup::new`] with the system bundle looked for in `candidates`.
+    fn with_system_candidates(
+        settings: &TlsSettings,
+        candidates: &[PathBuf],
+    ) -> Result<TlsSetup, String> {
+        if let Some(name) = &settings.server_name {
+            server_name(name)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algorithms = provider.signature_verification_algorithms;
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        // A caFile is read even with tlsSkipVerify: a broken path is a
+        // mistake worth reporting whatever the other fields say.
+        let ca_roots = match &settings.ca_file {
+            Some(path) => Some(trust::roots_from_ca_file(path)?),
+            None => None,
+        };
+        let (config, trust) = if settings.skip_verify {
+            log::warn!(
+                "tlsSkipVerify: TLS certificates are not verified (chain and name); \
+                 the handshake alone is checked"
+            );
+            let config = builder
+                .dangerous()
+                .with_custom_certificate_verifier(trust::AcceptAnyCertificate::new(algorithms))
+                .with_no_client_auth();
+            (config, "nothing (tlsSkipVerify)".to_owned())
+        } else {
+            let (roots, trust) = match (ca_roots, &settings.ca_file) {
+                (Some(roots), Some(path)) => (roots, format!("caFile {}", path.display())),
+                _ => {
+                    let (roots, path) = trust::system_roots(candidates)?;
+                    (roots, format!("the system trust store {}", path.display()))
+                }
+            };
+            let config = builder.with_root_certificates(roots).with_no_client_auth();
+            (config, trust)
+        };
+        let mut config = config;
+        // Every run does a full handshake: a resumed session would skip
+        // verifying the certificate the server presents now.
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(TlsSetup {
+            config: Arc::new(config),
+            server_name: settings.server_name.clone(),
+            min_validity_days: settings.min_validity_days,
+            trust: trust.into(),
+        })
+    }
+}
+
+/// `name` as rustls takes it: a DNS name or an IP address (an IPv6
+/// literal with or without brackets).
+fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    ServerName::try_from(bare.to_owned())
+        .map_err(|_| format!("not a valid TLS server name: {name:?}"))
+}
+
+/// One TLS connection over a non-blocking stream (see the module docs for
+/// how a state machine drives it).
+pub(crate) struct TlsSession {
+    conn: ClientConnection,
+    trust: Arc<str>,
+    min_validity_days: Option<u32>,
+    /// Bytes the server sent during the handshake.
+    heard: usize,
+    /// The first bytes the server sent, to recognise a plain-text reply.
+    first: [u8; 5],
+    /// The handshake completed and the certificates passed the validity check.
+    established: bool,
+}
+
+impl fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.conn.is_handshaking())
+            .field("heard", &self.heard)
+            .field("established", &self.established)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSession {
+    /// A session for the server at `host` (the URL's host or the tcp
+    /// probe's `host`), unless the setup names another server name.
+    /// Makes no I/O: the ClientHello goes out on the first
+    /// [`TlsSession::handshake`].
+    pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, String> {
+        let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
+        let conn = ClientConnection::new(Arc::clone(&setup.config), name)
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        Ok(TlsSession {
+            conn,
+            trust: Arc::clone(&setup.trust),
+            min_validity_days: setup.min_validity_days,
+            heard: 0,
+            first: [0; 5],
+            established: false,
+        })
+    }
+
+    /// Advances the handshake as far as the stream allows without waiting.
+    /// `Ok(true)` once it is complete (and the certificates passed
+    /// `minCertValidityDays`), `Ok(false)` when the stream would block:
+    /// wait for [`TlsSession::interest`] and call again. Calling it again
+    /// after `Ok(true)` is harmless.
+    pub(crate) fn handshake(&mut self, io: &mut (impl Read + Write)) -> Result<bool, TlsFail> {
+        if self.established {
+            return Ok(true);
+        }
+        loop {
+            if self.send_tls(io).map_err(|e| self.io_failed(e))? {
+                // Output is waiting for the socket: nothing to read will
+                // change that before it is writable again.
+                if !self.conn.is_handshaking() {
+                    return Ok(false);
+                }
+            }
+            if !self.conn.is_handshaking() && !self.conn.wants_write() {
+                self.check_validity(crate::clock::wall_now())?;
+                self.established = true;
+                return Ok(true);
+            }
+            let mut tee = Tee {
+                io: &mut *io,
+                heard: &mut self.heard,
+                first: &mut self.first,
+            };
+            match self.conn.read_tls(&mut tee) {
+                Ok(0) => return Err(self.closed_early()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_failed(e)),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return Err(self.rejected(e, io));
+            }
+        }
+    }
+
+    /// What the stream must be watched for before the next call: readable
+    /// (always, a fatal alert can come at any time) and writable while TLS
+    /// output is waiting for room.
+    pub(crate) fn interest(&self) -> Interest {
+        if self.conn.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Whether TLS input is needed to make progress.
+    pub(crate) fn wants_read(&self) -> bool {
+        self.conn.wants_read()
+    }
+
+    /// Whether TLS output is waiting to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// The failure to report when the caller's deadline passed, `after`
+    /// the handshake started, with [`TlsSession::handshake`] unfinished.
+    pub(crate) fn timed_out(&self, after: Duration) -> TlsFail {
+        TlsFail::HandshakeTimeout {
+            after,
+            heard: self.heard > 0,
+        }
+    }
+
+    /// Takes as much of `data` as the session buffers (at least one byte
+    /// unless `data` is empty) and writes what the stream accepts now.
+    /// `WouldBlock` only when nothing could be taken; then wait for
+    /// writable. After the last byte is taken, [`TlsSession::flush`].
+    /// Only after the handshake: an error before.
+    pub(crate) fn write_plain(&mut self, io: &mut impl Write, data: &[u8]) -> io::Result<usize> {
+        if !self.established {
+            // Before the handshake the bytes would wait in rustls, and a
+            // full buffer could never drain: a caller's bug, said plainly.
+            return Err(io::Error::other("TLS write before the handshake completed"));
+        }
+        loop {
+            let n = self.conn.writer().write(data)?;
+            if n > 0 || data.is_empty() {
+                self.flush_some(io)?;
+                return Ok(n);
+            }
+            // The buffer is full: make room, or tell the caller to wait.
+            if self.send_tls(io)? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        }
+    }
+
+    /// Writes out everything buffered; `WouldBlock` while some is left.
+    pub(crate) fn flush(&mut self, io: &mut impl Write) -> io::Result<()> {
+        if self.send_tls(io)? {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads decrypted bytes into `buf`: `Ok(0)` at the end of the stream
+    /// (`close_notify` or the server closing the connection), `WouldBlock`
+    /// when none are there yet. TLS failures (an alert, a bad record) come
+    /// as `io::Error`s that [`TlsFail::from_io`] turns back.
+    pub(crate) fn read_plain(
+        &mut self,
+        io: &mut (impl Read + Write),
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            // Answers the server asked for (a key update, say) go out first.
+            self.flush_some(io)?;
+            match self.conn.read_tls(io) {
+                // EOF: the reader reports it on the next turn.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return Err(self.rejected(e, io).into_io());
+            }
+        }
+    }
+
+    /// Writes buffered TLS output until done (`false`) or the stream would
+    /// block (`true`).
+    fn send_tls(&mut self, io: &mut impl Write) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(io) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// [`TlsSession::send_tls`] for the plain-data methods: a stream that
+    /// would block is not an error there.
+    fn flush_some(&mut self, io: &mut impl Write) -> io::Result<()> {
+        self.send_tls(io).map(drop)
+    }
+
+    /// The failure for a rustls error; the alert rustls queued for the
+    /// server is sent if the stream takes it now (best effort).
+    fn rejected(&mut self, e: rustls::Error, io: &mut impl Write) -> TlsFail {
+        let _ = self.send_tls(io);
+        // A TLS record starts with a byte in 0x14..=0x18: text means the
+        // server speaks something else (plain http on a TLS port, say).
+        if self.heard_plain_text() {
+            return TlsFail::Protocol(format!(
+                "the server answered in plain text ({:?}...), not TLS",
+                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
+            ));
+        }
+        TlsFail::from_rustls(e, &self.trust)
+    }
+
+    /// A socket error during the handshake: a peer that hangs up is named so.
+    fn io_failed(&self, e: io::Error) -> TlsFail {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted => self.closed_early(),
+            _ => TlsFail::Io(e.to_string()),
+        }
+    }
+
+    fn closed_early(&self) -> TlsFail {
+        if self.heard_plain_text() {
+            return TlsFail::Protocol(format!(
+                "the server answered in plain text ({:?}...), not TLS",
+                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
+            ));
+        }
+        TlsFail::Closed
+    }
+
+    /// Whether the server's first bytes look like text (`HTTP/`, `SSH-`,
+    /// `220 `) rather than a TLS record (which starts with 0x14..=0x18).
+    fn heard_plain_text(&self) -> bool {
+        let n = self.heard.min(self.first.len());
+        n > 0
+            && self.first[..n]
+                .iter()
+                .all(|&b| b.is_ascii_graphic() || b == b' ')
+    }
+
+    /// `minCertValidityDays` against every certificate presented.
+    fn check_validity(&self, now: SystemTime) -> Result<(), TlsFail> {
+        let Some(min_days) = self.min_validity_days else {
+            return Ok(());
+        };
+        let certs = self.conn.peer_certificates().unwrap_or_default();
+        let now = match now.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        };
+        validity_check(certs.iter().map(|c| c.as_ref()), min_days, now)
+    }
+}
+
+/// The earliest-expiring of `certs` must stay valid for `min_days` after
+/// `now` (seconds since the epoch).
+fn validity_check<'a>(
+    certs: impl Iterator<Item = &'a [u8]>,
+    min_days: u32,
+    now: i64,
+) -> Result<(), TlsFail> {
+    let mut earliest: Option<der::CertInfo> = None;
+    for (i, der) in certs.enumerate() {
+        let info = cert_info(der).map_err(|e| {
+            TlsFail::BadCertificate(format!(
+                "cannot read the validity of certificate {} the server presented: {e}",
+                i + 1
+            ))
+        })?;
+        if earliest
+            .as_ref()
+            .is_none_or(|e| info.not_after < e.not_after)
+        {
+            earliest = Some(info);
+        }
+    }
+    let Some(cert) = earliest else {
+        return Err(TlsFail::BadCertificate(
+            "the server presented no certificate".into(),
+        ));
+    };
+    let needed = now.saturating_add(i64::from(min_days) * 86_400);
+    if cert.not_after < needed {
+        return Err(TlsFail::ExpiresSoon {
+            subject: cert.subject,
+            not_after: cert.not_after,
+            min_days,
+            expired: cert.not_after <= now,
+        });
+    }
+    Ok(())
+}
+
+/// Counts and keeps the first bytes read through it.
+struct Tee<'a, R> {
+    io: &'a mut R,
+    heard: &'a mut usize,
+    first: &'a mut [u8; 5],
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.io.read(buf)?;
+        let have = (*self.heard).min(self.first.len());
+        let take = (self.first.len() - have).min(n);
+        self.first[have..have + take].copy_from_slice(&buf[..take]);
+        *self.heard += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,1014 @@
+//! TLS sessions against real loopback servers with certificates made here.
+//!
+//! Each server is a thread with a blocking rustls `ServerConnection` (or a
+//! raw socket, for the servers that misbehave) serving one connection; the
+//! client is the code under test, driven by a small mio loop over a
+//! non-blocking socket, the way a worker drives a run. Every wait has a
+//! bounded deadline.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Events, Poll, Token};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, date_time_ymd,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection};
+
+use super::*;
+use crate::clock::mono_now;
+
+/// How long a test waits for anything that should happen.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---- certificates ----------------------------------------------------------
+
+struct Ca {
+    cert: Certificate,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        cert,
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> i64 {
+    crate::clock::wall_now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A server certificate and its key.
+struct Leaf {
+    chain: Vec<CertificateDer<'static>>,
+    key: KeyPair,
+}
+
+/// What a leaf looks like; valid from a day ago for a year by default.
+struct LeafSpec<'a> {
+    names: &'a [&'a str],
+    cn: &'a str,
+    /// Validity, in days from now.
+    from: i64,
+    until: i64,
+}
+
+impl Default for LeafSpec<'_> {
+    fn default() -> Self {
+        LeafSpec {
+            names: &["localhost", "127.0.0.1", "::1"],
+            cn: "probewheel test server",
+            from: -1,
+            until: 365,
+        }
+    }
+}
+
+fn params(spec: &LeafSpec<'_>) -> CertificateParams {
+    let names: Vec<String> = spec.names.iter().map(|s| s.to_string()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    // Most significant first, as CAs issue them (RFC 4514 shows CN first);
+    // rcgen starts with a CN of its own.
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "probewheel tests");
+    params.distinguished_name.push(DnType::CommonName, spec.cn);
+    let day = |d: i64| {
+        let secs = unix_now() + d * 86_400;
+        date_time_ymd(1970, 1, 1) + Duration::from_secs(secs as u64)
+    };
+    params.not_before = day(spec.from);
+    params.not_after = day(spec.until);
+    params
+}
+
+/// A leaf issued by `ca`; the server presents it and the CA.
+fn leaf(ca: &Ca, spec: &LeafSpec<'_>) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let cert = params(spec).signed_by(&key, &ca.issuer).unwrap();
+    Leaf {
+        chain: vec![cert.der().clone(), ca.cert.der().clone()],
+        key,
+    }
+}
+
+/// A self-signed leaf.
+fn self_signed(spec: &LeafSpec<'_>) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let cert = params(spec).self_signed(&key).unwrap();
+    Leaf {
+        chain: vec![cert.der().clone()],
+        key,
+    }
+}
+
+/// A file removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(contents: &[u8]) -> TempFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("probewheel-tls-{}-{n}.pem", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn ca_file(ca: &Ca) -> TempFile {
+    TempFile::new(ca.cert.pem().as_bytes())
+}
+
+fn trusting(file: &TempFile) -> TlsSettings {
+    TlsSettings {
+        ca_file: Some(file.path().to_owned()),
+        ..TlsSettings::default()
+    }
+}
+
+// ---- servers ---------------------------------------------------------------
+
+/// What a server thread saw of its one connection.
+#[derive(Debug)]
+struct Saw {
+    /// The SNI the client sent (TLS servers only).
+    sni: Option<String>,
+    /// The bytes it received: the plain request (TLS servers, after a
+    /// handshake) or the raw bytes (the others).
+    received: Vec<u8>,
+    /// The server's own handshake or I/O error, if any.
+    error: Option<String>,
+}
+
+struct Server {
+    addr: SocketAddr,
+    thread: JoinHandle<Vec<Saw>>,
+}
+
+impl Server {
+    /// What the server saw of its last connection.
+    fn saw(self) -> Saw {
+        self.thread
+            .join()
+            .expect("server thread panicked")
+            .pop()
+            .expect("a connection")
+    }
+}
+
+/// Serves `connections` connections on 127.0.0.1, one after the other.
+fn serve(
+    connections: usize,
+    mut serve: impl FnMut(std::net::TcpStream) -> Saw + Send + 'static,
+) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = thread::spawn(move || {
+        (0..connections)
+            .map(|_| {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                stream.set_write_timeout(Some(PATIENCE)).unwrap();
+                serve(stream)
+            })
+            .collect()
+    });
+    Server { addr, thread }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_key(leaf: &Leaf) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialize_der()))
+}
+
+/// A TLS server presenting `leaf` on one connection; after the handshake
+/// it reads a request head and answers `response`.
+fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    tls_serve(Arc::new(config), response, 1)
+}
+
+/// [`tls_server`] with a configuration of the test's and any number of
+/// connections.
+fn tls_serve(config: Arc<ServerConfig>, response: &'static [u8], connections: usize) -> Server {
+    serve(connections, move |stream| {
+        let conn = ServerConnection::new(Arc::clone(&config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, stream);
+        let mut received = Vec::new();
+        let mut buf = [0u8; 1024];
+        let error = loop {
+            match tls.read(&mut buf) {
+                Ok(0) => break Some("end of stream before a request".to_owned()),
+                Ok(n) => {
+                    received.extend_from_slice(&buf[..n]);
+                    let fresh = &received[received.len().saturating_sub(n + 3)..];
+                    if fresh.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let sent = tls.write_all(response).and_then(|()| {
+                            tls.conn.send_close_notify();
+                            tls.flush()
+                        });
+                        break sent.err().map(|e| e.to_string());
+                    }
+                }
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        Saw {
+            sni: tls.conn.server_name().map(str::to_owned),
+            received,
+            error,
+        }
+    })
+}
+
+/// A raw server: reads what comes first, then does `then` with it.
+fn raw_server(then: impl FnOnce(&mut std::net::TcpStream) + Send + 'static) -> Server {
+    let mut then = Some(then);
+    serve(1, move |mut stream| {
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        buf.truncate(n);
+        (then.take().expect("one connection"))(&mut stream);
+        Saw {
+            sni: None,
+            received: buf,
+            error: None,
+        }
+    })
+}
+
+// ---- the client, as a worker would drive it ---------------------------------
+
+const STREAM: Token = Token(0);
+
+struct Client {
+    poll: Poll,
+    events: Events,
+    stream: TcpStream,
+    session: TlsSession,
+}
+
+impl Client {
+    /// Connects (blocking: the dial is not what is tested here), then
+    /// switches the socket to non-blocking and starts a session for `host`.
+    fn connect(addr: SocketAddr, setup: &TlsSetup, host: &str) -> Client {
+        let std_stream = std::net::TcpStream::connect(addr).unwrap();
+        std_stream.set_nonblocking(true).unwrap();
+        let mut stream = TcpStream::from_std(std_stream);
+        let poll = Poll::new().unwrap();
+        let session = TlsSession::new(setup, host).unwrap();
+        poll.registry()
+            .register(&mut stream, STREAM, session.interest())
+            .unwrap();
+        Client {
+            poll,
+            events: Events::with_capacity(4),
+            stream,
+            session,
+        }
+    }
+
+    /// Waits for readiness until `deadline`; false once it has passed.
+    fn wait(&mut self, deadline: Instant) -> bool {
+        let now = mono_now();
+        if now >= deadline {
+            return false;
+        }
+        self.poll
+            .registry()
+            .reregister(&mut self.stream, STREAM, self.session.interest())
+            .unwrap();
+        match self.poll.poll(&mut self.events, Some(deadline - now)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) => panic!("poll: {e}"),
+        }
+    }
+
+    /// Drives the handshake until it is done, fails, or `limit` passes
+    /// (`Ok(false)`: still waiting at the deadline).
+    fn handshake(&mut self, limit: Duration) -> Result<bool, TlsFail> {
+        let deadline = mono_now() + limit;
+        loop {
+            if self.session.handshake(&mut self.stream)? {
+                return Ok(true);
+            }
+            if !self.wait(deadline) {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn handshake_ok(&mut self) {
+        match self.handshake(PATIENCE) {
+            Ok(true) => {}
+            Ok(false) => panic!("handshake still running after {PATIENCE:?}"),
+            Err(e) => panic!("handshake failed: {e}"),
+        }
+    }
+
+    fn handshake_err(&mut self) -> TlsFail {
+        match self.handshake(PATIENCE) {
+            Ok(true) => panic!("handshake passed"),
+            Ok(false) => panic!("handshake still running after {PATIENCE:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Sends `data` in full, as a run's sending state does.
+    fn send(&mut self, data: &[u8]) -> Result<(), TlsFail> {
+        let deadline = mono_now() + PATIENCE;
+        let mut sent = 0;
+        while sent < data.len() {
+            match self.session.write_plain(&mut self.stream, &data[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(self.wait(deadline), "send timed out");
+                }
+                Err(e) => return Err(TlsFail::from_io(&e)),
+            }
+        }
+        loop {
+            match self.session.flush(&mut self.stream) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(self.wait(deadline), "flush timed out");
+                }
+                Err(e) => return Err(TlsFail::from_io(&e)),
+            }
+        }
+    }
+
+    /// Reads to the end of the stream.
+    fn receive(&mut self) -> Result<Vec<u8>, TlsFail> {
+        let deadline = mono_now() + PATIENCE;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            match self.session.read_plain(&mut self.stream, &mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(self.wait(deadline), "receive timed out");
+                }
+                Err(e) => return Err(TlsFail::from_io(&e)),
+            }
+        }
+    }
+}
+
+const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+// ---- the tests ---------------------------------------------------------------
+
+#[test]
+fn passes_with_ca_file_and_carries_a_request_and_its_response() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    client.send(REQUEST).unwrap();
+    assert_eq!(client.receive().unwrap(), RESPONSE);
+    let saw = server.saw();
+    assert_eq!(saw.error, None);
+    assert_eq!(saw.received, REQUEST);
+    assert_eq!(saw.sni.as_deref(), Some("localhost"));
+}
+
+#[test]
+fn an_ip_address_is_verified_against_the_certificate_ip_names() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "127.0.0.1");
+    client.handshake_ok();
+    // An IP address is not sent as SNI (RFC 6066).
+    drop(client);
+    assert_eq!(server.saw().sni, None);
+}
+
+#[test]
+fn unknown_issuer_names_the_trust_it_was_checked_against() {
+    let ca_server = ca("the server's CA");
+    let ca_other = ca("some other CA");
+    let file = ca_file(&ca_other);
+    let server = tls_server(leaf(&ca_server, &LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert!(matches!(fail, TlsFail::UnknownIssuer { .. }), "{fail:?}");
+    let reason = fail.to_string();
+    assert!(reason.contains("unknown issuer"), "{reason}");
+    assert!(
+        reason.contains(&file.path().display().to_string()),
+        "{reason}"
+    );
+    // The server hears why: the client's alert.
+    assert!(server.saw().error.is_some());
+}
+
+#[test]
+fn a_certificate_for_another_name_is_a_name_mismatch() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let spec = LeafSpec {
+        names: &["other.example"],
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::NameMismatch {
+        expected,
+        presented,
+    } = &fail
+    else {
+        panic!("{fail:?}");
+    };
+    assert_eq!(expected, "localhost");
+    assert!(
+        presented.iter().any(|p| p.contains("other.example")),
+        "{presented:?}"
+    );
+    let reason = fail.to_string();
+    assert!(
+        reason.contains("not valid for name \"localhost\"") && reason.contains("other.example"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn tls_server_name_replaces_the_host_for_sni_and_verification() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let spec = LeafSpec {
+        names: &["svc.internal"],
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let settings = TlsSettings {
+        server_name: Some("svc.internal".into()),
+        ..trusting(&file)
+    };
+    let setup = TlsSetup::new(&settings).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "127.0.0.1");
+    client.handshake_ok();
+    client.send(REQUEST).unwrap();
+    assert_eq!(client.receive().unwrap(), RESPONSE);
+    assert_eq!(server.saw().sni.as_deref(), Some("svc.internal"));
+}
+
+#[test]
+fn an_expired_certificate_fails_with_its_expiry() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let spec = LeafSpec {
+        from: -400,
+        until: -30,
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::Expired {
+        not_after: Some(not_after),
+    } = fail
+    else {
+        panic!("{fail:?}");
+    };
+    let expected = unix_now() - 30 * 86_400;
+    assert!(
+        (not_after - expected).abs() < 120,
+        "{not_after} vs {expected}"
+    );
+    assert!(
+        fail.to_string()
+            .starts_with("TLS certificate expired at 20"),
+        "{fail}"
+    );
+}
+
+#[test]
+fn a_certificate_not_valid_yet_fails() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let spec = LeafSpec {
+        from: 30,
+        until: 400,
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert!(
+        matches!(
+            fail,
+            TlsFail::NotYetValid {
+                not_before: Some(_)
+            }
+        ),
+        "{fail:?}"
+    );
+    assert!(fail.to_string().contains("not valid yet"), "{fail}");
+}
+
+#[test]
+fn a_certificate_expiring_within_min_validity_days_fails_naming_subject_and_date() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let spec = LeafSpec {
+        cn: "soon.example",
+        until: 10,
+        ..LeafSpec::default()
+    };
+    let settings = |days| TlsSettings {
+        min_validity_days: Some(days),
+        ..trusting(&file)
+    };
+
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let setup = TlsSetup::new(&settings(30)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::ExpiresSoon {
+        subject,
+        not_after,
+        min_days: 30,
+        expired: false,
+    } = &fail
+    else {
+        panic!("{fail:?}");
+    };
+    assert_eq!(subject, "CN=soon.example,O=probewheel tests");
+    let expected = unix_now() + 10 * 86_400;
+    assert!(
+        (not_after - expected).abs() < 120,
+        "{not_after} vs {expected}"
+    );
+    let reason = fail.to_string();
+    assert!(
+        reason.contains("CN=soon.example")
+            && reason.contains(&der::format_utc(*not_after))
+            && reason.contains("minCertValidityDays (30)"),
+        "{reason}"
+    );
+
+    // Ten days left is enough for a probe that asks for five.
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let setup = TlsSetup::new(&settings(5)).unwrap();
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+}
+
+#[test]
+fn min_validity_days_looks_at_every_presented_certificate() {
+    // The CA expires before the leaf: the chain is only as good as it.
+    let key = KeyPair::generate().unwrap();
+    let mut ca_params = params(&LeafSpec {
+        cn: "short-lived CA",
+        names: &[],
+        from: -1,
+        until: 3,
+    });
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&key).unwrap();
+    let ca = Ca {
+        cert: ca_cert,
+        issuer: Issuer::new(ca_params, key),
+    };
+    let leaf = leaf(&ca, &LeafSpec::default());
+    let now = unix_now();
+    let fail = validity_check(leaf.chain.iter().map(|c| c.as_ref()), 7, now).unwrap_err();
+    let TlsFail::ExpiresSoon { subject, .. } = &fail else {
+        panic!("{fail:?}");
+    };
+    assert_eq!(subject, "CN=short-lived CA,O=probewheel tests");
+    assert!(validity_check(leaf.chain.iter().map(|c| c.as_ref()), 2, now).is_ok());
+    assert!(matches!(
+        validity_check(std::iter::empty(), 2, now),
+        Err(TlsFail::BadCertificate(_))
+    ));
+    assert!(matches!(
+        validity_check([&b"\x30\x03junk"[..]].into_iter(), 2, now),
+        Err(TlsFail::BadCertificate(_))
+    ));
+}
+
+#[test]
+fn a_self_signed_certificate_is_an_unknown_issuer_unless_verification_is_skipped() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let server = tls_server(self_signed(&LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert!(matches!(fail, TlsFail::UnknownIssuer { .. }), "{fail:?}");
+
+    let skip = TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    };
+    let server = tls_server(self_signed(&LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&skip).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    client.send(REQUEST).unwrap();
+    assert_eq!(client.receive().unwrap(), RESPONSE);
+}
+
+#[test]
+fn skip_verify_ignores_name_and_dates_but_not_min_validity_days() {
+    let skip = TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    };
+    let stale = LeafSpec {
+        names: &["elsewhere.example"],
+        cn: "stale",
+        from: -100,
+        until: -1,
+    };
+    let server = tls_server(self_signed(&stale), RESPONSE);
+    let setup = TlsSetup::new(&skip).unwrap();
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+
+    let server = tls_server(self_signed(&stale), RESPONSE);
+    let setup = TlsSetup::new(&TlsSettings {
+        min_validity_days: Some(1),
+        ..skip
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert!(
+        matches!(fail, TlsFail::ExpiresSoon { expired: true, .. }),
+        "{fail:?}"
+    );
+    let reason = fail.to_string();
+    assert!(
+        reason.contains("CN=stale") && reason.contains("expired at"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_leaves_the_handshake_waiting_until_the_deadline() {
+    let (release, released) = mpsc::channel::<()>();
+    let server = raw_server(move |_stream| {
+        // Hold the connection open, say nothing, until the test is done.
+        let _ = released.recv_timeout(PATIENCE);
+    });
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    let limit = Duration::from_millis(200);
+    let started = mono_now();
+    assert_eq!(client.handshake(limit), Ok(false));
+    assert!(mono_now() - started >= limit);
+    // Still waiting for the ServerHello, and the caller knows what to say.
+    assert_eq!(client.session.handshake(&mut client.stream), Ok(false));
+    assert!(client.session.wants_read() && !client.session.wants_write());
+    let fail = client.session.timed_out(limit);
+    assert_eq!(
+        fail,
+        TlsFail::HandshakeTimeout {
+            after: limit,
+            heard: false
+        }
+    );
+    assert_eq!(
+        fail.to_string(),
+        "TLS handshake timed out after 200 ms (no answer to the ClientHello)"
+    );
+    release.send(()).unwrap();
+    let saw = server.saw();
+    // What the server got was a ClientHello: a handshake record.
+    assert_eq!(saw.received.first(), Some(&0x16), "{:?}", saw.received);
+}
+
+#[test]
+fn plain_http_on_the_port_is_a_protocol_error() {
+    let server = raw_server(|stream| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    });
+    let setup = TlsSetup::new(&TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::Protocol(why) = &fail else {
+        panic!("{fail:?}");
+    };
+    assert!(why.contains("plain text") && why.contains("HTTP/"), "{why}");
+    drop(server.saw());
+}
+
+#[test]
+fn a_fatal_alert_from_the_server_is_reported_as_such() {
+    let server = raw_server(|stream| {
+        // An alert record: TLS 1.2 framing, fatal (2), handshake_failure (40).
+        let _ = stream.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+    });
+    let setup = TlsSetup::new(&TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(fail, TlsFail::Alert("HandshakeFailure".into()));
+    assert_eq!(
+        fail.to_string(),
+        "the server sent TLS alert HandshakeFailure"
+    );
+    drop(server.saw());
+}
+
+#[test]
+fn a_server_that_hangs_up_mid_handshake_is_reported_as_closed() {
+    let server = raw_server(|stream| {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    });
+    let setup = TlsSetup::new(&TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(fail, TlsFail::Closed);
+    assert_eq!(
+        fail.to_string(),
+        "the server closed the connection during the TLS handshake"
+    );
+    drop(server.saw());
+}
+
+#[test]
+fn a_handshake_that_is_done_stays_done_and_is_not_repeated() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    let early = client.session.write_plain(&mut client.stream, REQUEST);
+    assert_eq!(
+        early.unwrap_err().to_string(),
+        "TLS write before the handshake completed"
+    );
+    client.handshake_ok();
+    assert_eq!(client.session.handshake(&mut client.stream), Ok(true));
+    assert!(!client.session.wants_write());
+    client.send(REQUEST).unwrap();
+    assert_eq!(client.receive().unwrap(), RESPONSE);
+    assert_eq!(server.saw().received, REQUEST);
+}
+
+#[test]
+fn an_alert_after_the_handshake_comes_out_of_read_plain() {
+    // The server wants a client certificate. In TLS 1.3 the client is done
+    // before the server has judged it, so the refusal arrives as data would.
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let leaf = leaf(&ca, &LeafSpec::default());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let clients =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    let server = tls_serve(Arc::new(config), RESPONSE, 1);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    let fail = client.receive().unwrap_err();
+    assert_eq!(fail, TlsFail::Alert("CertificateRequired".into()));
+    assert!(server.saw().error.is_some());
+}
+
+#[test]
+fn a_megabyte_each_way_passes_through_the_buffers_intact() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    // Distinct bytes everywhere, so a lost or repeated record shows.
+    let body: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut response =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    response.extend_from_slice(&body);
+    let response: &'static [u8] = Box::leak(response.into_boxed_slice());
+    let mut request = b"POST / HTTP/1.1\r\nX-Pad: ".to_vec();
+    request.extend(body.iter().map(|b| b'a' + b % 26));
+    request.extend_from_slice(b"\r\n\r\n");
+
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), response);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    client.send(&request).unwrap();
+    assert!(client.receive().unwrap() == response, "response differs");
+    let saw = server.saw();
+    assert_eq!(saw.error, None);
+    assert!(saw.received == request, "request differs");
+}
+
+#[test]
+fn every_session_does_a_full_handshake_and_verifies_again() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let leaf = leaf(&ca, &LeafSpec::default());
+    // One server configuration: it would resume sessions if asked to.
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .unwrap();
+    let server = tls_serve(Arc::new(config), RESPONSE, 2);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    for _ in 0..2 {
+        let mut client = Client::connect(server.addr, &setup, "localhost");
+        client.handshake_ok();
+        client.send(REQUEST).unwrap();
+        // Reading takes in the server's session tickets too.
+        assert_eq!(client.receive().unwrap(), RESPONSE);
+        assert_eq!(
+            client.session.conn.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+    }
+    assert_eq!(server.saw().error, None);
+}
+
+// ---- setup -------------------------------------------------------------------
+
+#[test]
+fn a_missing_or_empty_ca_file_is_a_setup_error_naming_it() {
+    let missing = std::env::temp_dir().join("probewheel-tls-no-such-file.pem");
+    let err = TlsSetup::new(&TlsSettings {
+        ca_file: Some(missing.clone()),
+        ..TlsSettings::default()
+    })
+    .unwrap_err();
+    assert!(
+        err.starts_with(&format!("caFile {}: ", missing.display())),
+        "{err}"
+    );
+
+    let empty = TempFile::new(b"# not a certificate\n");
+    let err = TlsSetup::new(&trusting(&empty)).unwrap_err();
+    assert!(
+        err.contains(&empty.path().display().to_string()) && err.contains("no PEM certificate"),
+        "{err}"
+    );
+
+    // Also with tlsSkipVerify: a broken caFile is a mistake either way.
+    let err = TlsSetup::new(&TlsSettings {
+        skip_verify: true,
+        ..trusting(&empty)
+    })
+    .unwrap_err();
+    assert!(err.contains("no PEM certificate"), "{err}");
+}
+
+#[test]
+fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place() {
+    let ca = ca("system CA");
+    let good = TempFile::new(ca.cert.pem().as_bytes());
+    let empty = TempFile::new(b"");
+    let missing = std::env::temp_dir().join("probewheel-tls-missing-bundle.pem");
+
+    let (_, used) = trust::system_roots(&[
+        missing.clone(),
+        empty.path().to_owned(),
+        good.path().to_owned(),
+    ])
+    .unwrap();
+    assert_eq!(used, good.path());
+
+    let err = trust::system_roots(&[missing.clone(), empty.path().to_owned()]).unwrap_err();
+    assert!(err.starts_with("no system trust store found"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(err.contains(&empty.path().display().to_string()), "{err}");
+
+    // And TlsSetup reports the same when verification needs the store.
+    let err =
+        TlsSetup::with_system_candidates(&TlsSettings::default(), std::slice::from_ref(&missing))
+            .unwrap_err();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    // tlsSkipVerify needs no trust store at all.
+    let skip = TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    };
+    assert!(TlsSetup::with_system_candidates(&skip, &[missing]).is_ok());
+}
+
+#[test]
+fn the_system_store_verifies_a_server_whose_ca_is_in_it() {
+    let ca = ca("system CA");
+    let bundle = TempFile::new(ca.cert.pem().as_bytes());
+    let setup =
+        TlsSetup::with_system_candidates(&TlsSettings::default(), &[bundle.path().to_owned()])
+            .unwrap();
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+
+    // A server from elsewhere: the reason names the bundle.
+    let other = self::ca("other CA");
+    let server = tls_server(leaf(&other, &LeafSpec::default()), RESPONSE);
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let reason = fail.to_string();
+    assert!(
+        reason.contains(&format!(
+            "the system trust store {}",
+            bundle.path().display()
+        )),
+        "{reason}"
+    );
+}
+
+#[test]
+fn system_candidates_put_ssl_cert_file_first() {
+    let paths = trust::system_candidates();
+    assert!(paths.contains(&PathBuf::from("/etc/ssl/certs/ca-certificates.crt")));
+    assert!(paths.contains(&PathBuf::from("/etc/static/ssl/certs/ca-certificates.crt")));
+    // The environment is read, not set, here: other tests run in parallel.
+    if let Some(env) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        assert_eq!(paths[0], PathBuf::from(env));
+    }
+}
+
+#[test]
+fn server_names_are_checked_at_setup_and_ipv6_brackets_are_accepted() {
+    let skip = TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    };
+    let err = TlsSetup::new(&TlsSettings {
+        server_name: Some("not a name".into()),
+        ..skip.clone()
+    })
+    .unwrap_err();
+    assert_eq!(err, "not a valid TLS server name: \"not a name\"");
+    let setup = TlsSetup::new(&skip).unwrap();
+    assert!(TlsSession::new(&setup, "[::1]").is_ok());
+    assert!(TlsSession::new(&setup, "::1").is_ok());
+    assert!(TlsSession::new(&setup, "bad name").is_err());
+}
+
+#[test]
+fn io_errors_carry_the_tls_failure_through() {
+    let fail = TlsFail::Alert("HandshakeFailure".into());
+    assert_eq!(TlsFail::from_io(&fail.clone().into_io()), fail);
+    let plain = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+    assert_eq!(
+        TlsFail::from_io(&plain),
+        TlsFail::Io("reset by peer".into())
+    );
+}
