@@ -9,6 +9,34 @@
 //! timerfd until the next one), a small fixed pool of worker threads that
 //! run the probes, and the event channel. No async runtime.
 //!
+//! # How a run waits (G13)
+//!
+//! Each worker is itself a poll loop (mio, with a timerfd of its own for
+//! exact starts). A built-in run (`tcp`, `http`, `exec`) is a state machine
+//! over non-blocking descriptors: a socket, a pipe, a process descriptor
+//! (pidfd). The worker starts it at its slot, calls it again when one of
+//! its descriptors is ready or its deadline comes, and in between it costs
+//! a descriptor and a timer entry, never a thread. So one worker carries
+//! any number of runs that wait, and a server that never answers, a child
+//! that never exits or a name that never resolves delays no other probe.
+//!
+//! What holds a thread, and for how long:
+//! - the engine thread and the workers ([`Builder::workers`], 2 by
+//!   default), for the engine's life;
+//! - name lookups (`getaddrinfo` cannot be interrupted): a resolver pool
+//!   shared by every probe, at most four threads, started on demand and
+//!   gone after 10 s idle; a probe stops waiting at its own deadline (for
+//!   `tcp`, `connectTimeoutSecs`) and a lookup nobody waits for any more is
+//!   skipped. [`Builder::resolver`] replaces `getaddrinfo`.
+//! - a registered custom [`Check`]: its `run` may block, so by default
+//!   ([`Placement::Blocking`]) each run in flight gets a thread of its own
+//!   (at most [`engine::MAX_BLOCKING_THREADS`], started on demand, gone
+//!   after [`engine::BLOCKING_IDLE`] idle), and a check that hangs holds
+//!   only that thread. A check that never waits may say
+//!   [`Placement::Inline`] (or be built with
+//!   [`runner::FnRunner::inline`]) to run on a worker without a hand-off;
+//!   `evidence` probes (local files, one signature check) run that way.
+//!
 //! # An agent's main loop
 //!
 //! The complete, runnable version is `examples/agent.rs`
@@ -59,7 +87,7 @@
 //!
 //! # What the engine guarantees
 //!
-//! The contract is DESIGN.md §4 (G1–G12); in short: the topology (or a
+//! The contract is DESIGN.md §4 (G1–G13); in short: the topology (or a
 //! rejection) is the first event of every generation; once an event of a
 //! new generation is out, nothing of an older one follows, and runs in
 //! flight are cancelled (their `exec` process groups killed and reaped);
@@ -70,7 +98,8 @@
 //! `start + k * interval` and missed ones are skipped, never burst;
 //! `runOnce` runs once per generation; the engine never waits on the event
 //! channel; shutdown returns within a second and leaves no thread, child or
-//! event behind; topology order is by probe name; an idle engine sleeps.
+//! event behind; topology order is by probe name; an idle engine sleeps;
+//! a run that waits never delays another probe.
 //!
 //! # Decisions where the contract is silent
 //!
@@ -98,24 +127,24 @@
 //!   `disabled` is declared and never runs.
 //! - **Huge intervals.** `intervalSeconds` above one year is an invalid
 //!   declaration, not silently clamped.
-//! - **Stuck custom checks.** Built-in runners return within 10 ms of a
-//!   cancellation. A registered [`Check`] that ignores
-//!   [`RunContext::is_cancelled`] cannot be interrupted: shutdown gives it
-//!   800 ms, then leaves its worker thread behind (logged) so that shutdown
-//!   still returns in time; its result is never sent.
+//! - **Stuck custom checks.** Built-in runs are cancelled on their
+//!   worker's next loop turn after a reset or shutdown (their sockets
+//!   closed, their exec groups killed and reaped). A registered [`Check`]
+//!   that ignores [`RunContext::is_cancelled`] cannot be interrupted:
+//!   shutdown gives it 800 ms, then leaves its thread behind (logged) so
+//!   that shutdown still returns in time; its result is never sent.
 //!
 //! - **Early hand-over.** Runs due within the next 100 ms (at most a
-//!   quarter of the minimum interval) are handed to the pool in one engine
-//!   wake-up; the worker waits for the slot itself. So a busy schedule
+//!   quarter of the minimum interval) are handed to the workers in one
+//!   engine wake-up (one batch and at most one wake-up per worker; each
+//!   probe always goes to the same worker); the worker starts each at its
+//!   slot from its own timer. So a busy schedule
 //!   costs the engine one wake-up per window, not one per run, and the
 //!   G6 decision for a run is taken when it is handed over: a run still in
 //!   flight at that point skips the next slot.
 //! - **Bursts.** Runs that start at the same instant (every probe of a
-//!   file without stagger) are handed over in chunks of 32 that the
-//!   workers share; a worker stuck in a check holds up only its own run.
-//!   Within a chunk, the clock reading that ends one run starts the next
-//!   on the same worker (the time between is a fraction of a microsecond,
-//!   the unit of `latenessUs`).
+//!   file without stagger) are started one after another by their worker,
+//!   each with its own clock reading; a burst's tail is its length.
 //! - **Results held briefly.** A finished run never wakes the engine at
 //!   once: the engine takes it at its next wake-up, which the worker moves
 //!   to at most the hand-over window (100 ms) after the run's end. A
