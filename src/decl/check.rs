@@ -2,7 +2,7 @@
 //! probes, and what the engine will read differently from what is written.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use crate::decl::{Declarations, KNOWN_FIELDS, Mode};
@@ -46,8 +46,24 @@ impl fmt::Display for Finding {
             "{sev}: {}: {}: {}",
             escape(&self.probe),
             escape(field),
-            self.problem.escape_debug()
+            OneLine(&self.problem)
         )
+    }
+}
+
+/// Text with its control characters (newlines included) escaped.
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 
