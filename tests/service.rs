@@ -230,15 +230,21 @@ fn bad_bytes_and_a_huge_line_on_stdin_cost_one_error_each_and_commands_go_on() {
     until(&lines, Duration::from_secs(10), |v| {
         is(v, "topologyDeclared")
     });
-    p.send(b"sta\xfftus\n");
-    // 64 MiB without a newline, then one: read in pieces, never stored.
-    let chunk = vec![b'x'; 1 << 20];
-    for _ in 0..64 {
-        p.send(&chunk);
-    }
-    p.send(b"\nstats\n");
+    // In a thread: a reader that stopped reading would block the writes.
+    let mut stdin = p.child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(b"sta\xfftus\n")?;
+        // 64 MiB without a newline, then one: read in pieces, never stored.
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            stdin.write_all(&chunk)?;
+        }
+        stdin.write_all(b"\nstats\n")?;
+        Ok::<_, std::io::Error>(stdin)
+    });
     let seen = until(&lines, Duration::from_secs(20), |v| is(v, "stats"));
     assert_eq!(seen.last().unwrap()["rolloutId"], "local");
+    p.child.stdin = Some(writer.join().unwrap().unwrap());
     p.send(b"reset second\n");
     until(&lines, Duration::from_secs(10), |v| {
         is(v, "topologyDeclared") && v["rolloutId"] == "second"
@@ -282,13 +288,14 @@ fn rollout_ids_and_the_events_capacity_are_bounded() {
             "from 1 to 65536",
         ),
     ] {
-        let out = Command::new(BIN)
-            .args(["run", "--config", &config, flag, &value])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let mut p = Proc::spawn(
+            Command::new(BIN)
+                .args(["run", "--config", &config, flag, &value])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
+        assert_eq!(p.exit_within(Duration::from_secs(10)), Some(2), "{flag}");
+        let err = p.stderr();
         assert!(err.contains(want), "{flag}: {err}");
         assert!(err.len() < 2000, "{flag}: the value is not echoed whole");
     }
