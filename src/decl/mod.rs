@@ -496,7 +496,15 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
         return Err(too_large(bytes.len() as u64));
     }
     check_encoding(bytes)?;
-    let raw: RawFile<'_> = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
+    let raw: RawFile<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        // Skipping a raw entry words some syntax errors vaguely ("key must
+        // be a string" for a trailing comma); a typed parse of the same
+        // bytes says it better when it stops at the same place.
+        match serde_json::from_slice::<Value>(bytes) {
+            Err(v) if (v.line(), v.column()) == (e.line(), e.column()) => syntax(&v),
+            _ => syntax(&e),
+        }
+    })?;
     let mut probes: Vec<Declaration> = raw
         .0
         .into_iter()

@@ -31,6 +31,9 @@ struct Row {
     last: Option<LastRun>,
 }
 
+/// A per-probe metric: name, help text, value of a last run.
+type PerProbe = (&'static str, &'static str, fn(&LastRun) -> String);
+
 /// Per-probe values, as the events told them.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -79,7 +82,7 @@ impl Metrics {
     /// The exposition text, with the engine-wide counters of `stats`.
     pub(crate) fn render(&self, stats: &Stats) -> String {
         let mut out = String::with_capacity(256 + self.probes.len() * 400);
-        let per_probe: [(&str, &str, fn(&LastRun) -> String); 4] = [
+        let per_probe: [PerProbe; 4] = [
             (
                 "probewheel_probe_success",
                 "1 if the probe's last run passed, 0 if it failed.",
