@@ -497,6 +497,13 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
     }
     check_encoding(bytes)?;
     let raw: RawFile<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        // serde_json rejects bytes that are not UTF-8 too, but as a syntax
+        // error; say what it is when it is what stopped the parse.
+        if let Some(bad) = utf8_error(bytes) {
+            if (bad.0, bad.1) <= (e.line(), e.column()) {
+                return bad.2;
+            }
+        }
         // Skipping a raw entry words some syntax errors vaguely ("key must
         // be a string" for a trailing comma); a typed parse of the same
         // bytes says it better when it stops at the same place.
@@ -566,7 +573,8 @@ fn syntax(e: &serde_json::Error) -> Rejection {
 /// Rejects, with a reason that says so, files in an encoding other than
 /// UTF-8 (JSON is UTF-8, RFC 8259 §8.1): a byte order mark, UTF-16 or
 /// UTF-32 (recognised by their BOM or by the NUL bytes around the first
-/// ASCII character), or bytes that are not UTF-8.
+/// ASCII character). Other bytes that are not UTF-8 are named where they
+/// stop the parse ([`utf8_error`]).
 fn check_encoding(bytes: &[u8]) -> Result<(), Rejection> {
     let utf16 = |order: &str| {
         Rejection::new(format!(
@@ -588,25 +596,25 @@ fn check_encoding(bytes: &[u8]) -> Result<(), Rejection> {
         [b, 0, ..] if b.is_ascii() && *b != 0 => return Err(utf16("little-endian")),
         _ => {}
     }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let at = e.valid_up_to();
-        let before = &bytes[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        // Columns count characters, as serde_json's do.
-        let column = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
-        return Err(Rejection::new(format!(
-            "line {line} column {column}: file is not valid UTF-8 (byte 0x{:02X} at offset {at})",
-            bytes[at]
-        )));
-    }
     Ok(())
+}
+
+/// Where the first byte that is not UTF-8 is (line and column counted in
+/// bytes, as serde_json counts them), with the rejection that names it.
+fn utf8_error(bytes: &[u8]) -> Option<(usize, usize, Rejection)> {
+    let at = std::str::from_utf8(bytes).err()?.valid_up_to();
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = at - line_start + 1;
+    let rejection = Rejection::new(format!(
+        "line {line} column {column}: file is not valid UTF-8 (byte 0x{:02X} at offset {at})",
+        bytes[at]
+    ));
+    Some((line, column, rejection))
 }
 
 /// The top-level object as ordered entries, rejecting repeated names. The
