@@ -22,14 +22,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_probewheel");
 /// A spawned `probewheel`, stderr collected in the background.
 struct Proc {
     child: Child,
-    stderr: Arc<Mutex<String>>,
+    /// stderr so far, and whether it reached its end.
+    stderr: Arc<Mutex<(String, bool)>>,
 }
 
 impl Proc {
     fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let mut err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new((String::new(), false)));
         let sink = stderr.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -39,8 +40,10 @@ impl Proc {
                 }
                 sink.lock()
                     .unwrap()
+                    .0
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            sink.lock().unwrap().1 = true;
         });
         Proc { child, stderr }
     }
@@ -54,8 +57,16 @@ impl Proc {
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
 
+    /// stderr so far, without waiting.
+    fn stderr_now(&self) -> String {
+        self.stderr.lock().unwrap().0.clone()
+    }
+
+    /// stderr so far; once the process has exited, all of it (waiting a
+    /// little for the reader to reach the end).
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        wait_until(Duration::from_secs(2), || self.stderr.lock().unwrap().1);
+        self.stderr.lock().unwrap().0.clone()
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -314,7 +325,13 @@ fn rollout_ids_and_the_events_capacity_are_bounded() {
         1,
         "the long id was refused"
     );
-    assert!(p.stderr().contains("at most 256 bytes"), "{}", p.stderr());
+    assert!(
+        wait_until(Duration::from_secs(5), || p
+            .stderr_now()
+            .contains("at most 256 bytes")),
+        "{}",
+        p.stderr_now()
+    );
 }
 
 /// A config whose probes fill a stdout nobody reads within a second or
