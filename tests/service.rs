@@ -843,3 +843,12 @@ fn the_example_unit_passes_systemd_analyze_verify() {
         .collect();
     assert!(ours.is_empty(), "systemd-analyze verify:\n{err}");
 }
+
+#[test]
+fn check_quotes_a_rejection_as_written_on_one_line() {
+    let dir = TempDir::new("svc-check-reject");
+    let (code, out) = check_out(&dir, "dup.json", br#"{"a": {}, "a": {}}"#);
+    assert_eq!(code, 2);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(r#"duplicate probe name "a""#), "{out}");
+}

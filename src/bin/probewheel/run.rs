@@ -45,6 +45,19 @@ fn warn(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "probewheel: {msg}");
 }
 
+/// `s` with its control characters escaped, so it prints as one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A command read from stdin.
 #[derive(Debug, PartialEq, Eq)]
 enum Control {
@@ -319,7 +332,7 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
                 out,
                 "error: {}: {}",
                 decl::check::escape(&opts.config.display().to_string()),
-                r.reason().escape_debug()
+                one_line(r.reason())
             )?;
             out.flush()?;
             return Ok(2);
