@@ -37,9 +37,9 @@ use mio::{Interest, Registry, Token};
 use crate::runner::RunnerOutcome;
 use crate::transport::resolve::{Lookup, Resolver};
 
-pub(crate) mod blocking;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod blocking;
 
 /// A prepared probe of a built-in kind: starts runs.
 pub(crate) trait Machine: Send + Sync + 'static {

@@ -181,8 +181,7 @@ impl Resolver {
                     // Nobody will ever take it: answer it here.
                     let request = s.queue.pop_back().expect("pushed above");
                     drop(s);
-                    let e =
-                        io::Error::new(e.kind(), format!("cannot start a resolver thread: {e}"));
+                    let e = io::Error::new(e.kind(), format!("cannot start a resolver thread: {e}"));
                     answer(request, Err(e));
                 }
             }

@@ -87,11 +87,7 @@ fn a_resolver_that_never_answers_holds_at_most_the_pool() {
     }
     // The abandoned lookups were skipped, not resolved.
     assert_eq!(gate.started.load(Ordering::SeqCst), MAX_RESOLVER_THREADS);
-    assert_eq!(
-        answered.load(Ordering::SeqCst),
-        0,
-        "nobody wanted the answers"
-    );
+    assert_eq!(answered.load(Ordering::SeqCst), 0, "nobody wanted the answers");
     resolver.stop();
 }
 
