@@ -1,7 +1,8 @@
 //! What `probewheel check` reports about a declarations file: invalid
 //! probes, and what the engine will read differently from what is written.
 
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use crate::decl::{Declarations, KNOWN_FIELDS, Mode};
@@ -40,9 +41,61 @@ impl fmt::Display for Finding {
         } else {
             &self.field
         };
-        write!(f, "{sev}: {}: {field}: {}", self.probe, self.problem)
+        write!(
+            f,
+            "{sev}: {}: {}: {}",
+            escape(&self.probe),
+            escape(field),
+            OneLine(&self.problem)
+        )
     }
 }
+
+/// Text with its control characters (newlines included) escaped.
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name as `check` prints it: as is when it is plain (non-empty, no
+/// whitespace, control character, quote, backslash or `:`), else quoted
+/// with escapes, so one finding is always one line that cannot be mistaken
+/// for another.
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::decl::check::escape;
+/// assert_eq!(escape("ssh"), "ssh");
+/// assert_eq!(escape("a\nerror: x"), "\"a\\nerror: x\"");
+/// ```
+pub fn escape(name: &str) -> Cow<'_, str> {
+    let plain = !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | ':'));
+    if plain {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("\"{}\"", name.escape_debug()))
+    }
+}
+
+/// Characters a shell would treat specially; in a string `command` they
+/// are passed literally, since the string is only split on whitespace.
+const SHELL_SYNTAX: &[char] = &[
+    '"', '\'', '\\', '`', '$', '|', '&', ';', '<', '>', '(', ')', '*', '?', '~', '#',
+];
 
 /// Checks every probe as the engine would read it, with the kinds of
 /// `registry` and the floor `min_interval`. Findings come in probe order
@@ -96,6 +149,19 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                     show_duration(min_interval)
                 ),
             ));
+        }
+        if let Some(serde_json::Value::String(cmd)) = d.get("command") {
+            if let Some(c) = cmd.chars().find(|c| SHELL_SYNTAX.contains(c)) {
+                probe_findings.push((
+                    Severity::Warning,
+                    "command".into(),
+                    format!(
+                        "a string command is split on whitespace and never run by a shell: \
+                         {c:?} is passed literally; write an argv array (for shell syntax, \
+                         [\"/bin/sh\", \"-c\", \"...\"])"
+                    ),
+                ));
+            }
         }
         let extra = registry
             .get(d.kind())

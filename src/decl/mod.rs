@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub mod check;
@@ -235,6 +236,62 @@ impl Declaration {
         decl
     }
 
+    /// Reads one entry of a file, field by field: a field repeated inside
+    /// the entry makes it invalid (DESIGN §2), and a field too deeply
+    /// nested to parse makes it invalid when the engine reads that field,
+    /// and is otherwise ignored (reported by `check` as unknown).
+    fn from_raw(name: &str, raw: &RawValue) -> Declaration {
+        let text = raw.get();
+        if !text.starts_with('{') {
+            let what = match text.as_bytes().first() {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b't' | b'f') => "a boolean",
+                Some(b'n') => "null",
+                _ => "a number",
+            };
+            let mut decl = Declaration::from_value(name, Value::Object(Map::new()));
+            decl.invalid = Some(FieldError::new(
+                "",
+                format!("expected an object, got {what}"),
+            ));
+            return decl;
+        }
+        // The syntax was checked with the whole file.
+        let fields: RawFields<'_> =
+            serde_json::from_str(text).expect("an entry of a parsed file parses");
+        let mut map = Map::new();
+        let mut repeated: Option<String> = None;
+        let mut too_deep: Option<String> = None;
+        for (field, value) in fields.0 {
+            if map.contains_key(&field) {
+                repeated.get_or_insert(field);
+                continue;
+            }
+            let value = match serde_json::from_str::<Value>(value.get()) {
+                Ok(v) => v,
+                Err(_) => {
+                    // Only nesting beyond serde_json's recursion limit gets here.
+                    if KNOWN_FIELDS.contains(&field.as_str()) {
+                        too_deep.get_or_insert(field.clone());
+                    }
+                    Value::Null
+                }
+            };
+            map.insert(field, value);
+        }
+        let mut decl = Declaration::from_value(name, Value::Object(map));
+        if let Some(field) = repeated {
+            decl.invalid = Some(FieldError::new(
+                field,
+                "appears more than once in this declaration",
+            ));
+        } else if let Some(field) = too_deep {
+            decl.invalid = Some(FieldError::new(field, "nested too deeply to read"));
+        }
+        decl
+    }
+
     /// The probe's name (its key in the file).
     pub fn name(&self) -> &str {
         &self.name
@@ -438,11 +495,27 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large(bytes.len() as u64));
     }
-    let raw: RawFile = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
+    check_encoding(bytes)?;
+    let raw: RawFile<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        // serde_json rejects bytes that are not UTF-8 too, but as a syntax
+        // error; say what it is when it is what stopped the parse.
+        if let Some(bad) = utf8_error(bytes) {
+            if (bad.0, bad.1) <= (e.line(), e.column()) {
+                return bad.2;
+            }
+        }
+        // Skipping a raw entry words some syntax errors vaguely ("key must
+        // be a string" for a trailing comma); a typed parse of the same
+        // bytes says it better when it stops at the same place.
+        match serde_json::from_slice::<Value>(bytes) {
+            Err(v) if (v.line(), v.column()) == (e.line(), e.column()) => syntax(&v),
+            _ => syntax(&e),
+        }
+    })?;
     let mut probes: Vec<Declaration> = raw
         .0
         .into_iter()
-        .map(|(name, value)| Declaration::from_value(&name, value))
+        .map(|(name, value)| Declaration::from_raw(&name, value))
         .collect();
     probes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Declarations { probes })
@@ -497,28 +570,100 @@ fn syntax(e: &serde_json::Error) -> Rejection {
     Rejection::new(format!("line {} column {}: {msg}", e.line(), e.column()))
 }
 
-/// The top-level object as ordered entries, rejecting repeated names.
-struct RawFile(Vec<(String, Value)>);
+/// Rejects, with a reason that says so, files in an encoding other than
+/// UTF-8 (JSON is UTF-8, RFC 8259 §8.1): a byte order mark, UTF-16 or
+/// UTF-32 (recognised by their BOM or by the NUL bytes around the first
+/// ASCII character). Other bytes that are not UTF-8 are named where they
+/// stop the parse ([`utf8_error`]).
+fn check_encoding(bytes: &[u8]) -> Result<(), Rejection> {
+    let utf16 = |order: &str| {
+        Rejection::new(format!(
+            "file is UTF-16 ({order}), not UTF-8; convert it, e.g. `iconv -f UTF-16 -t UTF-8`"
+        ))
+    };
+    match bytes {
+        [0xEF, 0xBB, 0xBF, ..] => {
+            return Err(Rejection::new(
+                "file starts with a UTF-8 byte order mark (EF BB BF); write it without one",
+            ));
+        }
+        [0, 0, 0xFE, 0xFF, ..] | [0xFF, 0xFE, 0, 0, ..] => {
+            return Err(Rejection::new("file is UTF-32, not UTF-8; convert it"));
+        }
+        [0xFE, 0xFF, ..] => return Err(utf16("big-endian, with a byte order mark")),
+        [0xFF, 0xFE, ..] => return Err(utf16("little-endian, with a byte order mark")),
+        [0, b, ..] if b.is_ascii() && *b != 0 => return Err(utf16("big-endian")),
+        [b, 0, ..] if b.is_ascii() && *b != 0 => return Err(utf16("little-endian")),
+        _ => {}
+    }
+    Ok(())
+}
 
-impl<'de> serde::Deserialize<'de> for RawFile {
+/// Where the first byte that is not UTF-8 is (line and column counted in
+/// bytes, as serde_json counts them), with the rejection that names it.
+fn utf8_error(bytes: &[u8]) -> Option<(usize, usize, Rejection)> {
+    let at = std::str::from_utf8(bytes).err()?.valid_up_to();
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = at - line_start + 1;
+    let rejection = Rejection::new(format!(
+        "line {line} column {column}: file is not valid UTF-8 (byte 0x{:02X} at offset {at})",
+        bytes[at]
+    ));
+    Some((line, column, rejection))
+}
+
+/// The top-level object as ordered entries, rejecting repeated names. The
+/// entries stay unparsed (syntax is checked), so each probe is parsed on
+/// its own.
+struct RawFile<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawFile<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawFile;
+            type Value = RawFile<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object mapping probe names to declarations")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFile, A::Error> {
-                let mut entries: Vec<(String, Value)> = Vec::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFile<'de>, A::Error> {
+                let mut entries: Vec<(String, &'de RawValue)> = Vec::new();
                 let mut seen = std::collections::HashSet::new();
                 while let Some(name) = map.next_key::<String>()? {
                     if !seen.insert(name.clone()) {
                         return Err(de::Error::custom(format!("duplicate probe name {name:?}")));
                     }
-                    let value: Value = map.next_value()?;
+                    let value: &'de RawValue = map.next_value()?;
                     entries.push((name, value));
                 }
                 Ok(RawFile(entries))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One declaration's fields, unparsed, in file order, repeats included.
+struct RawFields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a declaration object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields<'de>, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    fields.push((name, map.next_value()?));
+                }
+                Ok(RawFields(fields))
             }
         }
         d.deserialize_map(V)

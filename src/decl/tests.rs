@@ -244,3 +244,97 @@ fn check_reports_errors_and_what_the_engine_changes() {
         ]
     );
 }
+
+#[test]
+fn a_field_repeated_inside_a_declaration_invalidates_it_and_only_it() {
+    let d = parse(
+        br#"{"a": {"kind": "tcp", "mode": "observe", "port": 22, "port": 23},
+             "b": {"kind": "tcp", "mode": "observe", "port": 22}}"#,
+    )
+    .unwrap();
+    let a = &d.probes()[0];
+    assert_eq!(
+        a.invalid().unwrap().to_string(),
+        "invalid declaration: field `port`: appears more than once in this declaration"
+    );
+    // Mode as written, for the topology.
+    assert_eq!(a.mode(), Mode::Observe);
+    assert!(d.probes()[1].invalid().is_none());
+}
+
+#[test]
+fn a_deeply_nested_unknown_field_is_ignored_and_a_known_one_invalidates_one_probe() {
+    let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let text = format!(
+        r#"{{"a": {{"kind": "tcp", "mode": "observe", "port": 22, "x": {}}},
+             "b": {{"kind": "tcp", "mode": "observe", "port": 22, "y": {}}},
+             "c": {{"kind": "tcp", "mode": "observe", "port": {}}}}}"#,
+        nest(127),
+        nest(100_000),
+        nest(100_000)
+    );
+    let d = parse(text.as_bytes()).unwrap();
+    assert!(d.probes()[0].invalid().is_none());
+    assert!(d.probes()[1].invalid().is_none());
+    assert!(d.probes()[1].fields().contains_key("y"));
+    assert_eq!(
+        d.probes()[2].invalid().unwrap().to_string(),
+        "invalid declaration: field `port`: nested too deeply to read"
+    );
+}
+
+#[test]
+fn other_encodings_are_rejected_naming_the_encoding() {
+    let json = r#"{"a": {"kind": "tcp", "mode": "observe", "port": 22}}"#;
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(json.as_bytes());
+    assert!(
+        parse(&bom)
+            .unwrap_err()
+            .reason()
+            .contains("byte order mark"),
+        "{:?}",
+        parse(&bom)
+    );
+    let le: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = json.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let mut le_bom = vec![0xFF, 0xFE];
+    le_bom.extend_from_slice(&le);
+    for (bytes, want) in [
+        (&le, "UTF-16 (little-endian)"),
+        (&be, "UTF-16 (big-endian)"),
+        (&le_bom, "UTF-16 (little-endian, with a byte order mark)"),
+    ] {
+        let reason = parse(bytes).unwrap_err().reason().to_owned();
+        assert!(reason.starts_with(&format!("file is {want}")), "{reason}");
+    }
+    let latin1 = b"{\n  \"caf\xe9\": {}}";
+    assert_eq!(
+        parse(latin1).unwrap_err().reason(),
+        "line 2 column 7: file is not valid UTF-8 (byte 0xE9 at offset 8)"
+    );
+}
+
+#[test]
+fn check_prints_one_line_per_finding_whatever_the_names() {
+    let d = parse(
+        br#"{"x\nerror: forged: kind: fake": {"kind": "tcp", "mode": "observe", "port": 0},
+             "sh": {"kind": "exec", "mode": "observe", "command": "test -f /a && echo 'ok'"},
+             "argv": {"kind": "exec", "mode": "observe", "command": ["sh", "-c", "a && b"]}}"#,
+    )
+    .unwrap();
+    let lines: Vec<String> = check::check(&d, &Registry::builtin(), Duration::from_secs(5))
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(r#"warning: sh: command: a string command is split on whitespace"#),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[1],
+        r#"error: "x\nerror: forged: kind: fake": port: expected an integer from 1 to 65535, got 0"#
+    );
+    assert!(lines.iter().all(|l| !l.contains('\n')));
+}

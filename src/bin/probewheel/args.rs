@@ -11,14 +11,24 @@ use probewheel::engine::{
 pub(crate) const USAGE: &str = "\
 usage:
   probewheel run   [--config PATH] [--rollout ID] [--workers N] [--min-interval-ms MS]
-                   [--events-capacity N] [--host-key PATH] [--hostname NAME]
+                   [--events-capacity N] [--metrics-file PATH]
+                   [--host-key PATH] [--hostname NAME]
   probewheel check [--config PATH]
   probewheel once  [--config PATH] [--workers N] [--host-key PATH] [--hostname NAME]
 
-run: prints events as JSON Lines until SIGINT, SIGTERM or the `shutdown` command.
+run: prints events as JSON Lines until SIGINT, SIGTERM, SIGQUIT or the `shutdown`
+     command; SIGHUP resets to the current rollout, SIGUSR1 prints stats.
      stdin commands, one per line: `reset <rollout-id>`, `stats`, `shutdown`.
+     A rollout id is 1-256 bytes of printable ASCII without spaces.
 check: validates the file; exit 0 valid, 1 invalid probes, 2 file rejected.
-once: runs every non-disabled probe once; exit 0 iff every enforce probe passed.";
+once: runs every non-disabled probe once; exit 0 iff every enforce probe passed.
+Exit 3 (any command): stdout was closed or full.";
+
+/// Largest `--events-capacity`: the channel's slots are reserved up front.
+pub(crate) const MAX_EVENTS_CAPACITY: u64 = 65536;
+
+/// Longest rollout id, in bytes.
+pub(crate) const MAX_ROLLOUT_ID: usize = 256;
 
 #[derive(Debug)]
 pub(crate) enum Cmd {
@@ -35,6 +45,7 @@ pub(crate) struct Opts {
     pub(crate) workers: usize,
     pub(crate) min_interval: Duration,
     pub(crate) events_capacity: usize,
+    pub(crate) metrics_file: Option<PathBuf>,
     pub(crate) host_key: Option<PathBuf>,
     pub(crate) hostname: Option<String>,
 }
@@ -47,6 +58,7 @@ impl Default for Opts {
             workers: DEFAULT_WORKERS,
             min_interval: DEFAULT_MIN_INTERVAL,
             events_capacity: DEFAULT_EVENTS_CAPACITY,
+            metrics_file: None,
             host_key: None,
             hostname: None,
         }
@@ -65,6 +77,7 @@ pub(crate) fn parse(argv: &[String]) -> Result<Cmd, String> {
             "--workers",
             "--min-interval-ms",
             "--events-capacity",
+            "--metrics-file",
             "--host-key",
             "--hostname",
         ],
@@ -94,14 +107,15 @@ pub(crate) fn parse(argv: &[String]) -> Result<Cmd, String> {
         };
         match name {
             "--config" => opts.config = PathBuf::from(value),
-            "--rollout" => opts.rollout = non_empty(name, value)?,
+            "--rollout" => opts.rollout = rollout_id(&value).map_err(|e| format!("{name}: {e}"))?,
             "--workers" => opts.workers = number(name, &value, 1, 256)? as usize,
             "--min-interval-ms" => {
                 opts.min_interval = Duration::from_millis(number(name, &value, 1, u32::MAX as u64)?)
             }
             "--events-capacity" => {
-                opts.events_capacity = number(name, &value, 1, 1 << 24)? as usize
+                opts.events_capacity = number(name, &value, 1, MAX_EVENTS_CAPACITY)? as usize
             }
+            "--metrics-file" => opts.metrics_file = Some(PathBuf::from(value)),
             "--host-key" => opts.host_key = Some(PathBuf::from(value)),
             "--hostname" => opts.hostname = Some(non_empty(name, value)?),
             _ => unreachable!("checked against the allowed list"),
@@ -121,6 +135,28 @@ fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
             "{name} takes an integer from {min} to {max}, got {value:?}"
         )),
     }
+}
+
+/// Checks a rollout id: 1-256 bytes of printable ASCII, no spaces (it is
+/// copied into every event).
+pub(crate) fn rollout_id(id: &str) -> Result<String, String> {
+    if id.is_empty() {
+        return Err("a rollout id must not be empty".into());
+    }
+    if id.len() > MAX_ROLLOUT_ID {
+        return Err(format!(
+            "a rollout id is at most {MAX_ROLLOUT_ID} bytes, got {} bytes",
+            id.len()
+        ));
+    }
+    if let Some(bad) = id.bytes().find(|b| !b.is_ascii_graphic()) {
+        return Err(format!(
+            "a rollout id is printable ASCII without spaces; got byte {:?} in {}",
+            [bad].escape_ascii().to_string(),
+            crate::stdin::quote(id.as_bytes())
+        ));
+    }
+    Ok(id.to_owned())
 }
 
 fn non_empty(name: &str, value: String) -> Result<String, String> {
@@ -155,12 +191,28 @@ mod tests {
     }
 
     #[test]
+    fn rollout_ids() {
+        assert!(rollout_id("stable@abc-1.2_x").is_ok());
+        for bad in ["", "a b", "a\tb", "é", "a\u{7f}"] {
+            assert!(rollout_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(rollout_id(&"x".repeat(5_000_000)).unwrap_err().len() < 300);
+    }
+
+    #[test]
     fn rejects_bad_flags() {
         assert!(parse(&argv("run --workers 0")).is_err());
         assert!(parse(&argv("run --workers")).is_err());
         assert!(parse(&argv("check --rollout x")).is_err());
         assert!(parse(&argv("run --bogus 1")).is_err());
         assert!(parse(&argv("frob")).is_err());
+        assert!(parse(&argv("run --events-capacity 65537")).is_err());
+        assert!(parse(&argv("run --events-capacity 65536")).is_ok());
+        assert!(parse(&argv("run --events-capacity 0")).is_err());
+        assert!(parse(&argv("check --metrics-file x")).is_err());
+        assert!(parse(&[String::from("run"), String::from("--rollout=a b")]).is_err());
+        assert!(parse(&[String::from("run"), "--rollout".into(), "r".repeat(257)]).is_err());
+        assert!(parse(&[String::from("run"), "--rollout".into(), "r".repeat(256)]).is_ok());
         assert!(parse(&[]).is_err());
     }
 }

@@ -4,8 +4,12 @@
 //! (`RUST_LOG`).
 
 mod args;
+mod metrics;
+mod output;
 mod run;
+mod service;
 mod signals;
+mod stdin;
 
 use std::process::ExitCode;
 

@@ -1,19 +1,65 @@
 //! The three commands.
+//!
+//! `run` is a host service (DESIGN §5): the main thread only takes
+//! commands (stdin), signals and the output thread's reports, and never
+//! writes stdout itself, so a consumer that stops reading cannot hold up a
+//! reset or a shutdown. Threads: the engine's, a stdin reader, a signal
+//! thread (`sigwait`) and the output thread.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::{Receiver, Sender, after, never, select};
 use probewheel::decl::{self, Severity};
 use probewheel::{Builder, Engine, Event, Mode, Stats, Status};
-use serde::Serialize;
 
-use crate::args::Opts;
-use crate::signals;
+use crate::args::{self, Opts};
+use crate::metrics::{self, Metrics};
+use crate::output::{self, Outputs};
+use crate::service::{self, Notifier};
+use crate::signals::{self, Signal};
+use crate::stdin;
+
+/// Exit status when stdout is closed or full; no other outcome uses it.
+const EXIT_STDOUT: u8 = 3;
+
+/// The metrics file is replaced at most this often.
+const METRICS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Shutdown, from the command to the exit, stays within this (DESIGN §5:
+/// 1 s); what the output thread has not printed by then is lost.
+const STOP_BUDGET: Duration = Duration::from_millis(900);
+
+/// The binary is a driver: it may read the clock (clippy.toml).
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// One line on stderr; a closed stderr is not worth a panic.
+fn warn(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "probewheel: {msg}");
+}
+
+/// `s` with its control characters escaped, so it prints as one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 
 /// A command read from stdin.
+#[derive(Debug, PartialEq, Eq)]
 enum Control {
     Reset(String),
     Stats,
@@ -26,13 +72,19 @@ fn parse_control(line: &str) -> Result<Control, String> {
     let arg = words.next();
     let extra = words.next();
     match (cmd, arg, extra) {
-        ("reset", Some(id), None) => Ok(Control::Reset(id.to_owned())),
+        ("reset", Some(id), None) => Ok(Control::Reset(
+            args::rollout_id(id).map_err(|e| format!("reset: {e}"))?,
+        )),
         ("reset", None, _) => Err("reset needs a rollout id: reset <rollout-id>".into()),
         ("stats", None, _) => Ok(Control::Stats),
         ("shutdown", None, _) => Ok(Control::Shutdown),
-        ("reset" | "stats" | "shutdown", _, _) => Err(format!("too many arguments: {line:?}")),
+        ("reset" | "stats" | "shutdown", _, _) => Err(format!(
+            "too many arguments: {}",
+            stdin::quote(line.as_bytes())
+        )),
         _ => Err(format!(
-            "unknown command {cmd:?} (commands: reset <rollout-id>, stats, shutdown)"
+            "unknown command {} (commands: reset <rollout-id>, stats, shutdown)",
+            stdin::quote(cmd.as_bytes())
         )),
     }
 }
@@ -54,140 +106,260 @@ fn builder(opts: &Opts) -> Builder {
     b
 }
 
-/// Writes one JSON line and flushes; false when stdout is gone.
-fn print_json<T: Serialize>(out: &mut impl Write, value: &T) -> bool {
-    let ok = serde_json::to_writer(&mut *out, value).is_ok()
-        && out.write_all(b"\n").is_ok()
-        && out.flush().is_ok();
-    if !ok {
-        log::error!("stdout is closed; stopping");
-    }
-    ok
-}
-
-#[derive(Serialize)]
-struct StatsLine<'a> {
-    event: &'static str,
-    #[serde(flatten)]
-    stats: &'a Stats,
-}
-
-fn start(builder: Builder) -> Result<(Engine, Receiver<Event>, Receiver<i32>), ExitCode> {
+fn start(builder: Builder) -> Result<(Engine, Receiver<Event>, Receiver<Signal>), ExitCode> {
     // Before any thread exists, so that every thread inherits the mask.
     let set = signals::block().map_err(|e| fail(&format!("cannot block signals: {e}")))?;
-    let (sig_tx, sig_rx) = crossbeam_channel::bounded(4);
+    let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
     signals::forward(set, sig_tx).map_err(|e| fail(&format!("cannot start signal thread: {e}")))?;
+    match service::raise_nofile_limit() {
+        Ok(n) => log::debug!("open files limit {n}"),
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
     let (engine, events) = builder.build().map_err(|e| fail(&e.to_string()))?;
     Ok((engine, events, sig_rx))
 }
 
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("probewheel: {msg}");
+    warn(msg);
     ExitCode::from(2)
 }
 
-pub(crate) fn run(opts: Opts) -> ExitCode {
-    let (engine, events, signals) = match start(builder(&opts)) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-    let stdin_reader = thread::Builder::new()
+/// Starts the stdin reader: each line (or the error about it) goes to the
+/// returned channel, which closes at end of input.
+fn read_stdin() -> io::Result<Receiver<Result<String, String>>> {
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    thread::Builder::new()
         .name("probewheel-stdin".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            for line in io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    continue;
-                }
-                if ctl_tx.send(parse_control(line.trim())).is_err() {
-                    break;
-                }
+            let res = stdin::read_lines(io::stdin().lock(), |line| tx.send(line).is_ok());
+            if let Err(e) = res {
+                log::warn!("stdin: {e}; commands are no longer read");
             }
             // End of stdin does not stop the engine (DESIGN §5).
-        });
-    if let Err(e) = stdin_reader {
-        return fail(&format!("cannot start stdin reader: {e}"));
+        })?;
+    Ok(rx)
+}
+
+/// `run`'s state beside the engine.
+struct Service {
+    engine: Engine,
+    rollout: String,
+    stats_out: Sender<Stats>,
+}
+
+impl Service {
+    fn reset(&mut self, id: String) {
+        match self.engine.reset(&id) {
+            Ok(()) => self.rollout = id,
+            Err(e) => warn(&format!("reset: {e}")),
+        }
     }
+
+    fn stats(&self) {
+        match self.engine.stats() {
+            Ok(stats) => {
+                if let Err(crossbeam_channel::TrySendError::Full(_)) =
+                    self.stats_out.try_send(stats)
+                {
+                    warn("stats: stdout is not being read; request dropped");
+                }
+            }
+            Err(e) => warn(&format!("stats: {e}")),
+        }
+    }
+}
+
+pub(crate) fn run(opts: Opts) -> ExitCode {
+    let notifier = Notifier::from_env().map(Arc::new);
+    let watchdog = notifier.as_ref().and_then(|_| service::watchdog_interval());
+    let (engine, events, mut signals) = match start(builder(&opts)) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let metrics = opts
+        .metrics_file
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(Metrics::default())));
+    let (dirty_tx, dirty_rx) = crossbeam_channel::bounded(1);
+    let (ended_tx, ended_rx) = crossbeam_channel::bounded(1);
+    let outputs = Outputs {
+        metrics: metrics.clone(),
+        dirty: dirty_tx,
+        notifier: notifier.clone(),
+    };
+    let stats_out = match output::spawn(events, outputs, ended_tx) {
+        Ok(tx) => tx,
+        Err(e) => return fail(&format!("cannot start output thread: {e}")),
+    };
+    let mut commands = match read_stdin() {
+        Ok(rx) => rx,
+        Err(e) => return fail(&format!("cannot start stdin reader: {e}")),
+    };
     if let Err(e) = engine.reset(&opts.rollout) {
         return fail(&e.to_string());
     }
-    let mut out = io::stdout().lock();
-    let mut code = ExitCode::SUCCESS;
-    loop {
+    let mut svc = Service {
+        engine,
+        rollout: opts.rollout.clone(),
+        stats_out,
+    };
+    let write_metrics = |svc: &Service| {
+        let (Some(path), Some(m)) = (&opts.metrics_file, &metrics) else {
+            return;
+        };
+        let Ok(stats) = svc.engine.stats() else {
+            return;
+        };
+        let text = m.lock().unwrap_or_else(|p| p.into_inner()).render(&stats);
+        if let Err(e) = metrics::replace(path, &text) {
+            log::warn!("cannot write metrics file {}: {e}", path.display());
+        }
+    };
+    let mut metrics_due: Option<Instant> = None;
+    let mut metrics_written: Option<Instant> = None;
+    let mut watchdog_due = watchdog.map(|d| now() + d);
+    let mut output_ended = None;
+    // Every arm waits: a closed channel is replaced by `never()`, so no
+    // state of stdin (closed, at end of file, a terminal) makes this spin.
+    let code = loop {
+        let metrics_timer =
+            metrics_due.map_or_else(never, |t| after(t.saturating_duration_since(now())));
+        let watchdog_timer =
+            watchdog_due.map_or_else(never, |t| after(t.saturating_duration_since(now())));
         select! {
-            recv(events) -> ev => match ev {
-                Ok(ev) => if !print_json(&mut out, &ev) { code = ExitCode::from(1); break },
-                Err(_) => { log::error!("engine stopped"); code = ExitCode::from(1); break }
-            },
-            recv(ctl_rx) -> ctl => match ctl {
-                Ok(Ok(Control::Reset(id))) => {
-                    if let Err(e) = engine.reset(&id) { eprintln!("probewheel: reset: {e}"); }
-                }
-                Ok(Ok(Control::Stats)) => match engine.stats() {
-                    Ok(stats) => if !print_json(&mut out, &StatsLine { event: "stats", stats: &stats }) {
-                        code = ExitCode::from(1); break
-                    },
-                    Err(e) => eprintln!("probewheel: stats: {e}"),
+            recv(commands) -> line => match line {
+                Ok(Ok(line)) => match parse_control(&line) {
+                    Ok(Control::Reset(id)) => svc.reset(id),
+                    Ok(Control::Stats) => svc.stats(),
+                    Ok(Control::Shutdown) => break 0,
+                    Err(msg) => warn(&msg),
                 },
-                Ok(Ok(Control::Shutdown)) => break,
-                Ok(Err(msg)) => eprintln!("probewheel: {msg}"),
-                Err(_) => {} // stdin reader gone: keep running
+                Ok(Err(msg)) => warn(&msg),
+                Err(_) => commands = never(),
             },
-            recv(signals) -> sig => {
-                log::info!("signal {} received; shutting down", sig.unwrap_or(0));
-                break
+            recv(signals) -> sig => match sig {
+                Ok(Signal::Stop(s)) => {
+                    log::info!("signal {s} received; shutting down");
+                    break 0;
+                }
+                Ok(Signal::Reload) => {
+                    log::info!("SIGHUP: reset to {}", svc.rollout);
+                    let id = svc.rollout.clone();
+                    svc.reset(id);
+                }
+                Ok(Signal::Stats) => svc.stats(),
+                Ok(Signal::Ignored(s)) => log::warn!("signal {s} ignored"),
+                Err(_) => signals = never(),
+            },
+            recv(ended_rx) -> end => {
+                output_ended = Some(());
+                match end {
+                    Ok(Err(e)) => {
+                        warn(&format!("stdout: {e}; stopping"));
+                        break EXIT_STDOUT;
+                    }
+                    _ => {
+                        warn("the engine stopped");
+                        break 1;
+                    }
+                }
+            },
+            recv(dirty_rx) -> _ => {
+                if metrics_due.is_none() {
+                    metrics_due = Some(metrics_written.map_or_else(now, |t| (t + METRICS_PERIOD).max(now())));
+                }
+            },
+            recv(metrics_timer) -> _ => {
+                write_metrics(&svc);
+                metrics_due = None;
+                metrics_written = Some(now());
+            },
+            recv(watchdog_timer) -> _ => {
+                // A stats answer comes from the engine's own loop: the
+                // watchdog is fed only while that loop turns.
+                if svc.engine.stats().is_ok() {
+                    if let Some(n) = &notifier { n.send("WATCHDOG=1"); }
+                }
+                watchdog_due = watchdog.map(|d| now() + d);
             },
         }
+    };
+    let stop_started = now();
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
     }
+    let Service {
+        engine, stats_out, ..
+    } = svc;
+    drop(stats_out);
     if let Err(e) = engine.shutdown() {
-        eprintln!("probewheel: shutdown: {e}");
+        warn(&format!("shutdown: {e}"));
         return ExitCode::from(1);
     }
-    // Events sent before the engine stopped are still printed.
-    for ev in events.try_iter() {
-        if !print_json(&mut out, &ev) {
-            break;
+    let mut code = code;
+    if output_ended.is_none() {
+        // Events sent before the engine stopped are printed, if stdout
+        // takes them in time.
+        let left = STOP_BUDGET.saturating_sub(stop_started.elapsed());
+        match ended_rx.recv_timeout(left) {
+            Ok(Err(e)) => {
+                warn(&format!("stdout: {e}"));
+                code = EXIT_STDOUT;
+            }
+            Ok(Ok(())) => {}
+            Err(_) => log::warn!("stdout is not being read; unprinted events dropped"),
         }
     }
-    code
+    ExitCode::from(code)
 }
 
 pub(crate) fn check(opts: Opts) -> ExitCode {
+    match check_to(&opts, &mut io::stdout().lock()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            warn(&format!("stdout: {e}"));
+            ExitCode::from(EXIT_STDOUT)
+        }
+    }
+}
+
+fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
     let decls = match decl::load(&opts.config) {
         Ok(d) => d,
         Err(r) => {
-            println!("error: {}: {r}", opts.config.display());
-            return ExitCode::from(2);
+            writeln!(
+                out,
+                "error: {}: {}",
+                decl::check::escape(&opts.config.display().to_string()),
+                one_line(r.reason())
+            )?;
+            out.flush()?;
+            return Ok(2);
         }
     };
-    let findings = decl::check::check(&decls, builder(&opts).registry(), opts.min_interval);
+    let findings = decl::check::check(&decls, builder(opts).registry(), opts.min_interval);
     for f in &findings {
-        println!("{f}");
+        writeln!(out, "{f}")?;
     }
+    out.flush()?;
     let errors: BTreeSet<&str> = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .map(|f| f.probe.as_str())
         .collect();
-    let warnings = findings.len()
-        - findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-    eprintln!(
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    warn(&format!(
         "{}: {} probes, {} invalid, {} warnings",
         opts.config.display(),
         decls.len(),
         errors.len(),
         warnings
-    );
-    if errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ));
+    Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
 pub(crate) fn once(mut opts: Opts) -> ExitCode {
@@ -215,11 +387,16 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
     let mut waiting: Option<BTreeSet<String>> = None;
     let mut enforce_failed = false;
     let mut interrupted = false;
+    let mut stdout_failed = false;
     while waiting.as_ref().is_none_or(|w| !w.is_empty()) {
         select! {
             recv(events) -> ev => {
                 let Ok(ev) = ev else { break };
-                if !print_json(&mut out, &ev) { interrupted = true; break }
+                if let Err(e) = output::write_json(&mut out, &ev) {
+                    warn(&format!("stdout: {e}; stopping"));
+                    stdout_failed = true;
+                    break;
+                }
                 match &ev {
                     Event::TopologyDeclared(t) => {
                         waiting = Some(t.probes.iter()
@@ -228,7 +405,7 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
                             .collect());
                     }
                     Event::DeclarationsRejected(r) => {
-                        eprintln!("probewheel: {}: {}", r.path, r.reason);
+                        warn(&format!("{}: {}", r.path, r.reason));
                         enforce_failed = true;
                         break;
                     }
@@ -241,13 +418,36 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
                     _ => {}
                 }
             },
-            recv(signals) -> _ => { interrupted = true; break },
+            recv(signals) -> sig => match sig {
+                Ok(Signal::Stop(_)) | Err(_) => { interrupted = true; break }
+                Ok(other) => log::warn!("{other:?} ignored by once"),
+            },
         }
     }
     let _ = engine.shutdown();
-    if enforce_failed || interrupted {
+    if stdout_failed {
+        ExitCode::from(EXIT_STDOUT)
+    } else if enforce_failed || interrupted {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_lines() {
+        assert_eq!(parse_control("stats"), Ok(Control::Stats));
+        assert_eq!(parse_control("reset r1"), Ok(Control::Reset("r1".into())));
+        assert!(parse_control("reset").is_err());
+        assert!(parse_control("stats now").is_err());
+        let long = format!("reset {}", "x".repeat(300));
+        let err = parse_control(&long).unwrap_err();
+        assert!(err.contains("at most 256 bytes"), "{err}");
+        let err = parse_control(&"y".repeat(4000)).unwrap_err();
+        assert!(err.len() < 300, "{err}");
     }
 }

@@ -1,0 +1,228 @@
+//! `--metrics-file`: Prometheus text exposition for node_exporter's
+//! textfile collector (DESIGN §5).
+//!
+//! The output thread folds every event into [`Metrics`]; the main loop
+//! renders it with the engine's counters and replaces the file atomically
+//! (write `PATH.tmp`, then rename: the collector only reads `*.prom`, and a
+//! reader never sees half a file), at most once a second when something
+//! changed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use probewheel::{Event, Mode, Stats, Status};
+
+/// The last run of one declared probe.
+#[derive(Debug, Clone, Copy)]
+struct LastRun {
+    pass: bool,
+    duration_us: u64,
+    lateness_us: u64,
+    observed_at_us: i64,
+}
+
+#[derive(Debug)]
+struct Row {
+    kind: Arc<str>,
+    mode: Mode,
+    last: Option<LastRun>,
+}
+
+/// A per-probe metric: name, help text, value of a last run.
+type PerProbe = (&'static str, &'static str, fn(&LastRun) -> String);
+
+/// Per-probe values, as the events told them.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    probes: BTreeMap<Arc<str>, Row>,
+    rejected: bool,
+}
+
+impl Metrics {
+    /// Folds one event in.
+    pub(crate) fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::TopologyDeclared(t) => {
+                let mut old = std::mem::take(&mut self.probes);
+                for p in &t.probes {
+                    // A probe that stays keeps its last run until it has a new one.
+                    let last = old.remove(&p.probe_name).and_then(|r| r.last);
+                    self.probes.insert(
+                        p.probe_name.clone(),
+                        Row {
+                            kind: p.kind.clone(),
+                            mode: p.mode,
+                            last,
+                        },
+                    );
+                }
+                self.rejected = false;
+            }
+            Event::DeclarationsRejected(_) => {
+                self.probes.clear();
+                self.rejected = true;
+            }
+            Event::ProbeResult(r) => {
+                if let Some(row) = self.probes.get_mut(&r.probe_name) {
+                    row.last = Some(LastRun {
+                        pass: r.status == Status::Pass,
+                        duration_us: r.duration_us,
+                        lateness_us: r.lateness_us,
+                        observed_at_us: r.observed_at.unix_micros(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The exposition text, with the engine-wide counters of `stats`.
+    pub(crate) fn render(&self, stats: &Stats) -> String {
+        let mut out = String::with_capacity(256 + self.probes.len() * 400);
+        let per_probe: [PerProbe; 4] = [
+            (
+                "probewheel_probe_success",
+                "1 if the probe's last run passed, 0 if it failed.",
+                |l| u8::from(l.pass).to_string(),
+            ),
+            (
+                "probewheel_probe_duration_seconds",
+                "How long the probe's last run took.",
+                |l| seconds(l.duration_us as i64),
+            ),
+            (
+                "probewheel_probe_lateness_seconds",
+                "How late the probe's last run started after its slot.",
+                |l| seconds(l.lateness_us as i64),
+            ),
+            (
+                "probewheel_probe_last_run_timestamp_seconds",
+                "Wall time the probe's last run started (Unix seconds).",
+                |l| seconds(l.observed_at_us),
+            ),
+        ];
+        for (name, help, value) in per_probe {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (probe, row) in &self.probes {
+                if let Some(last) = &row.last {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{probe=\"{}\",kind=\"{}\",mode=\"{}\"}} {}",
+                        label(probe),
+                        label(&row.kind),
+                        row.mode,
+                        value(last)
+                    );
+                }
+            }
+        }
+        let gauges = [
+            (
+                "probewheel_generation",
+                "Current generation (one more at every reset).",
+                stats.generation,
+            ),
+            (
+                "probewheel_probes",
+                "Probes declared in the current generation.",
+                self.probes.len() as u64,
+            ),
+            (
+                "probewheel_declarations_rejected",
+                "1 if the current generation's declarations file was rejected.",
+                u64::from(self.rejected),
+            ),
+            (
+                "probewheel_events_backlog",
+                "Events waiting inside the engine for the consumer.",
+                stats.backlog,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let counters = [
+            (
+                "probewheel_events_sent_total",
+                "Events accepted by the event channel.",
+                stats.events_sent,
+            ),
+            (
+                "probewheel_events_coalesced_total",
+                "Results folded into later ones while the consumer was behind.",
+                stats.coalesced,
+            ),
+            (
+                "probewheel_skipped_ticks_total",
+                "Probe slots skipped (run in flight, late wake-up, or the floor).",
+                stats.skipped_ticks,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let name = "probewheel_events_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Events dropped: of an older generation still waiting at a reset, \
+             or with no receiver.\n# TYPE {name} counter\n\
+             {name}{{reason=\"reset\"}} {}\n{name}{{reason=\"no_receiver\"}} {}",
+            stats.dropped_at_reset, stats.dropped_no_receiver
+        );
+        out
+    }
+}
+
+fn seconds(us: i64) -> String {
+    format!(
+        "{}.{:06}",
+        us.div_euclid(1_000_000),
+        us.rem_euclid(1_000_000)
+    )
+}
+
+/// A label value as the text format wants it: `\`, `"` and newline escaped.
+fn label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Replaces `path` with `text`: written to `PATH.tmp`, then renamed.
+pub(crate) fn replace(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = PathBuf::from(path);
+    tmp.as_mut_os_string().push(".tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_keep_microseconds() {
+        assert_eq!(seconds(312), "0.000312");
+        assert_eq!(seconds(1_764_684_000_123_456), "1764684000.123456");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

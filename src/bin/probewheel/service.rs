@@ -1,0 +1,87 @@
+//! What a service manager sees: systemd's notify protocol and the
+//! descriptor limit.
+//!
+//! The notify protocol is one datagram per message to the socket named by
+//! `NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace); no
+//! libsystemd needed. Messages are best-effort: a manager that is gone or
+//! behind must not stop the probes.
+
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
+
+/// A connection to the service manager's notify socket.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    sock: UnixDatagram,
+    addr: SocketAddr,
+}
+
+impl Notifier {
+    /// From `NOTIFY_SOCKET`; `None` when it is unset or unusable (logged).
+    pub(crate) fn from_env() -> Option<Notifier> {
+        let name = std::env::var_os("NOTIFY_SOCKET")?;
+        match Self::open(name.as_encoded_bytes()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::warn!("NOTIFY_SOCKET {name:?} unusable: {e}");
+                None
+            }
+        }
+    }
+
+    fn open(name: &[u8]) -> io::Result<Notifier> {
+        let addr = match name.strip_prefix(b"@") {
+            Some(abs) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(abs)?
+            }
+            None => {
+                use std::os::unix::ffi::OsStrExt;
+                SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(name))?
+            }
+        };
+        let sock = UnixDatagram::unbound()?;
+        // A manager that is behind gets no message rather than stalling us.
+        sock.set_nonblocking(true)?;
+        Ok(Notifier { sock, addr })
+    }
+
+    /// Sends `msg` (`KEY=value` lines); failures are logged at debug.
+    pub(crate) fn send(&self, msg: &str) {
+        if let Err(e) = self.sock.send_to_addr(msg.as_bytes(), &self.addr) {
+            log::debug!("notify {msg:?}: {e}");
+        }
+    }
+}
+
+/// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, when it is set
+/// and meant for this process (`WATCHDOG_PID` absent or ours).
+pub(crate) fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: every
+/// probe in flight holds a socket or a pipe. Returns the new soft limit.
+pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(lim.rlim_cur as u64)
+    }
+}
