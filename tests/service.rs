@@ -481,32 +481,7 @@ fn sighup_reloads_usr1_prints_stats_and_other_signals_neither_kill_nor_orphan() 
     );
 }
 
-#[test]
-#[ignore = "needs PR_SET_PDEATHSIG in exec (issue 10/11 exec work)"]
-fn sigkill_of_probewheel_leaves_no_exec_child() {
-    let dir = TempDir::new("svc-kill");
-    let pidfile = dir.path("child.pid");
-    let config = dir.write(
-        "c.json",
-        &serde_json::json!({"long": {"kind": "exec", "mode": "observe", "timeoutSecs": 3600,
-            "command": ["sh", "-c", format!("echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 1000", pidfile.display())]}})
-        .to_string(),
-    );
-    let mut p = Proc::spawn(
-        run_cmd(&config.display().to_string(), &[])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null()),
-    );
-    let child = common::read_pid(&pidfile, Duration::from_secs(10));
-    p.signal(libc::SIGKILL);
-    assert!(p.exit_within(Duration::from_secs(5)).is_some());
-    let gone = wait_until(Duration::from_secs(2), || !common::process_running(child));
-    if !gone {
-        // SAFETY: killing the stray test child by pid so it does not linger.
-        unsafe { libc::kill(child, libc::SIGKILL) };
-    }
-    assert!(gone, "exec child {child} outlived a SIGKILLed probewheel");
-}
+// SIGKILL of probewheel leaving no exec child: tests/exec_dies_with_parent.rs.
 
 /// A pipe whose read end is already closed: writing to it is EPIPE.
 fn closed_pipe() -> Stdio {

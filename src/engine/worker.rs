@@ -306,49 +306,41 @@ impl Worker {
             let Some(Reverse(p)) = self.pending.pop() else {
                 break;
             };
-            self.start(p.job, now);
-            now = clock::mono_now();
+            // An inline run's end is the next run's start: the time between
+            // is far below a microsecond, the unit of `latenessUs`.
+            now = self.start(p.job, now).unwrap_or_else(clock::mono_now);
         }
     }
 
-    fn start(&mut self, job: Job, started: Instant) {
-        let shared = Arc::clone(&self.shared);
-        if shared.cancel.is_cancelled(job.generation) {
-            return; // reset or shutdown while queued: never started
+    /// Starts `job` at `started`; returns when it ended if it ran inline.
+    ///
+    /// Nothing shared with the other workers is written on the way (no
+    /// reference count is touched): in a burst both workers start
+    /// thousands of runs of the same kind side by side.
+    fn start(&mut self, job: Job, started: Instant) -> Option<Instant> {
+        let cancel = &self.shared.cancel;
+        if cancel.is_cancelled(job.generation) {
+            return None; // reset or shutdown while queued: never started
         }
         if self.tasks.as_ref().is_none_or(|c| c.0 != job.generation) {
-            self.tasks = shared.tasks_of(job.generation).map(|t| (job.generation, t));
+            self.tasks = self
+                .shared
+                .tasks_of(job.generation)
+                .map(|t| (job.generation, t));
         }
         let Some((name, Some(prepared))) = self
             .tasks
             .as_ref()
             .and_then(|c| c.1.get(job.probe as usize))
-            .map(|(name, p)| (Arc::clone(name), p.clone()))
         else {
-            return; // a newer generation was published meanwhile
+            return None; // a newer generation was published meanwhile
         };
-        match prepared {
-            Prepared::Machine(machine) => {
-                let run = machine.start(started);
-                let idx = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.slots.len() - 1
-                });
-                self.nonce += 1;
-                self.slots[idx] = Some(Slot {
-                    run,
-                    job,
-                    started,
-                    until: None,
-                    nonce: self.nonce,
-                    cancelled: false,
-                });
-                self.live += 1;
-                self.call(idx, started);
-            }
+        let run = match prepared {
+            Prepared::Machine(machine) => machine.start(started),
             Prepared::Inline(check) => {
-                self.flags.busy.store(true, Ordering::Release);
-                let ctx = RunContext::new(&name, job.generation, started, &shared.cancel);
+                let busy = &self.flags.busy;
+                busy.store(true, Ordering::Release);
+                let ctx = RunContext::new(name, job.generation, started, cancel);
                 let outcome = panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx)))
                     .unwrap_or_else(|payload| {
                         RunnerOutcome::fail(format!(
@@ -356,13 +348,32 @@ impl Worker {
                             panic_message(&*payload)
                         ))
                     });
-                self.flags.busy.store(false, Ordering::Release);
-                self.finish(&job, started, clock::mono_now(), outcome);
+                busy.store(false, Ordering::Release);
+                let finished = clock::mono_now();
+                self.finish(&job, started, finished, outcome);
+                return Some(finished);
             }
             Prepared::Blocking(_) => {
                 debug_assert!(false, "blocking checks go to the blocking pool");
+                return None;
             }
-        }
+        };
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        self.nonce += 1;
+        self.slots[idx] = Some(Slot {
+            run,
+            job,
+            started,
+            until: None,
+            nonce: self.nonce,
+            cancelled: false,
+        });
+        self.live += 1;
+        self.call(idx, started);
+        None
     }
 
     /// Calls the run in `idx` (advance, or cancel once cancelled).

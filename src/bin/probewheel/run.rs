@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use probewheel::decl::{self, Severity};
-use probewheel::{Builder, Engine, Event, Mode, Stats, Status};
+use probewheel::{Builder, Engine, Event, Gate, Stats, Verdict};
 
 use crate::args::{self, Opts};
 use crate::metrics::{self, Metrics};
@@ -362,20 +362,10 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
-pub(crate) fn once(mut opts: Opts) -> ExitCode {
-    // One worker per probe unless told otherwise, so the whole run takes
-    // as long as the slowest probe, not the sum.
-    if !std::env::args().any(|a| a == "--workers" || a.starts_with("--workers=")) {
-        let active = decl::load(&opts.config)
-            .map(|d| {
-                d.probes()
-                    .iter()
-                    .filter(|p| p.mode() != Mode::Disabled)
-                    .count()
-            })
-            .unwrap_or(1);
-        opts.workers = active.clamp(1, 64);
-    }
+pub(crate) fn once(opts: Opts) -> ExitCode {
+    // Every probe runs concurrently on the engine's fixed threads (its
+    // workers carry any number of waiting runs, G13), so the whole run
+    // takes as long as the slowest probe, whatever the number of probes.
     let (engine, events, signals) = match start(builder(&opts)) {
         Ok(x) => x,
         Err(code) => return code,
@@ -384,39 +374,20 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
         return fail(&e.to_string());
     }
     let mut out = io::stdout().lock();
-    let mut waiting: Option<BTreeSet<String>> = None;
-    let mut enforce_failed = false;
+    // The exit code is the rollout gate's verdict: the rule lives once.
+    let mut gate = Gate::new();
     let mut interrupted = false;
     let mut stdout_failed = false;
-    while waiting.as_ref().is_none_or(|w| !w.is_empty()) {
+    while !gate.settled() {
         select! {
             recv(events) -> ev => {
-                let Ok(ev) = ev else { break };
+                let Ok(ev) = ev else { interrupted = true; break };
                 if let Err(e) = output::write_json(&mut out, &ev) {
                     warn(&format!("stdout: {e}; stopping"));
                     stdout_failed = true;
                     break;
                 }
-                match &ev {
-                    Event::TopologyDeclared(t) => {
-                        waiting = Some(t.probes.iter()
-                            .filter(|p| p.mode != Mode::Disabled)
-                            .map(|p| p.probe_name.to_string())
-                            .collect());
-                    }
-                    Event::DeclarationsRejected(r) => {
-                        warn(&format!("{}: {}", r.path, r.reason));
-                        enforce_failed = true;
-                        break;
-                    }
-                    Event::ProbeResult(r) => {
-                        if r.mode == Mode::Enforce && r.status == Status::Fail {
-                            enforce_failed = true;
-                        }
-                        if let Some(w) = waiting.as_mut() { w.remove(&*r.probe_name); }
-                    }
-                    _ => {}
-                }
+                gate.update(&ev);
             },
             recv(signals) -> sig => match sig {
                 Ok(Signal::Stop(_)) | Err(_) => { interrupted = true; break }
@@ -424,10 +395,14 @@ pub(crate) fn once(mut opts: Opts) -> ExitCode {
             },
         }
     }
+    let verdict = gate.verdict();
+    if let Verdict::Rejected { path, reason, .. } = &verdict {
+        warn(&format!("{path}: {reason}"));
+    }
     let _ = engine.shutdown();
     if stdout_failed {
         ExitCode::from(EXIT_STDOUT)
-    } else if enforce_failed || interrupted {
+    } else if interrupted || !verdict.is_healthy() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
