@@ -143,9 +143,10 @@ fn hung_probes_never_delay_healthy_ones_nor_add_threads() {
         for r in &results {
             assert_eq!(r.status, Status::Pass, "{r:?}");
             assert_eq!(r.skipped_ticks, 0, "{r:?}");
-            // Today's lateness is tens of microseconds; a hung probe
-            // holding a worker made it seconds.
-            assert!(r.lateness_us < 100_000, "{r:?}");
+            // A hung probe holding a worker made it its timeout (seconds);
+            // the bound is wide so that a loaded machine's scheduling
+            // latency (milliseconds, measured in the bench) cannot fail it.
+            assert!(r.lateness_us < 1_000_000, "{r:?}");
         }
     }
     // No hung probe has a result (their timeouts are 60 s).
