@@ -195,6 +195,12 @@ impl Driver {
                 }
             }
             self.wakeups += 1;
+            // Awake: until the next publish, workers leave the timer alone
+            // (a result is seen by the drain or the check before sleeping).
+            // Without this a worker could win its swap on the deadline of
+            // the last sleep, and arm the timer after the next `arm` below,
+            // moving the wake-up later than the engine asked for.
+            self.shared.publish_next_wake(Some(now));
             if events.iter().any(|e| e.token() == TIMER) {
                 self.timer.acknowledge();
             }
