@@ -205,7 +205,7 @@ fn run(inner: &Inner, (job, name, check): Item) {
         outcome,
     });
     if sent.is_ok() {
-        inner.shared.wake_for_result(&inner.flags, finished);
+        inner.shared.wake.result(&inner.flags.results, finished);
     }
 }
 

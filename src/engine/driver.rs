@@ -17,7 +17,7 @@ use crate::clock;
 use crate::core::{Scheduler, Sink};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
-use crate::engine::pool::{Job, Pool, Prepared, Shared, clear_wake};
+use crate::engine::pool::{Job, Pool, Prepared, Shared};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Registry, RunContext, RunnerOutcome};
@@ -127,7 +127,7 @@ impl Driver {
             // still set is for something sent before this point, which the
             // drains below see. (Results: `drain_finished` clears the
             // workers' flags the same way.)
-            clear_wake(&self.shared.wake_pending);
+            self.shared.wake.take_commands();
             while let Ok(cmd) = self.commands.try_recv() {
                 match cmd {
                     Command::Reset(rollout) => self.reset(&rollout),
@@ -183,9 +183,9 @@ impl Driver {
             // wake-up when it is near, or move it earlier (after winning a
             // swap on the published time, so after this arm). A result
             // that arrived before they could see it is taken now.
-            self.shared.publish_next_wake(wake_at);
+            self.shared.wake.sleeping_until(wake_at);
             if self.pool.has_finished() {
-                self.shared.publish_next_wake(Some(now));
+                self.shared.wake.awake(now);
                 continue;
             }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -195,12 +195,9 @@ impl Driver {
                 }
             }
             self.wakeups += 1;
-            // Awake: until the next publish, workers leave the timer alone
-            // (a result is seen by the drain or the check before sleeping).
-            // Without this a worker could win its swap on the deadline of
-            // the last sleep, and arm the timer after the next `arm` below,
-            // moving the wake-up later than the engine asked for.
-            self.shared.publish_next_wake(Some(now));
+            // Until the next `sleeping_until`, results leave the timer
+            // alone (see `wake.rs`).
+            self.shared.wake.awake(now);
             if events.iter().any(|e| e.token() == TIMER) {
                 self.timer.acknowledge();
             }

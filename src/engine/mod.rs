@@ -5,6 +5,7 @@ mod blocking;
 mod driver;
 mod pool;
 mod timer;
+mod wake;
 mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
@@ -13,7 +14,6 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
 pub(crate) use self::pool::Prepared;
 use self::pool::{Pool, Shared};
+use self::wake::EngineWake;
 
 /// Where the declarations file lives unless told otherwise.
 pub const DEFAULT_DECLARATIONS_PATH: &str = "/etc/nixfleet/agent/health-checks.json";
@@ -289,15 +290,15 @@ impl Builder {
             .map_err(EngineError::io("create timer"))?;
         let shared = Arc::new(Shared {
             cancel: CancelState::default(),
-            wake_pending: AtomicBool::new(false),
-            waker,
-            next_wake: AtomicU64::new(u64::MAX),
-            result_hold: lead,
-            timer: timer
-                .remote()
-                .map_err(EngineError::io("duplicate the timer"))?,
+            wake: EngineWake::new(
+                waker,
+                timer
+                    .remote()
+                    .map_err(EngineError::io("duplicate the timer"))?,
+                lead,
+                clock::mono_now(),
+            ),
             tasks: std::sync::Mutex::new((0, Arc::new(Vec::new()))),
-            epoch: clock::mono_now(),
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
         let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
@@ -411,7 +412,7 @@ impl Engine {
         // Cancel runs right away, before the engine thread reads the command.
         self.shared.cancel.set_shutdown();
         let _ = self.commands.send(Command::Shutdown);
-        self.shared.wake();
+        self.shared.wake.command();
         thread
             .join()
             .map_err(|_| EngineError::new(ErrorKind::Panicked))
@@ -424,7 +425,7 @@ impl Engine {
         self.commands
             .send(cmd)
             .map_err(|_| EngineError::stopped())?;
-        self.shared.wake();
+        self.shared.wake.command();
         Ok(())
     }
 }

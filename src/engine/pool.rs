@@ -7,20 +7,20 @@
 //! block go to threads of their own (`blocking.rs`). Each worker hands
 //! finished runs back on a channel of its own and makes sure the engine
 //! wakes within the result hold, by moving the engine's timer rather than
-//! waking it at once (`Shared::wake_for_result`). A panicking check is
+//! waking it at once (see `wake.rs`). A panicking check is
 //! caught and becomes a failed run; the worker lives on.
 
 use std::any::Any;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::blocking::BlockingPool;
-use super::timer::RemoteTimer;
+use super::wake::{EngineWake, ResultFlag};
 use super::worker::{self, Doorbell, Worker};
 
 use crate::core::Finished;
@@ -42,25 +42,8 @@ pub(crate) struct Job {
 /// What workers share with the engine thread.
 pub(crate) struct Shared {
     pub(crate) cancel: CancelState,
-    /// Set by the first command after the engine last drained commands;
-    /// cleared by the engine before draining. Workers have their own flag
-    /// for results ([`WorkerFlags`]).
-    pub(crate) wake_pending: AtomicBool,
-    pub(crate) waker: mio::Waker,
-    /// When the engine thread will wake next on its own, in nanoseconds
-    /// since `epoch` (`u64::MAX`: not before a command or a result).
-    pub(crate) next_wake: AtomicU64,
-    pub(crate) epoch: Instant,
-    /// A finished run never wakes the engine at once: it is left for the
-    /// engine's next wake-up when that is at most this far away (the
-    /// dispatch lead), and otherwise brings that wake-up forward to this
-    /// far away through `timer`. A result event is then at most this late,
-    /// and a burst of results, or a busy schedule, costs the engine one
-    /// wake-up instead of one per result while the workers are running.
-    pub(crate) result_hold: Duration,
-    /// The engine's deadline timer, for bringing its wake-up forward;
-    /// `None` where there is no timer fd (results then wake the engine).
-    pub(crate) timer: Option<RemoteTimer>,
+    /// How commands and results wake the engine thread.
+    pub(crate) wake: EngineWake,
     /// The current generation's probes (name and check), published at each
     /// reset; workers keep their own reference until the generation moves.
     pub(crate) tasks: Mutex<Tasks>,
@@ -85,16 +68,6 @@ pub(crate) type Task = (Arc<str>, Option<Prepared>);
 pub(crate) type Tasks = (u64, Arc<Vec<Task>>);
 
 impl Shared {
-    /// Publishes the engine's next wake-up (the engine, before it sleeps).
-    pub(crate) fn publish_next_wake(&self, at: Option<Instant>) {
-        let nanos = at.map_or(u64::MAX, |t| {
-            t.saturating_duration_since(self.epoch)
-                .as_nanos()
-                .min(u64::MAX as u128 - 1) as u64
-        });
-        self.next_wake.store(nanos, Ordering::SeqCst);
-    }
-
     /// Makes `tasks` the probes of `generation` (the engine, at a reset).
     fn publish_tasks(&self, generation: u64, tasks: Arc<Vec<Task>>) {
         let mut slot = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,71 +79,6 @@ impl Shared {
         let slot = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         (slot.0 == generation).then(|| Arc::clone(&slot.1))
     }
-
-    /// Makes sure the engine wakes within `result_hold` of `now` for a
-    /// finished run, without waking it now when it can be helped.
-    ///
-    /// The protocol, with the engine's side in `Driver::run`: the engine
-    /// arms its timer, *then* publishes the deadline (SeqCst), then checks
-    /// the result queues before it sleeps. A worker sends its result,
-    /// fences, then reads the published deadline. Either the engine sees
-    /// the result before sleeping, or the worker sees the deadline the
-    /// engine sleeps on; in that case a worker that wants an earlier one
-    /// must win a compare-and-swap on it before arming, so it arms after
-    /// the engine did and only ever moves the wake-up earlier.
-    ///
-    /// Returns true when that took no syscall.
-    pub(crate) fn wake_for_result(&self, flags: &WorkerFlags, now: Instant) -> bool {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        let hold = self.result_hold;
-        let want = now
-            .saturating_duration_since(self.epoch)
-            .saturating_add(hold)
-            .as_nanos()
-            .min(u128::from(u64::MAX - 1)) as u64;
-        let mut next = self.next_wake.load(Ordering::SeqCst);
-        loop {
-            if next <= want {
-                return true; // the engine wakes by then anyway
-            }
-            let Some(timer) = &self.timer else { break };
-            match self.next_wake.compare_exchange_weak(
-                next,
-                want,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) if timer.fire_in(hold).is_ok() => return false,
-                Ok(_) => break, // could not arm: wake it now instead
-                Err(current) => next = current,
-            }
-        }
-        !self.wake_once(&flags.wake_pending)
-    }
-
-    /// Wakes the engine for a command.
-    pub(crate) fn wake(&self) {
-        self.wake_once(&self.wake_pending);
-    }
-
-    /// Writes the waker unless `pending` says it was written since the
-    /// engine last cleared it: a burst costs one syscall, not one per item.
-    /// Returns whether it wrote.
-    fn wake_once(&self, pending: &AtomicBool) -> bool {
-        let write = !pending.swap(true, Ordering::AcqRel);
-        if write {
-            // A failed wake means the poll is gone: the engine is stopping.
-            let _ = self.waker.wake();
-        }
-        write
-    }
-}
-
-/// Clears a wake flag before the engine drains what it stands for. A swap,
-/// not a store: a waker whose swap still read `true` is then ordered
-/// before it, so the drain that follows sees what that waker sent.
-pub(crate) fn clear_wake(pending: &AtomicBool) {
-    pending.swap(false, Ordering::AcqRel);
 }
 
 /// What one worker shares with the engine, on a cache line of its own so
@@ -180,9 +88,8 @@ pub(crate) fn clear_wake(pending: &AtomicBool) {
 pub(crate) struct WorkerFlags {
     /// Set while the worker runs a check on its own thread.
     pub(crate) busy: AtomicBool,
-    /// Set by the worker's first finished run since the engine last
-    /// drained results; cleared by the engine before draining.
-    wake_pending: AtomicBool,
+    /// Its results' wake-up flag.
+    pub(crate) results: ResultFlag,
 }
 
 /// The workers, the blocking-check threads, and the routing between.
@@ -310,7 +217,7 @@ impl Pool {
     /// Hands every finished run that has arrived to `handle`.
     pub(crate) fn drain_finished(&self, mut handle: impl FnMut(Finished)) {
         for flags in &self.flags {
-            clear_wake(&flags.wake_pending);
+            EngineWake::take_results(&flags.results);
         }
         for rx in &self.finished {
             rx.try_iter().for_each(&mut handle);

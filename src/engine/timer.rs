@@ -86,7 +86,7 @@ impl DeadlineTimer {
 ///
 /// Only ever arms the timer *earlier* than the engine's own deadline: the
 /// caller wins a compare-and-swap on the published wake-up time first (see
-/// `Shared::wake_for_result`), and the engine arms before it publishes.
+/// `EngineWake::result`), and the engine arms before it publishes.
 pub(crate) struct RemoteTimer(#[cfg(target_os = "linux")] std::os::fd::OwnedFd);
 
 impl RemoteTimer {

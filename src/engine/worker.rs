@@ -14,7 +14,7 @@
 //! for precision), cancel runs of a generation that is gone, take new jobs,
 //! then call the runs whose descriptors, lookups or instants are ready.
 //! Finished runs go back on the worker's result channel, with one
-//! `wake_for_result` per iteration.
+//! `EngineWake::result` per iteration.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -215,7 +215,7 @@ impl Worker {
             self.start_due(clock::mono_now());
             self.serve_ready();
             if let Some(at) = self.unannounced.take() {
-                self.shared.wake_for_result(&self.flags, at);
+                self.shared.wake.result(&self.flags.results, at);
             }
             if let Some(since) = self.stopping {
                 if self.live == 0 || clock::mono_now() >= since + STOP_GRACE {
