@@ -276,7 +276,7 @@ fn a_deeply_nested_unknown_field_is_ignored_and_a_known_one_invalidates_one_prob
     let d = parse(text.as_bytes()).unwrap();
     assert!(d.probes()[0].invalid().is_none());
     assert!(d.probes()[1].invalid().is_none());
-    assert!(d.probes()[1].fields().contains_key("y"));
+    assert!(d.probes()[1].field_names().any(|f| f == "y"));
     assert_eq!(
         d.probes()[2].invalid().unwrap().to_string(),
         "invalid declaration: field `port`: nested too deeply to read"
