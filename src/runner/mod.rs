@@ -569,7 +569,9 @@ impl fmt::Display for PrepareError {
 // events carry), and a reporter that walks sources would print it twice.
 impl std::error::Error for PrepareError {}
 
-/// The OS host name (`gethostname`), or `""` if it cannot be read.
+/// The OS host name (`gethostname`), or `""` if it cannot be read: the
+/// default name evidence must carry.
+#[cfg(feature = "evidence")]
 pub(crate) fn os_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for writes of its length; gethostname
