@@ -172,6 +172,30 @@
 //!   repeated keys refused, numbers as IEEE doubles per RFC 8785, files
 //!   written less than 2 s ago are not cached).
 //!
+//! # Public surface
+//!
+//! The crate root holds the concepts: [`Builder`] and [`Engine`], the
+//! [`Event`]s, the [`Gate`], the runner traits ([`Runner`], [`Check`],
+//! [`RunContext`], [`RunnerOutcome`]) and the declarations as read-only
+//! values ([`Declaration`], [`Declarations`]). Everything else public is in
+//! its module: [`runner::Registry`] (with the typed
+//! [`runner::PrepareError`]), [`decl::check`] (what `probewheel check`
+//! reports), the engine's defaults in [`engine`]. The built-in kinds
+//! (`tcp`, `http`, `exec`) are reached only through their kind names in a
+//! declarations file; their runners, defaults and limits are not part of
+//! the API. Types that will grow (events, [`Stats`], errors, findings) are
+//! `#[non_exhaustive]`: match them with a `_` arm.
+//!
+//! `serde_json` 1 is part of the public API in two places, on purpose:
+//! [`Declaration::from_value`] takes a `serde_json::Value` and
+//! [`Declaration::get`] returns one. A custom kind may read fields of any
+//! shape (objects, arrays) and the declarations file is JSON, so a JSON
+//! value is the honest type there; a wrapper of our own would only copy
+//! serde_json's. The map a declaration keeps its fields in is not exposed
+//! ([`Declaration::field_names`] lists them), and events are only
+//! `serde::Serialize`. A serde_json 2 would be a major version of
+//! probewheel.
+//!
 //! # Features
 //!
 //! - `cli` (default): the `probewheel` binary (adds `env_logger`).

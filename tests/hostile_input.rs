@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use common::Guarantees;
 use probewheel::decl::{self, KNOWN_FIELDS};
-use probewheel::runner::{FnRunner, Registry};
+use probewheel::runner::{FnRunner, PrepareError, Registry};
 use probewheel::{Builder, Declaration, Event, RunContext, RunnerOutcome, Status};
 
 const MARKER: &str = "...[truncated]";
@@ -195,9 +195,10 @@ fn document_text() -> impl Strategy<Value = (String, bool)> {
 /// names a field (or the entry), or of an unknown kind.
 fn check_prepared(d: &Declaration) -> Result<(), TestCaseError> {
     let registry = Registry::builtin();
-    let Err(reason) = registry.prepare(d) else {
+    let Err(err) = registry.prepare(d) else {
         return Ok(());
     };
+    let reason = err.to_string();
     if let Some(problem) = reason.strip_prefix("invalid declaration: ") {
         let names_field = KNOWN_FIELDS
             .iter()
@@ -207,10 +208,19 @@ fn check_prepared(d: &Declaration) -> Result<(), TestCaseError> {
         prop_assert!(!problem.ends_with(": "), "{reason}");
     } else {
         prop_assert_eq!(&reason, &format!("unknown probe kind '{}'", d.kind()));
-        prop_assert!(registry.get(d.kind()).is_none(), "{}", reason);
+        prop_assert!(!registry.contains(d.kind()), "{}", reason);
+        prop_assert!(
+            matches!(&err, PrepareError::UnknownKind(k) if k == d.kind()),
+            "{:?}",
+            err
+        );
+    }
+    if let PrepareError::Invalid(e) = &err {
+        prop_assert!(reason.starts_with("invalid declaration: "), "{}", reason);
+        prop_assert_eq!(&reason, &e.to_string());
     }
     // Deterministic: the same declaration, the same verdict.
-    prop_assert_eq!(registry.prepare(d).err(), Some(reason));
+    prop_assert_eq!(registry.prepare(d).err(), Some(err));
     Ok(())
 }
 
@@ -526,7 +536,7 @@ fn assert_table(rows: Vec<(Value, Option<String>)>) {
     let mut wrong = Vec::new();
     for (value, want) in rows {
         let d = Declaration::from_value("p", value.clone());
-        let got = registry.prepare(&d).err();
+        let got = registry.prepare(&d).err().map(|e| e.to_string());
         if got != want {
             wrong.push(format!("{value}\n   want {want:?}\n    got {got:?}"));
         }

@@ -6,10 +6,11 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use crate::decl::{Declarations, KNOWN_FIELDS, Mode};
-use crate::runner::Registry;
+use crate::runner::{PrepareError, Registry};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Severity {
     /// The engine will change or ignore something, but the probe runs.
     Warning,
@@ -17,8 +18,10 @@ pub enum Severity {
     Error,
 }
 
-/// One thing `check` has to say about one probe.
+/// One thing `check` has to say about one probe. Its `Display` is the line
+/// `probewheel check` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
@@ -118,13 +121,10 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                 e.field().to_owned(),
                 e.problem().to_owned(),
             ));
-        } else if let Err(reason) = registry.prepare(d) {
-            let (field, problem) = match registry.get(d.kind()) {
-                None => ("kind".to_owned(), reason),
-                Some(runner) => match runner.prepare(d) {
-                    Err(e) => (e.field().to_owned(), e.problem().to_owned()),
-                    Ok(_) => (String::new(), reason),
-                },
+        } else if let Err(e) = registry.prepare(d) {
+            let (field, problem) = match e {
+                PrepareError::Invalid(e) => (e.field().to_owned(), e.problem().to_owned()),
+                e @ PrepareError::UnknownKind(_) => ("kind".to_owned(), e.to_string()),
             };
             probe_findings.push((Severity::Error, field, problem));
         }
@@ -167,11 +167,11 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
             .get(d.kind())
             .map(|r| r.extra_fields())
             .unwrap_or(&[]);
-        for field in d.fields().keys() {
-            if !KNOWN_FIELDS.contains(&field.as_str()) && !extra.contains(&field.as_str()) {
+        for field in d.field_names() {
+            if !KNOWN_FIELDS.contains(&field) && !extra.contains(&field) {
                 probe_findings.push((
                     Severity::Warning,
-                    field.clone(),
+                    field.to_owned(),
                     "unknown field, ignored".into(),
                 ));
             }

@@ -335,12 +335,19 @@ impl Declaration {
         self.invalid.as_ref()
     }
 
-    /// All fields as written.
-    pub fn fields(&self) -> &Map<String, Value> {
-        &self.fields
+    /// The names of the fields as written (each once, in name order),
+    /// `null` ones included: what `probewheel check` compares with the
+    /// known fields of the kind.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.fields.keys().map(String::as_str)
     }
 
     /// A field's value; `null` counts as absent (renderers write every field).
+    ///
+    /// For fields the typed getters below do not cover (objects, arrays).
+    /// The value is a `serde_json` 1 [`Value`], so this method (like
+    /// [`Declaration::from_value`]) ties probewheel's API to serde_json's
+    /// major version; see the crate docs, "Public surface".
     pub fn get(&self, field: &str) -> Option<&Value> {
         self.fields.get(field).filter(|v| !v.is_null())
     }

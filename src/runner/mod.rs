@@ -23,10 +23,10 @@ use crate::engine::Prepared;
 
 #[cfg(feature = "evidence")]
 pub mod evidence;
-pub mod exec;
-pub mod http;
+pub(crate) mod exec;
+pub(crate) mod http;
 pub(crate) mod machine;
-pub mod tcp;
+pub(crate) mod tcp;
 
 /// A probe kind: turns declarations into runnable checks.
 pub trait Runner: Send + Sync + 'static {
@@ -192,7 +192,9 @@ struct Detail {
     sub_results: Option<Vec<SubResult>>,
 }
 
-/// Longest `failureReason`, in bytes, before the truncation marker.
+/// Longest `failureReason`, in bytes, before the truncation marker
+/// `...[truncated]` (DESIGN §3): [`RunnerOutcome::fail`] cuts a longer
+/// reason to this many bytes on a UTF-8 boundary and appends the marker.
 pub const MAX_REASON_BYTES: usize = 512;
 const TRUNCATED: &str = "...[truncated]";
 
@@ -272,7 +274,7 @@ impl RunnerOutcome {
 /// marker without being cut (a child's stderr or a server can say anything)
 /// loses its last byte and gets the marker, so that only a cut reason ever
 /// ends that way.
-pub fn truncate_reason(mut reason: String) -> String {
+pub(crate) fn truncate_reason(mut reason: String) -> String {
     if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
         let limit = MAX_REASON_BYTES.min(reason.len() - 1);
         cut_at_boundary(&mut reason, limit);
@@ -413,7 +415,7 @@ impl fmt::Debug for RunContext<'_> {
 
 /// How often long waits in runners look at the cancel flag: bounds the time
 /// from a reset to the kill of an `exec` child.
-pub const CANCEL_POLL: Duration = Duration::from_millis(10);
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(10);
 
 /// Kind name -> runner.
 #[derive(Clone)]
@@ -481,19 +483,44 @@ impl Registry {
     }
 
     /// The runner of a kind.
-    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Runner>> {
+    pub(crate) fn get(&self, kind: &str) -> Option<&Arc<dyn Runner>> {
         self.kinds.get(kind)
     }
 
-    /// Prepares a declaration: the check to run at every tick, or the reason
-    /// every tick fails with.
-    pub fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, String> {
+    /// Whether `kind` is registered.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind)
+    }
+
+    /// Prepares a declaration: the check to run at every tick, or why every
+    /// tick fails (the error's `Display` is the `failureReason`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::Declaration;
+    /// use probewheel::runner::{PrepareError, Registry};
+    ///
+    /// let registry = Registry::builtin();
+    /// let typo = Declaration::from_value(
+    ///     "db",
+    ///     serde_json::json!({"kind": "tcp", "mode": "enforce", "port": 70000}),
+    /// );
+    /// match registry.prepare(&typo) {
+    ///     Err(PrepareError::Invalid(e)) => assert_eq!(e.field(), "port"),
+    ///     other => panic!("{:?}", other.err()),
+    /// }
+    /// let odd = Declaration::from_value("x", serde_json::json!({"kind": "ftp", "mode": "observe"}));
+    /// let err = registry.prepare(&odd).err().unwrap();
+    /// assert_eq!(err.to_string(), "unknown probe kind 'ftp'");
+    /// ```
+    pub fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, PrepareError> {
         if let Some(e) = decl.invalid() {
-            return Err(e.to_string());
+            return Err(PrepareError::Invalid(e.clone()));
         }
         match self.get(decl.kind()) {
-            None => Err(format!("unknown probe kind '{}'", decl.kind())),
-            Some(runner) => runner.prepare(decl).map_err(|e| e.to_string()),
+            None => Err(PrepareError::UnknownKind(decl.kind().to_owned())),
+            Some(runner) => runner.prepare(decl).map_err(PrepareError::Invalid),
         }
     }
 
@@ -509,7 +536,7 @@ impl Registry {
                 .map(Prepared::Machine)
                 .map_err(|e| e.to_string());
         }
-        let check = self.prepare(decl)?;
+        let check = self.prepare(decl).map_err(|e| e.to_string())?;
         Ok(match check.placement() {
             Placement::Inline => Prepared::Inline(check),
             Placement::Blocking => Prepared::Blocking(check),
@@ -517,8 +544,35 @@ impl Registry {
     }
 }
 
-/// The OS host name (`gethostname`), or `""` if it cannot be read.
-pub fn os_hostname() -> String {
+/// Why [`Registry::prepare`] gives no check; every tick of the probe fails
+/// with this error's `Display` as its `failureReason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// A shared or kind-specific field is invalid; shown as the
+    /// [`FieldError`] shows itself (`invalid declaration: ...`).
+    Invalid(FieldError),
+    /// No runner is registered for this kind: `unknown probe kind '<kind>'`.
+    UnknownKind(String),
+}
+
+impl fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrepareError::Invalid(e) => e.fmt(f),
+            PrepareError::UnknownKind(kind) => write!(f, "unknown probe kind '{kind}'"),
+        }
+    }
+}
+
+// No `source`: the `Display` text already is the whole reason (it is what
+// events carry), and a reporter that walks sources would print it twice.
+impl std::error::Error for PrepareError {}
+
+/// The OS host name (`gethostname`), or `""` if it cannot be read: the
+/// default name evidence must carry.
+#[cfg(feature = "evidence")]
+pub(crate) fn os_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for writes of its length; gethostname
     // NUL-terminates on success when the name fits.

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use probewheel::runner::CANCEL_POLL;
 use probewheel::{Check, Declaration, Event, FieldError, RunContext, Runner, RunnerOutcome};
 
 /// A directory removed on drop.
@@ -217,8 +216,6 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
     }
     out
 }
-
-pub const CANCEL: Duration = CANCEL_POLL;
 
 // ---------------------------------------------------------------------------
 // Helpers of the hostile-condition and soak tests: file descriptors, memory,

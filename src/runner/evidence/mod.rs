@@ -1,7 +1,7 @@
 //! `evidence` probes: signed compliance evidence.
 //!
 //! A collector on the host writes `evidencePath` (default
-//! [`DEFAULT_EVIDENCE_PATH`]):
+//! `/var/lib/nixfleet-compliance/evidence.json`):
 //!
 //! ```json
 //! {"schemaVersion": 1, "hostname": "web-1", "collectedAt": "2026-11-27T14:15:42Z",
@@ -83,11 +83,11 @@ mod tests;
 pub const DEFAULT_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
 
 /// Default `evidencePath`.
-pub const DEFAULT_EVIDENCE_PATH: &str = "/var/lib/nixfleet-compliance/evidence.json";
+pub(crate) const DEFAULT_EVIDENCE_PATH: &str = "/var/lib/nixfleet-compliance/evidence.json";
 
 /// Largest `maxAgeSeconds` accepted: one hundred years. Larger values are
 /// invalid rather than silently clamped.
-pub const MAX_AGE_LIMIT_SECS: u64 = 100 * 365 * 24 * 3600;
+pub(crate) const MAX_AGE_LIMIT_SECS: u64 = 100 * 365 * 24 * 3600;
 
 /// Largest evidence file read.
 const MAX_EVIDENCE_BYTES: u64 = 16 * 1024 * 1024;

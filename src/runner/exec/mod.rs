@@ -59,11 +59,11 @@ mod spawn;
 mod tests;
 
 /// `timeoutSecs` when absent.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
 /// Largest accepted `timeoutSecs` (one day).
-pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+pub(crate) const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// How much of the end of stderr a run keeps for the failure reason.
-pub const STDERR_TAIL_BYTES: usize = 1024;
+pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
 
 /// The `exec` kind.
 #[derive(Debug, Clone, Copy, Default)]

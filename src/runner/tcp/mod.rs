@@ -36,11 +36,11 @@ use crate::transport::resolve::Lookup;
 mod tests;
 
 /// Host used when `host` is absent.
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
 /// `connectTimeoutSecs` when absent.
-pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
+pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 /// Largest accepted `connectTimeoutSecs` (one hour).
-pub const MAX_CONNECT_TIMEOUT_SECS: u64 = 3600;
+pub(crate) const MAX_CONNECT_TIMEOUT_SECS: u64 = 3600;
 
 /// The `tcp` kind.
 #[derive(Debug, Clone, Copy, Default)]
