@@ -27,6 +27,7 @@ pub mod exec;
 pub mod http;
 pub(crate) mod machine;
 pub mod tcp;
+mod tls_fields;
 
 /// A probe kind: turns declarations into runnable checks.
 pub trait Runner: Send + Sync + 'static {
