@@ -97,6 +97,8 @@ mod url;
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests;
 
 use headers::Headers;
 use response::{BODY_CAP, BodySearch, HeadReader, Needle, NotFound, Search};

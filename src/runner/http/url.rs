@@ -199,7 +199,8 @@ impl Url {
             ("User-Agent", agent),
             ("Connection", "close"),
         ];
-        if let Some(b) = &self.basic {
+        let basic = self.basic.as_ref().map(|b| format!("Basic {b}"));
+        if let Some(b) = &basic {
             defaults.push(("Authorization", b.as_str()));
         }
         headers.request_head(&self.target, &defaults)
@@ -428,7 +429,7 @@ mod tests {
         assert_eq!(u.basic.as_deref(), Some(base64(b"alice:s@cret").as_str()));
         assert_eq!(u.authority(), "h");
         assert!(!u.to_string().contains("alice"));
-        let req = String::from_utf8(u.request().into_vec()).unwrap();
+        let req = String::from_utf8(u.request(&Headers::default()).into_vec()).unwrap();
         assert!(
             req.contains("\r\nAuthorization: Basic YWxpY2U6c0BjcmV0\r\n"),
             "{req}"

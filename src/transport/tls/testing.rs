@@ -173,11 +173,6 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// What the server saw of each of its connections.
-    pub(crate) fn saws(self) -> Vec<Saw> {
-        self.thread.join().expect("server thread panicked")
-    }
-
     /// What the server saw of its last connection.
     pub(crate) fn saw(self) -> Saw {
         self.thread
