@@ -6,6 +6,8 @@
 //! healthy probes keep every slot, on time, and the engine's threads do
 //! not grow with the number of hung probes.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::io;

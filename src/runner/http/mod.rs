@@ -87,9 +87,9 @@ use crate::transport::stream::Stream;
 #[cfg(feature = "tls")]
 use crate::transport::tls::{TlsFail, TlsSession, TlsSetup};
 
-use super::tls_fields::TlsFields;
 #[cfg(not(feature = "tls"))]
 use super::tls_fields::NOT_BUILT_IN;
+use super::tls_fields::TlsFields;
 
 mod headers;
 mod response;

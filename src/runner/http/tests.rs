@@ -391,7 +391,9 @@ fn expected_redirect_status_is_compared_not_followed() {
 #[cfg(not(feature = "tls"))]
 fn https_urls_are_invalid_naming_the_missing_feature() {
     assert_eq!(
-        prepare(json!({"url": "https://127.0.0.1:1/health"})).err().as_deref(),
+        prepare(json!({"url": "https://127.0.0.1:1/health"}))
+            .err()
+            .as_deref(),
         Some(
             "invalid declaration: field `url`: https://127.0.0.1:1/health is https: TLS is not built into this probewheel (it was built without the cargo feature `tls`)"
         )

@@ -43,7 +43,8 @@ fn reason(out: &RunnerOutcome) -> &str {
     out.reason().unwrap()
 }
 
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nstatus: ready";
+const OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nstatus: ready";
 
 fn https_url(server: &Server, host: &str, path: &str) -> String {
     format!("https://{host}:{}{path}", server.addr.port())
@@ -271,7 +272,8 @@ fn started_until(
 #[test]
 fn a_server_that_never_sends_a_server_hello_times_out_at_the_deadline() {
     let (server, hello, read) = mute_server();
-    let m = prepare(json!({"url": https_url(&server, "localhost", "/"), "timeoutSecs": 3})).unwrap();
+    let m =
+        prepare(json!({"url": https_url(&server, "localhost", "/"), "timeoutSecs": 3})).unwrap();
     let mut h = Harness::new();
     let t0 = clock::mono_now();
     let mut run = started_until(&mut h, &*m, t0, &hello);
@@ -326,7 +328,8 @@ fn connect_timeout_secs_bounds_the_handshake() {
 #[test]
 fn cancelling_a_handshake_in_flight_closes_its_socket() {
     let (server, hello, read) = mute_server();
-    let m = prepare(json!({"url": https_url(&server, "localhost", "/"), "timeoutSecs": 60})).unwrap();
+    let m =
+        prepare(json!({"url": https_url(&server, "localhost", "/"), "timeoutSecs": 60})).unwrap();
     let mut h = Harness::new();
     let t0 = clock::mono_now();
     let mut run = started_until(&mut h, &*m, t0, &hello);
@@ -347,7 +350,10 @@ fn plain_http_on_a_tls_port_is_a_protocol_error() {
     });
     let out = run(json!({"url": https_url(&server, "localhost", "/")}));
     let r = reason(&out);
-    assert!(r.contains("TLS protocol error: the server answered in plain text"), "{r}");
+    assert!(
+        r.contains("TLS protocol error: the server answered in plain text"),
+        "{r}"
+    );
     server.saw();
 }
 
@@ -365,7 +371,8 @@ fn an_http_redirect_to_https_is_followed() {
         while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
             head.push(byte[0]);
         }
-        let reply = format!("HTTP/1.1 301 Moved\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+        let reply =
+            format!("HTTP/1.1 301 Moved\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
         let _ = s.write_all(reply.as_bytes());
         String::from_utf8(head).unwrap()
     });
@@ -426,9 +433,18 @@ fn headers_with_cr_lf_or_nul_make_the_declaration_invalid() {
             json!({"X-A": "one\r\nX-Injected: two"}),
             "invalid declaration: field `headers`: ",
         ),
-        (json!({"X-A": "nul\u{0}"}), "invalid declaration: field `headers`: "),
-        (json!({"X-\nA": "v"}), "invalid declaration: field `headers`: "),
-        (json!({"X-A": 1}), "invalid declaration: field `headers.X-A`: "),
+        (
+            json!({"X-A": "nul\u{0}"}),
+            "invalid declaration: field `headers`: ",
+        ),
+        (
+            json!({"X-\nA": "v"}),
+            "invalid declaration: field `headers`: ",
+        ),
+        (
+            json!({"X-A": 1}),
+            "invalid declaration: field `headers.X-A`: ",
+        ),
     ] {
         let err = prepare(json!({"url": "http://127.0.0.1/", "headers": headers}))
             .err()
@@ -456,7 +472,10 @@ fn an_https_probe_passes_through_the_engine() {
     let give_up = clock::mono_now() + BOUND;
     let result = loop {
         let left = give_up.saturating_duration_since(clock::mono_now());
-        match events.recv_timeout(left).expect("a result within the bound") {
+        match events
+            .recv_timeout(left)
+            .expect("a result within the bound")
+        {
             crate::Event::ProbeResult(r) => break r,
             _ => continue,
         }

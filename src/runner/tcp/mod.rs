@@ -46,9 +46,9 @@ use crate::transport::resolve::Lookup;
 #[cfg(feature = "tls")]
 use crate::transport::tls::{TlsSession, TlsSetup};
 
-use super::tls_fields::TlsFields;
 #[cfg(not(feature = "tls"))]
 use super::tls_fields::NOT_BUILT_IN;
+use super::tls_fields::TlsFields;
 #[cfg(feature = "tls")]
 use mio::net::TcpStream;
 

@@ -502,7 +502,8 @@ mod tls {
         let other = ca_file(&ca("other"));
         let ca = ca("tcp test CA");
         let server = tls_server(leaf(&ca, &LeafSpec::default()), b"");
-        let m = tcp_machine(json!({"port": server.addr.port(), "tls": true, "caFile": other.path()}));
+        let m =
+            tcp_machine(json!({"port": server.addr.port(), "tls": true, "caFile": other.path()}));
         let out = Harness::new().run(&*m, BOUND);
         assert_eq!(
             out.reason(),
@@ -594,5 +595,9 @@ fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
         "invalid declaration: field `tls`: TLS is not built into this probewheel (it was built without the cargo feature `tls`)"
     );
     // `tls: false` is a plain tcp probe.
-    assert!(TcpRunner.prepare(&decl(json!({"port": 443, "tls": false}))).is_ok());
+    assert!(
+        TcpRunner
+            .prepare(&decl(json!({"port": 443, "tls": false})))
+            .is_ok()
+    );
 }

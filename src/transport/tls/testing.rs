@@ -225,7 +225,11 @@ pub(crate) fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
 
 /// [`tls_server`] with a configuration of the test's and any number of
 /// connections.
-pub(crate) fn tls_serve(config: Arc<ServerConfig>, response: &'static [u8], connections: usize) -> Server {
+pub(crate) fn tls_serve(
+    config: Arc<ServerConfig>,
+    response: &'static [u8],
+    connections: usize,
+) -> Server {
     serve(connections, move |stream| {
         let conn = ServerConnection::new(Arc::clone(&config)).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, stream);
@@ -271,4 +275,3 @@ pub(crate) fn raw_server(then: impl FnOnce(&mut std::net::TcpStream) + Send + 's
         }
     })
 }
-
