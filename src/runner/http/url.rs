@@ -162,6 +162,7 @@ impl Url {
     }
 
     /// The host as written, without IPv6 brackets: the TLS server name.
+    #[cfg(feature = "tls")]
     pub(crate) fn host_name(&self) -> String {
         match &self.host {
             Host::Ip(ip) => ip.to_string(),
