@@ -490,3 +490,79 @@ fn an_https_probe_passes_through_the_engine() {
     );
     server.saw();
 }
+
+/// One https probe (handshake included), 300 times, against a loopback
+/// TLS server, next to the same probe over plain http: mean time per
+/// probe through the blocking adapter, as the http figure is measured.
+/// `cargo test --release --lib runner::http::tls_tests::cost -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, run by hand"]
+fn cost() {
+    use crate::runner::{CancelState, RunContext, Runner};
+    const N: u32 = 300;
+    let ca = ca("cost CA");
+    let file = ca_file(&ca);
+    let leaf = leaf(&ca, &LeafSpec::default());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+            .unwrap(),
+    );
+    // Tight servers (blocking accept, one read, one write), so that the
+    // figure is the probe's and the TLS work both ends must do.
+    let tls_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_addr = tls_listener.local_addr().unwrap();
+    let tls_srv = thread::spawn(move || {
+        while let Ok((s, _)) = tls_listener.accept() {
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            let mut req = [0u8; 1024];
+            if tls.read(&mut req).unwrap_or(0) == 0 {
+                return; // the stop connection
+            }
+            let _ = tls.write_all(OK);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    let plain_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_addr = plain_listener.local_addr().unwrap();
+    let plain_srv = thread::spawn(move || {
+        while let Ok((mut s, _)) = plain_listener.accept() {
+            let mut req = [0u8; 1024];
+            if s.read(&mut req).unwrap_or(0) == 0 {
+                return;
+            }
+            let _ = s.write_all(OK);
+        }
+    });
+    let cancel = CancelState::default();
+    let ctx = RunContext::for_test(&cancel);
+    for fields in [
+        json!({"url": format!("http://{plain_addr}/health")}),
+        json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path()}),
+        json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path(), "bodyContains": "ready"}),
+    ] {
+        let mut decl = json!({"kind": "http", "mode": "enforce"});
+        decl.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let check = super::HttpRunner
+            .prepare(&Declaration::from_value("web", decl))
+            .unwrap();
+        let start = clock::mono_now();
+        for _ in 0..N {
+            assert_pass(&check.run(&ctx));
+        }
+        let per_probe = (clock::mono_now() - start) / N;
+        println!("probe cost: {per_probe:?} per probe (mean of {N}) for {fields}");
+    }
+    // Stop connections: a plain connect that sends nothing.
+    drop(std::net::TcpStream::connect(tls_addr).unwrap());
+    drop(std::net::TcpStream::connect(plain_addr).unwrap());
+    tls_srv.join().unwrap();
+    plain_srv.join().unwrap();
+}
