@@ -543,6 +543,7 @@ fn cost() {
     let ctx = RunContext::for_test(&cancel);
     for fields in [
         json!({"url": format!("http://{plain_addr}/health")}),
+        json!({"url": format!("https://{tls_addr}/health"), "caFile": file.path(), "tlsServerName": "localhost"}),
         json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path()}),
         json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path(), "bodyContains": "ready"}),
     ] {
