@@ -128,11 +128,11 @@ impl TcpCheck {
             }
         }
         #[cfg(feature = "tls")]
-        let tls = match (tls, tls_fields.setup()) {
-            (false, _) => None,
-            (true, Ok(setup)) => Some(Ok(setup)),
-            (true, Err(Ok(invalid))) => return Err(invalid),
-            (true, Err(Err(reason))) => Some(Err(reason)),
+        let tls = match tls.then(|| tls_fields.setup()) {
+            None => None,
+            Some(Ok(setup)) => Some(Ok(setup)),
+            Some(Err(Ok(invalid))) => return Err(invalid),
+            Some(Err(Err(reason))) => Some(Err(reason)),
         };
         Ok(TcpCheck {
             probe: Arc::new(Probe {
@@ -191,7 +191,6 @@ enum State {
         tcp: TcpStream,
         session: Box<TlsSession>,
         addr: SocketAddr,
-        started: Instant,
     },
 }
 
@@ -224,17 +223,10 @@ impl TcpRun {
                 ),
                 State::Connecting(dial) => format!("{PREFIX}{}", dial.timed_out(p.timeout_secs)),
                 #[cfg(feature = "tls")]
-                State::Handshaking {
-                    session,
-                    addr,
-                    started,
-                    ..
-                } => format!(
+                State::Handshaking { session, addr, .. } => format!(
                     "{PREFIX}{addr}: {}",
-                    // Whole seconds: the handshake's share of the timeout.
-                    session.timed_out(Duration::from_secs(
-                        self.deadline.duration_since(*started).as_secs()
-                    ))
+                    // The probe's timeout, which the handshake ended.
+                    session.timed_out(Duration::from_secs(p.timeout_secs))
                 ),
             });
         }
@@ -276,7 +268,6 @@ impl TcpRun {
                                 tcp,
                                 session: Box::new(session),
                                 addr,
-                                started: cx.now(),
                             };
                             continue;
                         }
