@@ -567,3 +567,32 @@ fn cost() {
     tls_srv.join().unwrap();
     plain_srv.join().unwrap();
 }
+
+/// Through the engine: a reset cancels a run in the middle of its
+/// handshake (its socket closes), and shutdown returns with a new one in
+/// flight.
+#[test]
+fn a_reset_cancels_a_handshake_in_flight_through_the_engine() {
+    let (server, hello, read) = mute_server();
+    let decls = json!({
+        "mute": {
+            "kind": "http", "mode": "enforce", "runOnce": true, "timeoutSecs": 60,
+            "url": https_url(&server, "localhost", "/"), "tlsSkipVerify": true,
+        }
+    });
+    let (engine, _events) = crate::Builder::new()
+        .declarations_json(decls.to_string())
+        .build()
+        .unwrap();
+    engine.reset("tls@1").unwrap();
+    hello.recv_timeout(BOUND).expect("the ClientHello arrived");
+    assert!(read.try_recv().is_err(), "closed before the reset");
+    engine.reset("tls@2").unwrap();
+    assert_eq!(
+        read.recv_timeout(BOUND).unwrap(),
+        0,
+        "socket closed by the reset"
+    );
+    engine.shutdown().unwrap();
+    server.saw();
+}
