@@ -162,8 +162,12 @@
 //!   the worker thread that started it exits; workers live as long as the
 //!   engine); its own children are not.
 //! - **HTTP**: when `expectStatus` is itself a redirect code, redirects are
-//!   not followed; only the first 64 KiB of a body are searched; `https://`
-//!   fails naming the missing TLS support.
+//!   not followed; only the first 64 KiB of a body are searched; `headers`
+//!   replace the defaults of the same name (`Host` included).
+//! - **TLS** (https, `tcp` with `tls: true`): trust is `caFile`, else the
+//!   system bundle (`SSL_CERT_FILE`, then the usual paths), read once per
+//!   reset; a `caFile` that cannot be used makes the declaration invalid;
+//!   `connectTimeoutSecs` covers the handshake; no session resumption.
 //! - **Rollout gate.** [`Gate`] judges each `enforce` probe by its latest
 //!   result of the newest generation (a probe that recovers stops gating);
 //!   a known failure answers [`Verdict::Unhealthy`] even while other
@@ -203,6 +207,9 @@
 //! - `evidence` (default): signed compliance evidence probes (adds
 //!   `ed25519-dalek` and `base64`). Without it, `evidence` probes fail with
 //!   a reason naming the feature.
+//! - `tls` (default): https and `tcp` probes with `tls: true` (adds
+//!   `rustls` with the `ring` provider). Without it, such declarations are
+//!   invalid with a reason naming the feature.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]

@@ -124,6 +124,23 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
         ]),
         "evidencePath" => one_of(vec![json!("/nonexistent/evidence.json"), json!("")]),
         "maxAgeSeconds" => (0u64..100).prop_map(|n| json!(n)).boxed(),
+        "headers" => one_of(vec![
+            json!({}),
+            json!({"X-A": "b", "Host": "h"}),
+            json!({"X-A": "b\r\nc"}),
+            json!({"X A": "b"}),
+            json!({"X-A": 1}),
+            json!(["X-A"]),
+        ]),
+        "tls" | "tlsSkipVerify" => any::<bool>().prop_map(|b| json!(b)).boxed(),
+        "caFile" => one_of(vec![json!("/nonexistent/ca.pem"), json!("")]),
+        "tlsServerName" => one_of(vec![
+            json!("localhost"),
+            json!("::1"),
+            json!("a b"),
+            json!(""),
+        ]),
+        "minCertValidityDays" => (0u64..4000).prop_map(|n| json!(n)).boxed(),
         other => panic!("no strategy for {other}"),
     }
 }
@@ -704,6 +721,28 @@ fn tcp_fields_wrong_give_exact_reasons() {
     let host = "expected a host name or an IP address, got";
     assert_table(vec![
         (
+            with(&tcp, json!({"tls": "on"})),
+            bad("tls", "expected true or false, got \"on\""),
+        ),
+        (
+            with(&tcp, json!({"tls": true, "tlsSkipVerify": true})),
+            if cfg!(feature = "tls") {
+                None
+            } else {
+                bad(
+                    "tls",
+                    "TLS is not built into this probewheel (it was built without the cargo feature `tls`)",
+                )
+            },
+        ),
+        (
+            with(&tcp, json!({"minCertValidityDays": 4000})),
+            bad(
+                "minCertValidityDays",
+                "expected an integer from 0 to 3650, got 4000",
+            ),
+        ),
+        (
             with(&tcp, json!({"port": null})),
             bad("port", "required field is missing"),
         ),
@@ -921,8 +960,25 @@ fn http_fields_wrong_give_exact_reasons() {
     let timeout = "expected an integer from 1 to 86400, got";
     assert_table(vec![
         (http.clone(), None),
-        // https is accepted, and fails at every tick (no TLS built in).
-        (with(&http, json!({"url": "https://127.0.0.1/"})), None),
+        // https is accepted with TLS built in; without it, it can never pass.
+        (
+            with(&http, json!({"url": "https://127.0.0.1/"})),
+            if cfg!(feature = "tls") {
+                None
+            } else {
+                bad(
+                    "url",
+                    "https://127.0.0.1/ is https: TLS is not built into this probewheel (it was built without the cargo feature `tls`)",
+                )
+            },
+        ),
+        (
+            with(&http, json!({"headers": {"X-A": "b\nc"}})),
+            bad(
+                "headers",
+                "the value of \"X-A\" contains a line feed (LF), which is not allowed in a header value",
+            ),
+        ),
         (
             with(&http, json!({"url": null})),
             bad("url", "required field is missing"),
@@ -937,15 +993,15 @@ fn http_fields_wrong_give_exact_reasons() {
         ),
         (
             with(&http, json!({"url": ""})),
-            bad("url", "not an http:// URL: \"\""),
+            bad("url", "not an http:// or https:// URL: \"\""),
         ),
         (
             with(&http, json!({"url": "127.0.0.1"})),
-            bad("url", "not an http:// URL: \"127.0.0.1\""),
+            bad("url", "not an http:// or https:// URL: \"127.0.0.1\""),
         ),
         (
             with(&http, json!({"url": "ftp://x/"})),
-            bad("url", "not an http:// URL: \"ftp://x/\""),
+            bad("url", "not an http:// or https:// URL: \"ftp://x/\""),
         ),
         (
             with(&http, json!({"url": "http://"})),

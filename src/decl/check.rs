@@ -163,6 +163,21 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                 ));
             }
         }
+        // 1xx is never a final status: such a probe waits for an interim
+        // response instead of checking the service.
+        if d.kind() == "http" {
+            if let Some(status) = d.get("expectStatus").and_then(|v| v.as_u64()) {
+                if !(200..=599).contains(&status) && (100..=599).contains(&status) {
+                    probe_findings.push((
+                        Severity::Warning,
+                        "expectStatus".into(),
+                        format!(
+                            "{status} is outside 200..=599: a 1xx response is never a final status"
+                        ),
+                    ));
+                }
+            }
+        }
         let extra = registry
             .get(d.kind())
             .map(|r| r.extra_fields())

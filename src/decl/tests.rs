@@ -394,3 +394,25 @@ impl crate::Runner for ArcRunner {
         self.0.extra_fields()
     }
 }
+
+#[test]
+fn check_knows_the_tls_and_headers_fields_and_warns_on_a_1xx_expect_status() {
+    let d = parse(
+        br#"{"a": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 101,
+                   "headers": {"X-A": "b"}, "caFile": null, "tlsServerName": "h",
+                   "tlsSkipVerify": false, "minCertValidityDays": 7},
+             "b": {"kind": "tcp", "mode": "enforce", "port": 22, "tls": false},
+             "c": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 204},
+             "d": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/",
+                   "headers": {"X-A": "one\r\ntwo"}}}"#,
+    )
+    .unwrap();
+    let findings = check::check(&d, &Registry::builtin(), Duration::from_secs(5));
+    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        "warning: a: expectStatus: 101 is outside 200..=599: a 1xx response is never a final status"
+    );
+    assert!(lines[1].starts_with("error: d: headers: "), "{}", lines[1]);
+}

@@ -27,6 +27,7 @@ pub(crate) mod exec;
 pub(crate) mod http;
 pub(crate) mod machine;
 pub(crate) mod tcp;
+mod tls_fields;
 
 /// A probe kind: turns declarations into runnable checks.
 pub trait Runner: Send + Sync + 'static {

@@ -15,10 +15,6 @@
 //!   body, and a server told otherwise waits for one until the timeout;
 //! - the headers add up to more than [`MAX_HEADERS_BYTES`].
 
-// Wired into the http runner separately (issue 14); until then only the
-// tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use serde_json::Value;
 
 use crate::decl::{FieldError, expected};
@@ -85,11 +81,13 @@ impl Headers {
     }
 
     /// No headers declared.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
     /// The declared value of `name` (any case).
+    #[cfg(test)]
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()

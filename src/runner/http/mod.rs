@@ -1,11 +1,15 @@
-//! `http` probes: an HTTP/1.1 `GET` over a plain connection, as a state
-//! machine on a worker's poll loop.
+//! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
+//! state machine on a worker's poll loop.
 //!
-//! Fields (DESIGN §2): `url` (required), `expectStatus` (default 200,
-//! 100 to 599), `bodyContains` (optional), `timeoutSecs` (default 10, 1 to
-//! 86400) and `connectTimeoutSecs` (default 5, 1 to 3600). [`Runner::prepare`]
-//! parses the URL and builds the request bytes once; a run only resolves
-//! (names only), connects, writes them and reads.
+//! Fields (DESIGN §2): `url` (required, `http://` or `https://`),
+//! `expectStatus` (default 200, 100 to 599), `bodyContains` (optional),
+//! `headers` (optional), `timeoutSecs` (default 10, 1 to 86400),
+//! `connectTimeoutSecs` (default 5, 1 to 3600), and for `https://` the TLS
+//! fields `caFile`, `tlsServerName`, `tlsSkipVerify` and
+//! `minCertValidityDays` (see `runner::tls_fields` for the trust store).
+//! [`Runner::prepare`] parses the URL, builds the request bytes and (for
+//! `https://`) the TLS configuration once; a run only resolves (names
+//! only), connects, does the TLS handshake, writes the request and reads.
 //!
 //! Behaviour, with the decisions where the design is silent:
 //!
@@ -15,13 +19,19 @@
 //!   searched: a needle not found there fails with `... in its first
 //!   64 KiB`. An empty `bodyContains` is trivially contained.
 //! - `timeoutSecs` bounds the whole probe (resolving, connecting, sending,
-//!   every redirect hop, reading): one deadline is computed at the start.
-//!   `connectTimeoutSecs` bounds the connect phase of each hop (the lookup
-//!   and the connect), within that deadline; when it is what expires, the
-//!   reason says `(connectTimeoutSecs)`.
-//! - Redirects 301, 302, 303, 307 and 308 are followed up to 10 times, to
-//!   `http://` targets only, one new connection per hop. Credentials from
-//!   the URL are sent again only while the host and port stay the same.
+//!   every redirect hop, TLS handshakes, reading): one deadline is computed
+//!   at the start. `connectTimeoutSecs` bounds the connect phase of each
+//!   hop (the lookup, the connect and, for `https://`, the TLS handshake,
+//!   as curl's `--connect-timeout` does), within that deadline; when it is
+//!   what expires, the reason says `(connectTimeoutSecs)`.
+//! - Redirects 301, 302, 303, 307 and 308 are followed up to 10 times,
+//!   one new connection per hop, to `http://` and (with the `tls`
+//!   feature) `https://` targets. Credentials from the URL are sent again
+//!   only while the scheme, host and port stay the same. A redirect from
+//!   `http://` to `https://` builds the probe's TLS configuration on its
+//!   first use, once per reset.
+//! - `headers` are sent with every request, the redirects' included; one
+//!   named like a default (`Host`, `User-Agent`, `Connection`) replaces it.
 //!   When `expectStatus` is itself one of these codes, no redirect is
 //!   followed: the first response is compared directly (a probe that expects
 //!   301 checks the redirect, not where it leads).
@@ -29,14 +39,21 @@
 //!   `expectStatus` is a `1xx` code.
 //! - A response head may have any number of header fields within its
 //!   64 KiB cap.
-//! - `https://` is accepted by `prepare` but every tick fails: TLS is not
-//!   built in.
+//! - Without the `tls` feature an `https://` URL makes the declaration
+//!   invalid (so `probewheel check` reports it as an error: it can never
+//!   pass), naming the feature; a redirect to `https://` fails the run the
+//!   same way.
+//! - TLS failures name what went wrong: handshake timeout, unknown issuer,
+//!   name mismatch, expired or not yet valid, expiring within
+//!   `minCertValidityDays`, protocol error, alert from the server
+//!   (`transport::tls`).
 //!
 //! How a run waits: it never blocks. A host name goes to the shared
 //! resolver pool (`Cx::resolve`) and the run is woken by the answer, or
 //! abandons the lookup at its deadline; the connect, the write and the
 //! reads are non-blocking on one socket registered with the worker's poll
-//! (`transport::dial`, `transport::stream`), and the response is pushed
+//! (`transport::dial`, `transport::stream`); the TLS handshake is one more
+//! state over that socket (`transport::tls`), and the response is pushed
 //! into a parser as it arrives (`response.rs`). A server that never answers
 //! costs a socket and a timer entry until the deadline, not a thread. A run
 //! reads at most `READS_PER_CALL` (16) times per call and then yields to
@@ -53,7 +70,12 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
+#[cfg(feature = "tls")]
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "tls")]
+use mio::net::TcpStream;
 
 use crate::decl::{Declaration, FieldError};
 use crate::runner::machine::{self, Cx, Machine, Run, Step};
@@ -62,6 +84,12 @@ use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
 use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
 use crate::transport::stream::Stream;
+#[cfg(feature = "tls")]
+use crate::transport::tls::{TlsFail, TlsSession, TlsSetup};
+
+#[cfg(not(feature = "tls"))]
+use super::tls_fields::NOT_BUILT_IN;
+use super::tls_fields::TlsFields;
 
 mod headers;
 mod response;
@@ -69,7 +97,10 @@ mod url;
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests;
 
+use headers::Headers;
 use response::{BODY_CAP, BodySearch, HeadReader, Needle, NotFound, Search};
 use url::{Host, Url, UrlError};
 
@@ -86,8 +117,6 @@ const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// Reads one call of `advance` makes before it lets the worker's other
 /// runs have their turn (it asks to be called again at once).
 pub(crate) const READS_PER_CALL: usize = 16;
-/// The reason of every `https://` tick.
-const HTTPS_UNSUPPORTED: &str = "https is not supported (TLS is not built into probewheel yet)";
 const CANCELLED: &str = "http probe: cancelled";
 
 /// The `http` kind.
@@ -111,8 +140,6 @@ pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError
 #[derive(Debug, Clone)]
 enum HttpCheck {
     Fetch(Arc<Probe>),
-    /// Every run fails at once with this reason (`https://`).
-    Unsupported(String),
 }
 
 impl HttpCheck {
@@ -140,17 +167,14 @@ impl HttpCheck {
             Some("") | None => None,
             Some(s) => Some(Needle::new(s.as_bytes())),
         };
+        let headers = Headers::from_value(decl.get("headers"))?;
+        let tls_fields = TlsFields::from_decl(decl)?;
         let url = match Url::parse(raw_url) {
             Ok(url) => url,
-            Err(UrlError::Https) => {
-                return Ok(HttpCheck::Unsupported(format!(
-                    "http probe: {HTTPS_UNSUPPORTED}"
-                )));
-            }
             Err(UrlError::NotHttp) => {
                 return Err(FieldError::new(
                     "url",
-                    format!("not an http:// URL: {raw_url:?}"),
+                    format!("not an http:// or https:// URL: {raw_url:?}"),
                 ));
             }
             Err(UrlError::Malformed(why)) => {
@@ -160,13 +184,39 @@ impl HttpCheck {
                 ));
             }
         };
+        #[cfg(not(feature = "tls"))]
+        {
+            drop(tls_fields);
+            if url.is_tls() {
+                return Err(FieldError::new(
+                    "url",
+                    format!("{url} is https: {NOT_BUILT_IN}"),
+                ));
+            }
+        }
+        #[cfg(feature = "tls")]
+        let tls = OnceLock::new();
+        #[cfg(feature = "tls")]
+        if url.is_tls() {
+            let setup = match tls_fields.setup() {
+                Ok(setup) => Ok(setup),
+                Err(Ok(invalid)) => return Err(invalid),
+                Err(Err(reason)) => Err(reason),
+            };
+            let _ = tls.set(setup);
+        }
         Ok(HttpCheck::Fetch(Arc::new(Probe {
-            first: Hop::new(url),
+            first: Hop::new(url, &headers),
+            headers,
             expect,
             follow: !REDIRECTS.contains(&expect),
             needle,
             timeout_secs,
             connect_secs,
+            #[cfg(feature = "tls")]
+            tls_fields,
+            #[cfg(feature = "tls")]
+            tls,
         })))
     }
 }
@@ -191,18 +241,7 @@ impl Machine for HttpCheck {
                 redirects: 0,
                 state: State::Start,
             }),
-            HttpCheck::Unsupported(reason) => Box::new(Refused(reason.clone())),
         }
-    }
-}
-
-/// A run that fails at once.
-#[derive(Debug)]
-struct Refused(String);
-
-impl Run for Refused {
-    fn advance(&mut self, _cx: &mut Cx<'_>) -> Step {
-        Step::Done(RunnerOutcome::fail(mem::take(&mut self.0)))
     }
 }
 
@@ -210,12 +249,35 @@ impl Run for Refused {
 #[derive(Debug)]
 struct Probe {
     first: Hop,
+    /// `headers`, for the requests of redirect hops.
+    headers: Headers,
     expect: u16,
     /// False when `expectStatus` is a redirect code.
     follow: bool,
     needle: Option<Needle>,
     timeout_secs: u64,
     connect_secs: u64,
+    #[cfg(feature = "tls")]
+    tls_fields: TlsFields,
+    /// The TLS configuration: built at prepare for an `https://` URL, on
+    /// the first redirect to one otherwise; the reason when it cannot be.
+    #[cfg(feature = "tls")]
+    tls: OnceLock<Result<TlsSetup, String>>,
+}
+
+impl Probe {
+    #[cfg(feature = "tls")]
+    fn tls_setup(&self) -> Result<&TlsSetup, Fail> {
+        self.tls
+            .get_or_init(|| {
+                self.tls_fields.setup().map_err(|e| match e {
+                    Ok(invalid) => format!("field `{}`: {}", invalid.field(), invalid.problem()),
+                    Err(reason) => reason,
+                })
+            })
+            .as_ref()
+            .map_err(|reason| Fail::Other(reason.clone()))
+    }
 }
 
 /// One URL to fetch, with its request bytes and (for IP literals) its
@@ -228,13 +290,13 @@ struct Hop {
 }
 
 impl Hop {
-    fn new(url: Url) -> Hop {
+    fn new(url: Url, headers: &Headers) -> Hop {
         let addr = match url.host() {
             Host::Ip(ip) => Some(SocketAddr::new(*ip, url.port())),
             Host::Name(_) => None,
         };
         Hop {
-            request: url.request(),
+            request: url.request(headers),
             addr,
             url,
         }
@@ -265,6 +327,14 @@ enum State {
     },
     Connecting {
         dial: Dial,
+        connect_by: Instant,
+    },
+    /// Connected to an `https://` hop's server: the TLS handshake.
+    #[cfg(feature = "tls")]
+    Handshaking {
+        tcp: TcpStream,
+        session: Box<TlsSession>,
+        addr: SocketAddr,
         connect_by: Instant,
     },
     Sending {
@@ -347,6 +417,14 @@ impl HttpRun {
                 Some(addr) => Phase::Connecting(addr),
                 None => Phase::Resolving,
             },
+            #[cfg(feature = "tls")]
+            State::Handshaking { session, addr, .. } => Phase::Handshake {
+                addr: *addr,
+                heard: matches!(
+                    session.timed_out(Duration::ZERO),
+                    TlsFail::HandshakeTimeout { heard: true, .. }
+                ),
+            },
             State::Sending { .. } => Phase::Sending,
             State::Head { .. } | State::Ended => Phase::Head,
             State::Body { .. } => Phase::Body,
@@ -358,12 +436,16 @@ impl HttpRun {
         if now >= self.deadline {
             return Err(Fail::TimedOut(self.phase()));
         }
-        if let State::Resolving { connect_by, .. } | State::Connecting { connect_by, .. } =
-            &self.state
-        {
-            if now >= *connect_by {
-                return Err(Fail::ConnectTimedOut(self.phase()));
+        let connect_by = match &self.state {
+            State::Resolving { connect_by, .. } | State::Connecting { connect_by, .. } => {
+                Some(*connect_by)
             }
+            #[cfg(feature = "tls")]
+            State::Handshaking { connect_by, .. } => Some(*connect_by),
+            _ => None,
+        };
+        if connect_by.is_some_and(|by| now >= by) {
+            return Err(Fail::ConnectTimedOut(self.phase()));
         }
         let p = &*self.probe;
         let mut reads = 0;
@@ -422,6 +504,19 @@ impl HttpRun {
                     }
                     Dialed::Failed => return Err(Fail::Other(dial.failed())),
                     Dialed::Connected(stream, addr) => {
+                        #[cfg(feature = "tls")]
+                        if hop.url.is_tls() {
+                            let setup = p.tls_setup()?;
+                            let session = TlsSession::new(setup, &hop.url.host_name())
+                                .map_err(Fail::Other)?;
+                            self.state = State::Handshaking {
+                                tcp: stream,
+                                session: Box::new(session),
+                                addr,
+                                connect_by,
+                            };
+                            continue;
+                        }
                         self.state = State::Sending {
                             conn: Conn {
                                 stream: Stream::Plain(stream),
@@ -430,6 +525,33 @@ impl HttpRun {
                             written: 0,
                         };
                     }
+                },
+                #[cfg(feature = "tls")]
+                State::Handshaking {
+                    mut tcp,
+                    mut session,
+                    addr,
+                    connect_by,
+                } => match session.handshake(&mut tcp) {
+                    Ok(true) => {
+                        self.state = State::Sending {
+                            conn: Conn {
+                                stream: Stream::Tls(tcp, session),
+                                addr,
+                            },
+                            written: 0,
+                        };
+                    }
+                    Ok(false) => {
+                        self.state = State::Handshaking {
+                            tcp,
+                            session,
+                            addr,
+                            connect_by,
+                        };
+                        return Ok(Flow::Wait(connect_by));
+                    }
+                    Err(fail) => return Err(Fail::Other(format!("{addr}: {fail}"))),
                 },
                 State::Sending {
                     mut conn,
@@ -450,6 +572,14 @@ impl HttpRun {
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                             Err(e) => return Err(conn.failed(Phase::Sending, &e)),
                         }
+                    }
+                    match conn.stream.flush() {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.state = State::Sending { conn, written };
+                            return Ok(Flow::Wait(self.deadline));
+                        }
+                        Err(e) => return Err(conn.failed(Phase::Sending, &e)),
                     }
                     let skip_interim = !(100..200).contains(&p.expect);
                     self.state = State::Head {
@@ -484,7 +614,7 @@ impl HttpRun {
                         let next = redirect_target(&hop.url, head.status, head.location())?;
                         conn.stream.deregister(cx);
                         drop(conn);
-                        self.redirected = Some(Hop::new(next));
+                        self.redirected = Some(Hop::new(next, &p.headers));
                         self.redirects += 1;
                         self.state = State::Start;
                         continue;
@@ -553,17 +683,23 @@ fn redirect_target(from: &Url, status: u16, location: Option<&[u8]>) -> Result<U
         return Err(Fail::Other(format!("redirect {status} without Location")));
     };
     let location = String::from_utf8_lossy(location);
-    from.join(&location).map_err(|e| {
+    let next = from.join(&location).map_err(|e| {
         Fail::Other(match e {
-            UrlError::Https => format!("redirect {status} to {location}: {HTTPS_UNSUPPORTED}"),
             UrlError::NotHttp => {
-                format!("redirect {status} to {location:?}: not an http:// URL")
+                format!("redirect {status} to {location:?}: not an http:// or https:// URL")
             }
             UrlError::Malformed(why) => {
                 format!("redirect {status} to {location:?}: malformed Location: {why}")
             }
         })
-    })
+    })?;
+    #[cfg(not(feature = "tls"))]
+    if next.is_tls() {
+        return Err(Fail::Other(format!(
+            "redirect {status} to {next}: https: {NOT_BUILT_IN}"
+        )));
+    }
+    Ok(next)
 }
 
 /// ` (after N redirects, at URL)`, or nothing for the first hop.
@@ -598,6 +734,12 @@ fn quote(needle: &[u8]) -> String {
 pub(crate) enum Phase {
     Resolving,
     Connecting(SocketAddr),
+    /// The TLS handshake; `heard`: whether the server sent anything yet.
+    #[cfg(feature = "tls")]
+    Handshake {
+        addr: SocketAddr,
+        heard: bool,
+    },
     Sending,
     Head,
     Body,
@@ -608,6 +750,16 @@ impl fmt::Display for Phase {
         match self {
             Phase::Resolving => f.write_str("resolving"),
             Phase::Connecting(addr) => write!(f, "connecting to {addr}"),
+            #[cfg(feature = "tls")]
+            Phase::Handshake { addr, heard } => write!(
+                f,
+                "in the TLS handshake with {addr} ({})",
+                if *heard {
+                    "the server did not finish it"
+                } else {
+                    "no answer to the ClientHello"
+                }
+            ),
             Phase::Sending => f.write_str("sending the request"),
             Phase::Head => f.write_str("waiting for the response head"),
             Phase::Body => f.write_str("reading the body"),

@@ -353,11 +353,12 @@ fn ten_redirects_are_followed_eleven_are_too_many() {
 }
 
 #[test]
-fn redirect_to_https_fails_clearly() {
+#[cfg(not(feature = "tls"))]
+fn redirect_to_https_fails_naming_the_missing_feature() {
     let srv = serve(1, answer(redirect(301, "https://127.0.0.1/secure")));
     assert_fail(
         &run(json!({"url": srv.url("/")})),
-        "http probe: redirect 301 to https://127.0.0.1/secure: https is not supported (TLS is not built into probewheel yet)",
+        "http probe: redirect 301 to https://127.0.0.1/secure: https: TLS is not built into this probewheel (it was built without the cargo feature `tls`)",
     );
     srv.requests();
 }
@@ -387,12 +388,29 @@ fn expected_redirect_status_is_compared_not_followed() {
 }
 
 #[test]
-fn https_urls_fail_every_tick_naming_the_missing_feature() {
-    let out = run(json!({"url": "https://127.0.0.1:1/health"}));
-    assert_fail(
-        &out,
-        "http probe: https is not supported (TLS is not built into probewheel yet)",
+#[cfg(not(feature = "tls"))]
+fn https_urls_are_invalid_naming_the_missing_feature() {
+    assert_eq!(
+        prepare(json!({"url": "https://127.0.0.1:1/health"}))
+            .err()
+            .as_deref(),
+        Some(
+            "invalid declaration: field `url`: https://127.0.0.1:1/health is https: TLS is not built into this probewheel (it was built without the cargo feature `tls`)"
+        )
     );
+    // `probewheel check` reports it as an error: it can never pass.
+    let decls = crate::decl::parse(
+        br#"{"web": {"kind": "http", "mode": "enforce", "url": "https://127.0.0.1/"}}"#,
+    )
+    .unwrap();
+    let findings = crate::decl::check::check(
+        &decls,
+        &crate::runner::Registry::builtin(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].severity, crate::decl::check::Severity::Error);
+    assert_eq!(findings[0].field, "url");
 }
 
 #[test]
@@ -633,7 +651,7 @@ fn field_validation_errors_name_the_field() {
         ),
         (
             json!({"url": "ftp://h/"}),
-            r#"invalid declaration: field `url`: not an http:// URL: "ftp://h/""#,
+            r#"invalid declaration: field `url`: not an http:// or https:// URL: "ftp://h/""#,
         ),
         (
             json!({"url": "http://h:99999/"}),

@@ -1,21 +1,23 @@
-//! `http://` URLs: parsed and validated once at prepare time, joined with a
-//! `Location` on redirects, and turned into the request bytes.
+//! `http://` and `https://` URLs: parsed and validated once at prepare
+//! time, joined with a `Location` on redirects, and turned into the
+//! request bytes.
 //!
-//! This is deliberately not a general URL library: it knows the one scheme
-//! we can speak, keeps the path and query as written (percent-encoding is
+//! This is deliberately not a general URL library: it knows the two
+//! schemes we can speak (whether `https` can be fetched is the runner's
+//! business: it needs the `tls` feature), keeps the path and query as written (percent-encoding is
 //! passed through; only spaces and non-ASCII bytes are encoded, since they
 //! cannot appear in a request line), and drops the fragment.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::headers::Headers;
+
 /// Why a string is not a URL we can probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UrlError {
     /// Another scheme, or no scheme at all.
     NotHttp,
-    /// `https://`: valid, but TLS is not built in.
-    Https,
     /// An `http://` URL that cannot be used, and why.
     Malformed(&'static str),
 }
@@ -29,9 +31,11 @@ pub(crate) enum Host {
     Name(String),
 }
 
-/// A parsed `http://` URL.
+/// A parsed `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Url {
+    /// `https://`.
+    tls: bool,
     host: Host,
     port: u16,
     /// `host[:port]` as written (IPv6 literals keep their brackets): the
@@ -44,15 +48,15 @@ pub(crate) struct Url {
 }
 
 impl Url {
-    /// Parses an absolute `http://` URL.
+    /// Parses an absolute `http://` or `https://` URL.
     pub(crate) fn parse(s: &str) -> Result<Url, UrlError> {
         let s = s.trim();
-        let rest = match strip_prefix_ignore_case(s, "http://") {
-            Some(rest) => rest,
-            None if strip_prefix_ignore_case(s, "https://").is_some() => {
-                return Err(UrlError::Https);
-            }
-            None => return Err(UrlError::NotHttp),
+        let (tls, rest) = match strip_prefix_ignore_case(s, "http://") {
+            Some(rest) => (false, rest),
+            None => match strip_prefix_ignore_case(s, "https://") {
+                Some(rest) => (true, rest),
+                None => return Err(UrlError::NotHttp),
+            },
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
@@ -62,6 +66,7 @@ impl Url {
         };
         let (host, host_text, port_text) = split_host_port(hostport)?;
         let port = match port_text {
+            None | Some("") if tls => 443,
             None | Some("") => 80,
             Some(p) => parse_port(p)?,
         };
@@ -79,6 +84,7 @@ impl Url {
         push_encoded(&mut target, tail)?;
         let basic = userinfo.map(|u| base64(&percent_decode(u)));
         Ok(Url {
+            tls,
             host,
             port,
             authority,
@@ -95,11 +101,16 @@ impl Url {
         let loc = location.trim();
         if has_scheme(loc) || loc.starts_with("//") {
             let mut url = if loc.starts_with("//") {
-                Url::parse(&format!("http:{loc}"))?
+                let scheme = if self.tls { "https" } else { "http" };
+                Url::parse(&format!("{scheme}:{loc}"))?
             } else {
                 Url::parse(loc)?
             };
-            if url.basic.is_none() && url.host == self.host && url.port == self.port {
+            if url.basic.is_none()
+                && url.tls == self.tls
+                && url.host == self.host
+                && url.port == self.port
+            {
                 url.basic.clone_from(&self.basic);
             }
             return Ok(url);
@@ -136,12 +147,27 @@ impl Url {
             push_encoded(&mut target, q)?;
         }
         Ok(Url {
+            tls: self.tls,
             host: self.host.clone(),
             port: self.port,
             authority: self.authority.clone(),
             target,
             basic: self.basic.clone(),
         })
+    }
+
+    /// Whether this is an `https://` URL.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The host as written, without IPv6 brackets: the TLS server name.
+    #[cfg(feature = "tls")]
+    pub(crate) fn host_name(&self) -> String {
+        match &self.host {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(name) => name.clone(),
+        }
     }
 
     pub(crate) fn host(&self) -> &Host {
@@ -164,30 +190,29 @@ impl Url {
         &self.target
     }
 
-    /// The complete request: built once per URL, written as is at every run.
-    pub(crate) fn request(&self) -> Box<[u8]> {
-        let mut r = String::with_capacity(128 + self.target.len() + self.authority.len());
-        r.push_str("GET ");
-        r.push_str(&self.target);
-        r.push_str(" HTTP/1.1\r\nHost: ");
-        r.push_str(&self.authority);
-        r.push_str("\r\nUser-Agent: probewheel/");
-        r.push_str(env!("CARGO_PKG_VERSION"));
-        r.push_str("\r\nConnection: close\r\n");
-        if let Some(b) = &self.basic {
-            r.push_str("Authorization: Basic ");
-            r.push_str(b);
-            r.push_str("\r\n");
+    /// The complete request, with the probe's `headers` (which replace a
+    /// default of the same name): built once per URL, written as is at
+    /// every run.
+    pub(crate) fn request(&self, headers: &Headers) -> Box<[u8]> {
+        let agent = concat!("probewheel/", env!("CARGO_PKG_VERSION"));
+        let mut defaults = vec![
+            ("Host", self.authority.as_str()),
+            ("User-Agent", agent),
+            ("Connection", "close"),
+        ];
+        let basic = self.basic.as_ref().map(|b| format!("Basic {b}"));
+        if let Some(b) = &basic {
+            defaults.push(("Authorization", b.as_str()));
         }
-        r.push_str("\r\n");
-        r.into_bytes().into_boxed_slice()
+        headers.request_head(&self.target, &defaults)
     }
 }
 
 /// Shows the URL without its credentials.
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.target)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.target)
     }
 }
 
@@ -405,7 +430,7 @@ mod tests {
         assert_eq!(u.basic.as_deref(), Some(base64(b"alice:s@cret").as_str()));
         assert_eq!(u.authority(), "h");
         assert!(!u.to_string().contains("alice"));
-        let req = String::from_utf8(u.request().into_vec()).unwrap();
+        let req = String::from_utf8(u.request(&Headers::default()).into_vec()).unwrap();
         assert!(
             req.contains("\r\nAuthorization: Basic YWxpY2U6c0BjcmV0\r\n"),
             "{req}"
@@ -423,8 +448,10 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_broken_authorities() {
-        assert_eq!(Url::parse("https://h/"), Err(UrlError::Https));
-        assert_eq!(Url::parse("HTTPS://h/"), Err(UrlError::Https));
+        let https = Url::parse("HTTPS://h/").unwrap();
+        assert!(https.is_tls());
+        assert_eq!(https.port(), 443);
+        assert_eq!(https.to_string(), "https://h/");
         for s in ["ftp://h/", "h:80/x", "/x", "", "http:/h"] {
             assert_eq!(Url::parse(s), Err(UrlError::NotHttp), "{s}");
         }
@@ -473,13 +500,17 @@ mod tests {
         assert!(base.join("/x").unwrap().basic.is_some());
         assert!(base.join("http://h:81/z").unwrap().basic.is_some());
         assert!(base.join("//other:82/y").unwrap().basic.is_none());
-        assert_eq!(base.join("https://h/"), Err(UrlError::Https));
+        let secure = base.join("https://h:81/s").unwrap();
+        assert!(secure.is_tls());
+        // Another scheme is another origin: credentials are not sent there.
+        assert!(secure.basic.is_none());
+        assert_eq!(secure.join("//o/p").unwrap().to_string(), "https://o/p");
         assert_eq!(base.join("mailto:x@y"), Err(UrlError::NotHttp));
     }
 
     #[test]
     fn request_has_the_fixed_headers() {
-        let req = url("http://127.0.0.1:8080/health?x=1#f").request();
+        let req = url("http://127.0.0.1:8080/health?x=1#f").request(&Headers::default());
         let want = format!(
             "GET /health?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: probewheel/{}\r\nConnection: close\r\n\r\n",
             env!("CARGO_PKG_VERSION")

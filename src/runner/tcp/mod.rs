@@ -2,14 +2,22 @@
 //!
 //! Fields (DESIGN §2): `host` (default `127.0.0.1`; an IP literal, IPv6 with
 //! or without brackets, or a name resolved at every run), `port` (required,
-//! 1-65535) and `connectTimeoutSecs` (default 5, 1-3600).
+//! 1-65535), `connectTimeoutSecs` (default 5, 1-3600), and `tls` (default
+//! false) with the TLS fields `caFile`, `tlsServerName`, `tlsSkipVerify`
+//! and `minCertValidityDays` (see `runner::tls_fields`).
+//!
+//! With `tls: true` the probe passes only once a TLS handshake with the
+//! server has completed (certificate checks included), then closes. The
+//! TLS configuration is built at prepare time, once per reset.
+//! `tlsServerName` defaults to `host`. Without the `tls` feature,
+//! `tls: true` makes the declaration invalid, naming the feature.
 //!
 //! A run is a state machine (`runner::machine::Machine`) on a worker's poll
 //! loop: it resolves a name on the shared resolver pool (`Cx::resolve`; IP
 //! literals are parsed once at prepare time), then dials through the
 //! transport layer (`transport::dial`), which tries the addresses in order,
 //! the next as soon as one fails. `connectTimeoutSecs` bounds the whole
-//! run, the lookup included: a resolver that never answers costs the run
+//! run, the lookup and the TLS handshake included: a resolver that never answers costs the run
 //! its timeout, and the lookup is abandoned then. Nothing here blocks, so a
 //! probe whose server never answers costs a socket and a timer entry, not a
 //! worker.
@@ -20,7 +28,11 @@
 //! `tcp probe: resolve <host>:<port>: <error>` (and `...: timed out after
 //! 5 s` for a lookup that does not come back in time), and `tcp probe:
 //! cancelled` (discarded by the engine). When several addresses fail, the
-//! reason lists each: `tcp probe: connect A: ...; connect B: ...`.
+//! reason lists each: `tcp probe: connect A: ...; connect B: ...`. A TLS
+//! failure names the address and what went wrong: `tcp probe:
+//! 127.0.0.1:443: TLS handshake timed out after 5 s (no answer to the
+//! ClientHello)`, `tcp probe: 127.0.0.1:443: TLS certificate not trusted:
+//! ...`.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +43,14 @@ use crate::runner::machine::{self, Cx, Machine, Run, Step};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
 use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
+#[cfg(feature = "tls")]
+use crate::transport::tls::{TlsSession, TlsSetup};
+
+#[cfg(not(feature = "tls"))]
+use super::tls_fields::NOT_BUILT_IN;
+use super::tls_fields::TlsFields;
+#[cfg(feature = "tls")]
+use mio::net::TcpStream;
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +99,9 @@ struct Probe {
     target: Target,
     port: u16,
     timeout_secs: u64,
+    /// `tls: true`: the configuration, or why it could not be built.
+    #[cfg(feature = "tls")]
+    tls: Option<Result<TlsSetup, String>>,
 }
 
 impl TcpCheck {
@@ -95,11 +118,29 @@ impl TcpCheck {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(ip, port)),
             Host::Name(name) => Target::Name(name.to_owned()),
         };
+        let tls = decl.bool_field("tls")?.unwrap_or(false);
+        let tls_fields = TlsFields::from_decl(decl)?;
+        #[cfg(not(feature = "tls"))]
+        {
+            drop(tls_fields);
+            if tls {
+                return Err(FieldError::new("tls", NOT_BUILT_IN));
+            }
+        }
+        #[cfg(feature = "tls")]
+        let tls = match tls.then(|| tls_fields.setup()) {
+            None => None,
+            Some(Ok(setup)) => Some(Ok(setup)),
+            Some(Err(Ok(invalid))) => return Err(invalid),
+            Some(Err(Err(reason))) => Some(Err(reason)),
+        };
         Ok(TcpCheck {
             probe: Arc::new(Probe {
                 target,
                 port,
                 timeout_secs,
+                #[cfg(feature = "tls")]
+                tls,
             }),
         })
     }
@@ -144,6 +185,13 @@ enum State {
     /// Waiting for the resolver; dropping the lookup abandons it.
     Resolving(Lookup),
     Connecting(Dial),
+    /// Connected, `tls: true`: the handshake.
+    #[cfg(feature = "tls")]
+    Handshaking {
+        tcp: TcpStream,
+        session: Box<TlsSession>,
+        addr: SocketAddr,
+    },
 }
 
 impl Run for TcpRun {
@@ -174,6 +222,12 @@ impl TcpRun {
                     p.timeout_secs
                 ),
                 State::Connecting(dial) => format!("{PREFIX}{}", dial.timed_out(p.timeout_secs)),
+                #[cfg(feature = "tls")]
+                State::Handshaking { session, addr, .. } => format!(
+                    "{PREFIX}{addr}: {}",
+                    // The probe's timeout, which the handshake ended.
+                    session.timed_out(Duration::from_secs(p.timeout_secs))
+                ),
             });
         }
         loop {
@@ -201,9 +255,36 @@ impl TcpRun {
                 State::Connecting(dial) => {
                     return match dial.advance(cx) {
                         Dialed::Pending => Ok(None),
+                        #[cfg(feature = "tls")]
+                        Dialed::Connected(tcp, addr) if p.tls.is_some() => {
+                            let setup = match &p.tls {
+                                Some(Ok(setup)) => setup,
+                                Some(Err(reason)) => return Err(format!("{PREFIX}{reason}")),
+                                None => unreachable!("matched on tls"),
+                            };
+                            let session = TlsSession::new(setup, &p.tls_name())
+                                .map_err(|e| format!("{PREFIX}{e}"))?;
+                            self.state = State::Handshaking {
+                                tcp,
+                                session: Box::new(session),
+                                addr,
+                            };
+                            continue;
+                        }
                         // Connected: the stream closes when it drops here.
                         Dialed::Connected(..) => Ok(Some(())),
                         Dialed::Failed => Err(format!("{PREFIX}{}", dial.failed())),
+                    };
+                }
+                #[cfg(feature = "tls")]
+                State::Handshaking {
+                    tcp, session, addr, ..
+                } => {
+                    return match session.handshake(tcp) {
+                        // Established: the connection closes when the run drops.
+                        Ok(true) => Ok(Some(())),
+                        Ok(false) => Ok(None),
+                        Err(fail) => Err(format!("{PREFIX}{addr}: {fail}")),
                     };
                 }
             }
@@ -212,6 +293,16 @@ impl TcpRun {
 }
 
 impl Probe {
+    /// The name the TLS session asks for unless `tlsServerName` says
+    /// otherwise: the host as written (an IP literal without brackets).
+    #[cfg(feature = "tls")]
+    fn tls_name(&self) -> String {
+        match &self.target {
+            Target::Name(name) => name.clone(),
+            Target::Addr(addr) => addr.ip().to_string(),
+        }
+    }
+
     /// The host name looked up (empty for an IP literal, never looked up).
     fn name(&self) -> &str {
         match &self.target {

@@ -461,3 +461,143 @@ fn a_resolver_that_never_answers_times_out_at_connect_timeout() {
     drop(run);
     drop(stop);
 }
+
+// `tls: true` against loopback rustls servers with certificates made here.
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::tcp_machine;
+    use crate::clock;
+    use crate::runner::Status;
+    use crate::runner::machine::Step;
+    use crate::runner::machine::testing::Harness;
+    use crate::transport::tls::testing::*;
+
+    const BOUND: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_completed_handshake_passes() {
+        let ca = ca("tcp test CA");
+        let file = ca_file(&ca);
+        let server = tls_server(leaf(&ca, &LeafSpec::default()), b"");
+        let m = tcp_machine(json!({
+            "port": server.addr.port(), "tls": true, "caFile": file.path(),
+            "tlsServerName": "localhost",
+        }));
+        let out = Harness::new().run(&*m, BOUND);
+        assert_eq!(out.status(), Status::Pass, "{:?}", out.reason());
+        let saw = server.saw();
+        assert_eq!(saw.sni.as_deref(), Some("localhost"));
+        // The probe sends no data: it closes after the handshake.
+        assert!(saw.received.is_empty());
+    }
+
+    #[test]
+    fn the_certificate_is_checked() {
+        let other = ca_file(&ca("other"));
+        let ca = ca("tcp test CA");
+        let server = tls_server(leaf(&ca, &LeafSpec::default()), b"");
+        let m =
+            tcp_machine(json!({"port": server.addr.port(), "tls": true, "caFile": other.path()}));
+        let out = Harness::new().run(&*m, BOUND);
+        assert_eq!(
+            out.reason(),
+            Some(
+                format!(
+                    "tcp probe: {}: TLS certificate not trusted: unknown issuer (no chain to a CA in caFile {})",
+                    server.addr,
+                    other.path().display()
+                )
+                .as_str()
+            )
+        );
+        let _ = server.saw();
+        // Without `tls` the same server is a plain pass.
+        let server = tls_server(leaf(&ca, &LeafSpec::default()), b"");
+        let m = tcp_machine(json!({"port": server.addr.port(), "caFile": other.path()}));
+        assert_eq!(Harness::new().run(&*m, BOUND).status(), Status::Pass);
+        let _ = server.saw();
+    }
+
+    #[test]
+    fn connect_timeout_secs_bounds_the_handshake() {
+        let (hello_tx, hello) = std::sync::mpsc::channel();
+        let (read_tx, read) = std::sync::mpsc::channel();
+        let server = raw_server(move |s| {
+            let _ = hello_tx.send(());
+            let _ = read_tx.send(s.read(&mut [0u8; 64]).unwrap_or(usize::MAX));
+        });
+        let m = tcp_machine(json!({
+            "port": server.addr.port(), "tls": true, "tlsSkipVerify": true,
+            "connectTimeoutSecs": 3,
+        }));
+        let mut h = Harness::new();
+        let t0 = clock::mono_now();
+        let (mut run, mut step) = h.start(&*m, t0);
+        let give_up = clock::mono_now() + BOUND;
+        while hello.try_recv().is_err() {
+            assert!(matches!(step, Step::Wait(_)), "ended: {step:?}");
+            assert!(clock::mono_now() < give_up, "no ClientHello arrived");
+            step = h
+                .advance_after_io(&mut *run, Duration::from_millis(20), t0)
+                .1;
+        }
+        let deadline = t0 + Duration::from_secs(3);
+        assert_eq!(
+            h.advance(&mut *run, deadline - Duration::from_millis(1)),
+            Step::Wait(deadline)
+        );
+        let Step::Done(out) = h.advance(&mut *run, deadline) else {
+            panic!("the run did not end at connectTimeoutSecs");
+        };
+        assert_eq!(
+            out.reason(),
+            Some(
+                format!(
+                    "tcp probe: {}: TLS handshake timed out after 3 s (no answer to the ClientHello)",
+                    server.addr
+                )
+                .as_str()
+            )
+        );
+        drop(run);
+        assert_eq!(read.recv_timeout(BOUND).unwrap(), 0, "socket closed");
+        server.saw();
+    }
+
+    #[test]
+    fn tls_fields_are_validated() {
+        let missing = std::env::temp_dir().join("probewheel-no-such-ca.pem");
+        assert_eq!(
+            super::field_error(json!({"port": 1, "tls": "on"})),
+            "invalid declaration: field `tls`: expected true or false, got \"on\""
+        );
+        assert_eq!(
+            super::field_error(json!({"port": 1, "tls": true, "caFile": missing})),
+            format!(
+                "invalid declaration: field `caFile`: {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
+    assert_eq!(
+        field_error(json!({"port": 443, "tls": true})),
+        "invalid declaration: field `tls`: TLS is not built into this probewheel (it was built without the cargo feature `tls`)"
+    );
+    // `tls: false` is a plain tcp probe.
+    assert!(
+        TcpRunner
+            .prepare(&decl(json!({"port": 443, "tls": false})))
+            .is_ok()
+    );
+}

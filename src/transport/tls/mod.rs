@@ -37,10 +37,6 @@
 //! every certificate the server presented (its chain, not only the leaf),
 //! also with `tlsSkipVerify`; the earliest notAfter is the one reported.
 
-// Wired into the http and tcp state machines separately (issue 14); until
-// then only the tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -55,6 +51,8 @@ mod der;
 mod fail;
 mod trust;
 
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -160,6 +158,12 @@ impl TlsSetup {
     }
 }
 
+/// Checks a `tlsServerName` at prepare time: the reason says what is
+/// wrong with it.
+pub(crate) fn check_server_name(name: &str) -> Result<(), String> {
+    server_name(name).map(drop)
+}
+
 /// `name` as rustls takes it: a DNS name or an IP address (an IPv6
 /// literal with or without brackets).
 fn server_name(name: &str) -> Result<ServerName<'static>, String> {
@@ -257,6 +261,9 @@ impl TlsSession {
     /// What the stream must be watched for before the next call: readable
     /// (always, a fatal alert can come at any time) and writable while TLS
     /// output is waiting for room.
+    // The runs keep the dial's readable-and-writable registration (edge
+    // triggered, so it costs no wake-ups); tests that register by hand use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn interest(&self) -> Interest {
         if self.conn.wants_write() {
             Interest::READABLE | Interest::WRITABLE
@@ -266,11 +273,17 @@ impl TlsSession {
     }
 
     /// Whether TLS input is needed to make progress.
+    // The runs keep the dial's readable-and-writable registration (edge
+    // triggered, so it costs no wake-ups); tests that register by hand use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wants_read(&self) -> bool {
         self.conn.wants_read()
     }
 
     /// Whether TLS output is waiting to be written.
+    // The runs keep the dial's readable-and-writable registration (edge
+    // triggered, so it costs no wake-ups); tests that register by hand use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wants_write(&self) -> bool {
         self.conn.wants_write()
     }

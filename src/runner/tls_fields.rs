@@ -1,0 +1,87 @@
+//! The TLS fields of `http` (for `https://`) and `tcp` (with `tls: true`)
+//! probes (DESIGN §2): `caFile`, `tlsServerName`, `tlsSkipVerify` and
+//! `minCertValidityDays`, read and checked at prepare time whether or not
+//! TLS is built in, and turned into the probe's [`TlsSetup`] (feature
+//! `tls`) once per reset.
+//!
+//! Trust store: `caFile` when given, else the system bundle (`SSL_CERT_FILE`,
+//! then the usual distribution paths; see `transport::tls`). A `caFile`
+//! that cannot be used (missing, unreadable, no certificate in it) makes
+//! the declaration invalid, naming `caFile`: `probewheel check` reports
+//! it, and every tick fails with it until a reset reads the file again.
+//! A host without a system bundle is not the declaration's fault: that
+//! probe's runs fail with a reason naming every place looked at.
+
+#[cfg(feature = "tls")]
+use std::path::PathBuf;
+
+use crate::decl::{Declaration, FieldError};
+#[cfg(feature = "tls")]
+use crate::transport::tls::{TlsSettings, TlsSetup, check_server_name};
+
+/// Largest `minCertValidityDays`: ten years.
+const MAX_VALIDITY_DAYS: u64 = 3650;
+
+/// The reason for a TLS probe in a build without TLS.
+#[cfg(not(feature = "tls"))]
+pub(crate) const NOT_BUILT_IN: &str =
+    "TLS is not built into this probewheel (it was built without the cargo feature `tls`)";
+
+/// A probe's TLS fields, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsFields {
+    ca_file: Option<String>,
+    server_name: Option<String>,
+    skip_verify: bool,
+    min_validity_days: Option<u32>,
+}
+
+impl TlsFields {
+    /// Reads and checks the fields; absent or `null` means the default.
+    pub(crate) fn from_decl(decl: &Declaration) -> Result<TlsFields, FieldError> {
+        let ca_file = match decl.str_field("caFile")? {
+            Some("") => return Err(FieldError::new("caFile", "an empty path")),
+            other => other.map(str::to_owned),
+        };
+        let server_name = match decl.str_field("tlsServerName")? {
+            Some("") => return Err(FieldError::new("tlsServerName", "an empty name")),
+            Some(name) => {
+                #[cfg(feature = "tls")]
+                check_server_name(name).map_err(|e| FieldError::new("tlsServerName", e))?;
+                Some(name.to_owned())
+            }
+            None => None,
+        };
+        let skip_verify = decl.bool_field("tlsSkipVerify")?.unwrap_or(false);
+        let min_validity_days = decl
+            .u64_in("minCertValidityDays", 0, MAX_VALIDITY_DAYS)?
+            .map(|d| u32::try_from(d).expect("bounded to 3650"));
+        Ok(TlsFields {
+            ca_file,
+            server_name,
+            skip_verify,
+            min_validity_days,
+        })
+    }
+
+    /// Reads the trust store and builds the client configuration, once
+    /// per reset. `Err(Ok(field error))`: the declaration is invalid (a
+    /// `caFile` that cannot be used); `Err(Err(reason))`: it is valid but
+    /// every run fails with the reason (no system trust store).
+    #[cfg(feature = "tls")]
+    pub(crate) fn setup(&self) -> Result<TlsSetup, Result<FieldError, String>> {
+        let settings = TlsSettings {
+            ca_file: self.ca_file.as_ref().map(PathBuf::from),
+            server_name: self.server_name.clone(),
+            skip_verify: self.skip_verify,
+            min_validity_days: self.min_validity_days,
+        };
+        TlsSetup::new(&settings).map_err(|e| match &self.ca_file {
+            Some(_) => Ok(FieldError::new(
+                "caFile",
+                e.strip_prefix("caFile ").unwrap_or(&e).to_owned(),
+            )),
+            None => Err(e),
+        })
+    }
+}
