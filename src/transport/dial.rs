@@ -54,6 +54,9 @@ pub(crate) struct Dial {
     current: Option<(SocketAddr, TcpStream)>,
     /// The attempts that failed, in order.
     failures: Vec<(SocketAddr, io::Error)>,
+    /// Whether a connection that completes at once (loopback) is still
+    /// registered: not when the caller only wants to know it connected.
+    keep: bool,
 }
 
 impl Dial {
@@ -64,6 +67,17 @@ impl Dial {
             next: 0,
             current: None,
             failures: Vec::new(),
+            keep: true,
+        }
+    }
+
+    /// Like [`Dial::new`], for a caller that closes the connection as soon
+    /// as it is made (a plain `tcp` probe): a connect that completes at
+    /// once, as on loopback, is never registered with the poll.
+    pub(crate) fn connect_only(addrs: Vec<SocketAddr>) -> Dial {
+        Dial {
+            keep: false,
+            ..Dial::new(addrs)
         }
     }
 
@@ -90,10 +104,36 @@ impl Dial {
                 return Dialed::Failed;
             };
             self.next += 1;
-            match start(cx, addr) {
-                Ok(stream) => self.current = Some((addr, stream)),
-                Err(e) => self.failures.push((addr, e)),
+            let mut stream = match TcpStream::connect(addr) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    self.failures.push((addr, e));
+                    continue;
+                }
+            };
+            // Loopback connects complete within the call: then there is
+            // nothing to wait for, and a caller that closes at once needs
+            // no registration.
+            // (`SO_ERROR` is cleared by reading it: a failure seen here is
+            // recorded here.)
+            let connected = match outcome(&stream) {
+                Ok(connected) => connected,
+                Err(e) => {
+                    self.failures.push((addr, e));
+                    continue;
+                }
+            };
+            if connected && !self.keep {
+                return Dialed::Connected(stream, addr);
             }
+            if let Err(e) = cx.register(&mut stream, Interest::READABLE | Interest::WRITABLE) {
+                self.failures.push((addr, e));
+                continue;
+            }
+            if connected {
+                return Dialed::Connected(stream, addr);
+            }
+            self.current = Some((addr, stream));
         }
     }
 
@@ -131,23 +171,17 @@ impl Dial {
     }
 }
 
-/// Opens a non-blocking socket, starts connecting it to `addr`, and
-/// registers it with the run.
-fn start(cx: &Cx<'_>, addr: SocketAddr) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr)?;
-    cx.register(&mut stream, Interest::READABLE | Interest::WRITABLE)?;
-    Ok(stream)
-}
-
 /// Whether a connect in progress has completed: `Ok(false)` while it is
 /// still in progress, the error when it failed.
 fn outcome(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
+    // Connected (the common case) costs one call; `SO_ERROR` is read only
+    // when not, to tell "in progress" from "failed".
     match stream.peer_addr() {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(false),
+        },
         Err(e) => Err(e),
     }
 }

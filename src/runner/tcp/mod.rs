@@ -209,6 +209,17 @@ impl Run for TcpRun {
     }
 }
 
+impl Probe {
+    /// Without TLS the connection is closed as soon as it is made.
+    fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
+        if self.tls.is_some() {
+            Dial::new(addrs)
+        } else {
+            Dial::connect_only(addrs)
+        }
+    }
+}
+
 impl TcpRun {
     /// `Ok(None)`: wait; `Ok(Some(()))`: connected; `Err`: the reason.
     fn step(&mut self, cx: &Cx<'_>) -> Result<Option<()>, String> {
@@ -234,7 +245,7 @@ impl TcpRun {
             match &mut self.state {
                 State::Start => {
                     self.state = match &p.target {
-                        Target::Addr(addr) => State::Connecting(Dial::new(vec![*addr])),
+                        Target::Addr(addr) => State::Connecting(p.dial(vec![*addr])),
                         Target::Name(name) => State::Resolving(cx.resolve(name, p.port)),
                     };
                 }
@@ -250,7 +261,7 @@ impl TcpRun {
                         }
                         Some(Ok(addrs)) => addrs,
                     };
-                    self.state = State::Connecting(Dial::new(addrs));
+                    self.state = State::Connecting(p.dial(addrs));
                 }
                 State::Connecting(dial) => {
                     return match dial.advance(cx) {
