@@ -212,11 +212,11 @@ impl Run for TcpRun {
 impl Probe {
     /// Without TLS the connection is closed as soon as it is made.
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
+        #[cfg(feature = "tls")]
         if self.tls.is_some() {
-            Dial::new(addrs)
-        } else {
-            Dial::connect_only(addrs)
+            return Dial::new(addrs);
         }
+        Dial::connect_only(addrs)
     }
 }
 
