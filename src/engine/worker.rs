@@ -17,7 +17,7 @@
 //! `EngineWake::result` per iteration.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,30 +108,6 @@ impl Setup {
     }
 }
 
-/// A job waiting for its start, ordered by start then arrival.
-struct Pending {
-    start_at: Instant,
-    seq: u64,
-    job: Job,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.start_at, self.seq) == (other.start_at, other.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.start_at, self.seq).cmp(&(other.start_at, other.seq))
-    }
-}
-
 /// A run in progress.
 struct Slot {
     run: Box<dyn Run>,
@@ -155,8 +131,8 @@ pub(crate) struct Worker {
     resolver: Arc<Resolver>,
     done: Sender<Finished>,
     flags: Arc<WorkerFlags>,
-    pending: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    /// Jobs waiting for their start, in start order (then arrival).
+    pending: VecDeque<Job>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     live: usize,
@@ -192,8 +168,7 @@ impl Worker {
             resolver,
             done,
             flags,
-            pending: BinaryHeap::new(),
-            seq: 0,
+            pending: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -231,7 +206,7 @@ impl Worker {
     /// Sleeps until the next start or run instant, a batch, a wake or a
     /// ready descriptor.
     fn wait(&mut self) -> io::Result<()> {
-        let mut next = self.pending.peek().map(|p| p.0.start_at);
+        let mut next = self.pending.front().map(|j| j.start_at);
         if let Some(Reverse((at, _, _))) = self.timers.peek() {
             next = Some(next.map_or(*at, |n| n.min(*at)));
         }
@@ -274,13 +249,19 @@ impl Worker {
         loop {
             match self.inbox.try_recv() {
                 Ok(batch) => {
+                    // Batches come in start order, so this appends; a job
+                    // that starts before queued ones is slotted in.
                     for job in batch {
-                        self.seq += 1;
-                        self.pending.push(Reverse(Pending {
-                            start_at: job.start_at,
-                            seq: self.seq,
-                            job,
-                        }));
+                        if self
+                            .pending
+                            .back()
+                            .is_none_or(|b| b.start_at <= job.start_at)
+                        {
+                            self.pending.push_back(job);
+                        } else {
+                            let at = self.pending.partition_point(|p| p.start_at <= job.start_at);
+                            self.pending.insert(at, job);
+                        }
                     }
                 }
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -302,13 +283,13 @@ impl Worker {
 
     /// Starts every queued job whose start has come.
     fn start_due(&mut self, mut now: Instant) {
-        while self.pending.peek().is_some_and(|p| p.0.start_at <= now) {
-            let Some(Reverse(p)) = self.pending.pop() else {
+        while self.pending.front().is_some_and(|j| j.start_at <= now) {
+            let Some(job) = self.pending.pop_front() else {
                 break;
             };
             // An inline run's end is the next run's start: the time between
             // is far below a microsecond, the unit of `latenessUs`.
-            now = self.start(p.job, now).unwrap_or_else(clock::mono_now);
+            now = self.start(job, now).unwrap_or_else(clock::mono_now);
         }
     }
 
