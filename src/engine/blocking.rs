@@ -10,17 +10,16 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::pool::{Job, Shared, WorkerFlags, panic_message};
+use super::pool::{Job, Shared, WorkerFlags, run_check};
 use crate::clock;
 use crate::core::Finished;
-use crate::runner::{CANCEL_POLL, Check, RunContext, RunnerOutcome};
+use crate::runner::{CANCEL_POLL, Check, RunContext};
 
 /// Most threads running blocking custom checks at a time.
 pub const MAX_BLOCKING_THREADS: usize = 256;
@@ -187,24 +186,16 @@ fn run(inner: &Inner, (job, name, check): Item) {
         return;
     }
     let ctx = RunContext::new(&name, job.generation, started, cancel);
-    let outcome =
-        panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
-            RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
-        });
+    let outcome = run_check(&*check, &ctx);
     let finished = clock::mono_now();
     if cancel.is_cancelled(job.generation) {
         return; // the engine would discard it
     }
-    let sent = inner.done.send(Finished {
-        probe: job.probe,
-        generation: job.generation,
-        tick: job.tick,
-        due: job.due,
-        started,
-        finished,
-        outcome,
-    });
-    if sent.is_ok() {
+    if inner
+        .done
+        .send(job.finished(started, finished, outcome))
+        .is_ok()
+    {
         inner.shared.wake.result(&inner.flags.results, finished);
     }
 }

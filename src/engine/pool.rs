@@ -12,6 +12,7 @@
 
 use std::any::Any;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -25,7 +26,7 @@ use super::worker::{self, Doorbell, Worker};
 
 use crate::core::Finished;
 use crate::runner::machine::Machine;
-use crate::runner::{CancelState, Check};
+use crate::runner::{CancelState, Check, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 /// One run to do.
@@ -37,6 +38,33 @@ pub(crate) struct Job {
     pub(crate) due: Instant,
     /// Not before this instant (the engine hands runs over a little early).
     pub(crate) start_at: Instant,
+}
+
+impl Job {
+    /// The record of this run's end, for the engine.
+    pub(crate) fn finished(
+        &self,
+        started: Instant,
+        finished: Instant,
+        outcome: RunnerOutcome,
+    ) -> Finished {
+        Finished {
+            probe: self.probe,
+            generation: self.generation,
+            tick: self.tick,
+            due: self.due,
+            started,
+            finished,
+            outcome,
+        }
+    }
+}
+
+/// Runs `check` on the calling thread; a panic becomes a failed run.
+pub(crate) fn run_check(check: &dyn Check, ctx: &RunContext<'_>) -> RunnerOutcome {
+    panic::catch_unwind(AssertUnwindSafe(|| check.run(ctx))).unwrap_or_else(|payload| {
+        RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+    })
 }
 
 /// What workers share with the engine thread.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token, Waker};
 
-use super::pool::{Job, Prepared, Shared, Tasks, WorkerFlags, panic_message};
+use super::pool::{Job, Prepared, Shared, Tasks, WorkerFlags, panic_message, run_check};
 use super::timer::DeadlineTimer;
 use crate::clock;
 use crate::core::Finished;
@@ -322,13 +322,7 @@ impl Worker {
                 let busy = &self.flags.busy;
                 busy.store(true, Ordering::Release);
                 let ctx = RunContext::new(name, job.generation, started, cancel);
-                let outcome = panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx)))
-                    .unwrap_or_else(|payload| {
-                        RunnerOutcome::fail(format!(
-                            "runner panicked: {}",
-                            panic_message(&*payload)
-                        ))
-                    });
+                let outcome = run_check(&**check, &ctx);
                 busy.store(false, Ordering::Release);
                 let finished = clock::mono_now();
                 self.finish(&job, started, finished, outcome);
@@ -410,16 +404,11 @@ impl Worker {
         if self.shared.cancel.is_cancelled(job.generation) {
             return; // the engine would discard it
         }
-        let sent = self.done.send(Finished {
-            probe: job.probe,
-            generation: job.generation,
-            tick: job.tick,
-            due: job.due,
-            started,
-            finished,
-            outcome,
-        });
-        if sent.is_ok() {
+        if self
+            .done
+            .send(job.finished(started, finished, outcome))
+            .is_ok()
+        {
             self.unannounced = Some(self.unannounced.map_or(finished, |t| t.min(finished)));
         }
     }
