@@ -50,7 +50,8 @@ impl Headers {
         for (name, value) in map {
             check_name(name)?;
             let Value::String(value) = value else {
-                return Err(expected(&format!("{FIELD}.{name}"), "a string", value));
+                let e = expected(FIELD, "a string", value);
+                return Err(FieldError::new(FIELD, format!("{name:?}: {}", e.problem())));
             };
             check_value(name, value)?;
             if let Some((earlier, _)) = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -313,8 +314,8 @@ mod tests {
             "expected an object of header name to string, got an array"
         );
         let e = parse(json!({"X-A": 1})).unwrap_err();
-        assert_eq!(e.field(), "headers.X-A");
-        assert_eq!(e.problem(), "expected a string, got 1");
+        assert_eq!(e.field(), "headers");
+        assert_eq!(e.problem(), "\"X-A\": expected a string, got 1");
         assert!(parse(json!({"X-A": null})).is_err());
         assert_eq!(
             problem(json!({"x-a": "1", "X-A": "2"})),

@@ -443,7 +443,7 @@ fn headers_with_cr_lf_or_nul_make_the_declaration_invalid() {
         ),
         (
             json!({"X-A": 1}),
-            "invalid declaration: field `headers.X-A`: ",
+            "invalid declaration: field `headers`: \"X-A\": expected a string",
         ),
     ] {
         let err = prepare(json!({"url": "http://127.0.0.1/", "headers": headers}))
