@@ -601,3 +601,22 @@ fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_passing_probe_closes_with_a_reset_and_leaves_no_time_wait() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let outcome = run(&*check(json!({"port": port})));
+    assert_eq!(outcome.status(), Status::Pass);
+    let (mut server_side, _) = listener.accept().unwrap();
+    server_side
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // An ordinary close would read as end of file (and leave this host a
+    // TIME_WAIT socket); SO_LINGER 0 resets the connection.
+    let read = io::Read::read(&mut server_side, &mut [0u8; 1]);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+}
