@@ -151,6 +151,9 @@
 //!   result event can be that much later than the run's end; in exchange a
 //!   burst of results costs the engine one wake-up, and a busy schedule
 //!   none beyond its hand-overs.
+//! - **A passing `tcp` probe closes with a reset** (`SO_LINGER` 0) rather
+//!   than the FIN exchange: no `TIME_WAIT` socket per run on the host, and
+//!   less kernel work per probe.
 //! - **Exec children** are killed as a whole process group at the end of
 //!   every run (also after a normal exit), inherit no descriptor above
 //!   stderr and no blocked signal, and with [`Builder::child_subreaper`]
