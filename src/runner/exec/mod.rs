@@ -85,7 +85,7 @@ pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError
 
 /// A prepared `exec` probe: a [`Machine`] whose runs wait on the poll, and,
 /// until the workers drive machines themselves, a blocking [`Check`] through
-/// [`machine::blocking::run_to_end`].
+/// [`machine::on_caller::run_to_end`].
 #[derive(Debug, Clone)]
 struct ExecProbe {
     spec: Arc<Spec>,
@@ -161,7 +161,7 @@ impl Check for ExecProbe {
         if ctx.is_cancelled() {
             return RunnerOutcome::fail(CANCELLED);
         }
-        machine::blocking::run_to_end(self, ctx)
+        machine::on_caller::run_to_end(self, ctx)
     }
 }
 

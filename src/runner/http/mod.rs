@@ -227,7 +227,7 @@ impl Check for HttpCheck {
         if ctx.is_cancelled() {
             return RunnerOutcome::fail(CANCELLED);
         }
-        machine::blocking::run_to_end(self, ctx)
+        machine::on_caller::run_to_end(self, ctx)
     }
 }
 

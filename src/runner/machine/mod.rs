@@ -37,7 +37,7 @@ use mio::{Interest, Registry, Token};
 use crate::runner::RunnerOutcome;
 use crate::transport::resolve::{Lookup, Resolver};
 
-pub(crate) mod blocking;
+pub(crate) mod on_caller;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -153,7 +153,7 @@ impl Check for TcpCheck {
         if ctx.is_cancelled() {
             return RunnerOutcome::fail(CANCELLED);
         }
-        machine::blocking::run_to_end(self, ctx)
+        machine::on_caller::run_to_end(self, ctx)
     }
 }
 
