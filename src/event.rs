@@ -8,8 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::decl::Mode;
-use crate::runner::{Status, SubResult};
+use crate::vocab::{Mode, Status, SubResult};
 
 /// One engine event. Serialises to one JSON object with an `event` tag.
 ///

@@ -58,9 +58,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::clock::Timestamp;
-use crate::decl::Mode;
 use crate::event::{Event, ProbeResult};
-use crate::runner::Status;
+use crate::vocab::{Mode, Status};
 
 /// Folds events into a [`Verdict`] for the newest generation seen.
 #[derive(Debug, Clone, Default)]

@@ -186,7 +186,7 @@
 //! [`RunContext`], [`RunnerOutcome`]) and the declarations as read-only
 //! values ([`Declaration`], [`Declarations`]). Everything else public is in
 //! its module: [`runner::Registry`] (with the typed
-//! [`runner::PrepareError`]), [`decl::check`] (what `probewheel check`
+//! [`runner::PrepareError`]), [`check`] (what `probewheel check`
 //! reports), the engine's defaults in [`engine`]. The built-in kinds
 //! (`tcp`, `http`, `exec`) are reached only through their kind names in a
 //! declarations file; their runners, defaults and limits are not part of
@@ -217,6 +217,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod check;
 pub mod clock;
 pub(crate) mod core;
 pub mod decl;
@@ -225,6 +226,7 @@ pub mod event;
 pub mod gate;
 pub mod runner;
 pub mod transport;
+mod vocab;
 
 pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};

@@ -16,15 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub mod check;
 #[cfg(test)]
 mod tests;
 
-pub use self::check::{Finding, Severity};
+pub use crate::vocab::Mode;
 
 /// Largest declarations file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -64,46 +62,6 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "evidencePath",
     "maxAgeSeconds",
 ];
-
-/// How a probe's result is used by the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// A failure gates the rollout.
-    Enforce,
-    /// Results are reported but do not gate.
-    Observe,
-    /// Declared, never run.
-    Disabled,
-}
-
-impl Mode {
-    /// Parses a mode string; unknown strings are `None` (the caller decides
-    /// that they mean [`Mode::Enforce`]).
-    pub fn from_name(s: &str) -> Option<Mode> {
-        match s {
-            "enforce" => Some(Mode::Enforce),
-            "observe" => Some(Mode::Observe),
-            "disabled" => Some(Mode::Disabled),
-            _ => None,
-        }
-    }
-
-    /// The name as written in files and events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Observe => "observe",
-            Mode::Disabled => "disabled",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why the whole file was rejected (DESIGN §2); the engine emits it as
 /// `declarationsRejected`.

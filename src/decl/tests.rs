@@ -1,8 +1,6 @@
 use std::io::Write;
-use std::time::Duration;
 
 use super::*;
-use crate::runner::Registry;
 
 fn one(json: &str) -> Declaration {
     let d = parse(json.as_bytes()).expect("parses");
@@ -223,29 +221,6 @@ fn load_unreadable_file_is_rejected() {
 }
 
 #[test]
-fn check_reports_errors_and_what_the_engine_changes() {
-    let d = parse(
-        br#"{"web": {"kind": "tcp", "mode": "enforce", "port": 70000, "intervalSeconds": 1},
-             "odd": {"kind": "tcp", "mode": "enforec", "port": 22, "portt": 1},
-             "what": {"kind": "gopher", "mode": "observe"},
-             "fine": {"kind": "tcp", "mode": "observe", "port": 22, "intervalSeconds": 60}}"#,
-    )
-    .unwrap();
-    let findings = check::check(&d, &Registry::builtin(), Duration::from_secs(5));
-    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        lines,
-        [
-            "warning: odd: mode: unknown mode \"enforec\" is treated as \"enforce\"",
-            "warning: odd: portt: unknown field, ignored",
-            "error: web: port: expected an integer from 1 to 65535, got 70000",
-            "warning: web: intervalSeconds: 1 s is below the minimum interval; the probe runs every 5 s",
-            "error: what: kind: unknown probe kind 'gopher'",
-        ]
-    );
-}
-
-#[test]
 fn a_field_repeated_inside_a_declaration_invalidates_it_and_only_it() {
     let d = parse(
         br#"{"a": {"kind": "tcp", "mode": "observe", "port": 22, "port": 23},
@@ -313,106 +288,4 @@ fn other_encodings_are_rejected_naming_the_encoding() {
         parse(latin1).unwrap_err().reason(),
         "line 2 column 7: file is not valid UTF-8 (byte 0xE9 at offset 8)"
     );
-}
-
-#[test]
-fn check_prints_one_line_per_finding_whatever_the_names() {
-    let d = parse(
-        br#"{"x\nerror: forged: kind: fake": {"kind": "tcp", "mode": "observe", "port": 0},
-             "sh": {"kind": "exec", "mode": "observe", "command": "test -f /a && echo 'ok'"},
-             "argv": {"kind": "exec", "mode": "observe", "command": ["sh", "-c", "a && b"]}}"#,
-    )
-    .unwrap();
-    let lines: Vec<String> = check::check(&d, &Registry::builtin(), Duration::from_secs(5))
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
-    assert_eq!(lines.len(), 2, "{lines:#?}");
-    assert!(
-        lines[0].starts_with(r#"warning: sh: command: a string command is split on whitespace"#),
-        "{lines:#?}"
-    );
-    assert_eq!(
-        lines[1],
-        r#"error: "x\nerror: forged: kind: fake": port: expected an integer from 1 to 65535, got 0"#
-    );
-    assert!(lines.iter().all(|l| !l.contains('\n')));
-}
-
-/// A custom kind that counts its prepares and wants a `path` string.
-struct Counting(std::sync::atomic::AtomicUsize);
-
-impl crate::Runner for Counting {
-    fn prepare(&self, decl: &Declaration) -> Result<std::sync::Arc<dyn crate::Check>, FieldError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        decl.required_str("path")?;
-        Ok(std::sync::Arc::new(|_: &crate::RunContext<'_>| {
-            crate::RunnerOutcome::pass()
-        }))
-    }
-
-    fn extra_fields(&self) -> &[&str] {
-        &["path"]
-    }
-}
-
-#[test]
-fn check_prepares_each_probe_once_and_names_a_custom_kinds_field() {
-    let d = parse(
-        br#"{"a": {"kind": "file", "mode": "enforce", "path": 7},
-             "b": {"kind": "file", "mode": "enforce", "path": "/x", "pth": 1},
-             "c": {"kind": "file", "mode": "enforce"}}"#,
-    )
-    .unwrap();
-    let counting = std::sync::Arc::new(Counting(Default::default()));
-    let mut registry = Registry::builtin();
-    registry.insert("file", ArcRunner(std::sync::Arc::clone(&counting)));
-    let lines: Vec<String> = check::check(&d, &registry, Duration::from_secs(5))
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        lines,
-        [
-            "error: a: path: expected a string, got 7",
-            "warning: b: pth: unknown field, ignored",
-            "error: c: path: required field is missing",
-        ]
-    );
-    assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 3);
-}
-
-/// Registers a shared runner, so the test can read its counter.
-struct ArcRunner(std::sync::Arc<Counting>);
-
-impl crate::Runner for ArcRunner {
-    fn prepare(&self, decl: &Declaration) -> Result<std::sync::Arc<dyn crate::Check>, FieldError> {
-        self.0.prepare(decl)
-    }
-
-    fn extra_fields(&self) -> &[&str] {
-        self.0.extra_fields()
-    }
-}
-
-#[test]
-fn check_knows_the_tls_and_headers_fields_and_warns_on_a_1xx_expect_status() {
-    let d = parse(
-        br#"{"a": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 101,
-                   "headers": {"X-A": "b"}, "caFile": null, "tlsServerName": "h",
-                   "tlsSkipVerify": false, "minCertValidityDays": 7},
-             "b": {"kind": "tcp", "mode": "enforce", "port": 22, "tls": false},
-             "c": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 204},
-             "d": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/",
-                   "headers": {"X-A": "one\r\ntwo"}}}"#,
-    )
-    .unwrap();
-    let findings = check::check(&d, &Registry::builtin(), Duration::from_secs(5));
-    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
-    assert_eq!(lines.len(), 2, "{lines:#?}");
-    assert_eq!(
-        lines[0],
-        "warning: a: expectStatus: 101 is outside 200..=599: a 1xx response is never a final status"
-    );
-    assert!(lines[1].starts_with("error: d: headers: "), "{}", lines[1]);
 }

@@ -15,11 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::clock;
 use crate::decl::{Declaration, FieldError};
-use crate::engine::Prepared;
+pub use crate::vocab::{MAX_REASON_BYTES, RunnerOutcome, Status, SubResult};
 
 #[cfg(feature = "evidence")]
 pub mod evidence;
@@ -150,149 +148,15 @@ impl Runner for FnRunner {
     }
 }
 
-/// Pass or fail; there is no third status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// The probe passed.
-    Pass,
-    /// The probe failed; the outcome carries a reason.
-    Fail,
-}
-
-/// One row of an evidence probe's `subResults`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubResult {
-    /// The compliance control.
-    pub control_id: String,
-    /// Whether the control passed.
-    pub status: Status,
-    /// The framework this row covers.
-    pub framework: String,
-    /// The framework's article, if any.
-    pub article: Option<String>,
-    /// The mode the control is judged in.
-    pub effective_mode: crate::Mode,
-    /// The reason of a `controlOverrides` entry, if one applied.
-    pub override_reason: Option<String>,
-}
-
-/// What one run found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunnerOutcome {
-    status: Status,
-    /// Boxed, and absent for a plain pass: every outcome travels by value
-    /// from a worker to the engine, so it is kept to two words.
-    detail: Option<Box<Detail>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Detail {
-    reason: Option<String>,
-    sub_results: Option<Vec<SubResult>>,
-}
-
-/// Longest `failureReason`, in bytes, before the truncation marker
-/// `...[truncated]` (DESIGN §3): [`RunnerOutcome::fail`] cuts a longer
-/// reason to this many bytes on a UTF-8 boundary and appends the marker.
-pub const MAX_REASON_BYTES: usize = 512;
-const TRUNCATED: &str = "...[truncated]";
-
-impl RunnerOutcome {
-    /// A pass.
-    pub fn pass() -> Self {
-        RunnerOutcome {
-            status: Status::Pass,
-            detail: None,
-        }
-    }
-
-    /// A failure with a reason (cut to 512 bytes on a UTF-8 boundary).
-    pub fn fail(reason: impl Into<String>) -> Self {
-        RunnerOutcome {
-            status: Status::Fail,
-            detail: Some(Box::new(Detail {
-                reason: Some(truncate_reason(reason.into())),
-                sub_results: None,
-            })),
-        }
-    }
-
-    /// A failure whose reason the runner cut itself, keeping the part that
-    /// matters (the end of an exec's stderr, say): `body` is cut to
-    /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
-    /// appended.
-    pub(crate) fn fail_cut(mut body: String) -> Self {
-        cut_at_boundary(&mut body, MAX_REASON_BYTES);
-        body.push_str(TRUNCATED);
-        RunnerOutcome {
-            status: Status::Fail,
-            detail: Some(Box::new(Detail {
-                reason: Some(body),
-                sub_results: None,
-            })),
-        }
-    }
-
-    /// Attaches evidence sub-results.
-    pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
-        self.detail.get_or_insert_default().sub_results = Some(rows);
-        self
-    }
-
-    /// Pass or fail.
-    pub fn status(&self) -> Status {
-        self.status
-    }
-
-    /// The failure reason (`None` for a pass).
-    pub fn reason(&self) -> Option<&str> {
-        self.detail.as_ref().and_then(|d| d.reason.as_deref())
-    }
-
-    /// Evidence sub-results, if any.
-    pub fn sub_results(&self) -> Option<&[SubResult]> {
-        self.detail.as_ref().and_then(|d| d.sub_results.as_deref())
-    }
-
-    pub(crate) fn into_parts(self) -> (Status, Option<String>, Option<Vec<SubResult>>) {
-        match self.detail {
-            None => (self.status, None, None),
-            Some(d) => {
-                let Detail {
-                    reason,
-                    sub_results,
-                } = *d;
-                (self.status, reason, sub_results)
-            }
-        }
-    }
-}
-
-/// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
-/// the cut with `...[truncated]` (DESIGN §3). A reason that ends in the
-/// marker without being cut (a child's stderr or a server can say anything)
-/// loses its last byte and gets the marker, so that only a cut reason ever
-/// ends that way.
-pub(crate) fn truncate_reason(mut reason: String) -> String {
-    if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
-        let limit = MAX_REASON_BYTES.min(reason.len() - 1);
-        cut_at_boundary(&mut reason, limit);
-        reason.push_str(TRUNCATED);
-    }
-    reason
-}
-
-/// Cuts `s` to at most `limit` bytes, on a character boundary.
-fn cut_at_boundary(s: &mut String, limit: usize) {
-    if s.len() > limit {
-        let mut cut = limit;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
+/// How a probe runs on the engine's workers (see `Registry::prepare_task`).
+#[derive(Clone)]
+pub(crate) enum Prepared {
+    /// A built-in run: a state machine on a worker's poll loop.
+    Machine(Arc<dyn machine::Machine>),
+    /// A check that never waits: run right on a worker.
+    Inline(Arc<dyn Check>),
+    /// A custom check that may block: run on a thread of its own.
+    Blocking(Arc<dyn Check>),
 }
 
 /// Cancellation shared by the engine and every run: a run of generation g is
@@ -588,9 +452,10 @@ pub(crate) fn os_hostname() -> String {
 /// A built-in kind that this build cannot run: every tick fails with the
 /// reason.
 #[derive(Debug, Clone, Copy)]
-#[cfg_attr(feature = "evidence", allow(dead_code))]
+#[cfg(not(feature = "evidence"))]
 pub(crate) struct Unavailable(pub(crate) &'static str);
 
+#[cfg(not(feature = "evidence"))]
 impl Runner for Unavailable {
     fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
         let reason = self.0;
@@ -603,52 +468,6 @@ impl Runner for Unavailable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_are_cut_on_a_char_boundary() {
-        let long = "é".repeat(400); // 800 bytes
-        let cut = truncate_reason(long);
-        assert!(cut.ends_with(TRUNCATED));
-        let body = cut.strip_suffix(TRUNCATED).unwrap();
-        assert_eq!(body.len(), 512);
-        assert!(body.chars().all(|c| c == 'é'));
-        let short = truncate_reason("x".repeat(512));
-        assert_eq!(short.len(), 512);
-    }
-
-    #[test]
-    fn cut_lands_before_a_split_character() {
-        let s = format!("{}€", "a".repeat(511)); // the euro sign spans 511..514
-        let cut = truncate_reason(s);
-        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(511)));
-    }
-
-    #[test]
-    fn only_a_cut_reason_ends_in_the_marker() {
-        // Not cut: left alone, whatever its length up to the limit.
-        for r in ["", "x", "ends in ...", "ends in [truncated]"] {
-            assert_eq!(truncate_reason(r.to_owned()), r);
-        }
-        // Says it was cut, but was not: cut by one byte and marked, so the
-        // marker tells the truth.
-        let forged = format!("stderr: {TRUNCATED}");
-        assert_eq!(
-            truncate_reason(forged),
-            format!("stderr: ...[truncated{TRUNCATED}")
-        );
-        let forged = format!("{}{TRUNCATED}", "a".repeat(600));
-        let cut = truncate_reason(forged);
-        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(512)));
-    }
-
-    #[test]
-    fn a_runner_cut_reason_is_marked_once_and_bounded() {
-        let out = RunnerOutcome::fail_cut("exec probe: ...the end".to_owned());
-        assert_eq!(out.reason(), Some("exec probe: ...the end...[truncated]"));
-        let out = RunnerOutcome::fail_cut("é".repeat(300));
-        let body = out.reason().unwrap().strip_suffix(TRUNCATED).unwrap();
-        assert_eq!(body, "é".repeat(256));
-    }
 
     #[test]
     fn cancellation_follows_generation_and_shutdown() {

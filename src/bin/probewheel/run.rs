@@ -14,7 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, after, never, select};
-use probewheel::decl::{self, Severity};
+use probewheel::check::{self, Severity};
+use probewheel::decl;
 use probewheel::{Builder, Engine, Event, Gate, Stats, Verdict};
 
 use crate::args::{self, Opts};
@@ -331,14 +332,14 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
             writeln!(
                 out,
                 "error: {}: {}",
-                decl::check::escape(&opts.config.display().to_string()),
+                check::escape(&opts.config.display().to_string()),
                 one_line(r.reason())
             )?;
             out.flush()?;
             return Ok(2);
         }
     };
-    let findings = decl::check::check(&decls, builder(opts).registry(), opts.min_interval);
+    let findings = check::check(&decls, builder(opts).registry(), opts.min_interval);
     for f in &findings {
         writeln!(out, "{f}")?;
     }

@@ -77,8 +77,6 @@ impl Runner for ExecRunner {
 
 /// An exec declaration prepared as a [`Machine`], for the workers' poll
 /// loops.
-// Used by the registry once the workers drive machines (issue 10).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
     Ok(Arc::new(ExecProbe::from_decl(decl)?))
 }

@@ -403,13 +403,13 @@ fn https_urls_are_invalid_naming_the_missing_feature() {
         br#"{"web": {"kind": "http", "mode": "enforce", "url": "https://127.0.0.1/"}}"#,
     )
     .unwrap();
-    let findings = crate::decl::check::check(
+    let findings = crate::check::check(
         &decls,
         &crate::runner::Registry::builtin(),
         Duration::from_secs(5),
     );
     assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0].severity, crate::decl::check::Severity::Error);
+    assert_eq!(findings[0].severity, crate::check::Severity::Error);
     assert_eq!(findings[0].field, "url");
 }
 

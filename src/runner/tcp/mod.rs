@@ -74,7 +74,6 @@ impl Runner for TcpRunner {
 
 /// A prepared `tcp` probe as a state machine, for a worker that drives
 /// runs on its own poll loop.
-#[cfg_attr(not(test), allow(dead_code))] // the engine's registry takes it up with poll-loop workers
 pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
     Ok(Arc::new(TcpCheck::from_decl(decl)?))
 }

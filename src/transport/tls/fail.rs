@@ -103,7 +103,7 @@ impl TlsFail {
     /// [`TlsSession::read_plain`](super::TlsSession::read_plain) and
     /// friends (which speak `io::Error` so they can stand in for a socket).
     // Runs report the `io::Error` text, which is the TLS reason already.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn from_io(e: &io::Error) -> TlsFail {
         match e
             .get_ref()

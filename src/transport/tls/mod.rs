@@ -43,7 +43,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mio::Interest;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
@@ -263,19 +262,19 @@ impl TlsSession {
     /// output is waiting for room.
     // The runs keep the dial's readable-and-writable registration (edge
     // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn interest(&self) -> Interest {
+    #[cfg(test)]
+    pub(crate) fn interest(&self) -> mio::Interest {
         if self.conn.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
+            mio::Interest::READABLE | mio::Interest::WRITABLE
         } else {
-            Interest::READABLE
+            mio::Interest::READABLE
         }
     }
 
     /// Whether TLS input is needed to make progress.
     // The runs keep the dial's readable-and-writable registration (edge
     // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn wants_read(&self) -> bool {
         self.conn.wants_read()
     }
@@ -283,7 +282,7 @@ impl TlsSession {
     /// Whether TLS output is waiting to be written.
     // The runs keep the dial's readable-and-writable registration (edge
     // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn wants_write(&self) -> bool {
         self.conn.wants_write()
     }

@@ -5,8 +5,9 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::decl::{Declarations, KNOWN_FIELDS, Mode};
+use crate::decl::{Declarations, KNOWN_FIELDS};
 use crate::runner::{PrepareError, Registry};
+use crate::vocab::Mode;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,7 +79,7 @@ impl fmt::Display for OneLine<'_> {
 /// # Examples
 ///
 /// ```
-/// use probewheel::decl::check::escape;
+/// use probewheel::check::escape;
 /// assert_eq!(escape("ssh"), "ssh");
 /// assert_eq!(escape("a\nerror: x"), "\"a\\nerror: x\"");
 /// ```
@@ -206,3 +207,6 @@ fn show_duration(d: Duration) -> String {
         format!("{} ms", d.as_millis())
     }
 }
+
+#[cfg(test)]
+mod tests;

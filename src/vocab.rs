@@ -1,0 +1,248 @@
+//! The shared vocabulary: the words every layer uses about a probe and a
+//! run (its mode, a run's status and outcome, an evidence sub-result).
+//!
+//! It sits below everything else: the scheduling core, the events, the
+//! declarations and the runners all import it, and it imports none of
+//! them, so none of those needs another for these words. The types are
+//! public at the crate root and where they were always found
+//! (`decl::Mode`, `runner::{Status, SubResult, RunnerOutcome}`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How a probe's result is used by the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A failure gates the rollout.
+    Enforce,
+    /// Results are reported but do not gate.
+    Observe,
+    /// Declared, never run.
+    Disabled,
+}
+
+impl Mode {
+    /// Parses a mode string; unknown strings are `None` (the caller decides
+    /// that they mean [`Mode::Enforce`]).
+    pub fn from_name(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "observe" => Some(Mode::Observe),
+            "disabled" => Some(Mode::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The name as written in files and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Observe => "observe",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Pass or fail; there is no third status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The probe passed.
+    Pass,
+    /// The probe failed; the outcome carries a reason.
+    Fail,
+}
+
+/// One row of an evidence probe's `subResults`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubResult {
+    /// The compliance control.
+    pub control_id: String,
+    /// Whether the control passed.
+    pub status: Status,
+    /// The framework this row covers.
+    pub framework: String,
+    /// The framework's article, if any.
+    pub article: Option<String>,
+    /// The mode the control is judged in.
+    pub effective_mode: Mode,
+    /// The reason of a `controlOverrides` entry, if one applied.
+    pub override_reason: Option<String>,
+}
+
+/// What one run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerOutcome {
+    status: Status,
+    /// Boxed, and absent for a plain pass: every outcome travels by value
+    /// from a worker to the engine, so it is kept to two words.
+    detail: Option<Box<Detail>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Detail {
+    reason: Option<String>,
+    sub_results: Option<Vec<SubResult>>,
+}
+
+/// Longest `failureReason`, in bytes, before the truncation marker
+/// `...[truncated]` (DESIGN §3): [`RunnerOutcome::fail`] cuts a longer
+/// reason to this many bytes on a UTF-8 boundary and appends the marker.
+pub const MAX_REASON_BYTES: usize = 512;
+const TRUNCATED: &str = "...[truncated]";
+
+impl RunnerOutcome {
+    /// A pass.
+    pub fn pass() -> Self {
+        RunnerOutcome {
+            status: Status::Pass,
+            detail: None,
+        }
+    }
+
+    /// A failure with a reason (cut to 512 bytes on a UTF-8 boundary).
+    pub fn fail(reason: impl Into<String>) -> Self {
+        RunnerOutcome {
+            status: Status::Fail,
+            detail: Some(Box::new(Detail {
+                reason: Some(truncate_reason(reason.into())),
+                sub_results: None,
+            })),
+        }
+    }
+
+    /// A failure whose reason the runner cut itself, keeping the part that
+    /// matters (the end of an exec's stderr, say): `body` is cut to
+    /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
+    /// appended.
+    pub(crate) fn fail_cut(mut body: String) -> Self {
+        cut_at_boundary(&mut body, MAX_REASON_BYTES);
+        body.push_str(TRUNCATED);
+        RunnerOutcome {
+            status: Status::Fail,
+            detail: Some(Box::new(Detail {
+                reason: Some(body),
+                sub_results: None,
+            })),
+        }
+    }
+
+    /// Attaches evidence sub-results.
+    pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
+        self.detail.get_or_insert_default().sub_results = Some(rows);
+        self
+    }
+
+    /// Pass or fail.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The failure reason (`None` for a pass).
+    pub fn reason(&self) -> Option<&str> {
+        self.detail.as_ref().and_then(|d| d.reason.as_deref())
+    }
+
+    /// Evidence sub-results, if any.
+    pub fn sub_results(&self) -> Option<&[SubResult]> {
+        self.detail.as_ref().and_then(|d| d.sub_results.as_deref())
+    }
+
+    pub(crate) fn into_parts(self) -> (Status, Option<String>, Option<Vec<SubResult>>) {
+        match self.detail {
+            None => (self.status, None, None),
+            Some(d) => {
+                let Detail {
+                    reason,
+                    sub_results,
+                } = *d;
+                (self.status, reason, sub_results)
+            }
+        }
+    }
+}
+
+/// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
+/// the cut with `...[truncated]` (DESIGN §3). A reason that ends in the
+/// marker without being cut (a child's stderr or a server can say anything)
+/// loses its last byte and gets the marker, so that only a cut reason ever
+/// ends that way.
+fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
+        let limit = MAX_REASON_BYTES.min(reason.len() - 1);
+        cut_at_boundary(&mut reason, limit);
+        reason.push_str(TRUNCATED);
+    }
+    reason
+}
+
+/// Cuts `s` to at most `limit` bytes, on a character boundary.
+fn cut_at_boundary(s: &mut String, limit: usize) {
+    if s.len() > limit {
+        let mut cut = limit;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(400); // 800 bytes
+        let cut = truncate_reason(long);
+        assert!(cut.ends_with(TRUNCATED));
+        let body = cut.strip_suffix(TRUNCATED).unwrap();
+        assert_eq!(body.len(), 512);
+        assert!(body.chars().all(|c| c == 'é'));
+        let short = truncate_reason("x".repeat(512));
+        assert_eq!(short.len(), 512);
+    }
+
+    #[test]
+    fn cut_lands_before_a_split_character() {
+        let s = format!("{}€", "a".repeat(511)); // the euro sign spans 511..514
+        let cut = truncate_reason(s);
+        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(511)));
+    }
+
+    #[test]
+    fn only_a_cut_reason_ends_in_the_marker() {
+        // Not cut: left alone, whatever its length up to the limit.
+        for r in ["", "x", "ends in ...", "ends in [truncated]"] {
+            assert_eq!(truncate_reason(r.to_owned()), r);
+        }
+        // Says it was cut, but was not: cut by one byte and marked, so the
+        // marker tells the truth.
+        let forged = format!("stderr: {TRUNCATED}");
+        assert_eq!(
+            truncate_reason(forged),
+            format!("stderr: ...[truncated{TRUNCATED}")
+        );
+        let forged = format!("{}{TRUNCATED}", "a".repeat(600));
+        let cut = truncate_reason(forged);
+        assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(512)));
+    }
+
+    #[test]
+    fn a_runner_cut_reason_is_marked_once_and_bounded() {
+        let out = RunnerOutcome::fail_cut("exec probe: ...the end".to_owned());
+        assert_eq!(out.reason(), Some("exec probe: ...the end...[truncated]"));
+        let out = RunnerOutcome::fail_cut("é".repeat(300));
+        let body = out.reason().unwrap().strip_suffix(TRUNCATED).unwrap();
+        assert_eq!(body, "é".repeat(256));
+    }
+}
