@@ -11,6 +11,4 @@ pub(crate) mod wheel;
 mod tests;
 
 pub(crate) use self::outbox::Sink;
-#[cfg(test)]
-pub(crate) use self::scheduler::Dispatch;
-pub(crate) use self::scheduler::{Config, Finished, Scheduler};
+pub(crate) use self::scheduler::{Config, Dispatch, Finished, ProbeSpec, Scheduler};

@@ -11,16 +11,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::histogram::Histogram;
+use super::outbox::{Outbox, OutboxCounters, Sink};
+use super::wheel::Wheel;
 use crate::clock::Timestamp;
-use crate::core::histogram::Histogram;
-use crate::core::outbox::{Outbox, OutboxCounters, Sink};
-use crate::core::wheel::Wheel;
-use crate::decl::{Declarations, Mode, Rejection};
 use crate::event::{
     DeclarationsRejected, Event, Header, ProbeFailureFirst, ProbeObservedFirst, ProbeResult,
     TopologyDeclared, TopologyEntry,
 };
-use crate::runner::{RunnerOutcome, Status};
+use crate::vocab::{Mode, RunnerOutcome, Status};
 
 /// Scheduling parameters.
 #[derive(Debug, Clone, Copy)]
@@ -66,26 +65,57 @@ struct Timer {
     generation: u32,
 }
 
-/// A run to start at `start_at` (at most `Config::lead` from now).
+/// What the core needs to know of one declared probe. The engine builds
+/// these from the declarations at each reset; the core never reads the
+/// file's form.
+#[derive(Debug, Clone)]
+pub(crate) struct ProbeSpec {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Arc<str>,
+    pub(crate) mode: Mode,
+    /// `intervalSeconds` as declared; the core floors it (G5).
+    pub(crate) interval: Duration,
+    pub(crate) run_once: bool,
+}
+
+/// One run, from the core's dispatch to its result: the one record the
+/// pool and the workers carry, handed back unchanged inside [`Finished`].
+///
+/// `probe` indexes the generation's probes in declaration order, in the
+/// core as in the engine's task table (the engine builds both from one
+/// pass over the same specs and asserts that they agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dispatch {
     pub(crate) probe: u32,
     pub(crate) generation: u64,
     pub(crate) tick: u64,
-    /// When the slot was due (lateness is measured from here).
+    /// When the slot was due: lateness is measured from here, and the run
+    /// never starts before it (G5); the core hands runs over up to
+    /// `Config::lead` early and the worker waits.
     pub(crate) due: Instant,
-    /// Not before: the slot's due time (G5: no run starts before its
-    /// slot). Always equal to `due`; the worker waits for it.
-    pub(crate) start_at: Instant,
+}
+
+impl Dispatch {
+    /// The record of this run's end, for [`Scheduler::handle_finished`].
+    pub(crate) fn finished(
+        self,
+        started: Instant,
+        finished: Instant,
+        outcome: RunnerOutcome,
+    ) -> Finished {
+        Finished {
+            run: self,
+            started,
+            finished,
+            outcome,
+        }
+    }
 }
 
 /// A run that came back from a worker.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    pub(crate) probe: u32,
-    pub(crate) generation: u64,
-    pub(crate) tick: u64,
-    pub(crate) due: Instant,
+    pub(crate) run: Dispatch,
     pub(crate) started: Instant,
     pub(crate) finished: Instant,
     pub(crate) outcome: RunnerOutcome,
@@ -249,60 +279,56 @@ impl<S: Sink> Scheduler<S> {
         self.wheel.len()
     }
 
-    /// Starts generation g+1 from `decls` (or the file's rejection): old
-    /// timers and waiting events are dropped, results still in flight will
-    /// be discarded, the topology (or rejection) is the generation's first
-    /// event (G1), and every active probe's tick 0 falls due at `now` (or at
-    /// its stagger offset). Returns the new generation.
+    /// Starts generation g+1 from `probes` (or the file's rejection, with
+    /// its reason): old timers and waiting events are dropped, results
+    /// still in flight will be discarded, the topology (or rejection) is
+    /// the generation's first event (G1), and every active probe's tick 0
+    /// falls due at `now` (or at its stagger offset). Returns the new
+    /// generation.
     pub(crate) fn reset(
         &mut self,
         now: Instant,
         rollout: &str,
-        decls: Result<&Declarations, &Rejection>,
+        probes: Result<&[ProbeSpec], &str>,
         path: &str,
     ) -> u64 {
         self.generation += 1;
         self.rollout = Arc::from(rollout);
         self.wheel.clear();
         self.probes.clear();
-        let header = self.header();
-        let declared_at = self.wall(now);
-        let decls = match decls {
-            Ok(d) => d,
-            Err(rejection) => {
+        match probes {
+            Ok(probes) => {
+                self.outbox.reset(probes.len());
+                self.declare(now, probes);
+                self.arm_first_ticks(now);
+            }
+            Err(reason) => {
                 self.outbox.reset(0);
                 let event = Event::DeclarationsRejected(DeclarationsRejected {
-                    header,
+                    header: self.header(),
                     path: path.to_owned(),
-                    reason: rejection.reason().to_owned(),
+                    reason: reason.to_owned(),
                 });
                 self.outbox.push_event(None, event);
-                return self.generation;
             }
-        };
-        self.outbox.reset(decls.len());
-        self.probes.reserve_exact(decls.len());
-        self.wheel.reserve_exact(decls.len());
-        let mut topology = Vec::with_capacity(decls.len());
-        // One `Arc` per distinct kind, shared by its probes.
-        let mut kinds: Vec<Arc<str>> = Vec::new();
-        for d in decls.probes() {
-            let kind = match kinds.iter().find(|k| ***k == *d.kind()) {
-                Some(k) => Arc::clone(k),
-                None => {
-                    kinds.push(Arc::clone(d.kind_arc()));
-                    Arc::clone(d.kind_arc())
-                }
-            };
-            // G5: the floor is on the period, so slots are at least the
-            // floor apart and lateness never carries over to the next slot.
-            let interval = Duration::from_secs(d.interval_secs()).max(self.config.min_interval);
+        }
+        self.generation
+    }
+
+    /// Takes the generation's probes and emits its topology (G1).
+    fn declare(&mut self, now: Instant, probes: &[ProbeSpec]) {
+        self.probes.reserve_exact(probes.len());
+        self.wheel.reserve_exact(probes.len());
+        for p in probes {
             self.probes.push(ProbeState {
-                name: Arc::clone(d.name_arc()),
-                kind: Arc::clone(&kind),
-                mode: d.mode(),
-                interval,
-                run_once: d.run_once(),
+                name: Arc::clone(&p.name),
+                kind: Arc::clone(&p.kind),
+                mode: p.mode,
+                // G5: the floor is on the period, so slots are at least the
+                // floor apart and lateness never carries over to the next
+                // slot.
+                interval: p.interval.max(self.config.min_interval),
+                run_once: p.run_once,
                 start: now,
                 next_tick: 0,
                 in_flight: false,
@@ -313,20 +339,26 @@ impl<S: Sink> Scheduler<S> {
                 failing_since: None,
                 observed: false,
             });
-            topology.push(TopologyEntry {
-                probe_name: Arc::clone(d.name_arc()),
-                kind,
-                mode: d.mode(),
-            });
         }
-        self.outbox.push_event(
-            None,
-            Event::TopologyDeclared(TopologyDeclared {
-                header,
-                declared_at,
-                probes: topology,
-            }),
-        );
+        let topology = probes
+            .iter()
+            .map(|p| TopologyEntry {
+                probe_name: Arc::clone(&p.name),
+                kind: Arc::clone(&p.kind),
+                mode: p.mode,
+            })
+            .collect();
+        let event = Event::TopologyDeclared(TopologyDeclared {
+            header: self.header(),
+            declared_at: self.wall(now),
+            probes: topology,
+        });
+        self.outbox.push_event(None, event);
+    }
+
+    /// Puts every active probe's tick 0 in the wheel (G4: a disabled probe
+    /// never runs), at `now` or at its stagger offset.
+    fn arm_first_ticks(&mut self, now: Instant) {
         let active = self
             .probes
             .iter()
@@ -335,7 +367,7 @@ impl<S: Sink> Scheduler<S> {
         let mut i = 0u128;
         for (id, p) in self.probes.iter_mut().enumerate() {
             if p.mode == Mode::Disabled {
-                continue; // G4
+                continue;
             }
             if self.config.stagger {
                 let offset = p.interval.as_nanos() * i / active;
@@ -346,10 +378,8 @@ impl<S: Sink> Scheduler<S> {
                 probe: id as u32,
                 generation: self.generation as u32,
             };
-            let deadline = ticks_ceil(self.epoch, p.start);
-            self.wheel.insert(deadline, timer);
+            self.wheel.insert(ticks_ceil(self.epoch, p.start), timer);
         }
-        self.generation
     }
 
     /// The next run to hand to the pool at `now`: one due by
@@ -391,13 +421,11 @@ impl<S: Sink> Scheduler<S> {
             self.counters.dispatched += 1;
             // G5: the run starts at its slot, never before; the slot is at
             // least the floor after the previous one whenever that one ran.
-            let due = st.due(run_tick);
             return Some(Dispatch {
                 probe: timer.probe,
                 generation: self.generation,
                 tick: run_tick,
-                due,
-                start_at: due,
+                due: st.due(run_tick),
             });
         }
         None
@@ -422,20 +450,21 @@ impl<S: Sink> Scheduler<S> {
     /// (G2); otherwise the lifecycle events and the result are emitted in
     /// the order of G3. Returns whether the result was used.
     pub(crate) fn handle_finished(&mut self, f: Finished) -> bool {
-        if f.generation != self.generation {
+        let run = f.run;
+        if run.generation != self.generation {
             self.counters.stale_results += 1;
             return false;
         }
         let header = self.header();
         let observed_at = self.wall(f.started);
-        let scheduled_at = self.wall(f.due);
-        let Some(st) = self.probes.get_mut(f.probe as usize) else {
-            debug_assert!(false, "finished run of unknown probe {}", f.probe);
+        let scheduled_at = self.wall(run.due);
+        let Some(st) = self.probes.get_mut(run.probe as usize) else {
+            debug_assert!(false, "finished run of unknown probe {}", run.probe);
             return false;
         };
         st.in_flight = false;
         self.counters.results += 1;
-        let lateness_us = micros(f.started.saturating_duration_since(f.due));
+        let lateness_us = micros(f.started.saturating_duration_since(run.due));
         self.lateness.record(lateness_us);
         if !st.observed {
             st.observed = true;
@@ -445,7 +474,7 @@ impl<S: Sink> Scheduler<S> {
                 mode: st.mode,
                 observed_at,
             });
-            self.outbox.push_event(Some(f.probe), event);
+            self.outbox.push_event(Some(run.probe), event);
         }
         let (status, reason, sub_results) = f.outcome.into_parts();
         if st.last_status != Some(status) {
@@ -463,7 +492,7 @@ impl<S: Sink> Scheduler<S> {
                     mode: st.mode,
                     first_failed_at: observed_at,
                 });
-                self.outbox.push_event(Some(f.probe), event);
+                self.outbox.push_event(Some(run.probe), event);
             }
             Status::Fail => {}
         }
@@ -476,7 +505,7 @@ impl<S: Sink> Scheduler<S> {
             observed_at,
             failure_reason: reason,
             sub_results,
-            tick: f.tick,
+            tick: run.tick,
             scheduled_at,
             lateness_us,
             duration_us: micros(f.finished.saturating_duration_since(f.started)),
@@ -485,7 +514,7 @@ impl<S: Sink> Scheduler<S> {
             consecutive: st.consecutive,
             failing_since: st.failing_since,
         };
-        self.outbox.push_result(f.probe, result);
+        self.outbox.push_result(run.probe, result);
         true
     }
 

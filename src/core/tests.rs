@@ -7,10 +7,14 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
 use super::*;
-use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::event::Event;
-use crate::runner::{RunnerOutcome, Status};
+use crate::vocab::{Mode, RunnerOutcome, Status};
 
 /// A bounded channel stand-in: holds at most `capacity` unread events.
 #[derive(Debug)]
@@ -57,8 +61,46 @@ fn wall0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_788_942)
 }
 
-fn decls(json: &str) -> Declarations {
-    decl::parse(json.as_bytes()).expect("test declarations parse")
+/// The core's view of a declarations file, in file order: the fields the
+/// core reads (`kind`, `mode`, `intervalSeconds`, `runOnce`) with the
+/// defaults of DESIGN §2. The core never parses files; this keeps the
+/// tests readable without making them depend on the parser.
+fn specs(json: &str) -> Vec<ProbeSpec> {
+    struct InOrder(Vec<(String, Value)>);
+    impl<'de> serde::Deserialize<'de> for InOrder {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = InOrder;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object of probes")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<InOrder, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = m.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(InOrder(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let InOrder(probes) = serde_json::from_str(json).expect("test declarations parse");
+    probes
+        .into_iter()
+        .map(|(name, fields)| ProbeSpec {
+            name: Arc::from(name),
+            kind: Arc::from(fields["kind"].as_str().unwrap_or("")),
+            mode: match fields["mode"].as_str() {
+                Some("observe") => Mode::Observe,
+                Some("disabled") => Mode::Disabled,
+                _ => Mode::Enforce,
+            },
+            interval: Duration::from_secs(fields["intervalSeconds"].as_u64().unwrap_or(30)),
+            run_once: fields["runOnce"].as_bool().unwrap_or(false),
+        })
+        .collect()
 }
 
 impl Sim {
@@ -96,8 +138,8 @@ impl Sim {
     }
 
     fn reset(&mut self, rollout: &str, json: &str) -> u64 {
-        let d = decls(json);
-        self.names = d.probes().iter().map(|p| p.name().to_owned()).collect();
+        let d = specs(json);
+        self.names = d.iter().map(|p| p.name.to_string()).collect();
         let g = self
             .s
             .reset(self.now, rollout, Ok(&d), "/test/health-checks.json");
@@ -107,10 +149,9 @@ impl Sim {
 
     fn reject(&mut self, rollout: &str, reason: &str) -> u64 {
         self.names.clear();
-        let r = Rejection::new(reason);
         let g = self
             .s
-            .reset(self.now, rollout, Err(&r), "/test/health-checks.json");
+            .reset(self.now, rollout, Err(reason), "/test/health-checks.json");
         self.pump();
         g
     }
@@ -122,7 +163,7 @@ impl Sim {
             while let Some(d) = self.s.poll_dispatch(self.now) {
                 let name = self.names[d.probe as usize].clone();
                 let jitter = (self.start_jitter)(&name, d.tick);
-                let start = d.start_at.max(self.now) + self.start_delay + jitter;
+                let start = d.due.max(self.now) + self.start_delay + jitter;
                 let (took, outcome) = (self.script)(&name, d.tick);
                 self.starts.push((name, d.tick, d.due, start));
                 self.running.push((d, start, start + took, outcome));
@@ -132,15 +173,7 @@ impl Sim {
             let (done, rest): (Vec<_>, Vec<_>) = self.running.drain(..).partition(|r| r.2 <= now);
             self.running = rest;
             for (d, start, finish, outcome) in done {
-                self.s.handle_finished(Finished {
-                    probe: d.probe,
-                    generation: d.generation,
-                    tick: d.tick,
-                    due: d.due,
-                    started: start,
-                    finished: finish,
-                    outcome,
-                });
+                self.s.handle_finished(d.finished(start, finish, outcome));
                 progressed = true;
             }
             self.s.flush();
@@ -841,11 +874,13 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
 // ---- G11: determinism --------------------------------------------------
 
 #[test]
-fn g11_topology_is_sorted_and_identical_for_the_same_file() {
-    let json = r#"{"zeta": {"kind": "tcp", "mode": "observe"},
+fn g11_topology_keeps_the_declared_order_and_is_identical_for_the_same_file() {
+    // The declarations come sorted by name (`decl`, G11); the core keeps
+    // that order in the topology, whatever the probes' modes.
+    let json = r#"{"Mid": {"kind": "http", "mode": "bogus"},
                    "alpha": {"kind": "exec", "mode": "enforce"},
-                   "Mid": {"kind": "http", "mode": "bogus"},
-                   "mid": {"kind": "http", "mode": "disabled"}}"#;
+                   "mid": {"kind": "http", "mode": "disabled"},
+                   "zeta": {"kind": "tcp", "mode": "observe"}}"#;
     let payload = |sim: &Sim| {
         let Event::TopologyDeclared(t) = &sim.seen[0] else {
             panic!()
@@ -956,9 +991,9 @@ fn runs_are_handed_over_lead_early_and_start_on_time() {
     assert_eq!(r.len(), 4);
     for (k, res) in r.iter().enumerate() {
         assert_eq!(res.tick, k as u64);
-        assert_eq!(res.lateness_us, 0, "the worker waits for start_at itself");
+        assert_eq!(res.lateness_us, 0, "the worker waits for the slot itself");
     }
-    // Dispatch times (the starts recorded by the Sim are start_at).
+    // Dispatch times (the starts recorded by the Sim are the slots).
     let starts: Vec<Duration> = sim.starts_of("p").iter().map(|s| s.2).collect();
     assert_eq!(starts, [secs(0), secs(10), secs(20), secs(30)]);
 }
@@ -1007,7 +1042,7 @@ fn one_wake_up_hands_over_every_run_due_in_the_lead_window() {
         sim.now = at;
         wakes.push(at - sim.t0);
         while let Some(d) = sim.s.poll_dispatch(sim.now) {
-            assert!(d.start_at >= d.due && d.due >= sim.now, "{d:?}");
+            assert!(d.due >= sim.now, "{d:?}");
             assert!(d.due - sim.now <= lead);
             handed.push(d.due - sim.t0);
         }

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::pool::{Job, Shared, WorkerFlags, run_check};
+use super::pool::{Shared, WorkerFlags, run_check};
 use crate::clock;
-use crate::core::Finished;
+use crate::core::{Dispatch, Finished};
 use crate::runner::{CANCEL_POLL, Check, RunContext};
 
 /// Most threads running blocking custom checks at a time.
@@ -28,7 +28,7 @@ pub const BLOCKING_IDLE: Duration = Duration::from_secs(10);
 /// Stack of a blocking-check thread (reserved, not touched).
 const STACK: usize = 256 * 1024;
 
-type Item = (Job, Arc<str>, Arc<dyn Check>);
+type Item = (Dispatch, Arc<str>, Arc<dyn Check>);
 
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
@@ -77,7 +77,7 @@ impl BlockingPool {
 
     /// Queues a run; starts a thread for it unless one is idle or the cap
     /// is reached.
-    pub(crate) fn submit(&self, job: Job, name: Arc<str>, check: Arc<dyn Check>) {
+    pub(crate) fn submit(&self, job: Dispatch, name: Arc<str>, check: Arc<dyn Check>) {
         let mut st = lock(&self.inner.state);
         if st.stopped {
             return;
@@ -178,8 +178,8 @@ fn run(inner: &Inner, (job, name, check): Item) {
     let mut started = clock::mono_now();
     // Handed over early: wait for the start, in slices so that a reset or
     // a shutdown is seen within CANCEL_POLL.
-    while job.start_at > started && !cancel.is_cancelled(job.generation) {
-        clock::sleep((job.start_at - started).min(CANCEL_POLL));
+    while job.due > started && !cancel.is_cancelled(job.generation) {
+        clock::sleep((job.due - started).min(CANCEL_POLL));
         started = clock::mono_now();
     }
     if cancel.is_cancelled(job.generation) {

@@ -6,21 +6,22 @@
 //! deadline (timerfd on Linux), a command, or a finished run (G12).
 
 use std::io;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Token};
 
 use crate::clock;
-use crate::core::{Scheduler, Sink};
+use crate::core::{ProbeSpec, Scheduler, Sink};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
-use crate::engine::pool::{Job, Pool, Prepared, Shared};
+use crate::engine::pool::{Pool, Shared, Task};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
-use crate::runner::{Check, Registry, RunContext, RunnerOutcome};
+use crate::runner::{Check, Prepared, Registry, RunContext, RunnerOutcome};
 
 pub(crate) const WAKER: Token = Token(0);
 pub(crate) const TIMER: Token = Token(1);
@@ -112,96 +113,127 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    /// The engine thread's loop: each turn takes what came in, hands over
+    /// what is due, sends events, and sleeps until the next thing to do.
     pub(crate) fn run(mut self) {
         crate::engine::timer::tighten_timer_slack();
         let mut events = Events::with_capacity(16);
         let mut retry = MIN_RETRY;
         loop {
+            self.read_wall_clock();
+            if self.take_commands().is_break() {
+                return self.shutdown();
+            }
+            self.take_results();
             let now = clock::mono_now();
-            let wall = clock::wall_now();
-            // A pair read across a preemption would shift every wall time.
-            if clock::mono_now().saturating_duration_since(now) < Duration::from_micros(100) {
-                self.core.anchor_wall(now, wall);
-            }
-            // Cleared before draining: a wake skipped because the flag was
-            // still set is for something sent before this point, which the
-            // drains below see. (Results: `drain_finished` clears the
-            // workers' flags the same way.)
-            self.shared.wake.take_commands();
-            while let Ok(cmd) = self.commands.try_recv() {
-                match cmd {
-                    Command::Reset(rollout) => self.reset(&rollout),
-                    Command::Stats(reply) => {
-                        let _ = reply.send(self.stats());
-                    }
-                    Command::Shutdown => return self.shutdown(),
-                }
-            }
-            let core = &mut self.core;
-            self.pool.drain_finished(|f| {
-                core.handle_finished(f);
-            });
-            let now = clock::mono_now();
-            let core = &mut self.core;
-            self.pool.submit_all(std::iter::from_fn(|| {
-                // The worker finds the probe in the generation's task
-                // table by its index.
-                core.poll_dispatch(now).map(|d| Job {
-                    probe: d.probe,
-                    generation: d.generation,
-                    tick: d.tick,
-                    due: d.due,
-                    start_at: d.start_at,
-                })
-            }));
-            let flushed = self.core.flush();
-            let mut wake_at = self.core.poll_timeout();
-            if self.core.backlog() > 0 {
-                retry = if flushed > 0 {
-                    MIN_RETRY
-                } else {
-                    (retry * 2).min(MAX_RETRY)
-                };
-                let at = now + retry;
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-            }
-            let now = clock::mono_now();
-            if wake_at.is_some_and(|w| w <= now) {
-                continue; // already due: no sleep
-            }
-            let timeout = match self.timer.arm(wake_at, now) {
-                Ok(t) => t,
-                Err(e) => {
-                    log::error!(
-                        "cannot arm the deadline timer ({e}); falling back to poll timeouts"
-                    );
-                    self.timer = DeadlineTimer::PollTimeout;
-                    continue;
-                }
-            };
-            // Armed, then published: workers hold results back until this
-            // wake-up when it is near, or move it earlier (after winning a
-            // swap on the published time, so after this arm). A result
-            // that arrived before they could see it is taken now.
-            self.shared.wake.sleeping_until(wake_at);
-            if self.pool.has_finished() {
-                self.shared.wake.awake(now);
-                continue;
-            }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("poll failed: {e}; engine stops");
-                    return self.shutdown();
-                }
-            }
-            self.wakeups += 1;
-            // Until the next `sleeping_until`, results leave the timer
-            // alone (see `wake.rs`).
-            self.shared.wake.awake(now);
-            if events.iter().any(|e| e.token() == TIMER) {
-                self.timer.acknowledge();
+            self.dispatch_due(now);
+            let wake_at = self.send_events(now, &mut retry);
+            if self.sleep(wake_at, &mut events).is_break() {
+                return self.shutdown();
             }
         }
+    }
+
+    /// Offers the core a fresh (monotonic, wall) pair.
+    fn read_wall_clock(&mut self) {
+        let now = clock::mono_now();
+        let wall = clock::wall_now();
+        // A pair read across a preemption would shift every wall time.
+        if clock::mono_now().saturating_duration_since(now) < Duration::from_micros(100) {
+            self.core.anchor_wall(now, wall);
+        }
+    }
+
+    /// Carries out the commands sent so far; breaks on shutdown.
+    fn take_commands(&mut self) -> ControlFlow<()> {
+        // Cleared before draining: a wake skipped because the flag was
+        // still set is for something sent before this point, which the
+        // drain below sees. (Results: `drain_finished` clears the workers'
+        // flags the same way.)
+        self.shared.wake.take_commands();
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Reset(rollout) => self.reset(&rollout),
+                Command::Stats(reply) => {
+                    let _ = reply.send(self.stats());
+                }
+                Command::Shutdown => return ControlFlow::Break(()),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Gives the core every run the workers have finished.
+    fn take_results(&mut self) {
+        let core = &mut self.core;
+        self.pool.drain_finished(|f| {
+            core.handle_finished(f);
+        });
+    }
+
+    /// Hands the pool every run due by `now` plus the core's lead.
+    fn dispatch_due(&mut self, now: Instant) {
+        let core = &mut self.core;
+        self.pool
+            .submit_all(std::iter::from_fn(|| core.poll_dispatch(now)));
+    }
+
+    /// Sends waiting events without blocking (G9); returns when to wake
+    /// next: the core's next deadline, or sooner to retry a full channel
+    /// (the consumer does not wake us).
+    fn send_events(&mut self, now: Instant, retry: &mut Duration) -> Option<Instant> {
+        let flushed = self.core.flush();
+        let wake_at = self.core.poll_timeout();
+        if self.core.backlog() == 0 {
+            return wake_at;
+        }
+        *retry = if flushed > 0 {
+            MIN_RETRY
+        } else {
+            (*retry * 2).min(MAX_RETRY)
+        };
+        let at = now + *retry;
+        Some(wake_at.map_or(at, |w| w.min(at)))
+    }
+
+    /// Sleeps until `wake_at` (never, when `None`: G12), a command or a
+    /// result; breaks when polling fails for good.
+    fn sleep(&mut self, wake_at: Option<Instant>, events: &mut Events) -> ControlFlow<()> {
+        let now = clock::mono_now();
+        if wake_at.is_some_and(|w| w <= now) {
+            return ControlFlow::Continue(()); // already due: no sleep
+        }
+        let timeout = match self.timer.arm(wake_at, now) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("cannot arm the deadline timer ({e}); falling back to poll timeouts");
+                self.timer = DeadlineTimer::PollTimeout;
+                return ControlFlow::Continue(());
+            }
+        };
+        // Armed, then published: workers hold results back until this
+        // wake-up when it is near, or move it earlier (after winning a swap
+        // on the published time, so after this arm). A result that arrived
+        // before they could see it is taken now.
+        self.shared.wake.sleeping_until(wake_at);
+        if self.pool.has_finished() {
+            self.shared.wake.awake(now);
+            return ControlFlow::Continue(());
+        }
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("poll failed: {e}; engine stops");
+                return ControlFlow::Break(());
+            }
+        }
+        self.wakeups += 1;
+        // Until the next `sleeping_until`, results leave the timer alone
+        // (see `wake.rs`).
+        self.shared.wake.awake(now);
+        if events.iter().any(|e| e.token() == TIMER) {
+            self.timer.acknowledge();
+        }
+        ControlFlow::Continue(())
     }
 
     fn reset(&mut self, rollout: &str) {
@@ -209,18 +241,10 @@ impl Driver {
         let generation = self.core.generation() + 1;
         // Runs of older generations see the cancellation from here on.
         self.shared.cancel.set_generation(generation);
-        let mut tasks = Vec::new();
-        if let Ok(decls) = &decls {
-            tasks.reserve_exact(decls.len());
-            for d in decls.probes() {
-                let prepared =
-                    (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
-                        Ok(prepared) => prepared,
-                        Err(reason) => Prepared::Inline(failing(reason)),
-                    });
-                tasks.push((Arc::clone(d.name_arc()), prepared));
-            }
-        }
+        let (specs, tasks) = match &decls {
+            Ok(decls) => self.prepare(decls),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
         self.pool.publish_tasks(&self.shared, generation, tasks);
         let path = self.source.describe();
         match &decls {
@@ -232,12 +256,50 @@ impl Driver {
                 log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}")
             }
         }
+        let probes = match &decls {
+            Ok(_) => Ok(specs.as_slice()),
+            Err(rejection) => Err(rejection.reason()),
+        };
         // Tick 0 is due now: after reading and preparing, not before.
-        let now = clock::mono_now();
-        let g = self.core.reset(now, rollout, decls.as_ref(), &path);
+        let g = self.core.reset(clock::mono_now(), rollout, probes, &path);
         debug_assert_eq!(g, generation);
-        drop(decls);
+        // Runs find their probe in the task table by the core's index.
+        assert_eq!(self.core.probe_count(), self.pool.task_count());
+        drop((decls, specs));
         release_freed_memory();
+    }
+
+    /// The core's view of each probe and the workers' task, built in one
+    /// pass so that index i is the same probe in both: a dispatch's
+    /// `probe` indexes the task table.
+    fn prepare(&self, decls: &Declarations) -> (Vec<ProbeSpec>, Vec<Task>) {
+        let mut specs = Vec::with_capacity(decls.len());
+        let mut tasks = Vec::with_capacity(decls.len());
+        // One `Arc` per distinct kind, shared by its probes' events.
+        let mut kinds: Vec<&Arc<str>> = Vec::new();
+        for d in decls.probes() {
+            let kind = match kinds.iter().find(|k| ***k == *d.kind_arc()) {
+                Some(k) => Arc::clone(k),
+                None => {
+                    kinds.push(d.kind_arc());
+                    Arc::clone(d.kind_arc())
+                }
+            };
+            specs.push(ProbeSpec {
+                name: Arc::clone(d.name_arc()),
+                kind,
+                mode: d.mode(),
+                interval: Duration::from_secs(d.interval_secs()),
+                run_once: d.run_once(),
+            });
+            let prepared =
+                (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
+                    Ok(prepared) => prepared,
+                    Err(reason) => Prepared::Inline(failing(reason)),
+                });
+            tasks.push((Arc::clone(d.name_arc()), prepared));
+        }
+        (specs, tasks)
     }
 
     fn stats(&self) -> Stats {

@@ -27,7 +27,6 @@ use crate::runner::{CancelState, Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
-pub(crate) use self::pool::Prepared;
 use self::pool::{Pool, Shared};
 use self::wake::EngineWake;
 

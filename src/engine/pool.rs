@@ -24,41 +24,9 @@ use super::blocking::BlockingPool;
 use super::wake::{EngineWake, ResultFlag};
 use super::worker::{self, Doorbell, Worker};
 
-use crate::core::Finished;
-use crate::runner::machine::Machine;
-use crate::runner::{CancelState, Check, RunContext, RunnerOutcome};
+use crate::core::{Dispatch, Finished};
+use crate::runner::{CancelState, Check, Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
-
-/// One run to do.
-#[derive(Clone)]
-pub(crate) struct Job {
-    pub(crate) probe: u32,
-    pub(crate) generation: u64,
-    pub(crate) tick: u64,
-    pub(crate) due: Instant,
-    /// Not before this instant (the engine hands runs over a little early).
-    pub(crate) start_at: Instant,
-}
-
-impl Job {
-    /// The record of this run's end, for the engine.
-    pub(crate) fn finished(
-        &self,
-        started: Instant,
-        finished: Instant,
-        outcome: RunnerOutcome,
-    ) -> Finished {
-        Finished {
-            probe: self.probe,
-            generation: self.generation,
-            tick: self.tick,
-            due: self.due,
-            started,
-            finished,
-            outcome,
-        }
-    }
-}
 
 /// Runs `check` on the calling thread; a panic becomes a failed run.
 pub(crate) fn run_check(check: &dyn Check, ctx: &RunContext<'_>) -> RunnerOutcome {
@@ -75,17 +43,6 @@ pub(crate) struct Shared {
     /// The current generation's probes (name and check), published at each
     /// reset; workers keep their own reference until the generation moves.
     pub(crate) tasks: Mutex<Tasks>,
-}
-
-/// How a probe runs (see `Registry::prepare_task`).
-#[derive(Clone)]
-pub(crate) enum Prepared {
-    /// A built-in run: a state machine on a worker's poll loop.
-    Machine(Arc<dyn Machine>),
-    /// A check that never waits: run right on a worker.
-    Inline(Arc<dyn Check>),
-    /// A custom check that may block: run on a thread of its own.
-    Blocking(Arc<dyn Check>),
 }
 
 /// A probe of a generation: its name, and how it runs (`None` for a
@@ -123,7 +80,7 @@ pub(crate) struct WorkerFlags {
 /// The workers, the blocking-check threads, and the routing between.
 pub(crate) struct Pool {
     /// Each worker's inbox and doorbell.
-    inboxes: Vec<(Sender<Vec<Job>>, Arc<Doorbell>)>,
+    inboxes: Vec<(Sender<Vec<Dispatch>>, Arc<Doorbell>)>,
     /// Finished runs, one channel per worker and one for the blocking
     /// checks: a worker's sends never touch a cache line another worker
     /// writes.
@@ -138,7 +95,7 @@ pub(crate) struct Pool {
     tasks: Arc<Vec<Task>>,
     /// Per-worker batches being filled by `submit_all` (kept for their
     /// capacity).
-    batches: Vec<Vec<Job>>,
+    batches: Vec<Vec<Dispatch>>,
     stopped: bool,
 }
 
@@ -215,10 +172,15 @@ impl Pool {
         }
     }
 
+    /// Probes in the current generation's task table.
+    pub(crate) fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Hands `runs` (in the order they start) to the workers, each probe
     /// always to the same worker, and blocking custom checks to threads of
     /// their own. One send and at most one wake-up per worker.
-    pub(crate) fn submit_all(&mut self, runs: impl Iterator<Item = Job>) {
+    pub(crate) fn submit_all(&mut self, runs: impl Iterator<Item = Dispatch>) {
         if self.stopped {
             return;
         }

@@ -15,7 +15,6 @@ pub(crate) enum DeadlineTimer {
     #[cfg(target_os = "linux")]
     TimerFd(linux::TimerFd),
     /// Portable: the poll timeout.
-    #[allow(dead_code)]
     PollTimeout,
 }
 

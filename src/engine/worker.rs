@@ -1,6 +1,6 @@
 //! A worker: a poll loop that carries any number of runs (G13).
 //!
-//! The engine hands a worker batches of [`Job`]s on its inbox and wakes it
+//! The engine hands a worker batches of [`Dispatch`]s on its inbox and wakes it
 //! once per batch. The worker keeps them in start order and sleeps on its
 //! own timerfd until the first is due, so a run still starts at its exact
 //! slot. A built-in run is a [`Run`] state machine: the worker calls it
@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token, Waker};
 
-use super::pool::{Job, Prepared, Shared, Tasks, WorkerFlags, panic_message, run_check};
+use super::pool::{Shared, Tasks, WorkerFlags, panic_message, run_check};
 use super::timer::DeadlineTimer;
 use crate::clock;
-use crate::core::Finished;
+use crate::core::{Dispatch, Finished};
 use crate::runner::machine::{Cx, Run, Step, Wake};
-use crate::runner::{RunContext, RunnerOutcome};
+use crate::runner::{Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 const WAKER: Token = Token(0);
@@ -111,7 +111,7 @@ impl Setup {
 /// A run in progress.
 struct Slot {
     run: Box<dyn Run>,
-    job: Job,
+    job: Dispatch,
     started: Instant,
     /// The instant the run last asked to be called at, at the latest.
     until: Option<Instant>,
@@ -126,13 +126,13 @@ pub(crate) struct Worker {
     timer: DeadlineTimer,
     doorbell: Arc<Doorbell>,
     wake: Arc<dyn Wake>,
-    inbox: Receiver<Vec<Job>>,
+    inbox: Receiver<Vec<Dispatch>>,
     shared: Arc<Shared>,
     resolver: Arc<Resolver>,
     done: Sender<Finished>,
     flags: Arc<WorkerFlags>,
     /// Jobs waiting for their start, in start order (then arrival).
-    pending: VecDeque<Job>,
+    pending: VecDeque<Dispatch>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     live: usize,
@@ -150,7 +150,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(
         setup: Setup,
-        inbox: Receiver<Vec<Job>>,
+        inbox: Receiver<Vec<Dispatch>>,
         shared: Arc<Shared>,
         resolver: Arc<Resolver>,
         done: Sender<Finished>,
@@ -206,7 +206,7 @@ impl Worker {
     /// Sleeps until the next start or run instant, a batch, a wake or a
     /// ready descriptor.
     fn wait(&mut self) -> io::Result<()> {
-        let mut next = self.pending.front().map(|j| j.start_at);
+        let mut next = self.pending.front().map(|j| j.due);
         if let Some(Reverse((at, _, _))) = self.timers.peek() {
             next = Some(next.map_or(*at, |n| n.min(*at)));
         }
@@ -252,14 +252,10 @@ impl Worker {
                     // Batches come in start order, so this appends; a job
                     // that starts before queued ones is slotted in.
                     for job in batch {
-                        if self
-                            .pending
-                            .back()
-                            .is_none_or(|b| b.start_at <= job.start_at)
-                        {
+                        if self.pending.back().is_none_or(|b| b.due <= job.due) {
                             self.pending.push_back(job);
                         } else {
-                            let at = self.pending.partition_point(|p| p.start_at <= job.start_at);
+                            let at = self.pending.partition_point(|p| p.due <= job.due);
                             self.pending.insert(at, job);
                         }
                     }
@@ -283,7 +279,7 @@ impl Worker {
 
     /// Starts every queued job whose start has come.
     fn start_due(&mut self, mut now: Instant) {
-        while self.pending.front().is_some_and(|j| j.start_at <= now) {
+        while self.pending.front().is_some_and(|j| j.due <= now) {
             let Some(job) = self.pending.pop_front() else {
                 break;
             };
@@ -298,7 +294,7 @@ impl Worker {
     /// Nothing shared with the other workers is written on the way (no
     /// reference count is touched): in a burst both workers start
     /// thousands of runs of the same kind side by side.
-    fn start(&mut self, job: Job, started: Instant) -> Option<Instant> {
+    fn start(&mut self, job: Dispatch, started: Instant) -> Option<Instant> {
         let cancel = &self.shared.cancel;
         if cancel.is_cancelled(job.generation) {
             return None; // reset or shutdown while queued: never started
@@ -400,7 +396,13 @@ impl Worker {
         }
     }
 
-    fn finish(&mut self, job: &Job, started: Instant, finished: Instant, outcome: RunnerOutcome) {
+    fn finish(
+        &mut self,
+        job: &Dispatch,
+        started: Instant,
+        finished: Instant,
+        outcome: RunnerOutcome,
+    ) {
         if self.shared.cancel.is_cancelled(job.generation) {
             return; // the engine would discard it
         }

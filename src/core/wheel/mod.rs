@@ -171,7 +171,6 @@ fn slot_for(deadline: u64, level: usize) -> usize {
     ((deadline >> (level as u32 * SLOT_BITS)) & SLOT_MASK) as usize
 }
 
-#[allow(dead_code)] // used by the scheduler
 impl<T: Copy> Wheel<T> {
     /// An empty wheel at time 0.
     pub(crate) fn new() -> Self {
@@ -291,11 +290,13 @@ impl<T: Copy> Wheel<T> {
     }
 
     /// Whether the wheel holds no entry.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The latest time given to `poll` (0 for a new wheel).
+    #[cfg(test)]
     pub(crate) fn now(&self) -> u64 {
         self.now
     }
