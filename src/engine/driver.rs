@@ -343,8 +343,8 @@ impl Driver {
     }
 }
 
-/// Returns the memory of the reset's temporary parse (about 0.9 KiB per
-/// probe) to the OS; glibc would otherwise keep it resident.
+/// Returns the memory of the reset's temporary parse to the OS; glibc
+/// would otherwise keep it resident.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages.

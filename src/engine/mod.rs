@@ -47,9 +47,9 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// running it, and a result waits at most this long for the engine.
 /// Capped at a quarter of the minimum interval.
 ///
-/// 100 ms: at the default 5 s floor, 1,000 probes cost the engine 12.5
-/// wake-ups a second (0.19 % of a core here) instead of 50 at 25 ms
-/// (0.47 %); a result event 100 ms late does not matter to a rollout gate.
+/// 100 ms: at the default 5 s floor the engine wakes about four times
+/// less often than at 25 ms (the README gives the measured cost), and a
+/// result event 100 ms late does not matter to a rollout gate.
 pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 
 /// Default capacity of the event channel.
@@ -221,11 +221,10 @@ impl Builder {
     /// Left to the scheduler, workers that sleep to exact instants and wake
     /// thousands of times a second often end up waking on the same CPU and
     /// queue behind each other, or wait to be moved to an idle one; pinned,
-    /// each waits on its own. On this project's 2-core VM, over about a
-    /// dozen 10-second `tick_jitter` runs each (10,000 probes a second),
-    /// the p99 lateness ranged 0.09–1.36 ms unpinned and 0.12–0.29 ms
-    /// pinned. The price: a pinned worker cannot move off a CPU that other
-    /// work keeps busy, so leave it off on a host whose CPUs are loaded.
+    /// each waits on its own, which narrows the spread of tail lateness
+    /// (the README's tick-jitter section has both measured). The price: a
+    /// pinned worker cannot move off a CPU that other work keeps busy, so
+    /// leave it off on a host whose CPUs are loaded.
     pub fn pin_workers(mut self, on: bool) -> Builder {
         self.pin_workers = on;
         self
