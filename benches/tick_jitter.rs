@@ -122,7 +122,9 @@
 //! p99, `null` if that is 0); the common fields stay over all samples of
 //! both groups. Progress, the load average, each implementation's
 //! process CPU time (`getrusage`) and the engine's own histogram go to
-//! stderr.
+//! stderr; with `--mixed-floor` so do each group's p50 and p99 by the
+//! second its slots fall in, where lateness building up from slot to slot
+//! would show as a rise.
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads clocks and sleeps
 
@@ -414,13 +416,19 @@ fn main() -> ExitCode {
                 run.rss_kib,
             );
             if let Some(groups) = run.groups {
+                eprintln!("probewheel: {}", by_second("at_floor", &groups.at_floor));
+                eprintln!(
+                    "probewheel: {}",
+                    by_second("above_floor", &groups.above_floor)
+                );
                 line.pop();
-                let floor_p99 = group_fields(&mut line, "at_floor", args.interval, groups.at_floor);
+                let floor_p99 =
+                    group_fields(&mut line, "at_floor", args.interval, &groups.at_floor);
                 let above_p99 = group_fields(
                     &mut line,
                     "above_floor",
                     args.above_interval(),
-                    groups.above_floor,
+                    &groups.above_floor,
                 );
                 if above_p99 == 0 {
                     line.push_str(",\"p99_ratio\":null}");
@@ -479,7 +487,8 @@ fn summary(name: &str, probes: usize, mut samples: Vec<u64>) -> String {
 
 /// Appends one `--mixed-floor` group's fields (`{prefix}_interval_ms`,
 /// `_samples`, `_p50_us`, `_p99_us`, `_max_us`) to `line`; returns its p99.
-fn group_fields(line: &mut String, prefix: &str, interval: Duration, mut samples: Vec<u64>) -> u64 {
+fn group_fields(line: &mut String, prefix: &str, interval: Duration, group: &[(u64, u64)]) -> u64 {
+    let mut samples: Vec<u64> = group.iter().map(|&(_, late)| late).collect();
     samples.sort_unstable();
     let p99 = percentile(&samples, 0.99);
     let _ = write!(
@@ -492,6 +501,27 @@ fn group_fields(line: &mut String, prefix: &str, interval: Duration, mut samples
         samples.last().copied().unwrap_or(0),
     );
     p99
+}
+
+/// One group's p50/p99 by the second its slots fall in (`second:p50/p99`,
+/// in µs): lateness that built up from slot to slot would show as a rise
+/// along the window.
+fn by_second(prefix: &str, group: &[(u64, u64)]) -> String {
+    let mut by: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for &(second, late) in group {
+        by.entry(second).or_default().push(late);
+    }
+    let mut out = format!("{prefix} p50/p99 us by second of the slot:");
+    for (second, mut samples) in by {
+        samples.sort_unstable();
+        let _ = write!(
+            out,
+            " {second}:{}/{}",
+            percentile(&samples, 0.50),
+            percentile(&samples, 0.99)
+        );
+    }
+    out
 }
 
 /// The whole process's user + system CPU time.
@@ -688,10 +718,11 @@ struct EngineRun {
     rss_kib: u64,
 }
 
-/// `--mixed-floor` samples by group.
+/// `--mixed-floor` samples by group: (whole seconds from the reset to the
+/// slot, lateness in microseconds).
 struct Groups {
-    at_floor: Vec<u64>,
-    above_floor: Vec<u64>,
+    at_floor: Vec<(u64, u64)>,
+    above_floor: Vec<(u64, u64)>,
 }
 
 /// Name suffixes of the `--mixed-floor` groups (see the module docs).
@@ -872,8 +903,8 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
         .name("pw-consumer".to_owned())
         .spawn(move || {
             let mut samples = Vec::with_capacity(capacity);
-            // With `--mixed-floor`, `samples` holds the at-floor group.
-            let mut above = Vec::new();
+            // With `--mixed-floor`: (second of the slot, lateness) by group.
+            let (mut at_floor, mut above_floor) = (Vec::new(), Vec::new());
             let mut coalesced = 0u64;
             let mut declared_at = 0i64;
             for event in events.iter() {
@@ -887,10 +918,14 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
                         if !(warm_end..end).contains(&at) {
                             continue;
                         }
-                        if mixed && r.probe_name.ends_with(ABOVE_FLOOR) {
-                            above.push(r.lateness_us);
-                        } else {
-                            samples.push(r.lateness_us);
+                        samples.push(r.lateness_us);
+                        if mixed {
+                            let sample = ((at / 1_000_000) as u64, r.lateness_us);
+                            if r.probe_name.ends_with(ABOVE_FLOOR) {
+                                above_floor.push(sample);
+                            } else {
+                                at_floor.push(sample);
+                            }
                         }
                     }
                     Event::TopologyDeclared(t) => {
@@ -904,7 +939,11 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
                     _ => {}
                 }
             }
-            (samples, above, coalesced)
+            let groups = mixed.then_some(Groups {
+                at_floor,
+                above_floor,
+            });
+            (samples, groups, coalesced)
         })
         .expect("spawn consumer");
 
@@ -936,17 +975,7 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
     wait_until(hung.as_mut(), Instant::now() + args.grace());
     engine.shutdown().map_err(engine_err)?;
     drop(hung);
-    let (samples, above, coalesced) = consumer.join().expect("consumer thread");
-    let (samples, groups) = if mixed {
-        let all = [samples.as_slice(), above.as_slice()].concat();
-        let groups = Groups {
-            at_floor: samples,
-            above_floor: above,
-        };
-        (all, Some(groups))
-    } else {
-        (samples, None)
-    };
+    let (samples, groups, coalesced) = consumer.join().expect("consumer thread");
     Ok(EngineRun {
         samples,
         groups,
