@@ -104,7 +104,11 @@
 //! warm-up is the above-floor interval, so each probe's first slot (up to
 //! `MS + 1 s` in with stagger) is discarded in both groups; the window's
 //! engine `stats()` start there too. Total runs are three quarters of the
-//! all-at-floor rate (at 1 s).
+//! all-at-floor rate (at 1 s). With few probes a group's p99 is a handful
+//! of samples, and a disturbance that recurs at one phase of every second
+//! (another process's timer) hits the groups by where their slots fall,
+//! not by their interval: compare several runs, or a longer `--seconds`,
+//! and the by-second lines on stderr (see "Extra output").
 //!
 //! # Extra output
 //!
