@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]
-//!     [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL]
+//!     [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--mixed-floor]
 //! ```
 //!
 //! Three implementations run one after another (never concurrently), each
@@ -33,8 +33,9 @@
 //!    drained by a consumer thread that only records `latenessUs`, so G9
 //!    coalescing does not drop samples (the line carries `coalesced`; it
 //!    should be 0); the channel's size changes no timing. The declarations
-//!    are about 63 bytes a probe and the engine reads at most 1 MiB of them
-//!    (DESIGN §2), so `--probes` tops out near 16,000.
+//!    are about 63 bytes a probe (69 with `--mixed-floor`) and the engine
+//!    reads at most 1 MiB of them (DESIGN §2), so `--probes` tops out near
+//!    16,000 (15,000).
 //!
 //! # Flags that change the engine's configuration
 //!
@@ -57,7 +58,8 @@
 //! A sample is one run's lateness in microseconds (for probewheel the
 //! `latenessUs` of a `probeResult`: worker start minus slot due time).
 //! Every implementation measures the slots due in `[start + interval,
-//! start + S)`: the first interval is warm-up and its samples are discarded
+//! start + S)` (with `--mixed-floor`, `[start + interval + 1 s, start + S)`:
+//! see "Mixed floor"): the first interval is warm-up and its samples are discarded
 //! (thread start-up, page faults, the engine's first allocations), and each
 //! keeps running for a grace period of `min(interval / 2, 500 ms)` past the
 //! window so that late runs of the last slots are still counted. For
@@ -79,6 +81,35 @@
 //! The engine's hand-over window is a quarter of the floor, at most
 //! 100 ms.
 //!
+//! # Mixed floor
+//!
+//! `--mixed-floor` measures G5 (lateness never accumulates at an interval
+//! equal to the floor) against a control in one engine run: half the no-op
+//! probes (the odd one out too) are declared at `intervalSeconds = MS / 1000`
+//! with the floor equal to that interval, and the other half one second
+//! above it (`MS / 1000 + 1`, so 2 s at a 1 s floor), under the same floor.
+//! One second above is the nearest whole-second interval above the floor,
+//! so the two groups differ in as little as `intervalSeconds` allows, and at
+//! it a slot could only be pushed by the floor if a run were a whole second
+//! late: the control cannot suffer the build-up it is compared against. The
+//! groups are named `pNNNNNN-floor` (even `NNNNNN`) and `pNNNNNN-above`
+//! (odd), told apart by that suffix: the engine staggers first ticks by each
+//! probe's rank in name order (G11) times its own interval over the probe
+//! count, so alternating names spread each group evenly over its own
+//! interval, where a group prefix would crowd both into one half. Stagger
+//! as usual (`--aligned` for all first ticks at once). It requires
+//! `--interval-ms` in whole seconds, `--floor-ms` left out (or equal to the
+//! interval) and at least 2 probes; it measures probewheel only (the
+//! references have no floor), so `--only` may only name probewheel. The
+//! warm-up is the above-floor interval, so each probe's first slot (up to
+//! `MS + 1 s` in with stagger) is discarded in both groups; the window's
+//! engine `stats()` start there too. Total runs are three quarters of the
+//! all-at-floor rate (at 1 s). With few probes a group's p99 is a handful
+//! of samples, and a disturbance that recurs at one phase of every second
+//! (another process's timer) hits the groups by where their slots fall,
+//! not by their interval: compare several runs, or a longer `--seconds`,
+//! and the by-second lines on stderr (see "Extra output").
+//!
 //! # Extra output
 //!
 //! The probewheel line adds, after the common fields, `coalesced`,
@@ -88,9 +119,16 @@
 //! due" is visible; then `floor_ms`, `pinned` and `hung`, and `threads`
 //! and `rss_kib` (`Threads` and `VmRSS` of `/proc/self/status` at the end
 //! of the window, before shutdown: the whole process, so with the
-//! reference implementations' leftovers unless `--only probewheel`). Progress, the load average, each implementation's
+//! reference implementations' leftovers unless `--only probewheel`). With
+//! `--mixed-floor` it ends with `at_floor_interval_ms`, `at_floor_samples`,
+//! `at_floor_p50_us`, `at_floor_p99_us`, `at_floor_max_us`, the same five
+//! `above_floor_*` fields, and `p99_ratio` (at-floor p99 over above-floor
+//! p99, `null` if that is 0); the common fields stay over all samples of
+//! both groups. Progress, the load average, each implementation's
 //! process CPU time (`getrusage`) and the engine's own histogram go to
-//! stderr.
+//! stderr; with `--mixed-floor` so do each group's p50 and p99 by the
+//! second its slots fall in, where lateness building up from slot to slot
+//! would show as a rise.
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads clocks and sleeps
 
@@ -106,7 +144,7 @@ use probewheel::{Builder, Event, RunnerOutcome, Stats};
 
 const IMPLS: [&str; 3] = ["tokio-interval", "sleep-limit", "probewheel"];
 
-const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL]";
+const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--mixed-floor]";
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -124,6 +162,9 @@ struct Args {
     /// Run one implementation only (`--only probewheel`, say): for
     /// comparing changes to one of them; the judged output is all three.
     only: Option<&'static str>,
+    /// Half the no-op probes at the floor, half one second above it
+    /// (`--mixed-floor`; probewheel only).
+    mixed_floor: bool,
 }
 
 impl Args {
@@ -150,6 +191,33 @@ impl Args {
         spread(self.interval, i as u64, self.probes as u64)
     }
 
+    /// The above-floor group's interval with `--mixed-floor`.
+    fn above_interval(&self) -> Duration {
+        self.interval + Duration::from_secs(1)
+    }
+
+    /// Slots due before this (from the start) are warm-up: the interval,
+    /// or with `--mixed-floor` the longer one, so that every probe's first
+    /// slot is discarded in both groups.
+    fn warm_up(&self) -> Duration {
+        if self.mixed_floor {
+            self.above_interval()
+        } else {
+            self.interval
+        }
+    }
+
+    /// No-op runs per second over all probes.
+    fn runs_per_sec(&self) -> f64 {
+        if self.mixed_floor {
+            let above = (self.probes / 2) as f64;
+            let at_floor = self.probes as f64 - above;
+            at_floor / self.interval.as_secs_f64() + above / self.above_interval().as_secs_f64()
+        } else {
+            self.probes as f64 / self.interval.as_secs_f64()
+        }
+    }
+
     /// Upper bound of the samples one implementation yields.
     fn expected_samples(&self) -> usize {
         let ticks = self.run_for().as_nanos() / self.interval.as_nanos().max(1) + 1;
@@ -173,6 +241,7 @@ fn parse_args() -> Result<Args, String> {
     let mut floor_ms = None;
     let mut hung = 0;
     let mut only = None;
+    let mut mixed_floor = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -208,6 +277,7 @@ fn parse_args() -> Result<Args, String> {
                         .ok_or_else(|| format!("--only {name:?}: one of {IMPLS:?}"))?,
                 );
             }
+            "--mixed-floor" => mixed_floor = true,
             "--bench" => {} // added by `cargo bench`
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -215,6 +285,32 @@ fn parse_args() -> Result<Args, String> {
     }
     let interval_ms = interval_ms.unwrap_or(1000);
     let floor_ms = floor_ms.unwrap_or(interval_ms);
+    if mixed_floor {
+        if interval_ms % 1000 != 0 {
+            return Err(format!(
+                "--mixed-floor needs --interval-ms in whole seconds (intervalSeconds is whole \
+                 seconds), not {interval_ms}\n{USAGE}"
+            ));
+        }
+        if floor_ms != interval_ms {
+            return Err(format!(
+                "--mixed-floor sets the floor to --interval-ms ({interval_ms}): leave --floor-ms \
+                 out\n{USAGE}"
+            ));
+        }
+        if let Some(other) = only.filter(|o| *o != "probewheel") {
+            return Err(format!(
+                "--mixed-floor measures probewheel only (the references have no floor): \
+                 --only {other} does not go with it\n{USAGE}"
+            ));
+        }
+        only = Some("probewheel");
+        if probes.is_some_and(|n| n < 2) {
+            return Err(format!(
+                "--mixed-floor needs --probes of at least 2 (one a group)\n{USAGE}"
+            ));
+        }
+    }
     if floor_ms > interval_ms {
         return Err(format!(
             "--floor-ms {floor_ms} is above --interval-ms {interval_ms}: the probes would run \
@@ -237,10 +333,13 @@ fn parse_args() -> Result<Args, String> {
         floor: Duration::from_millis(floor_ms),
         hung,
         only,
+        mixed_floor,
     };
-    if args.run_for() <= args.interval {
+    if args.run_for() <= args.warm_up() {
         return Err(format!(
-            "--seconds must exceed the interval (the first interval is warm-up)\n{USAGE}"
+            "--seconds must exceed the warm-up of {:?} (the first interval, or with \
+             --mixed-floor the above-floor one)\n{USAGE}",
+            args.warm_up()
         ));
     }
     Ok(args)
@@ -256,10 +355,20 @@ fn main() -> ExitCode {
     };
     raise_nofile_limit();
     eprintln!(
-        "tick_jitter: {} probes, interval {:?}, {} s per implementation, {}; probewheel: floor {:?}, \
+        "tick_jitter: {} probes, interval {:?}{}, {} s per implementation, {}; probewheel: floor {:?}, \
          {}, {} hung; loadavg {}",
         args.probes,
         args.interval,
+        if args.mixed_floor {
+            format!(
+                " (--mixed-floor: {} at it, {} at {:?}; probewheel only)",
+                args.probes - args.probes / 2,
+                args.probes / 2,
+                args.above_interval()
+            )
+        } else {
+            String::new()
+        },
         args.seconds,
         if args.aligned { "aligned" } else { "spread" },
         args.floor,
@@ -310,6 +419,31 @@ fn main() -> ExitCode {
                 run.threads,
                 run.rss_kib,
             );
+            if let Some(groups) = run.groups {
+                eprintln!("probewheel: {}", by_second("at_floor", &groups.at_floor));
+                eprintln!(
+                    "probewheel: {}",
+                    by_second("above_floor", &groups.above_floor)
+                );
+                line.pop();
+                let floor_p99 =
+                    group_fields(&mut line, "at_floor", args.interval, &groups.at_floor);
+                let above_p99 = group_fields(
+                    &mut line,
+                    "above_floor",
+                    args.above_interval(),
+                    &groups.above_floor,
+                );
+                if above_p99 == 0 {
+                    line.push_str(",\"p99_ratio\":null}");
+                } else {
+                    let _ = write!(
+                        line,
+                        ",\"p99_ratio\":{:.2}}}",
+                        floor_p99 as f64 / above_p99 as f64
+                    );
+                }
+            }
             eprintln!(
                 "probewheel: engine stats over the whole run: wakeups {}, dispatched {}, results {}, \
                  histogram p50 {} p99 {} max {} us; loadavg {}",
@@ -331,16 +465,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exact nearest-rank percentile `q` of `sorted` (0 when empty).
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 /// The common JSON line: exact nearest-rank percentiles over all samples.
 fn summary(name: &str, probes: usize, mut samples: Vec<u64>) -> String {
     samples.sort_unstable();
-    let pct = |q: f64| -> u64 {
-        if samples.is_empty() {
-            return 0;
-        }
-        let rank = (q * samples.len() as f64).ceil() as usize;
-        samples[rank.clamp(1, samples.len()) - 1]
-    };
+    let pct = |q: f64| percentile(&samples, q);
     format!(
         "{{\"impl\":\"{name}\",\"probes\":{probes},\"samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
         samples.len(),
@@ -350,6 +487,45 @@ fn summary(name: &str, probes: usize, mut samples: Vec<u64>) -> String {
         pct(0.999),
         samples.last().copied().unwrap_or(0),
     )
+}
+
+/// Appends one `--mixed-floor` group's fields (`{prefix}_interval_ms`,
+/// `_samples`, `_p50_us`, `_p99_us`, `_max_us`) to `line`; returns its p99.
+fn group_fields(line: &mut String, prefix: &str, interval: Duration, group: &[(u64, u64)]) -> u64 {
+    let mut samples: Vec<u64> = group.iter().map(|&(_, late)| late).collect();
+    samples.sort_unstable();
+    let p99 = percentile(&samples, 0.99);
+    let _ = write!(
+        line,
+        ",\"{prefix}_interval_ms\":{},\"{prefix}_samples\":{},\"{prefix}_p50_us\":{},\
+         \"{prefix}_p99_us\":{p99},\"{prefix}_max_us\":{}",
+        interval.as_millis(),
+        samples.len(),
+        percentile(&samples, 0.50),
+        samples.last().copied().unwrap_or(0),
+    );
+    p99
+}
+
+/// One group's p50/p99 by the second its slots fall in (`second:p50/p99`,
+/// in µs): lateness that built up from slot to slot would show as a rise
+/// along the window.
+fn by_second(prefix: &str, group: &[(u64, u64)]) -> String {
+    let mut by: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for &(second, late) in group {
+        by.entry(second).or_default().push(late);
+    }
+    let mut out = format!("{prefix} p50/p99 us by second of the slot:");
+    for (second, mut samples) in by {
+        samples.sort_unstable();
+        let _ = write!(
+            out,
+            " {second}:{}/{}",
+            percentile(&samples, 0.50),
+            percentile(&samples, 0.99)
+        );
+    }
+    out
 }
 
 /// The whole process's user + system CPU time.
@@ -367,7 +543,7 @@ fn process_cpu() -> Duration {
 /// Process CPU used by one implementation's run (setup included), to stderr.
 fn report_cpu(name: &str, since: Duration, args: &Args) {
     let used = process_cpu().saturating_sub(since);
-    let runs = args.probes as f64 * args.seconds as f64 / args.interval.as_secs_f64();
+    let runs = args.runs_per_sec() * args.seconds as f64;
     eprintln!(
         "{name}: process CPU {:.2} s over {} s ({:.1} % of one core, {:.1} us per run); loadavg {}",
         used.as_secs_f64(),
@@ -533,7 +709,10 @@ fn tighten_timer_slack() {
 // probewheel through its public API.
 
 struct EngineRun {
+    /// Every no-op probe's samples.
     samples: Vec<u64>,
+    /// The same samples by group, with `--mixed-floor`.
+    groups: Option<Groups>,
     coalesced: u64,
     before: Stats,
     after: Stats,
@@ -542,6 +721,17 @@ struct EngineRun {
     threads: u64,
     rss_kib: u64,
 }
+
+/// `--mixed-floor` samples by group: (whole seconds from the reset to the
+/// slot, lateness in microseconds).
+struct Groups {
+    at_floor: Vec<(u64, u64)>,
+    above_floor: Vec<(u64, u64)>,
+}
+
+/// Name suffixes of the `--mixed-floor` groups (see the module docs).
+const AT_FLOOR: &str = "-floor";
+const ABOVE_FLOOR: &str = "-above";
 
 /// `intervalSeconds` for the interval asked for (see the module docs).
 fn interval_secs(args: &Args) -> u64 {
@@ -552,7 +742,11 @@ fn interval_secs(args: &Args) -> u64 {
 /// The no-op probes, and `--hung` http probes against `hung_url`.
 fn declarations(args: &Args, hung_url: Option<&str>) -> String {
     let every = interval_secs(args);
-    let mut json = common::noop_declarations(args.probes, every);
+    let mut json = if args.mixed_floor {
+        mixed_declarations(args.probes, every)
+    } else {
+        common::noop_declarations(args.probes, every)
+    };
     let Some(url) = hung_url else {
         return json;
     };
@@ -567,6 +761,30 @@ fn declarations(args: &Args, hung_url: Option<&str>) -> String {
             json,
             "\"hung{i:06}\":{{\"kind\":\"http\",\"mode\":\"enforce\",\"intervalSeconds\":{every},\
              \"url\":\"{url}\",\"timeoutSecs\":{timeout}}}"
+        );
+    }
+    json.push('}');
+    json
+}
+
+/// `--mixed-floor`'s no-op probes: `pNNNNNN-floor` at `floor_secs` for
+/// even `NNNNNN`, `pNNNNNN-above` at `floor_secs + 1` for odd, so that the
+/// two groups alternate in name order (see the module docs).
+fn mixed_declarations(n: usize, floor_secs: u64) -> String {
+    let mut json = String::with_capacity(n * 72 + 2);
+    json.push('{');
+    for i in 0..n {
+        if i > 0 {
+            json.push(',');
+        }
+        let (suffix, every) = if i % 2 == 0 {
+            (AT_FLOOR, floor_secs)
+        } else {
+            (ABOVE_FLOOR, floor_secs + 1)
+        };
+        let _ = write!(
+            json,
+            "\"p{i:06}{suffix}\":{{\"kind\":\"noop\",\"mode\":\"enforce\",\"intervalSeconds\":{every}}}"
         );
     }
     json.push('}');
@@ -649,10 +867,15 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
     };
     let json = declarations(args, url.as_deref());
     eprintln!(
-        "probewheel: declarations {} bytes, intervalSeconds {}, min_interval {:?}, pin_workers {}, \
+        "probewheel: declarations {} bytes, intervalSeconds {}{}, min_interval {:?}, pin_workers {}, \
          {} hung http probes",
         json.len(),
         interval_secs(args),
+        if args.mixed_floor {
+            format!(" (half; the other half {})", interval_secs(args) + 1)
+        } else {
+            String::new()
+        },
         args.floor,
         args.pin,
         args.hung,
@@ -677,12 +900,15 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
 
     let (topology_tx, topology_rx) = crossbeam_channel::bounded::<usize>(1);
     let capacity = args.expected_samples();
-    let warm_end = micros(args.interval) as i64;
+    let warm_end = micros(args.warm_up()) as i64;
     let end = micros(args.run_for()) as i64;
+    let mixed = args.mixed_floor;
     let consumer = thread::Builder::new()
         .name("pw-consumer".to_owned())
         .spawn(move || {
             let mut samples = Vec::with_capacity(capacity);
+            // With `--mixed-floor`: (second of the slot, lateness) by group.
+            let (mut at_floor, mut above_floor) = (Vec::new(), Vec::new());
             let mut coalesced = 0u64;
             let mut declared_at = 0i64;
             for event in events.iter() {
@@ -693,8 +919,17 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
                         // Slot time relative to the reset, on the same wall
                         // anchor as `declaredAt`.
                         let at = r.scheduled_at.unix_micros() - declared_at;
-                        if (warm_end..end).contains(&at) {
-                            samples.push(r.lateness_us);
+                        if !(warm_end..end).contains(&at) {
+                            continue;
+                        }
+                        samples.push(r.lateness_us);
+                        if mixed {
+                            let sample = ((at / 1_000_000) as u64, r.lateness_us);
+                            if r.probe_name.ends_with(ABOVE_FLOOR) {
+                                above_floor.push(sample);
+                            } else {
+                                at_floor.push(sample);
+                            }
                         }
                     }
                     Event::TopologyDeclared(t) => {
@@ -708,7 +943,11 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
                     _ => {}
                 }
             }
-            (samples, coalesced)
+            let groups = mixed.then_some(Groups {
+                at_floor,
+                above_floor,
+            });
+            (samples, groups, coalesced)
         })
         .expect("spawn consumer");
 
@@ -724,7 +963,7 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
             args.probes + args.hung
         );
     }
-    wait_until(hung.as_mut(), t0 + args.interval);
+    wait_until(hung.as_mut(), t0 + args.warm_up());
     let before = engine.stats().map_err(engine_err)?;
     let window_start = Instant::now();
     wait_until(hung.as_mut(), t0 + args.run_for());
@@ -740,9 +979,10 @@ fn run_probewheel(args: &Args) -> Result<EngineRun, String> {
     wait_until(hung.as_mut(), Instant::now() + args.grace());
     engine.shutdown().map_err(engine_err)?;
     drop(hung);
-    let (samples, coalesced) = consumer.join().expect("consumer thread");
+    let (samples, groups, coalesced) = consumer.join().expect("consumer thread");
     Ok(EngineRun {
         samples,
+        groups,
         coalesced,
         before,
         after,
