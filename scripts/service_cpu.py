@@ -15,7 +15,7 @@ retried, which is not the cost being measured).
 Usage: scripts/service_cpu.py [--bin target/release/probewheel]
        [--probes 1000] [--interval 5] [--warmup 6] [--seconds 60]
        [--target accept|refused] [--stdout devnull|pipe] [--backlog 4096]
-       [--runs 1] [--strace] [--perf]
+       [--runs 1] [--workers N] [--strace] [--perf]
 
 --strace attaches `strace -c -f` for the window and prints its table (the
 figure is then not a CPU figure: strace costs the process a lot); --perf
@@ -83,6 +83,8 @@ def free_port():
 
 def one_run(args, port, config):
     cmd = [args.bin, "run", "--config", config, "--rollout", "cpu@1"]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
     devnull = open(os.devnull, "wb")
     stdin = open(os.devnull, "rb")
     cat = None
@@ -155,6 +157,7 @@ def main():
     ap.add_argument("--stdout", choices=["devnull", "pipe"], default="devnull")
     ap.add_argument("--backlog", type=int, default=4096)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None, help="passed to `probewheel run`")
     ap.add_argument("--strace", action="store_true")
     ap.add_argument("--perf", action="store_true")
     args = ap.parse_args()
