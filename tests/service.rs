@@ -386,6 +386,22 @@ fn pipe_backlog(fd: i32) -> usize {
     n as usize
 }
 
+/// Whether `pid`'s stdout thread waits in the kernel's pipe write (its wait
+/// channel, `pipe_write` or `anon_pipe_write` by kernel version): the pipe
+/// is full. The bytes in a full pipe depend on the sizes of the writes that
+/// filled it (the kernel fills it by pages and does not split a write's
+/// head across a page), so with the output thread's buffered writes a full
+/// pipe can hold less than 60 KiB.
+fn stdout_thread_blocked(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        read("comm").trim() == "probewheel-stdo" && read("wchan").ends_with("pipe_write")
+    })
+}
+
 /// A `run` on the flood config whose stdout is a pipe nobody reads, once
 /// that pipe is full and the exec child is up.
 fn stalled_run(dir: &TempDir) -> (Proc, std::process::ChildStdout, i32) {
@@ -400,8 +416,10 @@ fn stalled_run(dir: &TempDir) -> (Proc, std::process::ChildStdout, i32) {
     );
     let out = p.child.stdout.take().unwrap();
     let fd = out.as_raw_fd();
+    let pid = p.child.id();
     assert!(
-        wait_until(Duration::from_secs(20), || pipe_backlog(fd) >= 60 * 1024),
+        wait_until(Duration::from_secs(20), || pipe_backlog(fd) >= 60 * 1024
+            || stdout_thread_blocked(pid)),
         "stdout pipe never filled ({} bytes)",
         pipe_backlog(fd)
     );

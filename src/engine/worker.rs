@@ -182,6 +182,8 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
+        // Plain tcp probes on this thread reuse their sockets.
+        crate::transport::dial::keep_spares();
         loop {
             let now = clock::mono_now();
             self.start_due(now);

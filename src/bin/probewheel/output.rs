@@ -9,6 +9,11 @@
 //! it answered, and is printed only after the event with that `seq`, so it
 //! comes after every event sent before the command (events have no gaps in
 //! `seq`).
+//!
+//! Lines are gathered in a buffer and written when the channel has nothing
+//! more (or the buffer is full): a burst of a thousand results costs a few
+//! `write`s, not one each, and a line is never held back while the thread
+//! waits for the next event.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -40,9 +45,15 @@ pub(crate) fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> io::R
     out.flush()
 }
 
-/// Writes a stats line.
-pub(crate) fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()> {
-    write_json(
+/// Writes one JSON line into `out` without flushing it.
+fn write_line<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// Writes a stats line (not flushed).
+fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()> {
+    write_line(
         out,
         &StatsLine {
             event: "stats",
@@ -50,6 +61,9 @@ pub(crate) fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()>
         },
     )
 }
+
+/// What the output thread buffers before it writes anyway.
+const OUT_BUFFER: usize = 64 * 1024;
 
 /// What the output thread is given besides the events.
 pub(crate) struct Outputs {
@@ -76,7 +90,7 @@ pub(crate) fn spawn(
         .name("probewheel-stdout".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let mut out = io::stdout().lock();
+            let mut out = io::BufWriter::with_capacity(OUT_BUFFER, io::stdout().lock());
             let result = pump(&mut out, &events, stats_rx, &outputs);
             let _ = ended.send(result);
         })?;
@@ -103,7 +117,7 @@ fn pump(
                 if let Some(n) = &outputs.notifier {
                     notify(n, &ev, &mut ready_sent);
                 }
-                write_json(out, &ev)?;
+                write_line(out, &ev)?;
                 printed_seq = ev.seq();
                 while waiting.front().is_some_and(|s| s.last_seq <= printed_seq) {
                     let s = waiting.pop_front().expect("front checked");
@@ -116,12 +130,16 @@ fn pump(
                 Err(_) => stats_rx = never(),
             },
         }
+        // Nothing more to take: what is buffered goes out now.
+        if events.is_empty() {
+            out.flush()?;
+        }
     }
     // The engine is gone and every event it sent is printed.
     for s in waiting.drain(..).chain(stats_rx.try_iter()) {
         write_stats(out, &s)?;
     }
-    Ok(())
+    out.flush()
 }
 
 /// READY=1 after the first topology or rejection, STATUS= after each.

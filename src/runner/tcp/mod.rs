@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use crate::decl::{Declaration, FieldError};
 use crate::runner::machine::{self, Cx, Machine, Run, Step};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
-use crate::transport::dial::{self, Dial, Dialed};
+use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
 #[cfg(feature = "tls")]
 use crate::transport::tls::{TlsSession, TlsSetup};
@@ -283,7 +283,7 @@ impl TcpRun {
                         }
                         // Connected: that is all a plain tcp probe asks.
                         Dialed::Connected(stream, _) => {
-                            dial::close_at_once(stream);
+                            dial.close(stream);
                             Ok(Some(()))
                         }
                         Dialed::Failed => Err(format!("{PREFIX}{}", dial.failed())),
