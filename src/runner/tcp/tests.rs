@@ -602,32 +602,10 @@ fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
     );
 }
 
-#[test]
-fn a_passing_probe_closes_with_a_reset_and_leaves_no_time_wait() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let outcome = run(&*check(json!({"port": port})));
-    assert_eq!(outcome.status(), Status::Pass);
-    let (mut server_side, _) = listener.accept().unwrap();
-    server_side
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    // An ordinary close would read as end of file (and leave this host a
-    // TIME_WAIT socket); SO_LINGER 0 resets the connection.
-    let read = io::Read::read(&mut server_side, &mut [0u8; 1]);
-    assert_eq!(
-        read.map_err(|e| e.kind()),
-        Err(io::ErrorKind::ConnectionReset)
-    );
-}
-
-// Spare sockets (`transport::dial`): on a thread that keeps them, as a
-// worker does, a plain probe's socket is dissolved and reused.
-
-use crate::transport::dial;
-
-/// Reads the server side of an accepted connection: a reset is what a
-/// passing probe must leave (see the test above).
+/// Reads the server side of an accepted connection: a passing probe must
+/// leave a reset. An ordinary close would read as end of file (and leave
+/// this host a TIME_WAIT socket); SO_LINGER 0 or a dissolved connection
+/// resets it.
 fn assert_reset(listener: &TcpListener) {
     let (mut server_side, _) = listener.accept().unwrap();
     server_side
@@ -639,6 +617,20 @@ fn assert_reset(listener: &TcpListener) {
         Err(io::ErrorKind::ConnectionReset)
     );
 }
+
+#[test]
+fn a_passing_probe_closes_with_a_reset_and_leaves_no_time_wait() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let outcome = run(&*check(json!({"port": port})));
+    assert_eq!(outcome.status(), Status::Pass);
+    assert_reset(&listener);
+}
+
+// Spare sockets (`transport::dial`): on a thread that keeps them, as a
+// worker does, a plain probe's socket is dissolved and reused.
+
+use crate::transport::dial;
 
 #[test]
 fn a_thread_that_keeps_spares_reuses_one_socket_and_still_resets_each_connection() {
