@@ -44,7 +44,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::Interest;
 use mio::net::TcpStream;
 
-use crate::runner::machine::Cx;
+use crate::transport::Watch;
 
 /// What a call of [`Dial::advance`] found.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ impl Dial {
 
     /// Makes what progress can be made now: learns the outcome of the
     /// attempt in flight, and starts the next one after a failure.
-    pub(crate) fn advance(&mut self, cx: &Cx<'_>) -> Dialed {
+    pub(crate) fn advance(&mut self, cx: &impl Watch) -> Dialed {
         loop {
             if let Some((addr, stream)) = &mut self.current {
                 match outcome(stream) {
@@ -112,7 +112,7 @@ impl Dial {
                     }
                     Err(e) => {
                         let addr = *addr;
-                        let _ = cx.deregister(stream);
+                        let _ = cx.unwatch(stream);
                         self.current = None; // closes the socket
                         self.failures.push((addr, e));
                     }
@@ -150,7 +150,7 @@ impl Dial {
                 self.unregistered = Some(addr);
                 return Dialed::Connected(stream, addr);
             }
-            if let Err(e) = cx.register(&mut stream, Interest::READABLE | Interest::WRITABLE) {
+            if let Err(e) = cx.watch(&mut stream, Interest::READABLE | Interest::WRITABLE) {
                 self.failures.push((addr, e));
                 continue;
             }

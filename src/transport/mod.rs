@@ -14,3 +14,18 @@ pub(crate) mod stream;
 pub(crate) mod tls;
 
 pub use self::resolve::{Resolve, SystemResolver};
+
+use std::io;
+
+use mio::Interest;
+use mio::net::TcpStream;
+
+/// Where a run's connections are watched: its worker's poll, under the
+/// run's token (`runner::machine::Cx` implements it). Transport asks only
+/// this of a run, so it depends on nothing above it.
+pub(crate) trait Watch {
+    /// Watches `stream` for `interest` on behalf of the run.
+    fn watch(&self, stream: &mut TcpStream, interest: Interest) -> io::Result<()>;
+    /// Stops watching `stream` (closing it does so too).
+    fn unwatch(&self, stream: &mut TcpStream) -> io::Result<()>;
+}

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use crate::runner::machine::Cx;
+use crate::transport::Watch;
 #[cfg(feature = "tls")]
 use crate::transport::tls::TlsSession;
 
@@ -57,14 +57,14 @@ impl Stream {
     }
 
     /// Stops watching the connection (closing it does so too).
-    pub(crate) fn deregister(&mut self, cx: &Cx<'_>) {
+    pub(crate) fn deregister(&mut self, cx: &impl Watch) {
         match self {
             Stream::Plain(s) => {
-                let _ = cx.deregister(s);
+                let _ = cx.unwatch(s);
             }
             #[cfg(feature = "tls")]
             Stream::Tls(s, _) => {
-                let _ = cx.deregister(s);
+                let _ = cx.unwatch(s);
             }
         }
     }

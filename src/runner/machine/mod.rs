@@ -35,6 +35,7 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
 use crate::runner::RunnerOutcome;
+use crate::transport::Watch;
 use crate::transport::resolve::{Lookup, Resolver};
 
 pub(crate) mod on_caller;
@@ -133,5 +134,15 @@ impl<'a> Cx<'a> {
         let wake = Arc::clone(self.wake);
         let token = self.token;
         self.resolver.lookup(host, port, move || wake.wake(token))
+    }
+}
+
+impl Watch for Cx<'_> {
+    fn watch(&self, stream: &mut mio::net::TcpStream, interest: Interest) -> io::Result<()> {
+        self.register(stream, interest)
+    }
+
+    fn unwatch(&self, stream: &mut mio::net::TcpStream) -> io::Result<()> {
+        self.deregister(stream)
     }
 }
