@@ -183,15 +183,7 @@ fn run_rejects_bad_flags_with_usage() {
 }
 
 fn check(dir: &TempDir, text: &str) -> (i32, String) {
-    let path = dir.write("check.json", text);
-    let out = Command::new(BIN)
-        .args(["check", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    common::check_file(BIN, &dir.write("check.json", text))
 }
 
 #[test]

@@ -607,15 +607,7 @@ fn a_stats_line_comes_after_every_event_sent_before_the_command() {
 fn check_out(dir: &TempDir, name: &str, text: &[u8]) -> (i32, String) {
     let path = dir.path(name);
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    common::check_file(BIN, &path)
 }
 
 #[test]

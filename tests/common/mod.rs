@@ -40,6 +40,19 @@ impl TempDir {
     }
 }
 
+/// Runs `bin check --config path`: its exit code and standard output.
+pub fn check_file(bin: &str, path: &Path) -> (i32, String) {
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

@@ -211,16 +211,21 @@ pub(crate) fn server_key(leaf: &Leaf) -> PrivateKeyDer<'static> {
     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialize_der()))
 }
 
-/// A TLS server presenting `leaf` on one connection; after the handshake
-/// it reads a request head and answers `response`.
-pub(crate) fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
+/// A server configuration presenting `leaf` (rustls defaults otherwise).
+pub(crate) fn server_config(leaf: &Leaf) -> Arc<ServerConfig> {
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+        .with_single_cert(leaf.chain.clone(), server_key(leaf))
         .unwrap();
-    tls_serve(Arc::new(config), response, 1)
+    Arc::new(config)
+}
+
+/// A TLS server presenting `leaf` on one connection; after the handshake
+/// it reads a request head and answers `response`.
+pub(crate) fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
+    tls_serve(server_config(&leaf), response, 1)
 }
 
 /// [`tls_server`] with a configuration of the test's and any number of

@@ -609,13 +609,7 @@ fn every_session_does_a_full_handshake_and_verifies_again() {
     let file = ca_file(&ca);
     let leaf = leaf(&ca, &LeafSpec::default());
     // One server configuration: it would resume sessions if asked to.
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
-        .unwrap();
-    let server = tls_serve(Arc::new(config), RESPONSE, 2);
+    let server = tls_serve(server_config(&leaf), RESPONSE, 2);
     let setup = TlsSetup::new(&trusting(&file)).unwrap();
     for _ in 0..2 {
         let mut client = Client::connect(server.addr, &setup, "localhost");
