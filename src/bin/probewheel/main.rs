@@ -1,7 +1,7 @@
 //! `probewheel`: run, check or try the probes of a declarations file.
 //!
-//! Events go to stdout as JSON Lines (flushed per event), logs to stderr
-//! (`RUST_LOG`).
+//! Events go to stdout as JSON Lines (written whenever the engine has no
+//! more waiting, so a burst costs a few writes), logs to stderr (`RUST_LOG`).
 
 mod args;
 mod metrics;
