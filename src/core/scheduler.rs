@@ -31,9 +31,9 @@ pub(crate) struct Config {
     /// instead of running every probe at reset time.
     pub(crate) stagger: bool,
     /// Hand runs to the pool up to this long before they are due; the
-    /// worker waits for `start_at` itself. This takes the engine's wake-up
-    /// and the hand-off to a worker out of the lateness, and lets one
-    /// wake-up serve every run due within the window.
+    /// worker waits for the slot (`Dispatch::due`) itself. This takes the
+    /// engine's wake-up and the hand-off to a worker out of the lateness,
+    /// and lets one wake-up serve every run due within the window.
     pub(crate) lead: Duration,
 }
 
