@@ -11,4 +11,4 @@ pub(crate) mod wheel;
 mod tests;
 
 pub(crate) use self::outbox::Sink;
-pub(crate) use self::scheduler::{Config, Dispatch, Finished, ProbeSpec, Scheduler};
+pub(crate) use self::scheduler::{Config, Dispatch, Finished, ProbeSpec, Scheduler, VerdictSpec};

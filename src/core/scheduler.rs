@@ -35,6 +35,12 @@ pub(crate) struct Config {
     /// engine's wake-up and the hand-off to a worker out of the lateness,
     /// and lets one wake-up serve every run due within the window.
     pub(crate) lead: Duration,
+    /// Verdict: how long every enforce probe must stay passing before the
+    /// verdict is healthy.
+    pub(crate) soak: Duration,
+    /// Verdict: unhealthy when no healthy verdict came this long after a
+    /// reset.
+    pub(crate) deadline: Option<Duration>,
 }
 
 impl Config {
@@ -52,6 +58,8 @@ impl Default for Config {
             min_interval: Duration::from_secs(5),
             stagger: false,
             lead: Duration::ZERO,
+            soak: Duration::ZERO,
+            deadline: None,
         }
     }
 }
@@ -76,6 +84,31 @@ pub(crate) struct ProbeSpec {
     /// `intervalSeconds` as declared; the core floors it (G5).
     pub(crate) interval: Duration,
     pub(crate) run_once: bool,
+    /// Verdict rules: thresholds, startup grace, and the run's timeout
+    /// (staleness is counted from it).
+    pub(crate) verdict: VerdictSpec,
+    /// Slot 0 is due this long after the reset.
+    pub(crate) initial_delay: Duration,
+}
+
+/// What the verdict rules need of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VerdictSpec {
+    pub(crate) failure_threshold: u32,
+    pub(crate) success_threshold: u32,
+    pub(crate) startup_grace: Duration,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for VerdictSpec {
+    fn default() -> Self {
+        VerdictSpec {
+            failure_threshold: 1,
+            success_threshold: 1,
+            startup_grace: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// One run, from the core's dispatch to its result: the one record the

@@ -99,6 +99,17 @@ fn specs(json: &str) -> Vec<ProbeSpec> {
             },
             interval: Duration::from_secs(fields["intervalSeconds"].as_u64().unwrap_or(30)),
             run_once: fields["runOnce"].as_bool().unwrap_or(false),
+            verdict: VerdictSpec {
+                failure_threshold: fields["failureThreshold"].as_u64().unwrap_or(1) as u32,
+                success_threshold: fields["successThreshold"].as_u64().unwrap_or(1) as u32,
+                startup_grace: Duration::from_secs(
+                    fields["startupGraceSeconds"].as_u64().unwrap_or(0),
+                ),
+                timeout: Duration::from_secs(fields["timeoutSecs"].as_u64().unwrap_or(10)),
+            },
+            initial_delay: Duration::from_secs(
+                fields["initialDelaySeconds"].as_u64().unwrap_or(0),
+            ),
         })
         .collect()
 }

@@ -15,9 +15,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Token};
 
 use crate::clock;
-use crate::core::{ProbeSpec, Scheduler, Sink};
+use crate::core::{ProbeSpec, Scheduler, Sink, VerdictSpec};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
+use crate::engine::board::VerdictBoard;
 use crate::engine::pool::{Pool, Shared, Task};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
@@ -101,6 +102,7 @@ impl Sink for ChannelSink {
 }
 
 pub(crate) struct Driver {
+    pub(crate) board: Arc<VerdictBoard>,
     pub(crate) poll: Poll,
     pub(crate) timer: DeadlineTimer,
     pub(crate) core: Scheduler<ChannelSink>,
@@ -291,6 +293,13 @@ impl Driver {
                 mode: d.mode(),
                 interval: Duration::from_secs(d.interval_secs()),
                 run_once: d.run_once(),
+                verdict: VerdictSpec {
+                    failure_threshold: d.failure_threshold(),
+                    success_threshold: d.success_threshold(),
+                    startup_grace: Duration::from_secs(d.startup_grace_secs()),
+                    timeout: Duration::from_secs(d.timeout_secs()),
+                },
+                initial_delay: Duration::from_secs(d.initial_delay_secs()),
             });
             let prepared =
                 (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
@@ -334,6 +343,7 @@ impl Driver {
     fn shutdown(mut self) {
         let deadline = clock::mono_now() + SHUTDOWN_GRACE;
         self.shared.cancel.set_shutdown();
+        self.board.close();
         let stuck = self.pool.stop(deadline);
         if stuck > 0 {
             log::warn!("{stuck} worker(s) stuck in a check that ignores cancellation; left behind");
