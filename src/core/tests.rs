@@ -107,9 +107,7 @@ fn specs(json: &str) -> Vec<ProbeSpec> {
                 ),
                 timeout: Duration::from_secs(fields["timeoutSecs"].as_u64().unwrap_or(10)),
             },
-            initial_delay: Duration::from_secs(
-                fields["initialDelaySeconds"].as_u64().unwrap_or(0),
-            ),
+            initial_delay: Duration::from_secs(fields["initialDelaySeconds"].as_u64().unwrap_or(0)),
         })
         .collect()
 }
@@ -595,7 +593,7 @@ proptest::proptest! {
         let lead = Duration::from_millis(lead_ms);
         let took = Duration::from_millis(1);
         let max_us = (floor - lead - took).as_micros() as u64 - 1;
-        let mut sim = Sim::new(Config { min_interval: floor, stagger: false, lead })
+        let mut sim = Sim::new(Config { min_interval: floor, stagger: false, lead, ..Config::default() })
             .script(move |_, _| (took, RunnerOutcome::pass()));
         sim.start_jitter =
             Box::new(move |_, tick| Duration::from_micros(jitter_us(seed, tick, max_us)));
