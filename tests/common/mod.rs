@@ -1,9 +1,11 @@
 //! Shared helpers of the end-to-end tests: temp dirs, bounded waits, a
-//! fault-injecting runner, and process checks. Every wait has a deadline;
-//! nothing asserts on a fixed sleep.
+//! fault-injecting runner, process checks, and a strict Prometheus text
+//! reader. Every wait has a deadline; nothing asserts on a fixed sleep.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
