@@ -61,6 +61,17 @@ impl Drop for TempDir {
     }
 }
 
+/// Tells the person running the tests that the current test skipped its
+/// check, and why. Written to stderr directly: libtest swallows what a
+/// passing test prints with `println!`, so a skip said that way is never
+/// seen.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
