@@ -1,9 +1,11 @@
 //! Shared helpers of the end-to-end tests: temp dirs, bounded waits, a
-//! fault-injecting runner, and process checks. Every wait has a deadline;
-//! nothing asserts on a fixed sleep.
+//! fault-injecting runner, process checks, and a strict Prometheus text
+//! reader. Every wait has a deadline; nothing asserts on a fixed sleep.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,17 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Tells the person running the tests that the current test skipped its
+/// check, and why. Written to stderr directly: libtest swallows what a
+/// passing test prints with `println!`, so a skip said that way is never
+/// seen.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
