@@ -99,6 +99,10 @@ impl TlsFail {
                 TlsFail::BadCertificate("the server presented no certificate".into())
             }
             rustls::Error::AlertReceived(alert) => TlsFail::Alert(alert),
+            // A webpki error rustls has no variant for is about a certificate.
+            rustls::Error::Other(ref o) if o.0.is::<webpki::Error>() => {
+                TlsFail::BadCertificate(words::error(&e))
+            }
             other => TlsFail::Protocol(words::error(&other)),
         }
     }

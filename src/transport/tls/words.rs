@@ -136,7 +136,7 @@ pub(super) fn certificate(c: &CertificateError) -> String {
             signature_algorithm_id,
             public_key_algorithm_id,
         } => format!(
-            "it is signed with {} by a {} key, a combination that is not supported",
+            "it is signed with {} by a key of type {}, a combination that is not supported",
             algorithm(signature_algorithm_id),
             algorithm(public_key_algorithm_id)
         ),
@@ -176,7 +176,7 @@ pub(super) fn certificate(c: &CertificateError) -> String {
 fn other(o: &OtherError) -> String {
     match o.0.downcast_ref::<webpki::Error>() {
         Some(e) => webpki_error(e),
-        None => unknown_words(&o.0.to_string(), "it was rejected"),
+        None => unknown_words(&o.0.to_string(), "the verifier refused it"),
     }
 }
 
@@ -701,16 +701,18 @@ fn printable(bytes: &[u8]) -> String {
     out
 }
 
-/// A variant added after this was written: the library's text when it
-/// reads as words, else `general` and the variant's name split into words.
+/// A variant added after this was written: the library's text when it is
+/// a sentence that reads as words, else `general` and the variant's name
+/// split into words (`SelectedUnofferedPsk`: "selected unoffered psk").
+/// `text` may be a `Debug` form: only its leading name is ever shown.
 fn unknown_words(text: &str, general: &str) -> String {
-    if debug_form(text).is_none() {
-        return format!("{general}: {text}");
-    }
     let name: String = text
         .chars()
         .take_while(char::is_ascii_alphanumeric)
         .collect();
+    if name.len() < text.len() && debug_form(text).is_none() {
+        return format!("{general}: {text}");
+    }
     if name.is_empty() {
         return general.into();
     }
@@ -771,17 +773,19 @@ pub(crate) fn debug_form(text: &str) -> Option<String> {
             }
         }
     }
-    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '(')) {
-        let name = word.trim_end_matches('(');
-        let Some(first) = name.chars().next() else {
-            continue;
-        };
-        if !first.is_ascii_uppercase() {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word) {
+        let tail = &rest[start..];
+        let len = tail.find(|c: char| !is_word(c)).unwrap_or(tail.len());
+        let (name, after) = tail.split_at(len);
+        rest = after;
+        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
             continue;
         }
         // `Other(`, `Some(`: a tuple variant, struct or enum.
-        if word.ends_with('(') && name.chars().skip(1).any(|c| c.is_ascii_lowercase()) {
-            return Some(format!("a tuple form `{word}`"));
+        if after.starts_with('(') && name.chars().skip(1).any(|c| c.is_ascii_lowercase()) {
+            return Some(format!("a tuple form `{name}(`"));
         }
         // `CaUsedAsEndEntity`, `OtherError`: a lower-case letter followed
         // by an upper-case one is a Rust type or variant name, not a word
@@ -803,3 +807,6 @@ fn cut(text: &str, max: usize) -> &str {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests;
