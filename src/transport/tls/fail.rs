@@ -1,10 +1,12 @@
 //! Why a TLS connection failed, in the words a failure reason needs.
 //!
 //! rustls reports an `Error` enum made for TLS implementers; a probe's
-//! reader wants to know which of a few things went wrong (DESIGN §2, issue
-//! 14): the handshake did not finish in time, the chain is not trusted,
-//! the name does not match, the certificate is expired or about to be, the
-//! peer does not speak TLS, or it said no with an alert.
+//! reader wants to know which of a few things went wrong: the handshake
+//! did not finish in time, the chain is not trusted, the name does not
+//! match, the certificate is expired or about to be, the peer does not
+//! speak TLS, or it said no with an alert. The failure stays typed here;
+//! `Display` is where it becomes a sentence, and `words` says the rest of
+//! what rustls and webpki can report (never their `Debug` text).
 
 use std::error::Error;
 use std::fmt;
