@@ -769,7 +769,8 @@ pub(crate) fn debug_form(text: &str) -> Option<String> {
             if rest[digits..].starts_with(", ")
                 && rest[digits + 2..].starts_with(|c: char| c.is_ascii_digit())
             {
-                return Some(format!("a byte list at `{}`", cut(&text[i..], 12)));
+                let at: String = text[i..].chars().take(12).collect();
+                return Some(format!("a byte list at `{at}`"));
             }
         }
     }
@@ -799,13 +800,6 @@ pub(crate) fn debug_form(text: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn cut(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
 }
 
 #[cfg(test)]
