@@ -180,11 +180,17 @@ impl fmt::Display for TlsFail {
                          subject's CN is not read); reissue it with subjectAltName {kind}:{expected}"
                     )
                 } else {
+                    // A reason is cut at 512 bytes: a long list must not push
+                    // the fix out of it.
+                    const SHOWN: usize = 8;
+                    let mut names = presented[..presented.len().min(SHOWN)].join(", ");
+                    if presented.len() > SHOWN {
+                        names.push_str(&format!(" and {} more", presented.len() - SHOWN));
+                    }
                     write!(
                         f,
-                        " (it is valid for {}); set tlsServerName to one of those, or reissue \
-                         it with {expected:?} in its subjectAltName",
-                        presented.join(", ")
+                        " (it is valid for {names}); set tlsServerName to one of those, or \
+                         reissue it with {expected:?} in its subjectAltName"
                     )
                 }
             }

@@ -895,6 +895,21 @@ fn a_name_mismatch_lists_the_names_the_certificate_has_as_written() {
 }
 
 #[test]
+fn a_long_list_of_names_leaves_room_for_the_fix() {
+    let fail = TlsFail::NameMismatch {
+        expected: "api.example".into(),
+        presented: (1..=20).map(|i| format!("host{i}.example")).collect(),
+    };
+    assert_eq!(
+        in_words(fail).to_string(),
+        "TLS certificate is not valid for name \"api.example\" (it is valid for host1.example, \
+         host2.example, host3.example, host4.example, host5.example, host6.example, \
+         host7.example, host8.example and 12 more); set tlsServerName to one of those, or \
+         reissue it with \"api.example\" in its subjectAltName"
+    );
+}
+
+#[test]
 fn a_server_that_sends_binary_garbage_is_a_protocol_error_in_words() {
     let server = raw_server(|stream| {
         // Not a TLS record type (0x99), and not text either.
