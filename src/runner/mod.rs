@@ -242,7 +242,8 @@ impl<'a> RunContext<'a> {
     }
 
     /// True once the run's result can no longer be used (reset or
-    /// shutdown): return promptly, and kill anything the run started.
+    /// shutdown): return promptly, and kill anything the run started
+    /// ([`Command::run`] does both for a command).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled(self.generation)
     }
