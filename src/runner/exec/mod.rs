@@ -38,12 +38,13 @@
 //! A descendant that leaves the group (`setsid`, `setpgid`) escapes the
 //! kill; only a cgroup could contain it. When probewheel itself is killed,
 //! only the leader is killed with it (see [`spawn`]).
+//!
+//! A custom check runs a command with the same machinery through the
+//! public [`Command`] ([`command`]), and turns its [`CommandOutput`] into
+//! these same reasons with [`CommandOutput::outcome`].
 
-use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -51,12 +52,17 @@ use crate::decl::{Declaration, FieldError, expected};
 use crate::runner::machine::{self, Machine, Run};
 use crate::runner::{Check, MAX_REASON_BYTES, RunContext, Runner, RunnerOutcome};
 
+mod command;
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod machine_tests;
 mod run;
 mod spawn;
 #[cfg(test)]
 mod tests;
+
+pub use command::{Command, CommandEnd, CommandOutput};
 
 /// `timeoutSecs` when absent.
 pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
@@ -92,7 +98,7 @@ struct ExecProbe {
 /// What a declaration says.
 #[derive(Debug)]
 struct Spec {
-    argv: Vec<String>,
+    argv: Arc<[String]>,
     expect_exit_code: i32,
     timeout_secs: u64,
 }
@@ -106,42 +112,11 @@ impl ExecProbe {
             .unwrap_or(DEFAULT_TIMEOUT_SECS);
         Ok(ExecProbe {
             spec: Arc::new(Spec {
-                argv,
+                argv: argv.into(),
                 expect_exit_code,
                 timeout_secs,
             }),
         })
-    }
-}
-
-impl Spec {
-    /// The outcome of how the run ended.
-    fn judge(&self, end: End, tail: &Tail) -> RunnerOutcome {
-        let head = match end {
-            End::Cancelled => return RunnerOutcome::fail(CANCELLED),
-            End::TimedOut => format!(
-                "{PREFIX}timed out after {} s (process group killed)",
-                self.timeout_secs
-            ),
-            End::Exited(Err(e)) => format!("{PREFIX}wait: {e}"),
-            End::Exited(Ok(status)) => match (status.code(), status.signal()) {
-                (Some(code), _) if code == self.expect_exit_code => {
-                    return RunnerOutcome::pass();
-                }
-                (Some(code), _) => {
-                    format!(
-                        "{PREFIX}exit code {code}, expected {}",
-                        self.expect_exit_code
-                    )
-                }
-                (None, Some(sig)) => format!("{PREFIX}killed by signal {sig}"),
-                (None, None) => format!("{PREFIX}ended with {status}"),
-            },
-        };
-        match with_stderr(head, tail) {
-            (reason, false) => RunnerOutcome::fail(reason),
-            (body, true) => RunnerOutcome::fail_cut(body),
-        }
     }
 }
 
@@ -150,7 +125,13 @@ const CANCELLED: &str = "exec probe: cancelled";
 
 impl Machine for ExecProbe {
     fn start(&self, now: Instant) -> Box<dyn Run> {
-        Box::new(run::ExecRun::new(Arc::clone(&self.spec), now))
+        let expect = self.spec.expect_exit_code;
+        Box::new(run::ExecRun::new(
+            Arc::clone(&self.spec.argv),
+            Duration::from_secs(self.spec.timeout_secs),
+            now,
+            move |output: CommandOutput| output.outcome(expect),
+        ))
     }
 }
 
@@ -161,15 +142,6 @@ impl Check for ExecProbe {
         }
         machine::on_caller::run_to_end(self, ctx)
     }
-}
-
-/// How a run ended.
-#[derive(Debug)]
-enum End {
-    /// The leader exited (the status, or why it could not be read).
-    Exited(io::Result<ExitStatus>),
-    TimedOut,
-    Cancelled,
 }
 
 /// The last [`STDERR_TAIL_BYTES`] bytes of a stream; memory stays bounded
