@@ -5,12 +5,16 @@ mod blocking;
 mod board;
 mod driver;
 mod pool;
+mod rollout;
+#[cfg(test)]
+mod tests;
 mod timer;
 mod wake;
 mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
 pub use self::board::WaitError;
+pub use self::rollout::{MAX_ROLLOUT_ID_BYTES, validate_rollout_id};
 
 use std::fmt;
 use std::io;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
@@ -57,6 +61,10 @@ pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+
+/// How long [`Engine::stats`] waits for the engine thread before it fails
+/// with [`ErrorKind::Busy`].
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Configures and starts an [`Engine`].
 ///
@@ -420,6 +428,7 @@ impl Engine {
     /// generation: they never answer for an older one (events of the older
     /// generation may still be in the channel).
     pub fn reset(&self, rollout_id: &str) -> Result<u64, EngineError> {
+        validate_rollout_id(rollout_id)?;
         let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
         self.send(Command::Reset(rollout_id.to_owned()))?;
         *resets += 1;
@@ -452,12 +461,25 @@ impl Engine {
         self.board.wait_final(generation, timeout)
     }
 
-    /// Counters and lateness percentiles, from the engine thread.
+    /// Counters and lateness percentiles, from the engine thread: waits at
+    /// most [`STATS_TIMEOUT`] (see [`Engine::stats_timeout`]).
     pub fn stats(&self) -> Result<Stats, EngineError> {
+        self.stats_timeout(STATS_TIMEOUT)
+    }
+
+    /// Counters and lateness percentiles, waiting at most `timeout` for the
+    /// engine thread, which answers between two turns of its loop.
+    ///
+    /// Fails with [`ErrorKind::Busy`] when the thread is running but has
+    /// not answered in time (its answer to this request is then dropped;
+    /// later requests may succeed), and with [`ErrorKind::Stopped`] when
+    /// the thread is gone.
+    pub fn stats_timeout(&self, timeout: Duration) -> Result<Stats, EngineError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Command::Stats(tx))?;
-        rx.recv_timeout(Duration::from_secs(5))
-            .map_err(|_| EngineError::stopped())
+        await_reply(&rx, timeout, || {
+            self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        })
     }
 
     /// Stops the engine: cancels every run, kills `exec` children, stops
@@ -480,7 +502,7 @@ impl Engine {
         let joined = thread.join();
         // Also when the engine thread panicked: waiters must not hang.
         self.board.close();
-        joined.map_err(|_| EngineError::new(ErrorKind::Panicked))
+        joined.map_err(|_| EngineError::new(Repr::Panicked))
     }
 
     fn send(&self, cmd: Command) -> Result<(), EngineError> {
@@ -551,61 +573,149 @@ pub struct Stats {
 }
 
 /// The engine could not do what was asked. (A failing probe is never an
-/// error: it is an event.)
+/// error: it is an event.) [`EngineError::kind`] says which case it is,
+/// as [`std::io::Error::kind`] does.
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::Builder;
+/// use probewheel::engine::ErrorKind;
+///
+/// let (engine, _events) = Builder::new().declarations_json("{}").build()?;
+/// let err = engine.reset("two words").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidRolloutId);
+/// match engine.stats() {
+///     Ok(stats) => assert_eq!(stats.generation, 0),
+///     Err(e) if e.kind() == ErrorKind::Busy => { /* ask again later */ }
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), probewheel::EngineError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct EngineError {
-    kind: ErrorKind,
+    repr: Repr,
+}
+
+/// The kind of an [`EngineError`]. More kinds may be added: match with a
+/// `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A [`Builder`] setting is out of range.
+    Config,
+    /// The OS refused something the engine needs to start (a thread, a
+    /// poll instance, a timer); the error's
+    /// [`source`](std::error::Error::source) is the [`io::Error`].
+    Io,
+    /// The engine thread is gone: shut down, or stopped on a fatal error.
+    Stopped,
+    /// The engine thread is running but did not answer in time (see
+    /// [`Engine::stats_timeout`]): it is busy, for example with a reset that
+    /// prepares many probes, or with a [`Runner::prepare`] that blocks. It
+    /// may answer a later request.
+    Busy,
+    /// [`Engine::reset`] was given a rollout id that breaks the rule of
+    /// [`validate_rollout_id`]; nothing was changed.
+    InvalidRolloutId,
+    /// The engine thread panicked ([`Engine::shutdown`]).
+    Panicked,
 }
 
 #[derive(Debug)]
-enum ErrorKind {
+enum Repr {
     Config(&'static str),
     Io(&'static str, io::Error),
     Stopped,
+    Busy(Duration),
+    InvalidRolloutId(String),
     Panicked,
 }
 
 impl EngineError {
-    fn new(kind: ErrorKind) -> Self {
-        EngineError { kind }
+    fn new(repr: Repr) -> Self {
+        EngineError { repr }
     }
 
     fn config(msg: &'static str) -> Self {
-        EngineError::new(ErrorKind::Config(msg))
+        EngineError::new(Repr::Config(msg))
     }
 
     fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
-        move |e| EngineError::new(ErrorKind::Io(what, e))
+        move |e| EngineError::new(Repr::Io(what, e))
     }
 
     fn stopped() -> Self {
-        EngineError::new(ErrorKind::Stopped)
+        EngineError::new(Repr::Stopped)
+    }
+
+    fn busy(waited: Duration) -> Self {
+        EngineError::new(Repr::Busy(waited))
+    }
+
+    pub(crate) fn invalid_rollout_id(reason: String) -> Self {
+        EngineError::new(Repr::InvalidRolloutId(reason))
+    }
+
+    /// Which case this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self.repr {
+            Repr::Config(_) => ErrorKind::Config,
+            Repr::Io(..) => ErrorKind::Io,
+            Repr::Stopped => ErrorKind::Stopped,
+            Repr::Busy(_) => ErrorKind::Busy,
+            Repr::InvalidRolloutId(_) => ErrorKind::InvalidRolloutId,
+            Repr::Panicked => ErrorKind::Panicked,
+        }
     }
 
     /// The engine thread is gone (shut down, or it stopped on a fatal
-    /// error).
+    /// error): `kind() == ErrorKind::Stopped`. A [busy](ErrorKind::Busy)
+    /// engine is not stopped.
     pub fn is_stopped(&self) -> bool {
-        matches!(self.kind, ErrorKind::Stopped)
+        self.kind() == ErrorKind::Stopped
     }
 }
 
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ErrorKind::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
-            ErrorKind::Io(what, e) => write!(f, "cannot {what}: {e}"),
-            ErrorKind::Stopped => f.write_str("the engine has stopped"),
-            ErrorKind::Panicked => f.write_str("the engine thread panicked"),
+        match &self.repr {
+            Repr::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
+            Repr::Io(what, e) => write!(f, "cannot {what}: {e}"),
+            Repr::Stopped => f.write_str("the engine has stopped"),
+            Repr::Busy(waited) => write!(
+                f,
+                "the engine is busy: it is running but did not answer within {waited:?}"
+            ),
+            Repr::InvalidRolloutId(reason) => f.write_str(reason),
+            Repr::Panicked => f.write_str("the engine thread panicked"),
         }
     }
 }
 
 impl std::error::Error for EngineError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Io(_, e) => Some(e),
+        match &self.repr {
+            Repr::Io(_, e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// What a request to the engine thread ended with: its answer, or why there
+/// is none. Busy or stopped is told apart by whether the thread still runs
+/// (`alive`), asked only when the answer did not come.
+fn await_reply<T>(
+    reply: &Receiver<T>,
+    timeout: Duration,
+    alive: impl FnOnce() -> bool,
+) -> Result<T, EngineError> {
+    match reply.recv_timeout(timeout) {
+        Ok(answer) => Ok(answer),
+        // The engine dropped the request unanswered: its thread has ended.
+        Err(RecvTimeoutError::Disconnected) => Err(EngineError::stopped()),
+        Err(RecvTimeoutError::Timeout) if alive() => Err(EngineError::busy(timeout)),
+        Err(RecvTimeoutError::Timeout) => Err(EngineError::stopped()),
     }
 }
