@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 #[cfg(test)]
 mod tests;
 
-pub use crate::vocab::Mode;
+pub use crate::vocab::{Mode, ParseModeError};
 
 /// Largest declarations file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
