@@ -26,8 +26,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::check::{self, Finding};
 use crate::clock;
 use crate::core::{Config, Scheduler};
+use crate::decl::Declarations;
 use crate::event::{Event, RolloutVerdict};
 use crate::runner::{CancelState, Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
@@ -159,7 +161,7 @@ impl Builder {
 
     /// Uses declarations made in code at every reset (no size limit: the
     /// 1 MiB cap is for files).
-    pub fn declarations(mut self, decls: crate::Declarations) -> Builder {
+    pub fn declarations(mut self, decls: Declarations) -> Builder {
         self.source = Source::Parsed(decls);
         self
     }
@@ -206,22 +208,50 @@ impl Builder {
         self
     }
 
-    /// Registers (or replaces) a probe kind.
+    /// Registers (or replaces) a probe kind. The last call for a kind wins,
+    /// [`Builder::host_key`] and [`Builder::hostname`] included (they
+    /// replace `evidence`).
     pub fn runner(mut self, kind: impl Into<String>, runner: impl Runner) -> Builder {
         self.registry.insert(kind, runner);
         self
     }
 
-    /// The OpenSSH public key that evidence signatures are checked against.
+    /// The OpenSSH public key that evidence signatures are checked against
+    /// (default `/etc/ssh/ssh_host_ed25519_key.pub`). Registers the
+    /// `evidence` kind with it at once, so [`Builder::registry`] is what
+    /// the engine runs. Without the `evidence` feature it does nothing.
     pub fn host_key(mut self, path: impl Into<PathBuf>) -> Builder {
         self.host_key = Some(path.into());
+        self.register_evidence();
         self
     }
 
     /// The host name that evidence must carry (default: the OS host name).
+    /// Registers the `evidence` kind with it at once, as
+    /// [`Builder::host_key`] does.
     pub fn hostname(mut self, name: impl Into<String>) -> Builder {
         self.hostname = Some(name.into());
+        self.register_evidence();
         self
+    }
+
+    /// Replaces the `evidence` kind with one for the host key and host name
+    /// set so far (defaults for the one not set).
+    fn register_evidence(&mut self) {
+        #[cfg(feature = "evidence")]
+        {
+            use crate::runner::evidence::{DEFAULT_HOST_KEY, EvidenceRunner};
+            let key = self
+                .host_key
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HOST_KEY.into());
+            let host = self
+                .hostname
+                .clone()
+                .unwrap_or_else(crate::runner::os_hostname);
+            self.registry
+                .insert("evidence", EvidenceRunner::new(key, host));
+        }
     }
 
     /// Prefix of the engine's thread names: `<prefix>-engine` and
@@ -270,15 +300,23 @@ impl Builder {
         self
     }
 
-    /// The kinds this builder would register (for `probewheel check`).
+    /// The kinds the engine will run: after [`Builder::build`],
+    /// [`Engine::registry`] is this registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// Lints declarations as the engine built from this builder would read
+    /// them: with its kinds ([`Builder::registry`]) and its minimum
+    /// interval. This is what `probewheel check` prints; see
+    /// [`check::check`].
+    pub fn check(&self, decls: &Declarations) -> Vec<Finding> {
+        check::check(decls, &self.registry, self.min_interval)
+    }
+
     /// Starts the engine thread and the worker pool. The engine runs no
     /// probe until the first [`Engine::reset`].
-    #[cfg_attr(not(feature = "evidence"), allow(unused_mut))]
-    pub fn build(mut self) -> Result<(Engine, Receiver<Event>), EngineError> {
+    pub fn build(self) -> Result<(Engine, Receiver<Event>), EngineError> {
         if self.workers == 0 {
             return Err(EngineError::config("workers must be at least 1"));
         }
@@ -289,21 +327,6 @@ impl Builder {
             return Err(EngineError::config(
                 "minimum interval must be at least 1 ms",
             ));
-        }
-        #[cfg(feature = "evidence")]
-        if self.host_key.is_some() || self.hostname.is_some() {
-            let key = self
-                .host_key
-                .take()
-                .unwrap_or_else(|| crate::runner::evidence::DEFAULT_HOST_KEY.into());
-            let host = self
-                .hostname
-                .take()
-                .unwrap_or_else(crate::runner::os_hostname);
-            self.registry.insert(
-                "evidence",
-                crate::runner::evidence::EvidenceRunner::new(key, host),
-            );
         }
         if self.child_subreaper {
             set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
@@ -352,6 +375,8 @@ impl Builder {
         let now = clock::mono_now();
         let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
         let board = Arc::new(VerdictBoard::default());
+        // The runners are shared: the engine's copy is what the driver runs.
+        let registry = self.registry.clone();
         let driver = Driver {
             board: Arc::clone(&board),
             poll,
@@ -375,6 +400,8 @@ impl Builder {
             board,
             resets: std::sync::Mutex::new(0),
             thread: Some(thread),
+            registry,
+            min_interval: self.min_interval,
         };
         Ok((engine, events_rx))
     }
@@ -407,6 +434,8 @@ pub struct Engine {
     /// sending, so that generations follow the order of the commands.
     resets: std::sync::Mutex<u64>,
     thread: Option<JoinHandle<()>>,
+    registry: Registry,
+    min_interval: Duration,
 }
 
 impl fmt::Debug for Engine {
@@ -480,6 +509,38 @@ impl Engine {
         await_reply(&rx, timeout, || {
             self.thread.as_ref().is_some_and(|t| !t.is_finished())
         })
+    }
+
+    /// The kinds this engine runs: the [`Builder::registry`] it was built
+    /// from, with the same runners.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Lints declarations as this engine reads them: with its kinds and its
+    /// minimum interval (what `probewheel check` prints; see
+    /// [`check::check`]). The engine thread is not involved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::{Builder, RunnerOutcome, decl, runner::FnRunner};
+    ///
+    /// let (engine, _events) = Builder::new()
+    ///     .declarations_json("{}")
+    ///     .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()))
+    ///     .build()?;
+    /// let decls = decl::parse(br#"{
+    ///     "a": {"kind": "noop", "mode": "enforce"},
+    ///     "b": {"kind": "nope", "mode": "enforce"}
+    /// }"#).unwrap();
+    /// let findings = engine.check(&decls);
+    /// assert_eq!(findings.len(), 1);
+    /// assert_eq!(findings[0].to_string(), "error: b: kind: unknown probe kind 'nope'");
+    /// # Ok::<(), probewheel::EngineError>(())
+    /// ```
+    pub fn check(&self, decls: &Declarations) -> Vec<Finding> {
+        check::check(decls, &self.registry, self.min_interval)
     }
 
     /// Stops the engine: cancels every run, kills `exec` children, stops
