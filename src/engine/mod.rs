@@ -597,7 +597,8 @@ pub struct Stats {
     pub probes: u64,
     /// Timer entries in the wheel.
     pub timers: u64,
-    /// Times the engine thread woke from `poll`.
+    /// Times the engine thread woke from its wait (for a deadline, a
+    /// command or a finished run).
     pub wakeups: u64,
     /// Runs handed to the pool.
     pub dispatched: u64,
