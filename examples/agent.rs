@@ -19,6 +19,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
+use probewheel::engine::ErrorKind;
 use probewheel::{Builder, Event, Gate, Verdict};
 
 struct Opts {
@@ -82,7 +83,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 let event: Event = event?;
                 if let Event::ProbeResult(r) = &event {
                     let reason = r.failure_reason.as_deref().unwrap_or("");
-                    println!("agent: result {} {} {:?} {reason}", r.probe_name, r.mode, r.status);
+                    println!("agent: result {} {} {} {reason}", r.probe_name, r.mode, r.status);
                 }
                 if !gate.update(&event) {
                     continue; // an older rollout's straggler
@@ -103,12 +104,14 @@ fn main() -> Result<(), Box<dyn Error>> {
                 engine.reset(&format!("demo@{rollout}"))?;
                 println!("agent: reset to rollout demo@{rollout}");
             },
-            recv(heartbeat) -> _ => {
-                let s = engine.stats()?;
-                println!(
+            recv(heartbeat) -> _ => match engine.stats() {
+                Ok(s) => println!(
                     "agent: heartbeat generation={} probes={} results={} events={} p99_lateness_us={}",
                     s.generation, s.probes, s.results, s.events_sent, s.lateness_p99_us
-                );
+                ),
+                // Running, but slow to answer (a long reset): skip a beat.
+                Err(e) if e.kind() == ErrorKind::Busy => println!("agent: heartbeat skipped: {e}"),
+                Err(e) => return Err(e.into()),
             },
             recv(deadline) -> _ => break,
         }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::decl::{Declaration, FieldError};
-pub use crate::vocab::{MAX_REASON_BYTES, RunnerOutcome, Status, SubResult};
+pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status, SubResult};
 
 #[cfg(feature = "evidence")]
 pub mod evidence;

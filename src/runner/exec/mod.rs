@@ -105,7 +105,7 @@ struct Spec {
 
 impl ExecProbe {
     fn from_decl(decl: &Declaration) -> Result<ExecProbe, FieldError> {
-        let argv = parse_command(decl.get("command"))?;
+        let argv = parse_command(decl)?;
         let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?.unwrap_or(0) as i32;
         let timeout_secs = decl
             .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
@@ -214,25 +214,17 @@ fn with_stderr(mut head: String, tail: &Tail) -> (String, bool) {
 }
 
 /// `command`: an array of strings, or one string split on ASCII whitespace.
-fn parse_command(value: Option<&Value>) -> Result<Vec<String>, FieldError> {
+fn parse_command(decl: &Declaration) -> Result<Vec<String>, FieldError> {
     const FIELD: &str = "command";
-    let argv: Vec<String> = match value {
+    let argv: Vec<String> = match decl.get(FIELD) {
         None => return Err(FieldError::new(FIELD, "required field is missing")),
         Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(FieldError::new(
-                    FIELD,
-                    format!(
-                        "expected an array of strings, element {i} is {}",
-                        other.to_string().chars().take(40).collect::<String>()
-                    ),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
+        Some(Value::Array(_)) => decl
+            .str_array(FIELD)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         Some(other) => return Err(expected(FIELD, "an array of strings or a string", other)),
     };
     if argv.is_empty() {
