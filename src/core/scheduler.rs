@@ -3,11 +3,21 @@
 //!
 //! The driver contract, in the style of quinn-proto: after every input
 //! (`reset`, `handle_finished`) and whenever `poll_timeout` has passed, call
-//! `poll_dispatch(now)` until it returns `None` and start each returned run;
-//! then call `flush` while the sink has room; then sleep until
-//! `poll_timeout()` (or until an input arrives). Nothing here reads a clock,
-//! sleeps or does I/O, so every rule is tested in virtual time.
+//! `handle_timeout(now)`, then `poll_dispatch(now)` until it returns `None`
+//! and start each returned run; then call `flush` while the sink has room;
+//! then sleep until `poll_timeout()` (or until an input arrives). Nothing
+//! here reads a clock, sleeps or does I/O, so every rule is tested in
+//! virtual time.
+//!
+//! Run deadlines (`timeoutSecs`) are kept here too, not by the threads that
+//! run the checks: a custom check that hangs holds its own thread (or, if
+//! it runs inline, its worker), so only the engine thread is sure to be
+//! awake at the deadline, and deciding here, in the order the engine sees
+//! things, settles whether a run returned or was cut off without any
+//! cross-thread protocol.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -76,6 +86,11 @@ pub(crate) struct ProbeSpec {
     /// `intervalSeconds` as declared; the core floors it (G5).
     pub(crate) interval: Duration,
     pub(crate) run_once: bool,
+    /// The engine's bound on each run (`timeoutSecs`): a run that has not
+    /// returned this long after its slot is recorded as failed, `timed out
+    /// after N s`. `None` for kinds that bound their own runs (the built-in
+    /// state machines).
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// One run, from the core's dispatch to its result: the one record the
@@ -93,6 +108,9 @@ pub(crate) struct Dispatch {
     /// never starts before it (G5); the core hands runs over up to
     /// `Config::lead` early and the worker waits.
     pub(crate) due: Instant,
+    /// The probe's `ProbeSpec::timeout`: the run is cut off at
+    /// [`Dispatch::deadline`].
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Dispatch {
@@ -108,17 +126,35 @@ impl Dispatch {
             started,
             finished,
             outcome,
+            cut_off: false,
         }
+    }
+
+    /// When the engine cuts this run off (`timeout` after its slot), if it
+    /// bounds it; the run's context reports cancellation from then on.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.timeout.and_then(|t| self.due.checked_add(t))
+    }
+
+    /// The outcome of a run cut off at its deadline.
+    pub(crate) fn timed_out(&self) -> RunnerOutcome {
+        let secs = self.timeout.unwrap_or_default().as_secs();
+        RunnerOutcome::fail(format!("timed out after {secs} s"))
     }
 }
 
-/// A run that came back from a worker.
+/// A run that came back from a worker, or that the core cut off.
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub(crate) run: Dispatch,
     pub(crate) started: Instant,
     pub(crate) finished: Instant,
     pub(crate) outcome: RunnerOutcome,
+    /// Made by the core at the run's deadline while its check had not
+    /// returned (`Scheduler::handle_timeout`): the outcome is `timed out
+    /// after N s`, `started` is the slot (the core does not see the real
+    /// start), and the probe stays in flight until the check returns (G6).
+    pub(crate) cut_off: bool,
 }
 
 #[derive(Debug)]
@@ -134,6 +170,13 @@ struct ProbeState {
     /// The slot the pending timer stands for.
     next_tick: u64,
     in_flight: bool,
+    /// The engine's bound on a run (`ProbeSpec::timeout`).
+    timeout: Option<Duration>,
+    /// The deadline of the run in flight, until it returns or is cut off.
+    deadline: Option<Instant>,
+    /// The run in flight was cut off and its result recorded; its check
+    /// has not returned yet (G6: the probe's slots are skipped until then).
+    cut_off: bool,
     /// Ticks dropped since the last dispatch.
     skipped: u64,
     /// Ticks dropped between the previous run's slot and the one in flight.
@@ -178,6 +221,13 @@ pub(crate) struct Scheduler<S> {
     /// Wheel tick 0; a tick is one microsecond.
     epoch: Instant,
     wheel: Wheel<Timer>,
+    /// Deadlines of runs in flight: (deadline, probe, tick). A run that
+    /// returns leaves its entry behind (it no longer matches the probe's
+    /// `deadline`), and spent entries are dropped from the top before the
+    /// next deadline is read, so a run that returned in time never wakes
+    /// the engine. A heap rather than the wheel for that reason: the
+    /// wheel cannot drop an entry before its time.
+    deadlines: BinaryHeap<Reverse<(Instant, u32, u64)>>,
     generation: u64,
     rollout: Arc<str>,
     probes: Vec<ProbeState>,
@@ -207,6 +257,7 @@ impl<S: Sink> Scheduler<S> {
             config,
             epoch: now,
             wheel: Wheel::new(),
+            deadlines: BinaryHeap::new(),
             generation: 0,
             rollout: Arc::from(""),
             probes: Vec::new(),
@@ -295,6 +346,7 @@ impl<S: Sink> Scheduler<S> {
         self.generation += 1;
         self.rollout = Arc::from(rollout);
         self.wheel.clear();
+        self.deadlines.clear();
         self.probes.clear();
         match probes {
             Ok(probes) => {
@@ -332,6 +384,9 @@ impl<S: Sink> Scheduler<S> {
                 start: now,
                 next_tick: 0,
                 in_flight: false,
+                timeout: p.timeout,
+                deadline: None,
+                cut_off: false,
                 skipped: 0,
                 skipped_in_flight: 0,
                 last_status: None,
@@ -421,12 +476,18 @@ impl<S: Sink> Scheduler<S> {
             self.counters.dispatched += 1;
             // G5: the run starts at its slot, never before; the slot is at
             // least the floor after the previous one whenever that one ran.
-            return Some(Dispatch {
+            let run = Dispatch {
                 probe: timer.probe,
                 generation: self.generation,
                 tick: run_tick,
                 due: st.due(run_tick),
-            });
+                timeout: st.timeout,
+            };
+            st.deadline = run.deadline();
+            if let Some(at) = st.deadline {
+                self.deadlines.push(Reverse((at, run.probe, run.tick)));
+            }
+            return Some(run);
         }
         None
     }
@@ -437,22 +498,97 @@ impl<S: Sink> Scheduler<S> {
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         let lead = self.config.lead;
         let batch_until = self.last_poll + self.config.batch();
-        self.wheel.next_deadline().map(|t| {
+        let dispatch = self.wheel.next_deadline().map(|t| {
             let at = self.epoch + Duration::from_micros(t);
             let ahead = at.checked_sub(lead).unwrap_or(at).max(self.epoch);
             // Not again before the batch window is over: what falls due in
             // it is handed over then, still ahead of its time.
             ahead.max(batch_until.min(at))
-        })
+        });
+        // A deadline is kept exactly: its result is due at that instant.
+        match (dispatch, self.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest deadline of a run still in flight; drops the entries of
+    /// runs that returned (or were cut off) on the way.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, probe, _))) = self.deadlines.peek() {
+            let st = &self.probes[probe as usize];
+            if st.in_flight && st.deadline == Some(at) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Cuts off every run whose deadline has come by `now` and whose check
+    /// has not returned: its result, `timed out after N s`, is recorded at
+    /// once, and the probe stays in flight (G6: its slots are skipped and
+    /// counted) until the check returns, whose outcome is then discarded.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(at) = self.next_deadline() {
+            if at > now {
+                break;
+            }
+            let Some(Reverse((_, probe, tick))) = self.deadlines.pop() else {
+                break;
+            };
+            let st = &mut self.probes[probe as usize];
+            st.deadline = None;
+            st.cut_off = true;
+            let run = Dispatch {
+                probe,
+                generation: self.generation,
+                tick,
+                due: st.due(tick),
+                timeout: st.timeout,
+            };
+            let outcome = run.timed_out();
+            self.handle_finished(Finished {
+                run,
+                started: run.due,
+                finished: at,
+                outcome,
+                cut_off: true,
+            });
+        }
+    }
+
+    /// The check of a cut-off run came back: the probe is free to run its
+    /// next slot (G6), and what the check said is discarded, since the
+    /// run's result was recorded at its deadline. Returns whether `f` was
+    /// such a late return.
+    fn handle_released(&mut self, f: &Finished) -> bool {
+        if f.cut_off {
+            return false;
+        }
+        match self.probes.get_mut(f.run.probe as usize) {
+            Some(st) if st.cut_off => {
+                debug_assert!(st.in_flight, "a cut-off run is in flight");
+                st.cut_off = false;
+                st.in_flight = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Takes a finished run: a result of an older generation is discarded
-    /// (G2); otherwise the lifecycle events and the result are emitted in
-    /// the order of G3. Returns whether the result was used.
+    /// (G2), and so is the late return of a run already cut off at its
+    /// deadline (which frees its probe); otherwise the lifecycle events and
+    /// the result are emitted in the order of G3. Returns whether the
+    /// result was used.
     pub(crate) fn handle_finished(&mut self, f: Finished) -> bool {
         let run = f.run;
         if run.generation != self.generation {
             self.counters.stale_results += 1;
+            return false;
+        }
+        if self.handle_released(&f) {
             return false;
         }
         let header = self.header();
@@ -462,7 +598,7 @@ impl<S: Sink> Scheduler<S> {
             debug_assert!(false, "finished run of unknown probe {}", run.probe);
             return false;
         };
-        st.in_flight = false;
+        st.in_flight = f.cut_off; // G6: a cut-off check has not returned
         self.counters.results += 1;
         let lateness_us = micros(f.started.saturating_duration_since(run.due));
         self.lateness.record(lateness_us);

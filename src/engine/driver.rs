@@ -126,6 +126,10 @@ impl Driver {
             }
             self.take_results();
             let now = clock::mono_now();
+            // After the results: a run that returned in time is not cut
+            // off; before dispatching: a slot that falls due with the
+            // deadline of a run still hung is skipped (G6).
+            self.core.handle_timeout(now);
             self.dispatch_due(now);
             let wake_at = self.send_events(now, &mut retry);
             if self.sleep(wake_at, &mut events).is_break() {
@@ -285,18 +289,23 @@ impl Driver {
                     Arc::clone(d.kind_arc())
                 }
             };
+            let (prepared, timeout) = if d.mode() == Mode::Disabled {
+                (None, None)
+            } else {
+                match self.registry.prepare_task(d) {
+                    Ok((prepared, timeout)) => (Some(prepared), timeout),
+                    // It fails at once: nothing to bound.
+                    Err(reason) => (Some(Prepared::Inline(failing(reason))), None),
+                }
+            };
             specs.push(ProbeSpec {
                 name: Arc::clone(d.name_arc()),
                 kind,
                 mode: d.mode(),
                 interval: Duration::from_secs(d.interval_secs()),
                 run_once: d.run_once(),
+                timeout,
             });
-            let prepared =
-                (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
-                    Ok(prepared) => prepared,
-                    Err(reason) => Prepared::Inline(failing(reason)),
-                });
             tasks.push((Arc::clone(d.name_arc()), prepared));
         }
         (specs, tasks)
