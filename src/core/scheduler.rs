@@ -16,11 +16,10 @@
 //! things, settles whether a run returned or was cut off without any
 //! cross-thread protocol.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::deadlines::Deadlines;
 use super::histogram::Histogram;
 use super::outbox::{Outbox, OutboxCounters, Sink};
 use super::wheel::Wheel;
@@ -221,13 +220,10 @@ pub(crate) struct Scheduler<S> {
     /// Wheel tick 0; a tick is one microsecond.
     epoch: Instant,
     wheel: Wheel<Timer>,
-    /// Deadlines of runs in flight: (deadline, probe, tick). A run that
-    /// returns leaves its entry behind (it no longer matches the probe's
-    /// `deadline`), and spent entries are dropped from the top before the
-    /// next deadline is read, so a run that returned in time never wakes
-    /// the engine. A heap rather than the wheel for that reason: the
-    /// wheel cannot drop an entry before its time.
-    deadlines: BinaryHeap<Reverse<(Instant, u32, u64)>>,
+    /// Deadlines of the runs in flight. Not in the wheel: the wheel
+    /// cannot drop the entry of a run that returned in time, which would
+    /// then wake the engine for nothing.
+    deadlines: Deadlines,
     generation: u64,
     rollout: Arc<str>,
     probes: Vec<ProbeState>,
@@ -257,7 +253,7 @@ impl<S: Sink> Scheduler<S> {
             config,
             epoch: now,
             wheel: Wheel::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
             generation: 0,
             rollout: Arc::from(""),
             probes: Vec::new(),
@@ -485,7 +481,9 @@ impl<S: Sink> Scheduler<S> {
             };
             st.deadline = run.deadline();
             if let Some(at) = st.deadline {
-                self.deadlines.push(Reverse((at, run.probe, run.tick)));
+                let probes = &self.probes;
+                let live = |at, probe| is_live(probes, at, probe);
+                self.deadlines.insert(at, run.probe, run.tick, live);
             }
             return Some(run);
         }
@@ -506,23 +504,12 @@ impl<S: Sink> Scheduler<S> {
             ahead.max(batch_until.min(at))
         });
         // A deadline is kept exactly: its result is due at that instant.
-        match (dispatch, self.next_deadline()) {
+        let probes = &self.probes;
+        let cut_off = self.deadlines.next(|at, p| is_live(probes, at, p));
+        match (dispatch, cut_off) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    /// The earliest deadline of a run still in flight; drops the entries of
-    /// runs that returned (or were cut off) on the way.
-    fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, probe, _))) = self.deadlines.peek() {
-            let st = &self.probes[probe as usize];
-            if st.in_flight && st.deadline == Some(at) {
-                return Some(at);
-            }
-            self.deadlines.pop();
-        }
-        None
     }
 
     /// Cuts off every run whose deadline has come by `now` and whose check
@@ -530,11 +517,10 @@ impl<S: Sink> Scheduler<S> {
     /// once, and the probe stays in flight (G6: its slots are skipped and
     /// counted) until the check returns, whose outcome is then discarded.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        while let Some(at) = self.next_deadline() {
-            if at > now {
-                break;
-            }
-            let Some(Reverse((_, probe, tick))) = self.deadlines.pop() else {
+        loop {
+            let probes = &self.probes;
+            let live = |at, p| is_live(probes, at, p);
+            let Some((at, probe, tick)) = self.deadlines.pop_due(now, live) else {
                 break;
             };
             let st = &mut self.probes[probe as usize];
@@ -676,6 +662,13 @@ impl<S: Sink> Scheduler<S> {
         };
         Timestamp::from_system_time(t)
     }
+}
+
+/// Whether `probe`'s run in flight is the one cut off at `at`.
+fn is_live(probes: &[ProbeState], at: Instant, probe: u32) -> bool {
+    probes
+        .get(probe as usize)
+        .is_some_and(|st| st.in_flight && st.deadline == Some(at))
 }
 
 fn micros(d: Duration) -> u64 {
