@@ -578,4 +578,40 @@ mod tests {
         c.set_shutdown();
         assert!(c.is_cancelled(4));
     }
+
+    #[test]
+    fn the_engine_bounds_registered_kinds_by_timeout_secs_and_leaves_built_ins_alone() {
+        let mut r = Registry::builtin();
+        r.insert("custom", FnRunner::new(|_| RunnerOutcome::pass()));
+        let decl = |v: serde_json::Value| Declaration::from_value("p", v);
+        let bound = |v| r.prepare_task(&decl(v)).map(|(_, t)| t);
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce"});
+        assert_eq!(bound(custom), Ok(Some(Duration::from_secs(10))));
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce", "timeoutSecs": 3});
+        assert_eq!(bound(custom), Ok(Some(Duration::from_secs(3))));
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce", "timeoutSecs": 0});
+        let err = r.prepare(&decl(custom)).err().unwrap();
+        assert!(matches!(&err, PrepareError::Invalid(e) if e.field() == "timeoutSecs"));
+        // tcp bounds itself (connectTimeoutSecs) and does not read it.
+        let tcp =
+            serde_json::json!({"kind": "tcp", "mode": "enforce", "port": 22, "timeoutSecs": 0});
+        assert_eq!(bound(tcp), Ok(None));
+        let http =
+            serde_json::json!({"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/"});
+        assert_eq!(bound(http), Ok(None));
+    }
+
+    #[test]
+    fn a_context_is_cancelled_at_its_deadline_and_sleep_returns_there() {
+        let c = CancelState::default();
+        let now = clock::mono_now();
+        let ctx = RunContext::new("p", 0, now, Some(now + Duration::from_millis(30)), &c);
+        assert!(!ctx.is_cancelled());
+        assert!(
+            ctx.sleep(Duration::from_secs(60)),
+            "cancelled at the deadline"
+        );
+        assert!(ctx.is_cancelled());
+        assert!(ctx.now() >= ctx.deadline());
+    }
 }
