@@ -41,6 +41,10 @@ pub enum Event {
     ProbeFailureFirst(ProbeFailureFirst),
     /// The outcome of one run.
     ProbeResult(ProbeResult),
+    /// The rollout verdict of the generation: sent after the topology (or
+    /// the rejection) and again whenever the verdict, or the set of probes
+    /// that fail or hold it pending (and why), changes.
+    RolloutVerdict(RolloutVerdict),
 }
 
 /// Fields every event carries.
@@ -172,6 +176,133 @@ pub struct ProbeResult {
     pub failing_since: Option<Timestamp>,
 }
 
+/// The state of a rollout verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Not decided: some enforce probe has no result yet, is in its
+    /// startup grace, has not reached its `successThreshold`, or the soak
+    /// is not over.
+    Pending,
+    /// Every enforce probe passes and has for the whole soak.
+    Healthy,
+    /// An enforce probe fails outside its startup grace, or the deadline
+    /// passed without a healthy verdict.
+    Unhealthy,
+    /// The declarations file was rejected: no probe runs.
+    Rejected,
+}
+
+impl Verdict {
+    /// The name as written in events (`"pending"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pending => "pending",
+            Verdict::Healthy => "healthy",
+            Verdict::Unhealthy => "unhealthy",
+            Verdict::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// See [`Event::RolloutVerdict`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RolloutVerdict {
+    /// seq, rolloutId, generation.
+    #[serde(flatten)]
+    pub header: Header,
+    /// pending, healthy, unhealthy or rejected.
+    pub verdict: Verdict,
+    /// True from the generation's first healthy or unhealthy verdict on.
+    pub decided: bool,
+    /// When this verdict (its state, not its lists) began.
+    pub since: Timestamp,
+    /// One line a person can read.
+    pub reason: String,
+    /// Enforce probes that count as failing, sorted by name.
+    pub failing: Vec<FailingProbe>,
+    /// Enforce probes that hold the verdict pending, sorted by name.
+    pub awaiting: Vec<AwaitedProbe>,
+    /// When the soak under way ends (absent when none is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_ends_at: Option<Timestamp>,
+    /// When the generation's deadline falls (absent without a deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<Timestamp>,
+}
+
+impl RolloutVerdict {
+    /// Healthy or unhealthy, or a rejected file: an answer that a gate
+    /// waiting for the rollout can act on.
+    pub fn is_final(&self) -> bool {
+        self.decided || self.verdict == Verdict::Rejected
+    }
+}
+
+/// An enforce probe that counts as failing in a [`RolloutVerdict`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FailingProbe {
+    /// The probe.
+    pub probe_name: Arc<str>,
+    /// Its latest failure reason (or `stale: no result for N s`).
+    pub failure_reason: String,
+    /// Failed runs in a row when it last failed.
+    pub consecutive: u64,
+    /// `observedAt` of the first failure of that run of failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+}
+
+/// An enforce probe that holds a [`RolloutVerdict`] pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AwaitedProbe {
+    /// The probe.
+    pub probe_name: Arc<str>,
+    /// What it waits for.
+    pub why: Awaiting,
+}
+
+/// Why an enforce probe holds the verdict pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Awaiting {
+    /// It has no result yet.
+    NoResult,
+    /// It fails, but is in its startup grace (it has not passed yet and
+    /// `startupGraceSeconds` has not gone by).
+    StartupGrace,
+    /// It has results, but not yet `successThreshold` passes in a row.
+    SuccessThreshold,
+    /// It passes; the soak is not over.
+    Soak,
+}
+
+impl Awaiting {
+    /// The name as written in events (`"noResult"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Awaiting::NoResult => "noResult",
+            Awaiting::StartupGrace => "startupGrace",
+            Awaiting::SuccessThreshold => "successThreshold",
+            Awaiting::Soak => "soak",
+        }
+    }
+}
+
 impl Event {
     /// The common fields.
     pub fn header(&self) -> &Header {
@@ -181,6 +312,7 @@ impl Event {
             Event::ProbeObservedFirst(e) => &e.header,
             Event::ProbeFailureFirst(e) => &e.header,
             Event::ProbeResult(e) => &e.header,
+            Event::RolloutVerdict(e) => &e.header,
         }
     }
 
@@ -191,6 +323,7 @@ impl Event {
             Event::ProbeObservedFirst(e) => &mut e.header,
             Event::ProbeFailureFirst(e) => &mut e.header,
             Event::ProbeResult(e) => &mut e.header,
+            Event::RolloutVerdict(e) => &mut e.header,
         }
     }
 
@@ -215,7 +348,9 @@ impl Event {
             Event::ProbeObservedFirst(e) => Some(&e.probe_name),
             Event::ProbeFailureFirst(e) => Some(&e.probe_name),
             Event::ProbeResult(e) => Some(&e.probe_name),
-            Event::TopologyDeclared(_) | Event::DeclarationsRejected(_) => None,
+            Event::TopologyDeclared(_)
+            | Event::DeclarationsRejected(_)
+            | Event::RolloutVerdict(_) => None,
         }
     }
 
@@ -227,6 +362,7 @@ impl Event {
             Event::ProbeObservedFirst(_) => "probeObservedFirst",
             Event::ProbeFailureFirst(_) => "probeFailureFirst",
             Event::ProbeResult(_) => "probeResult",
+            Event::RolloutVerdict(_) => "rolloutVerdict",
         }
     }
 }

@@ -170,7 +170,9 @@ impl Gate {
             }
             Event::ProbeResult(r) => self.record(r),
             // Lifecycle events announce results; the results decide.
-            Event::ProbeObservedFirst(_) | Event::ProbeFailureFirst(_) => {}
+            Event::ProbeObservedFirst(_)
+            | Event::ProbeFailureFirst(_)
+            | Event::RolloutVerdict(_) => {}
         }
         true
     }

@@ -247,7 +247,7 @@ mod vocab;
 
 pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
-pub use crate::engine::{Builder, Engine, EngineError, Stats};
-pub use crate::event::Event;
+pub use crate::engine::{Builder, Engine, EngineError, Stats, WaitError};
+pub use crate::event::{Event, RolloutVerdict};
 pub use crate::gate::{Gate, Verdict};
 pub use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult};

@@ -6,10 +6,11 @@ mod deadlines;
 pub(crate) mod histogram;
 pub(crate) mod outbox;
 pub(crate) mod scheduler;
+pub(crate) mod verdict;
 pub(crate) mod wheel;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use self::outbox::Sink;
-pub(crate) use self::scheduler::{Config, Dispatch, Finished, ProbeSpec, Scheduler};
+pub(crate) use self::scheduler::{Config, Dispatch, Finished, ProbeSpec, Scheduler, VerdictSpec};

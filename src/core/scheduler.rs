@@ -3,11 +3,11 @@
 //!
 //! The driver contract, in the style of quinn-proto: after every input
 //! (`reset`, `handle_finished`) and whenever `poll_timeout` has passed, call
-//! `handle_timeout(now)`, then `poll_dispatch(now)` until it returns `None`
-//! and start each returned run; then call `flush` while the sink has room;
-//! then sleep until `poll_timeout()` (or until an input arrives). Nothing
-//! here reads a clock, sleeps or does I/O, so every rule is tested in
-//! virtual time.
+//! `poll_dispatch(now)` until it returns `None` and start each returned run,
+//! and call `handle_timeout(now)` (run deadlines, verdict alarms); then
+//! call `flush` while the sink has room; then sleep until `poll_timeout()`
+//! (or until an input arrives). Nothing here reads a clock, sleeps or does
+//! I/O, so every rule is tested in virtual time.
 //!
 //! Run deadlines (`timeoutSecs`) are kept here too, not by the threads that
 //! run the checks: a custom check that hangs holds its own thread (or, if
@@ -22,11 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 use super::deadlines::Deadlines;
 use super::histogram::Histogram;
 use super::outbox::{Outbox, OutboxCounters, Sink};
+use super::verdict::{Gated, Judge};
 use super::wheel::Wheel;
 use crate::clock::Timestamp;
 use crate::event::{
     DeclarationsRejected, Event, Header, ProbeFailureFirst, ProbeObservedFirst, ProbeResult,
-    TopologyDeclared, TopologyEntry,
+    RolloutVerdict, TopologyDeclared, TopologyEntry,
 };
 use crate::vocab::{Mode, RunnerOutcome, Status};
 
@@ -44,6 +45,12 @@ pub(crate) struct Config {
     /// engine's wake-up and the hand-off to a worker out of the lateness,
     /// and lets one wake-up serve every run due within the window.
     pub(crate) lead: Duration,
+    /// Verdict: how long every enforce probe must stay passing before the
+    /// verdict is healthy.
+    pub(crate) soak: Duration,
+    /// Verdict: unhealthy when no healthy verdict came this long after a
+    /// reset.
+    pub(crate) deadline: Option<Duration>,
 }
 
 impl Config {
@@ -61,6 +68,8 @@ impl Default for Config {
             min_interval: Duration::from_secs(5),
             stagger: false,
             lead: Duration::ZERO,
+            soak: Duration::ZERO,
+            deadline: None,
         }
     }
 }
@@ -85,11 +94,36 @@ pub(crate) struct ProbeSpec {
     /// `intervalSeconds` as declared; the core floors it (G5).
     pub(crate) interval: Duration,
     pub(crate) run_once: bool,
-    /// The engine's bound on each run (`timeoutSecs`): a run that has not
-    /// returned this long after its slot is recorded as failed, `timed out
-    /// after N s`. `None` for kinds that bound their own runs (the built-in
-    /// state machines).
-    pub(crate) timeout: Option<Duration>,
+    /// The engine's bound on each run (`timeoutSecs`, as
+    /// `verdict.timeout`): a run that has not returned this long after its
+    /// slot is recorded as failed, `timed out after N s`. `None` for kinds
+    /// that bound their own runs (the built-in state machines).
+    pub(crate) cut_off_after: Option<Duration>,
+    /// Verdict rules: thresholds, startup grace, and the run's timeout
+    /// (staleness is counted from it).
+    pub(crate) verdict: VerdictSpec,
+    /// Slot 0 is due this long after the reset.
+    pub(crate) initial_delay: Duration,
+}
+
+/// What the verdict rules need of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VerdictSpec {
+    pub(crate) failure_threshold: u32,
+    pub(crate) success_threshold: u32,
+    pub(crate) startup_grace: Duration,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for VerdictSpec {
+    fn default() -> Self {
+        VerdictSpec {
+            failure_threshold: 1,
+            success_threshold: 1,
+            startup_grace: Duration::ZERO,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// One run, from the core's dispatch to its result: the one record the
@@ -107,7 +141,7 @@ pub(crate) struct Dispatch {
     /// never starts before it (G5); the core hands runs over up to
     /// `Config::lead` early and the worker waits.
     pub(crate) due: Instant,
-    /// The probe's `ProbeSpec::timeout`: the run is cut off at
+    /// The probe's `ProbeSpec::cut_off_after`: the run is cut off at
     /// [`Dispatch::deadline`].
     pub(crate) timeout: Option<Duration>,
 }
@@ -169,7 +203,7 @@ struct ProbeState {
     /// The slot the pending timer stands for.
     next_tick: u64,
     in_flight: bool,
-    /// The engine's bound on a run (`ProbeSpec::timeout`).
+    /// The engine's bound on a run (`ProbeSpec::cut_off_after`).
     timeout: Option<Duration>,
     /// The deadline of the run in flight, until it returns or is cut off.
     deadline: Option<Instant>,
@@ -234,6 +268,12 @@ pub(crate) struct Scheduler<S> {
     lateness: Histogram,
     /// Everything due by `last_poll + lead` has been handed over.
     last_poll: Instant,
+    /// The rollout verdict's rules and alarms.
+    judge: Judge,
+    /// The generation's latest verdict, and whether the driver has taken
+    /// it since it changed.
+    verdict: Option<RolloutVerdict>,
+    verdict_taken: bool,
 }
 
 impl<S> std::fmt::Debug for Scheduler<S> {
@@ -262,6 +302,9 @@ impl<S: Sink> Scheduler<S> {
             counters: CoreCounters::default(),
             lateness: Histogram::default(),
             last_poll: now,
+            judge: Judge::new(config.soak, config.deadline, now),
+            verdict: None,
+            verdict_taken: true,
         }
     }
 
@@ -348,7 +391,22 @@ impl<S: Sink> Scheduler<S> {
             Ok(probes) => {
                 self.outbox.reset(probes.len());
                 self.declare(now, probes);
-                self.arm_first_ticks(now);
+                self.arm_first_ticks();
+                let gated = probes
+                    .iter()
+                    .zip(&self.probes)
+                    .map(|(spec, st)| Gated {
+                        name: Arc::clone(&spec.name),
+                        enforce: spec.mode == Mode::Enforce,
+                        run_once: spec.run_once,
+                        failure_threshold: spec.verdict.failure_threshold,
+                        success_threshold: spec.verdict.success_threshold,
+                        start: st.start,
+                        startup_grace: spec.verdict.startup_grace,
+                        stale_after: st.interval.saturating_mul(2) + spec.verdict.timeout,
+                    })
+                    .collect();
+                self.judge.reset(now, self.generation, Ok(gated));
             }
             Err(reason) => {
                 self.outbox.reset(0);
@@ -358,9 +416,45 @@ impl<S: Sink> Scheduler<S> {
                     reason: reason.to_owned(),
                 });
                 self.outbox.push_event(None, event);
+                self.judge.reset(now, self.generation, Err(reason));
             }
         }
+        // G1, G14: the generation's first verdict right after its topology.
+        self.emit_verdict(now);
         self.generation
+    }
+
+    /// Cuts off the runs whose deadline has come by `now` (their results
+    /// count like any other), fires the verdict's alarms due by `now`
+    /// (grace ends, staleness, the soak, the deadline) and emits the
+    /// verdict if it or its lists changed since the last call. The driver
+    /// calls it once per turn, after taking the finished runs, so that a
+    /// burst of results makes one verdict event, and a run that returned in
+    /// time is not cut off.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.cut_off_due(now);
+        self.judge.handle_timeout(now);
+        self.emit_verdict(now);
+    }
+
+    /// The generation's latest verdict, once after each change: what the
+    /// driver posts for [`Engine::verdict`](crate::Engine::verdict).
+    pub(crate) fn take_verdict(&mut self) -> Option<&RolloutVerdict> {
+        if std::mem::replace(&mut self.verdict_taken, true) {
+            return None;
+        }
+        self.verdict.as_ref()
+    }
+
+    fn emit_verdict(&mut self, now: Instant) {
+        let anchor = self.anchor;
+        let header = self.header();
+        let Some(v) = self.judge.poll_verdict(now, header, |t| wall_at(anchor, t)) else {
+            return;
+        };
+        self.verdict = Some(v.clone());
+        self.verdict_taken = false;
+        self.outbox.push_verdict(v);
     }
 
     /// Takes the generation's probes and emits its topology (G1).
@@ -377,10 +471,10 @@ impl<S: Sink> Scheduler<S> {
                 // slot.
                 interval: p.interval.max(self.config.min_interval),
                 run_once: p.run_once,
-                start: now,
+                start: now + p.initial_delay,
                 next_tick: 0,
                 in_flight: false,
-                timeout: p.timeout,
+                timeout: p.cut_off_after,
                 deadline: None,
                 cut_off: false,
                 skipped: 0,
@@ -408,8 +502,9 @@ impl<S: Sink> Scheduler<S> {
     }
 
     /// Puts every active probe's tick 0 in the wheel (G4: a disabled probe
-    /// never runs), at `now` or at its stagger offset.
-    fn arm_first_ticks(&mut self, now: Instant) {
+    /// never runs), at its start (the reset plus its initial delay) or at
+    /// its stagger offset from there.
+    fn arm_first_ticks(&mut self) {
         let active = self
             .probes
             .iter()
@@ -422,7 +517,7 @@ impl<S: Sink> Scheduler<S> {
             }
             if self.config.stagger {
                 let offset = p.interval.as_nanos() * i / active;
-                p.start = now + Duration::from_nanos(offset as u64);
+                p.start += Duration::from_nanos(offset as u64);
                 i += 1;
             }
             let timer = Timer {
@@ -503,20 +598,21 @@ impl<S: Sink> Scheduler<S> {
             // it is handed over then, still ahead of its time.
             ahead.max(batch_until.min(at))
         });
-        // A deadline is kept exactly: its result is due at that instant.
+        // Verdict alarms and run deadlines are due at their instant, not
+        // ahead of it.
         let probes = &self.probes;
         let cut_off = self.deadlines.next(|at, p| is_live(probes, at, p));
-        match (dispatch, cut_off) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [dispatch, self.judge.poll_timeout(), cut_off]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Cuts off every run whose deadline has come by `now` and whose check
     /// has not returned: its result, `timed out after N s`, is recorded at
     /// once, and the probe stays in flight (G6: its slots are skipped and
     /// counted) until the check returns, whose outcome is then discarded.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    fn cut_off_due(&mut self, now: Instant) {
         loop {
             let probes = &self.probes;
             let live = |at, p| is_live(probes, at, p);
@@ -618,6 +714,16 @@ impl<S: Sink> Scheduler<S> {
             }
             Status::Fail => {}
         }
+        if st.mode == Mode::Enforce {
+            self.judge.on_result(
+                run.probe,
+                f.finished,
+                status,
+                st.consecutive,
+                reason.as_deref(),
+                st.failing_since,
+            );
+        }
         let result = ProbeResult {
             header,
             probe_name: Arc::clone(&st.name),
@@ -654,13 +760,7 @@ impl<S: Sink> Scheduler<S> {
     }
 
     fn wall(&self, at: Instant) -> Timestamp {
-        let (mono, wall) = self.anchor;
-        let t = if at >= mono {
-            wall + (at - mono)
-        } else {
-            wall - (mono - at)
-        };
-        Timestamp::from_system_time(t)
+        wall_at(self.anchor, at)
     }
 }
 
@@ -671,18 +771,28 @@ fn is_live(probes: &[ProbeState], at: Instant, probe: u32) -> bool {
         .is_some_and(|st| st.in_flight && st.deadline == Some(at))
 }
 
+/// The wall time of `at`, from a (monotonic, wall) anchor pair.
+fn wall_at((mono, wall): (Instant, SystemTime), at: Instant) -> Timestamp {
+    let t = if at >= mono {
+        wall + (at - mono)
+    } else {
+        wall - (mono - at)
+    };
+    Timestamp::from_system_time(t)
+}
+
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
 }
 
 /// Wheel ticks (µs since `epoch`) of a deadline, rounded up so that a timer
 /// never fires before its instant.
-fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
+pub(super) fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
     let d = at.saturating_duration_since(epoch);
     micros(d) + u64::from(d.subsec_nanos() % 1000 != 0)
 }
 
 /// Wheel ticks of the current time, rounded down.
-fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
+pub(super) fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
     micros(now.saturating_duration_since(epoch))
 }

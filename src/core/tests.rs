@@ -13,7 +13,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::*;
-use crate::event::Event;
+use crate::event::{Event, Verdict};
 use crate::vocab::{Mode, RunnerOutcome, Status};
 
 /// A bounded channel stand-in: holds at most `capacity` unread events.
@@ -102,7 +102,16 @@ fn specs(json: &str) -> Vec<ProbeSpec> {
             run_once: fields["runOnce"].as_bool().unwrap_or(false),
             // Only where the test declares one: the engine bounds custom
             // kinds only.
-            timeout: fields["timeoutSecs"].as_u64().map(Duration::from_secs),
+            cut_off_after: fields["timeoutSecs"].as_u64().map(Duration::from_secs),
+            verdict: VerdictSpec {
+                failure_threshold: fields["failureThreshold"].as_u64().unwrap_or(1) as u32,
+                success_threshold: fields["successThreshold"].as_u64().unwrap_or(1) as u32,
+                startup_grace: Duration::from_secs(
+                    fields["startupGraceSeconds"].as_u64().unwrap_or(0),
+                ),
+                timeout: Duration::from_secs(fields["timeoutSecs"].as_u64().unwrap_or(10)),
+            },
+            initial_delay: Duration::from_secs(fields["initialDelaySeconds"].as_u64().unwrap_or(0)),
         })
         .collect()
 }
@@ -276,7 +285,7 @@ fn g1_topology_precedes_every_event_of_its_generation() {
 }
 
 #[test]
-fn g1_rejection_is_the_only_event_and_nothing_runs() {
+fn g1_rejection_and_its_verdict_are_the_only_events_and_nothing_runs() {
     let mut sim = Sim::new(Config::default());
     sim.reset("r1", TWO);
     sim.run_until(secs(5));
@@ -285,10 +294,18 @@ fn g1_rejection_is_the_only_event_and_nothing_runs() {
     assert_eq!(g, 2);
     sim.run_until(secs(100));
     let after: Vec<_> = sim.seen[before..].iter().collect();
-    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after.len(), 2, "{after:?}");
     let Event::DeclarationsRejected(r) = after[0] else {
         panic!("expected a rejection, got {:?}", after[0]);
     };
+    let Event::RolloutVerdict(v) = after[1] else {
+        panic!("expected the verdict, got {:?}", after[1]);
+    };
+    assert_eq!((v.verdict, v.decided), (Verdict::Rejected, false));
+    assert_eq!(
+        v.reason,
+        "declarations rejected: line 3 column 5: expected `:`"
+    );
     assert_eq!(r.reason, "line 3 column 5: expected `:`");
     assert_eq!(r.path, "/test/health-checks.json");
     assert_eq!(&*r.header.rollout_id, "r2");
@@ -316,7 +333,7 @@ fn g2_results_of_an_older_generation_are_discarded() {
         sim.seen
             .iter()
             .filter(|e| e.generation() == 1)
-            .all(|e| e.name() == "topologyDeclared"),
+            .all(|e| matches!(e.name(), "topologyDeclared" | "rolloutVerdict")),
         "no result of generation 1 may be emitted"
     );
 }
@@ -591,7 +608,7 @@ proptest::proptest! {
         let lead = Duration::from_millis(lead_ms);
         let took = Duration::from_millis(1);
         let max_us = (floor - lead - took).as_micros() as u64 - 1;
-        let mut sim = Sim::new(Config { min_interval: floor, stagger: false, lead })
+        let mut sim = Sim::new(Config { min_interval: floor, stagger: false, lead, ..Config::default() })
             .script(move |_, _| (took, RunnerOutcome::pass()));
         sim.start_jitter =
             Box::new(move |_, tick| Duration::from_micros(jitter_us(seed, tick, max_us)));
@@ -984,7 +1001,8 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
             "topologyDeclared",
             "probeObservedFirst",
             "probeFailureFirst",
-            "probeResult"
+            "probeResult",
+            "rolloutVerdict"
         ]
     );
     let r = sim.results("p");
@@ -1181,3 +1199,5 @@ fn one_wake_up_hands_over_every_run_due_in_the_lead_window() {
     );
     assert_eq!(handed, (3..10).map(secs).collect::<Vec<_>>());
 }
+
+mod verdict;

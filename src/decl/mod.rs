@@ -61,7 +61,23 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "controlOverrides",
     "evidencePath",
     "maxAgeSeconds",
+    "failureThreshold",
+    "successThreshold",
+    "startupGraceSeconds",
+    "initialDelaySeconds",
 ];
+
+/// `timeoutSecs` when absent: every run of every kind is bounded.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+
+/// Largest `timeoutSecs`: one day.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Largest `failureThreshold` and `successThreshold`.
+pub const MAX_THRESHOLD: u32 = 100;
+
+/// Largest `startupGraceSeconds` and `initialDelaySeconds`: one day.
+pub const MAX_DELAY_SECS: u64 = 24 * 3600;
 
 /// Why the whole file was rejected (DESIGN §2); the engine emits it as
 /// `declarationsRejected`.
@@ -144,6 +160,10 @@ pub struct Declaration {
     unknown_mode: Option<String>,
     interval_secs: u64,
     run_once: bool,
+    failure_threshold: u32,
+    success_threshold: u32,
+    startup_grace_secs: u64,
+    initial_delay_secs: u64,
     fields: Map<String, Value>,
     invalid: Option<FieldError>,
 }
@@ -159,6 +179,10 @@ impl Declaration {
             unknown_mode: None,
             interval_secs: DEFAULT_INTERVAL_SECS,
             run_once: false,
+            failure_threshold: 1,
+            success_threshold: 1,
+            startup_grace_secs: 0,
+            initial_delay_secs: 0,
             fields: Map::new(),
             invalid: None,
         };
@@ -194,6 +218,23 @@ impl Declaration {
         }
         match decl.bool_field("runOnce") {
             Ok(v) => decl.run_once = v.unwrap_or(false),
+            Err(e) => note(e),
+        }
+        let max = u64::from(MAX_THRESHOLD);
+        match decl.u64_in("failureThreshold", 1, max) {
+            Ok(v) => decl.failure_threshold = v.map_or(1, |n| n as u32),
+            Err(e) => note(e),
+        }
+        match decl.u64_in("successThreshold", 1, max) {
+            Ok(v) => decl.success_threshold = v.map_or(1, |n| n as u32),
+            Err(e) => note(e),
+        }
+        match decl.u64_in("startupGraceSeconds", 0, MAX_DELAY_SECS) {
+            Ok(v) => decl.startup_grace_secs = v.unwrap_or(0),
+            Err(e) => note(e),
+        }
+        match decl.u64_in("initialDelaySeconds", 0, MAX_DELAY_SECS) {
+            Ok(v) => decl.initial_delay_secs = v.unwrap_or(0),
             Err(e) => note(e),
         }
         decl.invalid = first_error;
@@ -292,6 +333,41 @@ impl Declaration {
     /// `runOnce`.
     pub fn run_once(&self) -> bool {
         self.run_once
+    }
+
+    /// `failureThreshold` (default 1): consecutive failed runs before the
+    /// probe counts as failing in the rollout verdict.
+    pub fn failure_threshold(&self) -> u32 {
+        self.failure_threshold
+    }
+
+    /// `successThreshold` (default 1): consecutive passed runs before the
+    /// probe counts as passing in the rollout verdict.
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold
+    }
+
+    /// `startupGraceSeconds` (default 0): after a reset (and the initial
+    /// delay), failures hold the verdict pending instead of unhealthy until
+    /// the probe has passed once or this much time has gone by.
+    pub fn startup_grace_secs(&self) -> u64 {
+        self.startup_grace_secs
+    }
+
+    /// `initialDelaySeconds` (default 0): the first slot is due this long
+    /// after the reset.
+    pub fn initial_delay_secs(&self) -> u64 {
+        self.initial_delay_secs
+    }
+
+    /// `timeoutSecs` when it is a valid integer from 1 to
+    /// [`MAX_TIMEOUT_SECS`], else the default of 10 (an invalid value is
+    /// reported by the kind that reads it).
+    pub fn timeout_secs(&self) -> u64 {
+        self.u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)
+            .ok()
+            .flatten()
+            .unwrap_or(DEFAULT_TIMEOUT_SECS)
     }
 
     /// The first problem with a shared field, if any.

@@ -15,9 +15,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Token};
 
 use crate::clock;
-use crate::core::{ProbeSpec, Scheduler, Sink};
+use crate::core::{ProbeSpec, Scheduler, Sink, VerdictSpec};
 use crate::decl::{self, Declarations, Mode, Rejection};
 use crate::engine::Stats;
+use crate::engine::board::VerdictBoard;
 use crate::engine::pool::{Pool, Shared, Task};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
@@ -101,6 +102,7 @@ impl Sink for ChannelSink {
 }
 
 pub(crate) struct Driver {
+    pub(crate) board: Arc<VerdictBoard>,
     pub(crate) poll: Poll,
     pub(crate) timer: DeadlineTimer,
     pub(crate) core: Scheduler<ChannelSink>,
@@ -126,11 +128,8 @@ impl Driver {
             }
             self.take_results();
             let now = clock::mono_now();
-            // After the results: a run that returned in time is not cut
-            // off; before dispatching: a slot that falls due with the
-            // deadline of a run still hung is skipped (G6).
-            self.core.handle_timeout(now);
             self.dispatch_due(now);
+            self.judge(now);
             let wake_at = self.send_events(now, &mut retry);
             if self.sleep(wake_at, &mut events).is_break() {
                 return self.shutdown();
@@ -180,6 +179,19 @@ impl Driver {
         let core = &mut self.core;
         self.pool
             .submit_all(std::iter::from_fn(|| core.poll_dispatch(now)));
+    }
+
+    /// Lets the core cut off runs past their deadline, fire the verdict's
+    /// alarms and emit a changed verdict, and posts it for
+    /// `Engine::verdict` (only when it changed: nothing per run). After the
+    /// results, so a run that returned in time is not cut off; after the
+    /// dispatch is as good as before it, since a cut-off run still holds
+    /// its probe's slots (G6).
+    fn judge(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        if let Some(v) = self.core.take_verdict() {
+            self.board.post(v);
+        }
     }
 
     /// Sends waiting events without blocking (G9); returns when to wake
@@ -289,7 +301,7 @@ impl Driver {
                     Arc::clone(d.kind_arc())
                 }
             };
-            let (prepared, timeout) = if d.mode() == Mode::Disabled {
+            let (prepared, cut_off_after) = if d.mode() == Mode::Disabled {
                 (None, None)
             } else {
                 match self.registry.prepare_task(d) {
@@ -304,7 +316,14 @@ impl Driver {
                 mode: d.mode(),
                 interval: Duration::from_secs(d.interval_secs()),
                 run_once: d.run_once(),
-                timeout,
+                cut_off_after,
+                verdict: VerdictSpec {
+                    failure_threshold: d.failure_threshold(),
+                    success_threshold: d.success_threshold(),
+                    startup_grace: Duration::from_secs(d.startup_grace_secs()),
+                    timeout: Duration::from_secs(d.timeout_secs()),
+                },
+                initial_delay: Duration::from_secs(d.initial_delay_secs()),
             });
             tasks.push((Arc::clone(d.name_arc()), prepared));
         }
@@ -343,6 +362,7 @@ impl Driver {
     fn shutdown(mut self) {
         let deadline = clock::mono_now() + SHUTDOWN_GRACE;
         self.shared.cancel.set_shutdown();
+        self.board.close();
         let stuck = self.pool.stop(deadline);
         if stuck > 0 {
             log::warn!("{stuck} worker(s) stuck in a check that ignores cancellation; left behind");

@@ -2,6 +2,7 @@
 //! behind it.
 
 mod blocking;
+mod board;
 mod driver;
 mod pool;
 mod timer;
@@ -9,6 +10,7 @@ mod wake;
 mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
+pub use self::board::WaitError;
 
 use std::fmt;
 use std::io;
@@ -22,10 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::core::{Config, Scheduler};
-use crate::event::Event;
+use crate::event::{Event, RolloutVerdict};
 use crate::runner::{CancelState, Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
+use self::board::VerdictBoard;
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
 use self::pool::{Pool, Shared};
 use self::wake::EngineWake;
@@ -81,6 +84,8 @@ pub struct Builder {
     min_interval: Duration,
     events_capacity: usize,
     stagger: bool,
+    soak: Duration,
+    deadline: Option<Duration>,
     registry: Registry,
     resolver: Arc<dyn Resolve>,
     host_key: Option<PathBuf>,
@@ -120,6 +125,8 @@ impl Builder {
             min_interval: DEFAULT_MIN_INTERVAL,
             events_capacity: DEFAULT_EVENTS_CAPACITY,
             stagger: false,
+            soak: Duration::ZERO,
+            deadline: None,
             registry: Registry::builtin(),
             resolver: Arc::new(SystemResolver),
             host_key: None,
@@ -173,6 +180,21 @@ impl Builder {
     /// interval instead of running every probe at reset time.
     pub fn stagger(mut self, on: bool) -> Builder {
         self.stagger = on;
+        self
+    }
+
+    /// The rollout verdict's soak (default none): the verdict turns healthy
+    /// only once every `enforce` probe has been passing for this long, and
+    /// a probe that leaves `passing` starts it over.
+    pub fn soak(mut self, d: Duration) -> Builder {
+        self.soak = d;
+        self
+    }
+
+    /// The rollout verdict's deadline (default none): a generation without
+    /// a healthy verdict this long after its reset is unhealthy.
+    pub fn deadline(mut self, d: Duration) -> Builder {
+        self.deadline = Some(d);
         self
     }
 
@@ -316,10 +338,14 @@ impl Builder {
             min_interval: self.min_interval,
             stagger: self.stagger,
             lead,
+            soak: self.soak,
+            deadline: self.deadline,
         };
         let now = clock::mono_now();
         let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
+        let board = Arc::new(VerdictBoard::default());
         let driver = Driver {
+            board: Arc::clone(&board),
             poll,
             timer,
             core,
@@ -338,6 +364,8 @@ impl Builder {
         let engine = Engine {
             commands: commands_tx,
             shared,
+            board,
+            resets: std::sync::Mutex::new(0),
             thread: Some(thread),
         };
         Ok((engine, events_rx))
@@ -366,6 +394,10 @@ fn set_child_subreaper() -> io::Result<()> {
 pub struct Engine {
     commands: Sender<Command>,
     shared: Arc<Shared>,
+    board: Arc<VerdictBoard>,
+    /// Resets sent so far: the generation of the latest one. Held while
+    /// sending, so that generations follow the order of the commands.
+    resets: std::sync::Mutex<u64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -381,9 +413,43 @@ impl Engine {
     /// Starts a new generation for `rollout_id`: re-reads the declarations,
     /// cancels runs in flight (their results are discarded, `exec` children
     /// killed), and declares the new topology. Returns once the command is
-    /// queued; the engine applies commands in order.
-    pub fn reset(&self, rollout_id: &str) -> Result<(), EngineError> {
-        self.send(Command::Reset(rollout_id.to_owned()))
+    /// queued, with the generation this reset starts (the first reset
+    /// starts generation 1); the engine applies commands in order.
+    ///
+    /// Ask [`Engine::verdict`] or [`Engine::wait_verdict`] with this
+    /// generation: they never answer for an older one (events of the older
+    /// generation may still be in the channel).
+    pub fn reset(&self, rollout_id: &str) -> Result<u64, EngineError> {
+        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        self.send(Command::Reset(rollout_id.to_owned()))?;
+        *resets += 1;
+        Ok(*resets)
+    }
+
+    /// The latest rollout verdict of `generation` (the number
+    /// [`Engine::reset`] returned), or `None` while that reset has not
+    /// been applied yet or after a later reset. Never an older
+    /// generation's verdict. Does not block.
+    pub fn verdict(&self, generation: u64) -> Option<RolloutVerdict> {
+        self.board.get(generation)
+    }
+
+    /// Waits, up to `timeout`, for the verdict of `generation` to be final:
+    /// decided (healthy or unhealthy; see [`RolloutVerdict::decided`]) or
+    /// rejected. Returns at once if it already is. For a synchronous loop:
+    /// it blocks only the caller, never the engine.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`] (with the latest verdict so far),
+    /// [`WaitError::Superseded`] when a later reset started, and
+    /// [`WaitError::Stopped`] when the engine is gone.
+    pub fn wait_verdict(
+        &self,
+        generation: u64,
+        timeout: Duration,
+    ) -> Result<RolloutVerdict, WaitError> {
+        self.board.wait_final(generation, timeout)
     }
 
     /// Counters and lateness percentiles, from the engine thread.
@@ -411,9 +477,10 @@ impl Engine {
         self.shared.cancel.set_shutdown();
         let _ = self.commands.send(Command::Shutdown);
         self.shared.wake.command();
-        thread
-            .join()
-            .map_err(|_| EngineError::new(ErrorKind::Panicked))
+        let joined = thread.join();
+        // Also when the engine thread panicked: waiters must not hang.
+        self.board.close();
+        joined.map_err(|_| EngineError::new(ErrorKind::Panicked))
     }
 
     fn send(&self, cmd: Command) -> Result<(), EngineError> {

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock;
-use crate::decl::{Declaration, FieldError};
+use crate::decl::{DEFAULT_TIMEOUT_SECS, Declaration, FieldError, MAX_TIMEOUT_SECS};
 pub use crate::vocab::{MAX_REASON_BYTES, RunnerOutcome, Status, SubResult};
 
 #[cfg(feature = "evidence")]
@@ -37,13 +37,9 @@ pub(crate) mod machine;
 pub(crate) mod tcp;
 mod tls_fields;
 
-/// `timeoutSecs` when absent.
-pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
-/// Largest accepted `timeoutSecs` (one day).
-pub(crate) const MAX_TIMEOUT_SECS: u64 = 86_400;
-
-/// A declaration's `timeoutSecs`: 1 to [`MAX_TIMEOUT_SECS`], default
-/// [`DEFAULT_TIMEOUT_SECS`].
+/// A declaration's `timeoutSecs`, checked: 1 to [`MAX_TIMEOUT_SECS`],
+/// default [`DEFAULT_TIMEOUT_SECS`] (for the kinds that use it; the
+/// lenient `Declaration::timeout_secs` is for everything else).
 pub(crate) fn timeout_secs(decl: &Declaration) -> Result<u64, FieldError> {
     Ok(decl
         .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?

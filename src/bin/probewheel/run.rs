@@ -152,7 +152,7 @@ struct Service {
 impl Service {
     fn reset(&mut self, id: String) {
         match self.engine.reset(&id) {
-            Ok(()) => self.rollout = id,
+            Ok(_) => self.rollout = id,
             Err(e) => warn(&format!("reset: {e}")),
         }
     }
