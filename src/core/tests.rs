@@ -732,6 +732,24 @@ fn g6_a_run_cut_off_at_its_deadline_holds_its_slots_until_its_check_returns() {
 }
 
 #[test]
+fn a_cut_off_run_counts_for_the_verdict_at_its_deadline() {
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(60), RunnerOutcome::pass()));
+    sim.reset("r", BOUNDED);
+    sim.run_until(secs(3));
+    let v = sim
+        .seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::RolloutVerdict(v) => Some(v),
+            _ => None,
+        })
+        .expect("a verdict");
+    assert_eq!((v.verdict, v.decided), (Verdict::Unhealthy, true));
+    assert_eq!(v.reason, "hung: timed out after 3 s");
+}
+
+#[test]
 fn a_run_that_returns_in_time_is_not_cut_off_and_its_deadline_wakes_nobody() {
     let mut sim = Sim::new(Config::default()).script(|_, _| (secs(1), fail("down")));
     sim.reset("r", BOUNDED);
