@@ -130,9 +130,26 @@
 //! - **Stuck custom checks.** Built-in runs are cancelled on their
 //!   worker's next loop turn after a reset or shutdown (their sockets
 //!   closed, their exec groups killed and reaped). A registered [`Check`]
-//!   that ignores [`RunContext::is_cancelled`] cannot be interrupted:
-//!   shutdown gives it 800 ms, then leaves its thread behind (logged) so
-//!   that shutdown still returns in time; its result is never sent.
+//!   that ignores [`RunContext::is_cancelled`] cannot be interrupted: its
+//!   result is recorded at its deadline (next point) and its probe's slots
+//!   are skipped until it returns; shutdown gives it 800 ms, then leaves
+//!   its thread behind (logged) so that shutdown still returns in time;
+//!   what it returns is never sent.
+//! - **Run deadlines (`timeoutSecs`).** A run of a registered kind (and of
+//!   `evidence`) is bounded by its probe's `timeoutSecs` (default 10 s, 1
+//!   to 86400), counted from its slot ([`RunContext::deadline`]). The
+//!   engine thread keeps the deadline, next to the schedule, rather than
+//!   the thread that runs the check: a check that hangs holds that thread
+//!   (or, inline, its worker), and only the engine is sure to be awake. At
+//!   the deadline the run's context reports it cancelled and the engine
+//!   records the failed result `timed out after N s` at once (its
+//!   `durationUs` is the timeout and its `latenessUs` 0: the engine does
+//!   not see when a hung run really started). A check that has not
+//!   returned keeps its probe's next slots skipped (G6, counted in
+//!   `skippedTicks`) until it returns; what it returns then is discarded.
+//!   `tcp`, `http` and `exec` bound their own runs (`connectTimeoutSecs`,
+//!   `timeoutSecs`) and report their own timeouts; the engine adds no
+//!   second bound to them.
 //!
 //! - **Early hand-over.** Runs due within the next 100 ms (at most a
 //!   quarter of the minimum interval) are handed to the workers in one

@@ -64,10 +64,6 @@ mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
 
-/// `timeoutSecs` when absent.
-pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
-/// Largest accepted `timeoutSecs` (one day).
-pub(crate) const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// How much of the end of stderr a run keeps for the failure reason.
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
 
@@ -107,9 +103,7 @@ impl ExecProbe {
     fn from_decl(decl: &Declaration) -> Result<ExecProbe, FieldError> {
         let argv = parse_command(decl)?;
         let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?.unwrap_or(0) as i32;
-        let timeout_secs = decl
-            .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
-            .unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let timeout_secs = crate::runner::timeout_secs(decl)?;
         Ok(ExecProbe {
             spec: Arc::new(Spec {
                 argv: argv.into(),
