@@ -1,7 +1,7 @@
 //! Why a TLS connection failed, in the words a failure reason needs.
 //!
 //! rustls reports an `Error` enum made for TLS implementers; a probe's
-//! reader wants to know which of a few things went wrong (DESIGN §2, issue
+//! reader wants to know which of a few things went wrong (`docs/declarations.md`, issue
 //! 14): the handshake did not finish in time, the chain is not trusted,
 //! the name does not match, the certificate is expired or about to be, the
 //! peer does not speak TLS, or it said no with an alert.
