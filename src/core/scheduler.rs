@@ -1,4 +1,4 @@
-//! The scheduling rules (DESIGN §3, §4) as a state machine driven by the
+//! The scheduling rules (crate docs, "Events" and "Guarantees") as a state machine driven by the
 //! caller's clock.
 //!
 //! The driver contract, in the style of quinn-proto: after every input

@@ -1,4 +1,4 @@
-//! The guarantees of DESIGN §4 against the pure core, in virtual time.
+//! The guarantees (crate docs, G1-G14) against the pure core, in virtual time.
 //!
 //! `Sim` plays the driver: it jumps `now` to the next wake-up, starts due
 //! runs, finishes them after a scripted duration with a scripted outcome,
@@ -64,7 +64,7 @@ fn wall0() -> SystemTime {
 /// The core's view of a declarations file, in file order: the fields the
 /// core reads (`kind`, `mode`, `intervalSeconds`, `runOnce`, and
 /// `timeoutSecs` as the engine's bound on a run) with the
-/// defaults of DESIGN §2. The core never parses files; this keeps the
+/// defaults of `docs/declarations.md`. The core never parses files; this keeps the
 /// tests readable without making them depend on the parser.
 fn specs(json: &str) -> Vec<ProbeSpec> {
     struct InOrder(Vec<(String, Value)>);

@@ -60,7 +60,7 @@ pub trait Runner: Send + Sync + 'static {
     /// so it must not block.
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
 
-    /// Field names this kind reads beyond DESIGN §2's table, so that
+    /// Field names this kind reads beyond [`decl::KNOWN_FIELDS`](crate::decl::KNOWN_FIELDS), so that
     /// `probewheel check` does not report them as unknown.
     fn extra_fields(&self) -> &[&str] {
         &[]

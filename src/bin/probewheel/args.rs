@@ -1,4 +1,4 @@
-//! Command-line parsing (DESIGN §5), by hand: a handful of flags do not
+//! Command-line parsing (README, "Command line"), by hand: a handful of flags do not
 //! need a parser crate.
 
 use std::path::PathBuf;

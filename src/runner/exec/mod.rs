@@ -1,7 +1,7 @@
 //! `exec` probes: run a command in its own process group; pass iff its exit
 //! code is `expectExitCode`.
 //!
-//! Fields (DESIGN §2): `command` (required: an array of strings, the argv,
+//! Fields (`docs/declarations.md`): `command` (required: an array of strings, the argv,
 //! or one string split on ASCII whitespace; never run through a shell),
 //! `expectExitCode` (default 0, 0-255) and `timeoutSecs` (default 10,
 //! 1-86400, wall clock).
@@ -23,7 +23,7 @@
 //! left running would pile up at every tick and outlive a shutdown (G10).
 //! The probe owns everything it started.
 //!
-//! Failure reasons (DESIGN §3), each followed by `; stderr: <tail>` when
+//! Failure reasons (crate docs, "Events"), each followed by `; stderr: <tail>` when
 //! stderr had anything:
 //! `exec probe: exit code 3, expected 0`, `exec probe: killed by signal 9`,
 //! `exec probe: timed out after 10 s (process group killed)`,

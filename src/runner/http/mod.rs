@@ -1,7 +1,7 @@
 //! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
 //! state machine on a worker's poll loop.
 //!
-//! Fields (DESIGN §2): `url` (required, `http://` or `https://`),
+//! Fields (`docs/declarations.md`): `url` (required, `http://` or `https://`),
 //! `expectStatus` (default 200, 100 to 599), `bodyContains` (optional),
 //! `headers` (optional), `timeoutSecs` (default 10, 1 to 86400),
 //! `connectTimeoutSecs` (default 5, 1 to 3600), and for `https://` the TLS
