@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Fake, Guarantees, collect_until, probe_results, results, threads_named, wait_until};
 use probewheel::{Builder, Event, Status};
@@ -138,21 +138,9 @@ fn a_hanging_runner_skips_its_own_ticks_only() {
     assert_eq!(stuck_runs, 1, "{stats:?}");
     let more: Vec<Event> = rx.try_iter().collect();
 
-    let t = Instant::now();
-    engine.shutdown().unwrap();
-    let took = t.elapsed();
-    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
     // The engine thread and the workers are gone; the thread of the custom
     // check that ignores cancellation is left behind (documented).
-    // (Joined threads may be listed a moment longer while the kernel tears
-    // them down.)
-    let mut left = Vec::new();
-    let settled = wait_until(Duration::from_millis(500), || {
-        left = threads_named("hr-hang-");
-        left.len() == 1
-    });
-    assert!(settled, "{left:?}");
-    assert!(left[0].starts_with("hr-hang-check-"), "{left:?}");
+    common::shutdown_leaving_the_stuck_check(engine, "hr-hang");
 
     let all: Vec<Event> = events.into_iter().chain(more).collect();
     let mut g = Guarantees::new(FLOOR);

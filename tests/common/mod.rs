@@ -73,6 +73,25 @@ pub fn skipped(why: &str) {
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
+/// Shuts `engine` down and checks G10 with a custom check that ignores
+/// cancellation: shutdown returns within a second, and of the threads named
+/// `<prefix>-...` only the stuck check's own (`<prefix>-check-...`) is left
+/// (documented). Joined threads may be listed a moment longer while the
+/// kernel tears them down, hence the bounded wait.
+pub fn shutdown_leaving_the_stuck_check(engine: probewheel::Engine, prefix: &str) {
+    let t = Instant::now();
+    engine.shutdown().unwrap();
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    let mut left = Vec::new();
+    let settled = wait_until(Duration::from_millis(500), || {
+        left = threads_named(&format!("{prefix}-"));
+        left.len() == 1
+    });
+    assert!(settled, "{left:?}");
+    assert!(left[0].starts_with(&format!("{prefix}-check-")), "{left:?}");
+}
+
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     loop {
