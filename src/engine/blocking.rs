@@ -187,8 +187,7 @@ fn run(inner: &Inner, (job, name, check): Item) {
     if cancel.is_cancelled(job.generation) {
         return;
     }
-    let outcome = run_check(&*check, &name, &job, started, cancel);
-    let finished = clock::mono_now();
+    let (outcome, finished) = run_check(&*check, &name, &job, started, cancel);
     if cancel.is_cancelled(job.generation) {
         return; // the engine would discard it
     }

@@ -30,7 +30,8 @@ use crate::runner::{CancelState, Check, Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 /// Runs `job`'s custom `check`, started at `started`, on the calling
-/// thread; a panic becomes a failed run.
+/// thread; a panic becomes a failed run. Returns the outcome and when the
+/// run finished (one clock read serves the deadline and the duration).
 ///
 /// The run's deadline is enforced by the engine thread, not here (see
 /// `core::scheduler`): a check that hangs holds this thread, so nothing on
@@ -41,26 +42,27 @@ pub(crate) fn run_check(
     job: &Dispatch,
     started: Instant,
     cancel: &CancelState,
-) -> RunnerOutcome {
+) -> (RunnerOutcome, Instant) {
     let deadline = job.deadline();
     if deadline.is_some_and(|d| started >= d) {
         // It waited past its deadline (behind a check that hangs): the
         // engine records it timed out whatever happens here, so it is
         // not run; this outcome only frees the probe.
-        return job.timed_out();
+        return (job.timed_out(), started);
     }
     let ctx = RunContext::new(name, job.generation, started, deadline, cancel);
     let outcome =
         panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
             RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
         });
-    if deadline.is_some_and(|d| clock::mono_now() >= d) {
+    let finished = clock::mono_now();
+    if deadline.is_some_and(|d| finished >= d) {
         // Returned at or after its deadline (a check that honours it
         // returns right then): timed out, the same whether this result or
         // the engine's cut-off reaches the engine first.
-        return job.timed_out();
+        return (job.timed_out(), finished);
     }
-    outcome
+    (outcome, finished)
 }
 
 /// What workers share with the engine thread.

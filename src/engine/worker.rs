@@ -319,9 +319,8 @@ impl Worker {
             Prepared::Inline(check) => {
                 let busy = &self.flags.busy;
                 busy.store(true, Ordering::Release);
-                let outcome = run_check(&**check, name, &job, started, cancel);
+                let (outcome, finished) = run_check(&**check, name, &job, started, cancel);
                 busy.store(false, Ordering::Release);
-                let finished = clock::mono_now();
                 self.finish(&job, started, finished, outcome);
                 return Some(finished);
             }
