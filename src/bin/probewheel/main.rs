@@ -1,15 +1,21 @@
-//! `probewheel`: run, check or try the probes of a declarations file.
+//! `probewheel`: run, check, try or wait for the probes of a declarations
+//! file.
 //!
 //! Events go to stdout as JSON Lines (written whenever the engine has no
 //! more waiting, so a burst costs a few writes), logs to stderr (`RUST_LOG`).
 
 mod args;
 mod metrics;
+mod once;
 mod output;
 mod run;
 mod service;
 mod signals;
 mod stdin;
+mod tty;
+mod view;
+mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
         }
         args::Cmd::Run(opts) => run::run(opts),
         args::Cmd::Check(opts) => run::check(opts),
-        args::Cmd::Once(opts) => run::once(opts),
+        args::Cmd::Once(opts) => once::once(opts),
+        args::Cmd::Wait(opts) => wait::wait(opts),
     }
 }

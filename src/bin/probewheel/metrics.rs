@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use probewheel::event::Verdict;
 use probewheel::{Event, Mode, Stats, Status};
 
 /// The last run of one declared probe.
@@ -39,7 +40,18 @@ type PerProbe = (&'static str, &'static str, fn(&LastRun) -> String);
 pub(crate) struct Metrics {
     probes: BTreeMap<Arc<str>, Row>,
     rejected: bool,
+    /// The current generation's latest verdict and whether it is decided
+    /// (none yet: pending, or rejected with a rejected file).
+    verdict: Option<(Verdict, bool)>,
 }
+
+/// Every value of `probewheel_verdict`'s label, in the order written.
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Pending,
+    Verdict::Healthy,
+    Verdict::Unhealthy,
+    Verdict::Rejected,
+];
 
 impl Metrics {
     /// Folds one event in.
@@ -60,11 +72,14 @@ impl Metrics {
                     );
                 }
                 self.rejected = false;
+                self.verdict = None;
             }
             Event::DeclarationsRejected(_) => {
                 self.probes.clear();
                 self.rejected = true;
+                self.verdict = None;
             }
+            Event::RolloutVerdict(v) => self.verdict = Some((v.verdict, v.decided)),
             Event::ProbeResult(r) => {
                 if let Some(row) = self.probes.get_mut(&r.probe_name) {
                     row.last = Some(LastRun {
@@ -144,6 +159,27 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let (current, decided) = self.verdict.unwrap_or(if self.rejected {
+            (Verdict::Rejected, false)
+        } else {
+            (Verdict::Pending, false)
+        });
+        let name = "probewheel_verdict";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The current generation's rollout verdict: 1 for the current one, 0 for the others.\n\
+             # TYPE {name} gauge"
+        );
+        for v in VERDICTS {
+            let _ = writeln!(out, "{name}{{verdict=\"{v}\"}} {}", u8::from(v == current));
+        }
+        let name = "probewheel_verdict_decided";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 once the current generation has had a healthy or unhealthy verdict \
+             (it stays 1 for the generation).\n# TYPE {name} gauge\n{name} {}",
+            u8::from(decided)
+        );
         let counters = [
             (
                 "probewheel_events_sent_total",
