@@ -257,6 +257,77 @@ mod tests {
         assert_eq!(seconds(1_764_684_000_123_456), "1764684000.123456");
     }
 
+    fn verdict_lines(m: &Metrics) -> Vec<String> {
+        m.render(&Stats::default())
+            .lines()
+            .filter(|l| l.contains("probewheel_verdict"))
+            .map(String::from)
+            .collect()
+    }
+
+    fn event(v: serde_json::Value) -> Event {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn verdict(generation: u64, verdict: &str, decided: bool) -> Event {
+        event(
+            serde_json::json!({"event": "rolloutVerdict", "seq": 2, "rolloutId": "r",
+            "generation": generation, "verdict": verdict, "decided": decided,
+            "since": "2026-11-27T14:15:42.000000Z", "reason": "x", "failing": [], "awaiting": []}),
+        )
+    }
+
+    #[test]
+    fn the_verdict_is_one_gauge_per_value_and_a_decided_flag() {
+        let mut m = Metrics::default();
+        let gauges = |m: &Metrics| -> Vec<String> {
+            verdict_lines(m)
+                .into_iter()
+                .filter(|l| !l.starts_with('#'))
+                .collect()
+        };
+        assert_eq!(
+            gauges(&m),
+            [
+                "probewheel_verdict{verdict=\"pending\"} 1",
+                "probewheel_verdict{verdict=\"healthy\"} 0",
+                "probewheel_verdict{verdict=\"unhealthy\"} 0",
+                "probewheel_verdict{verdict=\"rejected\"} 0",
+                "probewheel_verdict_decided 0",
+            ]
+        );
+        let help = verdict_lines(&m);
+        assert!(
+            help.contains(&"# TYPE probewheel_verdict gauge".to_owned()),
+            "{help:#?}"
+        );
+        assert!(
+            help.contains(&"# TYPE probewheel_verdict_decided gauge".to_owned()),
+            "{help:#?}"
+        );
+        assert_eq!(help.iter().filter(|l| l.starts_with("# HELP")).count(), 2);
+
+        m.observe(&verdict(1, "healthy", true));
+        m.observe(&verdict(1, "unhealthy", true));
+        assert_eq!(
+            gauges(&m)[1..],
+            [
+                "probewheel_verdict{verdict=\"healthy\"} 0",
+                "probewheel_verdict{verdict=\"unhealthy\"} 1",
+                "probewheel_verdict{verdict=\"rejected\"} 0",
+                "probewheel_verdict_decided 1",
+            ]
+        );
+        // A new generation starts undecided; a rejected file is rejected.
+        m.observe(&event(
+            serde_json::json!({"event": "declarationsRejected", "seq": 3,
+            "rolloutId": "r", "generation": 2, "path": "/x", "reason": "bad"}),
+        ));
+        let g = gauges(&m);
+        assert_eq!(g[3], "probewheel_verdict{verdict=\"rejected\"} 1");
+        assert_eq!(g[4], "probewheel_verdict_decided 0");
+    }
+
     #[test]
     fn labels_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
