@@ -5,6 +5,7 @@
 pub(crate) mod histogram;
 pub(crate) mod outbox;
 pub(crate) mod scheduler;
+pub(crate) mod verdict;
 pub(crate) mod wheel;
 
 #[cfg(test)]

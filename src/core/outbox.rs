@@ -9,14 +9,16 @@
 //! `skippedTicks` adds up); lifecycle events are never folded away, except
 //! that a probe keeps at most one unsent `probeFailureFirst` (the newer
 //! edge's time wins, matching the `failingSince` of the result after it).
-//! So the queue holds at most three entries per probe plus the topology.
+//! The generation's rollout verdict is folded the same way: one waits at
+//! most, the newest, behind what was queued before it. So the queue holds
+//! at most three entries per probe plus the topology and one verdict.
 //!
 //! With room in the sink an event goes straight through: nothing is queued
 //! or allocated.
 
 use std::collections::VecDeque;
 
-use crate::event::{Event, ProbeResult};
+use crate::event::{Event, ProbeResult, RolloutVerdict};
 
 /// Where events go. Must not block.
 pub(crate) trait Sink {
@@ -37,6 +39,8 @@ enum Pending {
     Event(Option<u32>, Event),
     /// The probe's waiting result lives in its slot.
     Result(u32),
+    /// The waiting verdict lives in `Outbox::verdict`.
+    Verdict,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +73,8 @@ pub(crate) struct Outbox<S> {
     stamp: u64,
     queue: VecDeque<Pending>,
     slots: Vec<ProbeSlot>,
+    /// The verdict waiting to be sent, if any (its marker is in the queue).
+    verdict: Option<Box<RolloutVerdict>>,
     counters: OutboxCounters,
 }
 
@@ -80,6 +86,7 @@ impl<S: Sink> Outbox<S> {
             stamp: 0,
             queue: VecDeque::new(),
             slots: Vec::new(),
+            verdict: None,
             counters: OutboxCounters::default(),
         }
     }
@@ -113,6 +120,7 @@ impl<S: Sink> Outbox<S> {
         self.counters.dropped_at_reset += self.queue.len() as u64;
         self.queue.clear();
         self.slots.clear();
+        self.verdict = None;
         self.slots.resize_with(probes, ProbeSlot::default);
         self.queue.shrink_to(probes.saturating_mul(3) + 1);
     }
@@ -142,6 +150,34 @@ impl<S: Sink> Outbox<S> {
         self.enqueue_result(probe, result)
     }
 
+    /// Sends or queues the generation's verdict. A waiting verdict is
+    /// replaced by the newer one, which moves behind everything queued
+    /// since: a verdict follows the results it sums up.
+    pub(crate) fn push_verdict(&mut self, verdict: RolloutVerdict) {
+        if self.queue.is_empty() {
+            let Err(event) = self.send(Event::RolloutVerdict(verdict)) else {
+                return;
+            };
+            let Event::RolloutVerdict(verdict) = event else {
+                unreachable!("the sink gives back what it was given")
+            };
+            self.verdict = Some(Box::new(verdict));
+            self.queue.push_back(Pending::Verdict);
+            return;
+        }
+        if self.verdict.is_some() {
+            if let Some(i) = self
+                .queue
+                .iter()
+                .position(|p| matches!(p, Pending::Verdict))
+            {
+                self.queue.remove(i);
+            }
+        }
+        self.verdict = Some(Box::new(verdict));
+        self.queue.push_back(Pending::Verdict);
+    }
+
     /// Sends what the sink accepts, in order; stops at the first refusal.
     /// Returns how many events were accepted.
     pub(crate) fn flush(&mut self) -> usize {
@@ -151,6 +187,10 @@ impl<S: Sink> Outbox<S> {
                 Pending::Event(p, e) => (p, e),
                 Pending::Result(p) => match self.slots[p as usize].result.take() {
                     Some(r) => (Some(p), Event::ProbeResult(*r)),
+                    None => continue,
+                },
+                Pending::Verdict => match self.verdict.take() {
+                    Some(v) => (None, Event::RolloutVerdict(*v)),
                     None => continue,
                 },
             };
@@ -166,6 +206,11 @@ impl<S: Sink> Outbox<S> {
                     let p = probe.expect("results always name their probe");
                     self.slots[p as usize].result = Some(Box::new(r));
                     self.queue.push_front(Pending::Result(p));
+                    break;
+                }
+                Err(Event::RolloutVerdict(v)) => {
+                    self.verdict = Some(Box::new(v));
+                    self.queue.push_front(Pending::Verdict);
                     break;
                 }
                 Err(e) => {

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::histogram::Histogram;
 use super::outbox::{Outbox, OutboxCounters, Sink};
+use super::verdict::{Gated, Judge};
 use super::wheel::Wheel;
 use crate::clock::Timestamp;
 use crate::event::{
     DeclarationsRejected, Event, Header, ProbeFailureFirst, ProbeObservedFirst, ProbeResult,
-    TopologyDeclared, TopologyEntry,
+    RolloutVerdict, TopologyDeclared, TopologyEntry,
 };
 use crate::vocab::{Mode, RunnerOutcome, Status};
 
@@ -221,6 +222,12 @@ pub(crate) struct Scheduler<S> {
     lateness: Histogram,
     /// Everything due by `last_poll + lead` has been handed over.
     last_poll: Instant,
+    /// The rollout verdict's rules and alarms.
+    judge: Judge,
+    /// The generation's latest verdict, and whether the driver has taken
+    /// it since it changed.
+    verdict: Option<RolloutVerdict>,
+    verdict_taken: bool,
 }
 
 impl<S> std::fmt::Debug for Scheduler<S> {
@@ -248,6 +255,9 @@ impl<S: Sink> Scheduler<S> {
             counters: CoreCounters::default(),
             lateness: Histogram::default(),
             last_poll: now,
+            judge: Judge::new(config.soak, config.deadline, now),
+            verdict: None,
+            verdict_taken: true,
         }
     }
 
@@ -333,7 +343,22 @@ impl<S: Sink> Scheduler<S> {
             Ok(probes) => {
                 self.outbox.reset(probes.len());
                 self.declare(now, probes);
-                self.arm_first_ticks(now);
+                self.arm_first_ticks();
+                let gated = probes
+                    .iter()
+                    .zip(&self.probes)
+                    .map(|(spec, st)| Gated {
+                        name: Arc::clone(&spec.name),
+                        enforce: spec.mode == Mode::Enforce,
+                        run_once: spec.run_once,
+                        failure_threshold: spec.verdict.failure_threshold,
+                        success_threshold: spec.verdict.success_threshold,
+                        start: st.start,
+                        startup_grace: spec.verdict.startup_grace,
+                        stale_after: st.interval.saturating_mul(2) + spec.verdict.timeout,
+                    })
+                    .collect();
+                self.judge.reset(now, self.generation, Ok(gated));
             }
             Err(reason) => {
                 self.outbox.reset(0);
@@ -343,9 +368,42 @@ impl<S: Sink> Scheduler<S> {
                     reason: reason.to_owned(),
                 });
                 self.outbox.push_event(None, event);
+                self.judge.reset(now, self.generation, Err(reason));
             }
         }
+        // G1, G14: the generation's first verdict right after its topology.
+        self.emit_verdict(now);
         self.generation
+    }
+
+    /// Fires the verdict's alarms due by `now` (grace ends, staleness, the
+    /// soak, the deadline) and emits the verdict if it or its lists
+    /// changed since the last call. The driver calls it once per turn,
+    /// after taking the finished runs, so that a burst of results makes
+    /// one verdict event.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.judge.handle_timeout(now);
+        self.emit_verdict(now);
+    }
+
+    /// The generation's latest verdict, once after each change: what the
+    /// driver posts for [`Engine::verdict`](crate::Engine::verdict).
+    pub(crate) fn take_verdict(&mut self) -> Option<&RolloutVerdict> {
+        if std::mem::replace(&mut self.verdict_taken, true) {
+            return None;
+        }
+        self.verdict.as_ref()
+    }
+
+    fn emit_verdict(&mut self, now: Instant) {
+        let anchor = self.anchor;
+        let header = self.header();
+        let Some(v) = self.judge.poll_verdict(now, header, |t| wall_at(anchor, t)) else {
+            return;
+        };
+        self.verdict = Some(v.clone());
+        self.verdict_taken = false;
+        self.outbox.push_verdict(v);
     }
 
     /// Takes the generation's probes and emits its topology (G1).
@@ -362,7 +420,7 @@ impl<S: Sink> Scheduler<S> {
                 // slot.
                 interval: p.interval.max(self.config.min_interval),
                 run_once: p.run_once,
-                start: now,
+                start: now + p.initial_delay,
                 next_tick: 0,
                 in_flight: false,
                 skipped: 0,
@@ -390,8 +448,9 @@ impl<S: Sink> Scheduler<S> {
     }
 
     /// Puts every active probe's tick 0 in the wheel (G4: a disabled probe
-    /// never runs), at `now` or at its stagger offset.
-    fn arm_first_ticks(&mut self, now: Instant) {
+    /// never runs), at its start (the reset plus its initial delay) or at
+    /// its stagger offset from there.
+    fn arm_first_ticks(&mut self) {
         let active = self
             .probes
             .iter()
@@ -404,7 +463,7 @@ impl<S: Sink> Scheduler<S> {
             }
             if self.config.stagger {
                 let offset = p.interval.as_nanos() * i / active;
-                p.start = now + Duration::from_nanos(offset as u64);
+                p.start += Duration::from_nanos(offset as u64);
                 i += 1;
             }
             let timer = Timer {
@@ -470,13 +529,18 @@ impl<S: Sink> Scheduler<S> {
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         let lead = self.config.lead;
         let batch_until = self.last_poll + self.config.batch();
-        self.wheel.next_deadline().map(|t| {
+        let dispatch = self.wheel.next_deadline().map(|t| {
             let at = self.epoch + Duration::from_micros(t);
             let ahead = at.checked_sub(lead).unwrap_or(at).max(self.epoch);
             // Not again before the batch window is over: what falls due in
             // it is handed over then, still ahead of its time.
             ahead.max(batch_until.min(at))
-        })
+        });
+        // Verdict alarms are due at their instant, not ahead of it.
+        match (dispatch, self.judge.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Takes a finished run: a result of an older generation is discarded
@@ -529,6 +593,16 @@ impl<S: Sink> Scheduler<S> {
             }
             Status::Fail => {}
         }
+        if st.mode == Mode::Enforce {
+            self.judge.on_result(
+                run.probe,
+                f.finished,
+                status,
+                st.consecutive,
+                reason.as_deref(),
+                st.failing_since,
+            );
+        }
         let result = ProbeResult {
             header,
             probe_name: Arc::clone(&st.name),
@@ -565,14 +639,18 @@ impl<S: Sink> Scheduler<S> {
     }
 
     fn wall(&self, at: Instant) -> Timestamp {
-        let (mono, wall) = self.anchor;
-        let t = if at >= mono {
-            wall + (at - mono)
-        } else {
-            wall - (mono - at)
-        };
-        Timestamp::from_system_time(t)
+        wall_at(self.anchor, at)
     }
+}
+
+/// The wall time of `at`, from a (monotonic, wall) anchor pair.
+fn wall_at((mono, wall): (Instant, SystemTime), at: Instant) -> Timestamp {
+    let t = if at >= mono {
+        wall + (at - mono)
+    } else {
+        wall - (mono - at)
+    };
+    Timestamp::from_system_time(t)
 }
 
 fn micros(d: Duration) -> u64 {
@@ -581,12 +659,12 @@ fn micros(d: Duration) -> u64 {
 
 /// Wheel ticks (µs since `epoch`) of a deadline, rounded up so that a timer
 /// never fires before its instant.
-fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
+pub(super) fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
     let d = at.saturating_duration_since(epoch);
     micros(d) + u64::from(d.subsec_nanos() % 1000 != 0)
 }
 
 /// Wheel ticks of the current time, rounded down.
-fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
+pub(super) fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
     micros(now.saturating_duration_since(epoch))
 }

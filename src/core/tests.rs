@@ -13,7 +13,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::*;
-use crate::event::Event;
+use crate::event::{Event, Verdict};
 use crate::vocab::{Mode, RunnerOutcome, Status};
 
 /// A bounded channel stand-in: holds at most `capacity` unread events.
@@ -185,6 +185,7 @@ impl Sim {
                 self.s.handle_finished(d.finished(start, finish, outcome));
                 progressed = true;
             }
+            self.s.handle_timeout(now);
             self.s.flush();
             if self.consume {
                 self.seen.extend(self.s.sink_mut().buf.drain(..));
@@ -278,7 +279,7 @@ fn g1_topology_precedes_every_event_of_its_generation() {
 }
 
 #[test]
-fn g1_rejection_is_the_only_event_and_nothing_runs() {
+fn g1_rejection_and_its_verdict_are_the_only_events_and_nothing_runs() {
     let mut sim = Sim::new(Config::default());
     sim.reset("r1", TWO);
     sim.run_until(secs(5));
@@ -287,10 +288,18 @@ fn g1_rejection_is_the_only_event_and_nothing_runs() {
     assert_eq!(g, 2);
     sim.run_until(secs(100));
     let after: Vec<_> = sim.seen[before..].iter().collect();
-    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after.len(), 2, "{after:?}");
     let Event::DeclarationsRejected(r) = after[0] else {
         panic!("expected a rejection, got {:?}", after[0]);
     };
+    let Event::RolloutVerdict(v) = after[1] else {
+        panic!("expected the verdict, got {:?}", after[1]);
+    };
+    assert_eq!((v.verdict, v.decided), (Verdict::Rejected, false));
+    assert_eq!(
+        v.reason,
+        "declarations rejected: line 3 column 5: expected `:`"
+    );
     assert_eq!(r.reason, "line 3 column 5: expected `:`");
     assert_eq!(r.path, "/test/health-checks.json");
     assert_eq!(&*r.header.rollout_id, "r2");
@@ -318,7 +327,7 @@ fn g2_results_of_an_older_generation_are_discarded() {
         sim.seen
             .iter()
             .filter(|e| e.generation() == 1)
-            .all(|e| e.name() == "topologyDeclared"),
+            .all(|e| matches!(e.name(), "topologyDeclared" | "rolloutVerdict")),
         "no result of generation 1 may be emitted"
     );
 }
@@ -866,7 +875,8 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
             "topologyDeclared",
             "probeObservedFirst",
             "probeFailureFirst",
-            "probeResult"
+            "probeResult",
+            "rolloutVerdict"
         ]
     );
     let r = sim.results("p");
@@ -1063,3 +1073,5 @@ fn one_wake_up_hands_over_every_run_due_in_the_lead_window() {
     );
     assert_eq!(handed, (3..10).map(secs).collect::<Vec<_>>());
 }
+
+mod verdict;

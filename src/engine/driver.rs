@@ -129,6 +129,7 @@ impl Driver {
             self.take_results();
             let now = clock::mono_now();
             self.dispatch_due(now);
+            self.judge(now);
             let wake_at = self.send_events(now, &mut retry);
             if self.sleep(wake_at, &mut events).is_break() {
                 return self.shutdown();
@@ -178,6 +179,16 @@ impl Driver {
         let core = &mut self.core;
         self.pool
             .submit_all(std::iter::from_fn(|| core.poll_dispatch(now)));
+    }
+
+    /// Lets the core fire the verdict's alarms and emit a changed verdict,
+    /// and posts it for `Engine::verdict` (only when it changed: nothing per
+    /// run).
+    fn judge(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        if let Some(v) = self.core.take_verdict() {
+            self.board.post(v);
+        }
     }
 
     /// Sends waiting events without blocking (G9); returns when to wake
