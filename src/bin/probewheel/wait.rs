@@ -63,7 +63,7 @@ impl WaitRule {
         Some(match v {
             Some(v) if v.soak_ends_at.is_some() => {
                 let end = v.soak_ends_at.map_or(0, |t| t.unix_micros());
-                format!("soak {} s left of {total} s", secs_left(end - now_us))
+                format!("soak {} s left", secs_left(end - now_us))
             }
             Some(v) if v.verdict == Verdict::Healthy => format!("soak {total} s done"),
             _ => format!("soak {total} s not started"),
@@ -98,10 +98,7 @@ impl Rule for WaitRule {
                 .map_or(self.deadline_at_us, |t| t.unix_micros());
             let left = secs_left(at - now_us);
             if left > 0 {
-                title.push_str(&format!(
-                    ", deadline in {left} s (of {} s)",
-                    self.deadline.as_secs()
-                ));
+                title.push_str(&format!(", deadline in {left} s"));
             } else {
                 title.push_str(&format!(
                     ", deadline of {} s passed",

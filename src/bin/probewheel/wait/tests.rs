@@ -88,7 +88,7 @@ fn the_header_counts_down_the_deadline_and_the_soak() {
     assert_eq!(
         r.header(&v, now),
         [
-            "rollout ? (generation 2): pending, deadline in 288 s (of 300 s), soak 30 s not started",
+            "rollout ? (generation 2): pending, deadline in 288 s, soak 30 s not started",
             "waiting for the first verdict"
         ]
     );
@@ -100,13 +100,13 @@ fn the_header_counts_down_the_deadline_and_the_soak() {
     assert_eq!(
         r.header(&v, now),
         [
-            "rollout stable@abc (generation 2): pending, deadline in 18 s (of 300 s), soak 6 s left of 30 s",
+            "rollout stable@abc (generation 2): pending, deadline in 18 s, soak 6 s left",
             "awaiting api (soak)"
         ]
     );
     assert_eq!(
         r.header(&v, us(T0) + 31_000_000)[0],
-        "rollout stable@abc (generation 2): pending, deadline of 300 s passed, soak 0 s left of 30 s"
+        "rollout stable@abc (generation 2): pending, deadline of 300 s passed, soak 0 s left"
     );
     v.observe(&verdict(
         2,
