@@ -123,7 +123,11 @@ impl View {
             if let Some(f) = v.failing.iter().find(|f| &*f.probe_name == name) {
                 return format!("failing: {}", f.failure_reason);
             }
-            if let Some(a) = v.awaiting.iter().find(|a| &*a.probe_name == name) {
+            // A result newer than the verdict outdates its "no result".
+            let awaited = v.awaiting.iter().find(|a| {
+                &*a.probe_name == name && !(a.why == Awaiting::NoResult && row.status.is_some())
+            });
+            if let Some(a) = awaited {
                 return match a.why {
                     Awaiting::NoResult => "awaiting its first result".into(),
                     Awaiting::StartupGrace => match &row.reason {

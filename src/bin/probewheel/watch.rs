@@ -153,15 +153,17 @@ impl<R: Rule> Watch<R> {
                     };
                     let changed = self.view.observe(&ev);
                     let outcome = self.rule.observe(&ev, &self.view);
-                    match self.style {
-                        Style::Json => output::write_line(out, &ev)?,
-                        Style::Live => self.dirty |= changed,
-                        Style::Plain if changed => self.append(out)?,
-                        Style::Plain => {}
+                    if self.style == Style::Json {
+                        output::write_line(out, &ev)?;
                     }
                     if let Some(o) = outcome {
                         self.close(out, &o.line)?;
                         return Ok(Ended::Done(o));
+                    }
+                    match self.style {
+                        Style::Live => self.dirty |= changed,
+                        Style::Plain if changed => self.append(out)?,
+                        _ => {}
                     }
                 },
                 recv(stop) -> sig => match sig {
@@ -263,7 +265,11 @@ impl<R: Rule> Watch<R> {
                 return Ok(());
             }
             Style::Live => self.draw(out)?,
-            Style::Plain => self.append(out)?,
+            Style::Plain => {
+                // The closing line says the verdict: not twice.
+                self.status = Some(line.to_owned());
+                self.append(out)?
+            }
         }
         writeln!(out, "{line}")?;
         out.flush()
@@ -331,3 +337,6 @@ pub(crate) fn signal_name(sig: i32) -> String {
         n => format!("signal {n}"),
     }
 }
+
+#[cfg(test)]
+mod tests;
