@@ -72,12 +72,19 @@ impl WaitRule {
 }
 
 impl Rule for WaitRule {
-    fn observe(&mut self, ev: &Event, _view: &View) -> Option<Outcome> {
+    fn observe(&mut self, ev: &Event, view: &View) -> Option<Outcome> {
         match ev {
             Event::RolloutVerdict(v) if v.header.generation == self.generation && v.is_final() => {
+                let line = match (v.verdict, view.rejected()) {
+                    // The file and why, as the rejection said it.
+                    (Verdict::Rejected, Some((path, reason))) => {
+                        format!("rejected: {}: {}", one_line(path), one_line(reason))
+                    }
+                    _ => verdict_line(v),
+                };
                 Some(Outcome {
                     code: exit_code(v),
-                    line: verdict_line(v),
+                    line,
                 })
             }
             _ => None,
@@ -86,13 +93,18 @@ impl Rule for WaitRule {
 
     fn header(&self, view: &View, now_us: i64) -> Vec<String> {
         let v = view.verdict();
+        let rejected = view.rejected().is_some();
+        let verdict = match v {
+            Some(v) => v.verdict.as_str(),
+            None if rejected => Verdict::Rejected.as_str(),
+            None => Verdict::Pending.as_str(),
+        };
         let mut title = format!(
-            "rollout {} (generation {}): {}",
+            "rollout {} (generation {}): {verdict}",
             one_line(view.rollout().unwrap_or("?")),
             view.generation(),
-            v.map_or("pending", |v| v.verdict.as_str())
         );
-        if v.is_none_or(|v| !v.decided) {
+        if !rejected && v.is_none_or(|v| !v.decided) {
             let at = v
                 .and_then(|v| v.deadline_at)
                 .map_or(self.deadline_at_us, |t| t.unix_micros());

@@ -11,7 +11,9 @@
 //!   cleared to its end), at most five times a second, and once a second
 //!   while a countdown runs; then the closing line below it.
 //! - `Plain`: `--format text` when stdout is not a terminal: lines appended
-//!   only when a probe's row or the verdict changes; then the closing line.
+//!   only when a probe's row or the verdict changed (compared once the
+//!   channel has nothing more, so a burst is one change); then the closing
+//!   line.
 //!
 //! Being the only writer, it is the only thread a stdout that stalls can
 //! hold up: the main thread still takes signals and ends the process.
@@ -122,7 +124,7 @@ struct Watch<R> {
     /// Lines of the live table on the screen now.
     drawn: usize,
     last_draw: Option<Instant>,
-    /// The live table is behind the view.
+    /// The screen (live) or the appended lines (plain) are behind the view.
     dirty: bool,
     /// Plain style: the header was printed.
     title_shown: bool,
@@ -160,10 +162,8 @@ impl<R: Rule> Watch<R> {
                         self.close(out, &o.line)?;
                         return Ok(Ended::Done(o));
                     }
-                    match self.style {
-                        Style::Live => self.dirty |= changed,
-                        Style::Plain if changed => self.append(out)?,
-                        _ => {}
+                    if self.style != Style::Json {
+                        self.dirty |= changed;
                     }
                 },
                 recv(stop) -> sig => match sig {
@@ -176,13 +176,19 @@ impl<R: Rule> Watch<R> {
                 },
                 recv(redraw) -> _ => self.draw(out)?,
             }
+            // Nothing more to take: show the batch as one change.
             if events.is_empty() {
-                if self.style == Style::Live && self.dirty {
-                    if self.next_draw().is_some_and(|t| t <= crate::run::now()) {
-                        self.draw(out)?;
+                match self.style {
+                    Style::Live => {
+                        if self.next_draw().is_some_and(|t| t <= crate::run::now()) {
+                            self.draw(out)?;
+                        }
                     }
-                } else {
-                    out.flush()?;
+                    Style::Plain if self.dirty => {
+                        self.append(out)?;
+                        out.flush()?;
+                    }
+                    _ => out.flush()?,
                 }
             }
         }
@@ -234,6 +240,7 @@ impl<R: Rule> Watch<R> {
     /// Plain style: the header once, then the rows and the status that
     /// changed.
     fn append(&mut self, out: &mut impl Write) -> io::Result<()> {
+        self.dirty = false;
         if !self.title_shown && self.view.rollout().is_some() {
             self.title_shown = true;
             let header = self.rule.header(&self.view, crate::run::wall_now_us());

@@ -147,3 +147,35 @@ fn an_interrupt_says_what_was_pending() {
         "interrupted by SIGTERM before a final verdict (pending: awaiting api (startupGrace))"
     );
 }
+
+#[test]
+fn a_rejected_file_is_named_in_the_closing_line() {
+    let mut r = rule(0);
+    let mut v = view();
+    v.observe(&ev(
+        json!({"event": "declarationsRejected", "seq": 1, "rolloutId": "r",
+        "generation": 2, "path": "/etc/x.json", "reason": "line 1 column 22: trailing comma"}),
+    ));
+    assert_eq!(
+        r.header(&v, us(T0))[0],
+        "rollout r (generation 2): rejected"
+    );
+    let out = r.observe(
+        &verdict(
+            2,
+            "rejected",
+            false,
+            "declarations rejected: line 1 column 22: trailing comma",
+            &[],
+            &[],
+        ),
+        &v,
+    );
+    assert_eq!(
+        out,
+        Some(Outcome {
+            code: 2,
+            line: "rejected: /etc/x.json: line 1 column 22: trailing comma".into()
+        })
+    );
+}

@@ -25,16 +25,38 @@ fn watch(style: Style) -> Watch<WaitRule> {
 }
 
 /// Runs the thread's loop over `events` (the channel then closes): how it
-/// ended and what it wrote.
+/// ended and what it wrote. Either every event comes on its own (a
+/// zero-capacity channel: the loop finds nothing more after each), or all
+/// of them wait in the channel as one burst.
 fn pump(style: Style, events: &[Event]) -> (Ended, String) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for e in events {
-        tx.send(e.clone()).unwrap();
+    pump_as(style, events, false)
+}
+
+fn pump_as(style: Style, events: &[Event], burst: bool) -> (Ended, String) {
+    let (tx, rx) = if burst {
+        crossbeam_channel::unbounded()
+    } else {
+        crossbeam_channel::bounded(0)
+    };
+    let events = events.to_vec();
+    let mut sender = Some(std::thread::spawn(move || {
+        for e in events {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    }));
+    if burst {
+        sender.take().unwrap().join().unwrap();
     }
-    drop(tx);
     let (_stop_tx, stop_rx) = crossbeam_channel::bounded(1);
     let mut out = Vec::new();
     let end = watch(style).pump(&mut out, &rx, &stop_rx).unwrap();
+    // The sender stops at the first event nobody takes any more.
+    drop(rx);
+    if let Some(s) = sender {
+        s.join().unwrap();
+    }
     (end, String::from_utf8(out).unwrap())
 }
 
@@ -100,6 +122,18 @@ fn plain_text_appends_only_what_changed_and_ends_with_the_verdict() {
         ]
     );
     assert!(!out.contains('\x1b'));
+
+    // A burst is one change: only its outcome is shown.
+    let (_, out) = pump_as(Style::Plain, &story(), true);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1..],
+        [
+            "  api    enforce  pass",
+            "  web    enforce  fail    failing: status 503",
+            "unhealthy: web: status 503",
+        ]
+    );
 }
 
 #[test]
