@@ -466,3 +466,43 @@ fn once_text_shows_each_probe_and_ends_with_the_tally() {
         "{text}"
     );
 }
+
+#[test]
+fn run_prints_verdicts_with_its_soak_and_deadline() {
+    let dir = TempDir::new("cli-run-verdict");
+    let path = dir.write(
+        "c.json",
+        r#"{"api": {"kind": "exec", "mode": "enforce", "startupGraceSeconds": 60, "command": ["false"]},
+            "ok": {"kind": "exec", "mode": "enforce", "command": ["true"]}}"#,
+    );
+    let mut run = Running::start(&[
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--soak",
+        "30",
+        "--deadline",
+        "1",
+    ]);
+    let lines = run.until(Duration::from_secs(10), |v| {
+        v["event"] == "rolloutVerdict" && v["decided"] == true
+    });
+    let first = lines
+        .iter()
+        .find(|v| v["event"] == "rolloutVerdict")
+        .unwrap();
+    assert_eq!(first["verdict"], "pending", "{first}");
+    assert!(first.get("deadlineAt").is_some(), "{first}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["verdict"], "unhealthy", "{last}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("deadline of 1 s passed"),
+        "{last}"
+    );
+    run.send("shutdown");
+    let (code, stderr) = run.wait(Duration::from_secs(5));
+    assert_eq!(code, 0, "{stderr}");
+}
