@@ -21,6 +21,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
+use probewheel::engine::ErrorKind;
 use probewheel::{Builder, Event};
 
 struct Opts {
@@ -83,7 +84,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 match &event {
                     Event::ProbeResult(r) => {
                         let reason = r.failure_reason.as_deref().unwrap_or("");
-                        println!("agent: result {} {} {:?} {reason}", r.probe_name, r.mode, r.status);
+                        println!("agent: result {} {} {} {reason}", r.probe_name, r.mode, r.status);
                     }
                     // Only the verdict of the generation our latest reset
                     // started; an older rollout's straggler is skipped.
@@ -101,12 +102,14 @@ fn main() -> Result<(), Box<dyn Error>> {
                 generation = engine.reset(&format!("demo@{rollout}"))?;
                 println!("agent: reset to rollout demo@{rollout}");
             },
-            recv(heartbeat) -> _ => {
-                let s = engine.stats()?;
-                println!(
+            recv(heartbeat) -> _ => match engine.stats() {
+                Ok(s) => println!(
                     "agent: heartbeat generation={} probes={} results={} events={} p99_lateness_us={}",
                     s.generation, s.probes, s.results, s.events_sent, s.lateness_p99_us
-                );
+                ),
+                // Running, but slow to answer (a long reset): skip a beat.
+                Err(e) if e.kind() == ErrorKind::Busy => println!("agent: heartbeat skipped: {e}"),
+                Err(e) => return Err(e.into()),
             },
             recv(deadline) -> _ => break,
         }

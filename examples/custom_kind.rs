@@ -18,6 +18,12 @@
 //!   or a shutdown): [`RunContext::sleep`] waits and says whether that
 //!   happened.
 //!
+//! A kind that runs a program need not write its own kill-on-cancel:
+//! `probewheel::runner::Command` runs it the way `exec` probes run theirs
+//! (a process group of its own, killed whole, grandchildren included, at
+//! its timeout and when the run is cancelled) and hands back its exit
+//! status and stderr tail.
+//!
 //! ```sh
 //! cargo run --example custom_kind -- [--config PATH] [--seconds N]
 //! ```

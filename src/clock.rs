@@ -1,9 +1,13 @@
-//! Wall-clock timestamps and the only place that reads the clocks.
+//! Wall-clock timestamps ([`Timestamp`], the type of every time in an
+//! event), and the only place in probewheel that reads the clocks.
 //!
-//! The scheduling core never reads a clock: it is handed `now`. The driver
-//! (the engine thread and the worker pool) reads the clocks through
-//! `mono_now` and `wall_now` so that the rule "clocks are read in one
-//! place" can be checked by grepping.
+//! A custom check that needs the time asks its
+//! [`RunContext::now`](crate::RunContext::now).
+
+// The scheduling core never reads a clock: it is handed `now`. The driver
+// (the engine thread and the worker pool) reads the clocks through
+// `mono_now` and `wall_now`, so that the rule "clocks are read in one
+// place" can be checked by grepping (and clippy.toml enforces it).
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -8,6 +8,7 @@
 //! (`decl::Mode`, `runner::{Status, SubResult, RunnerOutcome}`).
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +26,8 @@ pub enum Mode {
 
 impl Mode {
     /// Parses a mode string; unknown strings are `None` (the caller decides
-    /// that they mean [`Mode::Enforce`]).
+    /// what they mean: in a declaration, [`Mode::Enforce`]). For an error
+    /// that says what is accepted, use [`str::parse`] ([`FromStr`]).
     pub fn from_name(s: &str) -> Option<Mode> {
         match s {
             "enforce" => Some(Mode::Enforce),
@@ -51,6 +53,26 @@ impl fmt::Display for Mode {
     }
 }
 
+/// Strict: only `enforce`, `observe` and `disabled`. (A declaration reads
+/// an unknown mode as [`Mode::Enforce`]; that rule is the declaration's,
+/// see [`Declaration::mode`](crate::Declaration::mode).)
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::Mode;
+/// assert_eq!("observe".parse::<Mode>(), Ok(Mode::Observe));
+/// let err = "Enforce".parse::<Mode>().unwrap_err();
+/// assert_eq!(err.to_string(), r#"unknown mode "Enforce": expected enforce, observe or disabled"#);
+/// ```
+impl FromStr for Mode {
+    type Err = ParseModeError;
+
+    fn from_str(s: &str) -> Result<Mode, ParseModeError> {
+        Mode::from_name(s).ok_or_else(|| ParseModeError(Unknown::new(s)))
+    }
+}
+
 /// Pass or fail; there is no third status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +81,116 @@ pub enum Status {
     Pass,
     /// The probe failed; the outcome carries a reason.
     Fail,
+}
+
+impl Status {
+    /// The name as written in events: `pass` or `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Only `pass` and `fail`, as written in events.
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::Status;
+/// assert_eq!("fail".parse::<Status>(), Ok(Status::Fail));
+/// assert_eq!(Status::Pass.to_string(), "pass");
+/// let err = "ok".parse::<Status>().unwrap_err();
+/// assert_eq!(err.to_string(), r#"unknown status "ok": expected pass or fail"#);
+/// ```
+impl FromStr for Status {
+    type Err = ParseStatusError;
+
+    fn from_str(s: &str) -> Result<Status, ParseStatusError> {
+        match s {
+            "pass" => Ok(Status::Pass),
+            "fail" => Ok(Status::Fail),
+            _ => Err(ParseStatusError(Unknown::new(s))),
+        }
+    }
+}
+
+/// A string that is not a [`Mode`]: its `Display` names it and the
+/// accepted ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseModeError(Unknown);
+
+impl ParseModeError {
+    /// The string that was refused (cut to its first 64 bytes, on a
+    /// character boundary).
+    pub fn input(&self) -> &str {
+        &self.0.shown
+    }
+}
+
+impl fmt::Display for ParseModeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt("mode", "enforce, observe or disabled", f)
+    }
+}
+
+impl std::error::Error for ParseModeError {}
+
+/// A string that is not a [`Status`]: its `Display` names it and the
+/// accepted ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseStatusError(Unknown);
+
+impl ParseStatusError {
+    /// The string that was refused (cut to its first 64 bytes, on a
+    /// character boundary).
+    pub fn input(&self) -> &str {
+        &self.0.shown
+    }
+}
+
+impl fmt::Display for ParseStatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt("status", "pass or fail", f)
+    }
+}
+
+impl std::error::Error for ParseStatusError {}
+
+/// Longest part of a refused word kept in its error.
+const SHOWN_INPUT_BYTES: usize = 64;
+
+/// A refused word, cut so that an error stays one short line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unknown {
+    shown: String,
+    cut: bool,
+}
+
+impl Unknown {
+    fn new(input: &str) -> Unknown {
+        let shown = &input[..boundary_at_most(input, SHOWN_INPUT_BYTES)];
+        Unknown {
+            shown: shown.to_owned(),
+            cut: shown.len() < input.len(),
+        }
+    }
+
+    fn fmt(&self, what: &str, accepted: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let more = if self.cut { "..." } else { "" };
+        write!(
+            f,
+            "unknown {what} {:?}{more}: expected {accepted}",
+            self.shown
+        )
+    }
 }
 
 /// One row of an evidence probe's `subResults`.
@@ -187,13 +319,17 @@ fn truncate_reason(mut reason: String) -> String {
 
 /// Cuts `s` to at most `limit` bytes, on a character boundary.
 fn cut_at_boundary(s: &mut String, limit: usize) {
-    if s.len() > limit {
-        let mut cut = limit;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+    s.truncate(boundary_at_most(s, limit));
+}
+
+/// The length of the longest prefix of `s` of at most `limit` bytes that
+/// ends on a character boundary.
+fn boundary_at_most(s: &str, limit: usize) -> usize {
+    let mut cut = s.len().min(limit);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
     }
+    cut
 }
 
 #[cfg(test)]
@@ -235,6 +371,47 @@ mod tests {
         let forged = format!("{}{TRUNCATED}", "a".repeat(600));
         let cut = truncate_reason(forged);
         assert_eq!(cut, format!("{}{TRUNCATED}", "a".repeat(512)));
+    }
+
+    #[test]
+    fn mode_and_status_print_and_parse_as_written_in_files_and_events() {
+        for m in [Mode::Enforce, Mode::Observe, Mode::Disabled] {
+            assert_eq!(m.to_string().parse::<Mode>(), Ok(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.to_string().as_str());
+        }
+        for st in [Status::Pass, Status::Fail] {
+            assert_eq!(st.to_string().parse::<Status>(), Ok(st));
+            assert_eq!(serde_json::to_value(st).unwrap(), st.to_string().as_str());
+        }
+    }
+
+    #[test]
+    fn parsing_is_strict_and_the_error_names_what_is_accepted() {
+        // Unlike a declaration, which reads an unknown mode as enforce.
+        for bad in ["", "Enforce", " observe", "enforec"] {
+            let err = bad.parse::<Mode>().unwrap_err();
+            assert_eq!(err.input(), bad);
+            assert_eq!(
+                err.to_string(),
+                format!("unknown mode {bad:?}: expected enforce, observe or disabled")
+            );
+        }
+        let err = "PASS".parse::<Status>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"unknown status "PASS": expected pass or fail"#
+        );
+        // A long input is cut on a character boundary and marked.
+        let long = format!("{}é{}", "a".repeat(63), "b".repeat(10_000));
+        let err = long.parse::<Status>().unwrap_err();
+        assert_eq!(err.input(), "a".repeat(63));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "unknown status {:?}...: expected pass or fail",
+                "a".repeat(63)
+            )
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Fake, TempDir, collect_until, results};
+use probewheel::event::Verdict;
 use probewheel::{Builder, Event, Mode, Status};
 
 const DECLS: &str = r#"{
@@ -75,12 +76,15 @@ fn topology_first_lifecycle_before_results_disabled_never_runs() {
         assert_eq!(e.generation(), 1);
     }
     // G3 per probe.
+    // G14: the verdict right behind the topology.
+    assert_eq!(events[1].name(), "rolloutVerdict");
     let mut per_probe: HashMap<&str, Vec<&Event>> = HashMap::new();
     for e in &events[1..] {
-        per_probe
-            .entry(e.probe_name().unwrap())
-            .or_default()
-            .push(e);
+        let Some(probe) = e.probe_name() else {
+            assert_eq!(e.name(), "rolloutVerdict");
+            continue;
+        };
+        per_probe.entry(probe).or_default().push(e);
     }
     for (probe, evs) in &per_probe {
         assert_eq!(evs[0].name(), "probeObservedFirst", "{probe}");
@@ -178,6 +182,11 @@ fn missing_file_declares_zero_probes_and_a_bad_file_is_rejected() {
         panic!("{ev:?}")
     };
     assert!(t.probes.is_empty());
+    let ev = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let Event::RolloutVerdict(v) = &ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(v.verdict, Verdict::Healthy, "no enforce probe: healthy");
 
     std::fs::write(&path, "{\n  \"a\": {\n    \"kind\" \"tcp\"\n  }\n}").unwrap();
     engine.reset("r2").unwrap();
@@ -187,7 +196,12 @@ fn missing_file_declares_zero_probes_and_a_bad_file_is_rejected() {
     };
     assert_eq!(r.reason, "line 3 column 12: expected `:`");
     assert_eq!(r.path, path.display().to_string());
-    assert_eq!((r.header.seq, r.header.generation), (2, 2));
+    assert_eq!((r.header.seq, r.header.generation), (3, 2));
+    let ev = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let Event::RolloutVerdict(v) = &ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((v.verdict, v.header.generation), (Verdict::Rejected, 2));
 
     // The file is fixed: the next reset reads it again.
     std::fs::write(

@@ -143,7 +143,7 @@ fn agent_gates_two_rollouts_and_reports_a_heartbeat() {
     assert!(pending1 < healthy1);
     assert!(
         lines.iter().any(|l| l.starts_with(
-            "agent: result missing-tool observe Fail exec probe: exit code 3, expected 0"
+            "agent: result missing-tool observe fail exec probe: exit code 3, expected 0"
         )),
         "{text}"
     );

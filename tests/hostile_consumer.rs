@@ -93,12 +93,28 @@ fn a_consumer_that_stalls_again_and_again_loses_nothing() {
             stalls += 1;
         }
     }
+    // What may follow the last result: the verdict it changed. Read until
+    // the engine has nothing more to send.
+    let settled = wait_until(Duration::from_secs(10), || {
+        events.extend(rx.try_iter());
+        let s = engine.stats().unwrap();
+        s.backlog == 0 && s.last_seq == events.len() as u64
+    });
+    assert!(settled, "{:?}", engine.stats().unwrap());
     let stats = engine.stats().unwrap();
     engine.shutdown().unwrap();
     let rest: Vec<Event> = rx.try_iter().collect();
     assert!(
         rest.is_empty(),
         "events after everything was accounted for: {rest:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .rev()
+            .take_while(|e| e.name() != "probeResult")
+            .all(|e| e.name() == "rolloutVerdict"),
+        "only a verdict may follow the last result"
     );
     assert!(stalls >= 3, "only {stalls} stalls");
 

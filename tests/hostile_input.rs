@@ -124,6 +124,10 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
         ]),
         "evidencePath" => one_of(vec![json!("/nonexistent/evidence.json"), json!("")]),
         "maxAgeSeconds" => (0u64..100).prop_map(|n| json!(n)).boxed(),
+        "failureThreshold" | "successThreshold" => (0u64..120).prop_map(|n| json!(n)).boxed(),
+        "startupGraceSeconds" | "initialDelaySeconds" => {
+            (0u64..100_000).prop_map(|n| json!(n)).boxed()
+        }
         "headers" => one_of(vec![
             json!({}),
             json!({"X-A": "b", "Host": "h"}),

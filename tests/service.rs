@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, wait_until};
+use common::{TempDir, prometheus, wait_until};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_probewheel");
@@ -659,13 +659,6 @@ fn check_escapes_names_and_reports_repeats_and_encodings() {
 
 #[test]
 fn metrics_file_is_prometheus_text_replaced_atomically() {
-    let python = Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output();
-    assert!(
-        python.is_ok_and(|o| o.status.success()),
-        "needs python3 with prometheus-client: `python3 -m pip install --user prometheus-client` (.ci/run does it)"
-    );
     let dir = TempDir::new("svc-metrics");
     let config = dir.write(
         "c.json",
@@ -682,44 +675,63 @@ fn metrics_file_is_prometheus_text_replaced_atomically() {
         results += usize::from(is(v, "probeResult"));
         results == 2
     });
-    let script = r#"
-import sys
-from prometheus_client.parser import text_string_to_metric_families
-fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
-def one(name, **labels):
-    got = [s.value for s in fams[name].samples if all(s.labels.get(k) == v for k, v in labels.items())]
-    assert len(got) == 1, (name, labels, got)
-    return got[0]
-assert one("probewheel_probe_success", probe="up", kind="exec", mode="enforce") == 1
-assert one("probewheel_probe_success", probe='we"ird\\name', kind="exec", mode="observe") == 0
-assert one("probewheel_probe_duration_seconds", probe="up") > 0
-assert one("probewheel_probe_lateness_seconds", probe="up") >= 0
-assert one("probewheel_probe_last_run_timestamp_seconds", probe="up") > 1.7e9
-assert one("probewheel_generation") == 1
-assert fams["probewheel_events_coalesced"].type == "counter"
-assert one("probewheel_events_dropped", reason="reset") == 0
-print("ok")
-"#;
-    let mut last = String::new();
-    let parsed = wait_until(Duration::from_secs(10), || {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&prom)
-            .output()
-            .unwrap();
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.status.success()
+    // The file follows the events by up to a second: wait for both rows.
+    let mut read = Err("not written yet".to_owned());
+    wait_until(Duration::from_secs(10), || {
+        read = std::fs::read_to_string(&prom)
+            .map_err(|e| e.to_string())
+            .and_then(|text| prometheus::parse(&text).map(|m| (text, m)));
+        read.as_ref()
+            .is_ok_and(|(_, m)| m.samples("probewheel_probe_success").count() == 2)
     });
-    assert!(
-        parsed,
-        "metrics file: {last}\n{}",
-        std::fs::read_to_string(&prom).unwrap_or_default()
+    let (text, m) = read.unwrap_or_else(|e| {
+        panic!(
+            "metrics file: {e}\n{}",
+            std::fs::read_to_string(&prom).unwrap_or_default()
+        )
+    });
+    let one = |name: &str, labels: &[(&str, &str)]| {
+        m.one(name, labels)
+            .unwrap_or_else(|e| panic!("{e}\nin:\n{text}"))
+    };
+    let success = "probewheel_probe_success";
+    let up = [("probe", "up")];
+    assert_eq!(
+        one(
+            success,
+            &[("probe", "up"), ("kind", "exec"), ("mode", "enforce")]
+        ),
+        1.0
     );
+    let weird = [
+        ("probe", r#"we"ird\name"#),
+        ("kind", "exec"),
+        ("mode", "observe"),
+    ];
+    assert_eq!(one(success, &weird), 0.0);
+    assert!(one("probewheel_probe_duration_seconds", &up) > 0.0);
+    assert!(one("probewheel_probe_lateness_seconds", &up) >= 0.0);
+    assert!(one("probewheel_probe_last_run_timestamp_seconds", &up) > 1.7e9);
+    assert_eq!(one("probewheel_generation", &[]), 1.0);
+    assert_eq!(one("probewheel_probes", &[]), 2.0);
+    assert_eq!(
+        one("probewheel_events_dropped_total", &[("reason", "reset")]),
+        0.0
+    );
+    assert_eq!(
+        m.family("probewheel_events_coalesced_total")
+            .map(|f| f.kind()),
+        Some(prometheus::MetricType::Counter)
+    );
+    for f in &m.families {
+        assert!(f.help.is_some() && f.typed.is_some(), "{}: {text}", f.name);
+    }
+    // The same reader refuses this very file with one series repeated.
+    let first = text.lines().find(|l| !l.starts_with('#')).unwrap();
+    let doubled = text.replacen(first, &format!("{first}\n{first}"), 1);
+    let err = prometheus::parse(&doubled).unwrap_err();
+    assert!(err.contains("duplicate series"), "{err}");
+
     // Written by rename: no temporary file stays behind.
     let names: Vec<String> = std::fs::read_dir(&dir.0)
         .unwrap()
@@ -853,11 +865,11 @@ fn run_raises_the_open_files_limit_to_the_hard_limit() {
 #[test]
 fn the_example_unit_passes_systemd_analyze_verify() {
     let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
-        println!("skipped: systemd-analyze is not installed");
+        common::skipped("systemd-analyze is not installed, the example unit is not verified");
         return;
     };
     if !probe.status.success() {
-        println!("skipped: systemd-analyze does not run here");
+        common::skipped("systemd-analyze does not run here, the example unit is not verified");
         return;
     }
     let unit = std::fs::read_to_string(concat!(

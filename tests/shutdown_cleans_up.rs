@@ -132,6 +132,10 @@ fn a_check_that_ignores_cancellation_cannot_hold_shutdown() {
         rx.recv_timeout(Duration::from_secs(5)).unwrap().name(),
         "topologyDeclared"
     );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().name(),
+        "rolloutVerdict"
+    );
     // Wait until the hanging check is running on a worker (handed over is
     // not enough: a job not started yet is skipped at shutdown).
     assert!(wait_until(Duration::from_secs(5), || {

@@ -183,6 +183,7 @@ impl<S: Sink> Outbox<S> {
     pub(crate) fn flush(&mut self) -> usize {
         let mut sent = 0;
         while let Some(pending) = self.queue.pop_front() {
+            let folded_verdict = matches!(pending, Pending::Verdict);
             let (probe, event) = match pending {
                 Pending::Event(p, e) => (p, e),
                 Pending::Result(p) => match self.slots[p as usize].result.take() {
@@ -208,7 +209,7 @@ impl<S: Sink> Outbox<S> {
                     self.queue.push_front(Pending::Result(p));
                     break;
                 }
-                Err(Event::RolloutVerdict(v)) => {
+                Err(Event::RolloutVerdict(v)) if folded_verdict => {
                     self.verdict = Some(Box::new(v));
                     self.queue.push_front(Pending::Verdict);
                     break;

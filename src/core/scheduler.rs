@@ -401,9 +401,19 @@ impl<S: Sink> Scheduler<S> {
         let Some(v) = self.judge.poll_verdict(now, header, |t| wall_at(anchor, t)) else {
             return;
         };
+        let first = self
+            .verdict
+            .as_ref()
+            .is_none_or(|old| old.header.generation != v.header.generation);
         self.verdict = Some(v.clone());
         self.verdict_taken = false;
-        self.outbox.push_verdict(v);
+        if first {
+            // Right behind the topology, never folded away: a consumer
+            // learns the rules' first answer before any result.
+            self.outbox.push_event(None, Event::RolloutVerdict(v));
+        } else {
+            self.outbox.push_verdict(v);
+        }
     }
 
     /// Takes the generation's probes and emits its topology (G1).

@@ -873,6 +873,7 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
         names,
         [
             "topologyDeclared",
+            "rolloutVerdict",
             "probeObservedFirst",
             "probeFailureFirst",
             "probeResult",
@@ -884,7 +885,7 @@ fn g9_coalesced_result_after_a_new_failure_edge_keeps_order() {
         (r[0].tick, r[0].status, r[0].coalesced),
         (3, Status::Fail, 3)
     );
-    let Event::ProbeFailureFirst(ff) = &sim.seen[2] else {
+    let Event::ProbeFailureFirst(ff) = &sim.seen[3] else {
         unreachable!()
     };
     assert_eq!(Some(ff.first_failed_at), r[0].failing_since);

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 #[cfg(test)]
 mod tests;
 
-pub use crate::vocab::Mode;
+pub use crate::vocab::{Mode, ParseModeError};
 
 /// Largest declarations file accepted, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -429,6 +429,50 @@ impl Declaration {
                 v,
             )),
         }
+    }
+
+    /// An optional array of strings (`[]` included); any other value, or an
+    /// element that is not a string, is an error naming the field (and the
+    /// element).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::Declaration;
+    ///
+    /// let d = Declaration::from_value(
+    ///     "p",
+    ///     serde_json::json!({"kind": "k", "mode": "observe", "tags": ["a", "b"], "bad": ["a", 1]}),
+    /// );
+    /// assert_eq!(d.str_array("tags"), Ok(Some(vec!["a", "b"])));
+    /// assert_eq!(d.str_array("absent"), Ok(None));
+    /// let err = d.str_array("bad").unwrap_err();
+    /// assert_eq!(err.field(), "bad");
+    /// assert_eq!(err.problem(), "expected an array of strings, element 1 is 1");
+    /// ```
+    pub fn str_array(&self, field: &str) -> Result<Option<Vec<&str>>, FieldError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        let Value::Array(items) = v else {
+            return Err(expected(field, "an array of strings", v));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(s.as_str()),
+                // As written (cut), so that `["true"]` and `"true"` differ.
+                other => Err(FieldError::new(
+                    field,
+                    format!(
+                        "expected an array of strings, element {i} is {}",
+                        other.to_string().chars().take(40).collect::<String>()
+                    ),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// An optional signed integer field within `min..=max`.

@@ -289,3 +289,41 @@ fn other_encodings_are_rejected_naming_the_encoding() {
         "line 2 column 7: file is not valid UTF-8 (byte 0xE9 at offset 8)"
     );
 }
+
+#[test]
+fn str_array_reads_an_array_of_strings_and_names_the_field_otherwise() {
+    let d = one(
+        r#"{"p": {"kind": "k", "mode": "observe", "argv": ["a", "", "é"], "empty": [],
+            "nothing": null, "text": "a b", "mixed": ["a", false], "nested": ["a", ["true"]],
+            "obj": {"a": 1}}}"#,
+    );
+    assert_eq!(d.str_array("argv"), Ok(Some(vec!["a", "", "é"])));
+    assert_eq!(d.str_array("empty"), Ok(Some(vec![])));
+    assert_eq!(d.str_array("nothing"), Ok(None));
+    assert_eq!(d.str_array("absent"), Ok(None));
+    let problem = |field: &str| {
+        let e = d.str_array(field).unwrap_err();
+        assert_eq!(e.field(), field);
+        e.problem().to_owned()
+    };
+    assert_eq!(
+        problem("text"),
+        r#"expected an array of strings, got "a b""#
+    );
+    assert_eq!(
+        problem("obj"),
+        "expected an array of strings, got an object"
+    );
+    assert_eq!(
+        problem("mixed"),
+        "expected an array of strings, element 1 is false"
+    );
+    assert_eq!(
+        problem("nested"),
+        r#"expected an array of strings, element 1 is ["true"]"#
+    );
+    assert_eq!(
+        d.str_array("mixed").unwrap_err().to_string(),
+        "invalid declaration: field `mixed`: expected an array of strings, element 1 is false"
+    );
+}

@@ -5,12 +5,16 @@ mod blocking;
 mod board;
 mod driver;
 mod pool;
+mod rollout;
+#[cfg(test)]
+mod tests;
 mod timer;
 mod wake;
 mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
 pub use self::board::WaitError;
+pub use self::rollout::{MAX_ROLLOUT_ID_BYTES, validate_rollout_id};
 
 use std::fmt;
 use std::io;
@@ -19,11 +23,13 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::check::{self, Finding};
 use crate::clock;
 use crate::core::{Config, Scheduler};
+use crate::decl::Declarations;
 use crate::event::{Event, RolloutVerdict};
 use crate::runner::{CancelState, Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
@@ -57,6 +63,10 @@ pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+
+/// How long [`Engine::stats`] waits for the engine thread before it fails
+/// with [`ErrorKind::Busy`].
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Configures and starts an [`Engine`].
 ///
@@ -151,7 +161,7 @@ impl Builder {
 
     /// Uses declarations made in code at every reset (no size limit: the
     /// 1 MiB cap is for files).
-    pub fn declarations(mut self, decls: crate::Declarations) -> Builder {
+    pub fn declarations(mut self, decls: Declarations) -> Builder {
         self.source = Source::Parsed(decls);
         self
     }
@@ -198,22 +208,50 @@ impl Builder {
         self
     }
 
-    /// Registers (or replaces) a probe kind.
+    /// Registers (or replaces) a probe kind. The last call for a kind wins,
+    /// [`Builder::host_key`] and [`Builder::hostname`] included (they
+    /// replace `evidence`).
     pub fn runner(mut self, kind: impl Into<String>, runner: impl Runner) -> Builder {
         self.registry.insert(kind, runner);
         self
     }
 
-    /// The OpenSSH public key that evidence signatures are checked against.
+    /// The OpenSSH public key that evidence signatures are checked against
+    /// (default `/etc/ssh/ssh_host_ed25519_key.pub`). Registers the
+    /// `evidence` kind with it at once, so [`Builder::registry`] is what
+    /// the engine runs. Without the `evidence` feature it does nothing.
     pub fn host_key(mut self, path: impl Into<PathBuf>) -> Builder {
         self.host_key = Some(path.into());
+        self.register_evidence();
         self
     }
 
     /// The host name that evidence must carry (default: the OS host name).
+    /// Registers the `evidence` kind with it at once, as
+    /// [`Builder::host_key`] does.
     pub fn hostname(mut self, name: impl Into<String>) -> Builder {
         self.hostname = Some(name.into());
+        self.register_evidence();
         self
+    }
+
+    /// Replaces the `evidence` kind with one for the host key and host name
+    /// set so far (defaults for the one not set).
+    fn register_evidence(&mut self) {
+        #[cfg(feature = "evidence")]
+        {
+            use crate::runner::evidence::{DEFAULT_HOST_KEY, EvidenceRunner};
+            let key = self
+                .host_key
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HOST_KEY.into());
+            let host = self
+                .hostname
+                .clone()
+                .unwrap_or_else(crate::runner::os_hostname);
+            self.registry
+                .insert("evidence", EvidenceRunner::new(key, host));
+        }
     }
 
     /// Prefix of the engine's thread names: `<prefix>-engine` and
@@ -262,15 +300,23 @@ impl Builder {
         self
     }
 
-    /// The kinds this builder would register (for `probewheel check`).
+    /// The kinds the engine will run: after [`Builder::build`],
+    /// [`Engine::registry`] is this registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// Lints declarations as the engine built from this builder would read
+    /// them: with its kinds ([`Builder::registry`]) and its minimum
+    /// interval. This is what `probewheel check` prints; see
+    /// [`check::check`].
+    pub fn check(&self, decls: &Declarations) -> Vec<Finding> {
+        check::check(decls, &self.registry, self.min_interval)
+    }
+
     /// Starts the engine thread and the worker pool. The engine runs no
     /// probe until the first [`Engine::reset`].
-    #[cfg_attr(not(feature = "evidence"), allow(unused_mut))]
-    pub fn build(mut self) -> Result<(Engine, Receiver<Event>), EngineError> {
+    pub fn build(self) -> Result<(Engine, Receiver<Event>), EngineError> {
         if self.workers == 0 {
             return Err(EngineError::config("workers must be at least 1"));
         }
@@ -281,21 +327,6 @@ impl Builder {
             return Err(EngineError::config(
                 "minimum interval must be at least 1 ms",
             ));
-        }
-        #[cfg(feature = "evidence")]
-        if self.host_key.is_some() || self.hostname.is_some() {
-            let key = self
-                .host_key
-                .take()
-                .unwrap_or_else(|| crate::runner::evidence::DEFAULT_HOST_KEY.into());
-            let host = self
-                .hostname
-                .take()
-                .unwrap_or_else(crate::runner::os_hostname);
-            self.registry.insert(
-                "evidence",
-                crate::runner::evidence::EvidenceRunner::new(key, host),
-            );
         }
         if self.child_subreaper {
             set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
@@ -344,6 +375,8 @@ impl Builder {
         let now = clock::mono_now();
         let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
         let board = Arc::new(VerdictBoard::default());
+        // The runners are shared: the engine's copy is what the driver runs.
+        let registry = self.registry.clone();
         let driver = Driver {
             board: Arc::clone(&board),
             poll,
@@ -367,6 +400,8 @@ impl Builder {
             board,
             resets: std::sync::Mutex::new(0),
             thread: Some(thread),
+            registry,
+            min_interval: self.min_interval,
         };
         Ok((engine, events_rx))
     }
@@ -399,6 +434,8 @@ pub struct Engine {
     /// sending, so that generations follow the order of the commands.
     resets: std::sync::Mutex<u64>,
     thread: Option<JoinHandle<()>>,
+    registry: Registry,
+    min_interval: Duration,
 }
 
 impl fmt::Debug for Engine {
@@ -420,6 +457,7 @@ impl Engine {
     /// generation: they never answer for an older one (events of the older
     /// generation may still be in the channel).
     pub fn reset(&self, rollout_id: &str) -> Result<u64, EngineError> {
+        validate_rollout_id(rollout_id)?;
         let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
         self.send(Command::Reset(rollout_id.to_owned()))?;
         *resets += 1;
@@ -452,12 +490,57 @@ impl Engine {
         self.board.wait_final(generation, timeout)
     }
 
-    /// Counters and lateness percentiles, from the engine thread.
+    /// Counters and lateness percentiles, from the engine thread: waits at
+    /// most [`STATS_TIMEOUT`] (see [`Engine::stats_timeout`]).
     pub fn stats(&self) -> Result<Stats, EngineError> {
+        self.stats_timeout(STATS_TIMEOUT)
+    }
+
+    /// Counters and lateness percentiles, waiting at most `timeout` for the
+    /// engine thread, which answers between two turns of its loop.
+    ///
+    /// Fails with [`ErrorKind::Busy`] when the thread is running but has
+    /// not answered in time (its answer to this request is then dropped;
+    /// later requests may succeed), and with [`ErrorKind::Stopped`] when
+    /// the thread is gone.
+    pub fn stats_timeout(&self, timeout: Duration) -> Result<Stats, EngineError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Command::Stats(tx))?;
-        rx.recv_timeout(Duration::from_secs(5))
-            .map_err(|_| EngineError::stopped())
+        await_reply(&rx, timeout, || {
+            self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        })
+    }
+
+    /// The kinds this engine runs: the [`Builder::registry`] it was built
+    /// from, with the same runners.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Lints declarations as this engine reads them: with its kinds and its
+    /// minimum interval (what `probewheel check` prints; see
+    /// [`check::check`]). The engine thread is not involved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::{Builder, RunnerOutcome, decl, runner::FnRunner};
+    ///
+    /// let (engine, _events) = Builder::new()
+    ///     .declarations_json("{}")
+    ///     .runner("noop", FnRunner::new(|_| RunnerOutcome::pass()))
+    ///     .build()?;
+    /// let decls = decl::parse(br#"{
+    ///     "a": {"kind": "noop", "mode": "enforce"},
+    ///     "b": {"kind": "nope", "mode": "enforce"}
+    /// }"#).unwrap();
+    /// let findings = engine.check(&decls);
+    /// assert_eq!(findings.len(), 1);
+    /// assert_eq!(findings[0].to_string(), "error: b: kind: unknown probe kind 'nope'");
+    /// # Ok::<(), probewheel::EngineError>(())
+    /// ```
+    pub fn check(&self, decls: &Declarations) -> Vec<Finding> {
+        check::check(decls, &self.registry, self.min_interval)
     }
 
     /// Stops the engine: cancels every run, kills `exec` children, stops
@@ -480,7 +563,7 @@ impl Engine {
         let joined = thread.join();
         // Also when the engine thread panicked: waiters must not hang.
         self.board.close();
-        joined.map_err(|_| EngineError::new(ErrorKind::Panicked))
+        joined.map_err(|_| EngineError::new(Repr::Panicked))
     }
 
     fn send(&self, cmd: Command) -> Result<(), EngineError> {
@@ -514,7 +597,8 @@ pub struct Stats {
     pub probes: u64,
     /// Timer entries in the wheel.
     pub timers: u64,
-    /// Times the engine thread woke from `poll`.
+    /// Times the engine thread woke from its wait (for a deadline, a
+    /// command or a finished run).
     pub wakeups: u64,
     /// Runs handed to the pool.
     pub dispatched: u64,
@@ -551,61 +635,149 @@ pub struct Stats {
 }
 
 /// The engine could not do what was asked. (A failing probe is never an
-/// error: it is an event.)
+/// error: it is an event.) [`EngineError::kind`] says which case it is,
+/// as [`std::io::Error::kind`] does.
+///
+/// # Examples
+///
+/// ```
+/// use probewheel::Builder;
+/// use probewheel::engine::ErrorKind;
+///
+/// let (engine, _events) = Builder::new().declarations_json("{}").build()?;
+/// let err = engine.reset("two words").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidRolloutId);
+/// match engine.stats() {
+///     Ok(stats) => assert_eq!(stats.generation, 0),
+///     Err(e) if e.kind() == ErrorKind::Busy => { /* ask again later */ }
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), probewheel::EngineError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct EngineError {
-    kind: ErrorKind,
+    repr: Repr,
+}
+
+/// The kind of an [`EngineError`]. More kinds may be added: match with a
+/// `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A [`Builder`] setting is out of range.
+    Config,
+    /// The OS refused something the engine needs to start (a thread, a
+    /// poll instance, a timer); the error's
+    /// [`source`](std::error::Error::source) is the [`io::Error`].
+    Io,
+    /// The engine thread is gone: shut down, or stopped on a fatal error.
+    Stopped,
+    /// The engine thread is running but did not answer in time (see
+    /// [`Engine::stats_timeout`]): it is busy, for example with a reset that
+    /// prepares many probes, or with a [`Runner::prepare`] that blocks. It
+    /// may answer a later request.
+    Busy,
+    /// [`Engine::reset`] was given a rollout id that breaks the rule of
+    /// [`validate_rollout_id`]; nothing was changed.
+    InvalidRolloutId,
+    /// The engine thread panicked ([`Engine::shutdown`]).
+    Panicked,
 }
 
 #[derive(Debug)]
-enum ErrorKind {
+enum Repr {
     Config(&'static str),
     Io(&'static str, io::Error),
     Stopped,
+    Busy(Duration),
+    InvalidRolloutId(String),
     Panicked,
 }
 
 impl EngineError {
-    fn new(kind: ErrorKind) -> Self {
-        EngineError { kind }
+    fn new(repr: Repr) -> Self {
+        EngineError { repr }
     }
 
     fn config(msg: &'static str) -> Self {
-        EngineError::new(ErrorKind::Config(msg))
+        EngineError::new(Repr::Config(msg))
     }
 
     fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
-        move |e| EngineError::new(ErrorKind::Io(what, e))
+        move |e| EngineError::new(Repr::Io(what, e))
     }
 
     fn stopped() -> Self {
-        EngineError::new(ErrorKind::Stopped)
+        EngineError::new(Repr::Stopped)
+    }
+
+    fn busy(waited: Duration) -> Self {
+        EngineError::new(Repr::Busy(waited))
+    }
+
+    pub(crate) fn invalid_rollout_id(reason: String) -> Self {
+        EngineError::new(Repr::InvalidRolloutId(reason))
+    }
+
+    /// Which case this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self.repr {
+            Repr::Config(_) => ErrorKind::Config,
+            Repr::Io(..) => ErrorKind::Io,
+            Repr::Stopped => ErrorKind::Stopped,
+            Repr::Busy(_) => ErrorKind::Busy,
+            Repr::InvalidRolloutId(_) => ErrorKind::InvalidRolloutId,
+            Repr::Panicked => ErrorKind::Panicked,
+        }
     }
 
     /// The engine thread is gone (shut down, or it stopped on a fatal
-    /// error).
+    /// error): `kind() == ErrorKind::Stopped`. A [busy](ErrorKind::Busy)
+    /// engine is not stopped.
     pub fn is_stopped(&self) -> bool {
-        matches!(self.kind, ErrorKind::Stopped)
+        self.kind() == ErrorKind::Stopped
     }
 }
 
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ErrorKind::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
-            ErrorKind::Io(what, e) => write!(f, "cannot {what}: {e}"),
-            ErrorKind::Stopped => f.write_str("the engine has stopped"),
-            ErrorKind::Panicked => f.write_str("the engine thread panicked"),
+        match &self.repr {
+            Repr::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
+            Repr::Io(what, e) => write!(f, "cannot {what}: {e}"),
+            Repr::Stopped => f.write_str("the engine has stopped"),
+            Repr::Busy(waited) => write!(
+                f,
+                "the engine is busy: it is running but did not answer within {waited:?}"
+            ),
+            Repr::InvalidRolloutId(reason) => f.write_str(reason),
+            Repr::Panicked => f.write_str("the engine thread panicked"),
         }
     }
 }
 
 impl std::error::Error for EngineError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Io(_, e) => Some(e),
+        match &self.repr {
+            Repr::Io(_, e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// What a request to the engine thread ended with: its answer, or why there
+/// is none. Busy or stopped is told apart by whether the thread still runs
+/// (`alive`), asked only when the answer did not come.
+fn await_reply<T>(
+    reply: &Receiver<T>,
+    timeout: Duration,
+    alive: impl FnOnce() -> bool,
+) -> Result<T, EngineError> {
+    match reply.recv_timeout(timeout) {
+        Ok(answer) => Ok(answer),
+        // The engine dropped the request unanswered: its thread has ended.
+        Err(RecvTimeoutError::Disconnected) => Err(EngineError::stopped()),
+        Err(RecvTimeoutError::Timeout) if alive() => Err(EngineError::busy(timeout)),
+        Err(RecvTimeoutError::Timeout) => Err(EngineError::stopped()),
     }
 }

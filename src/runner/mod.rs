@@ -8,6 +8,12 @@
 //! return when [`RunContext::is_cancelled`] turns true (a reset or a
 //! shutdown): the engine discards the outcome anyway, and shutdown only waits
 //! one second for runs to return.
+//!
+//! A check that runs a command uses [`Command`]: the `exec` kind's process
+//! handling (a process group of its own, killed whole at the end, on a
+//! timeout and on cancellation; never a shell), with a typed
+//! [`CommandOutput`] that [`CommandOutput::outcome`] turns into the `exec`
+//! kind's outcome.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::decl::{Declaration, FieldError};
-pub use crate::vocab::{MAX_REASON_BYTES, RunnerOutcome, Status, SubResult};
+pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status, SubResult};
 
 #[cfg(feature = "evidence")]
 pub mod evidence;
 pub(crate) mod exec;
+pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
 pub(crate) mod machine;
 pub(crate) mod tcp;
@@ -42,6 +49,10 @@ pub trait Runner: Send + Sync + 'static {
 }
 
 /// One prepared probe, run at every tick on a worker thread.
+///
+/// A check that starts a process should run it with [`Command`], which
+/// kills the command's whole process group (grandchildren included) at its
+/// timeout and when the run is cancelled, and reaps it before returning.
 pub trait Check: Send + Sync + 'static {
     /// Runs the probe once. A failing probe is a [`RunnerOutcome::fail`],
     /// never a panic (a panic is caught and reported as a failure all the
@@ -231,7 +242,8 @@ impl<'a> RunContext<'a> {
     }
 
     /// True once the run's result can no longer be used (reset or
-    /// shutdown): return promptly, and kill anything the run started.
+    /// shutdown): return promptly, and kill anything the run started
+    /// ([`Command::run`] does both for a command).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled(self.generation)
     }

@@ -1,11 +1,16 @@
 //! The transport layer: what every network probe kind stands on.
 //!
-//! Name resolution ([`Resolve`], and the bounded resolver pool that runs
-//! it off the workers), non-blocking connects (`dial`), the byte stream
-//! of a connection (`stream`) and TLS sessions over it (`tls`, feature
-//! `tls`), all driven by a worker's poll loop. Like mio's `sys`, this is
-//! the one place that talks to the socket API: `tcp` and `http` use it,
-//! and none of them opens a socket itself.
+//! Name resolution ([`Resolve`], run off the workers by a bounded pool of
+//! resolver threads), non-blocking connects, the byte stream of a
+//! connection and TLS sessions over it (feature `tls`), all driven by a
+//! worker's poll loop. The `tcp` and `http` kinds open no socket
+//! themselves. Only [`Resolve`] and [`SystemResolver`] are public: a
+//! [`Builder::resolver`](crate::Builder::resolver) replaces how names are
+//! looked up.
+
+// Inside: `dial` (connects), `stream` (a connection's bytes) and `tls`
+// (sessions over a stream). Like mio's `sys`, this is the one place that
+// talks to the socket API.
 
 pub(crate) mod dial;
 pub(crate) mod resolve;

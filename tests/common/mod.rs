@@ -1,9 +1,11 @@
 //! Shared helpers of the end-to-end tests: temp dirs, bounded waits, a
-//! fault-injecting runner, and process checks. Every wait has a deadline;
-//! nothing asserts on a fixed sleep.
+//! fault-injecting runner, process checks, and a strict Prometheus text
+//! reader. Every wait has a deadline; nothing asserts on a fixed sleep.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,17 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Tells the person running the tests that the current test skipped its
+/// check, and why. Written to stderr directly: libtest swallows what a
+/// passing test prints with `println!`, so a skip said that way is never
+/// seen.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
@@ -357,6 +370,10 @@ pub fn running_in(dir: &Path) -> Vec<ProcStat> {
 /// - G6/G7: `tick` of result n = tick of result n-1 + 1 + `skippedTicks`
 ///   + `coalesced` (the first: `skippedTicks + coalesced`).
 /// - G8: a `runOnce` probe has one result per generation, for tick 0.
+/// - G14: every generation sends a `rolloutVerdict` right after its
+///   topology (or rejection); a verdict names only enforce probes of its
+///   own topology, sorted, and is `rejected` exactly when the file was;
+///   `decided` never turns false within a generation.
 #[derive(Debug)]
 pub struct Guarantees {
     pub min_interval: Duration,
@@ -376,6 +393,10 @@ pub struct Guarantees {
     rollout: String,
     declared: std::collections::HashMap<String, probewheel::Mode>,
     probes: std::collections::HashMap<String, ProbeTrack>,
+    /// The generation was rejected; its verdicts so far; decided yet.
+    rejected: bool,
+    verdicts: u64,
+    decided: bool,
 }
 
 #[derive(Debug, Default)]
@@ -414,6 +435,9 @@ impl Guarantees {
             rollout: String::new(),
             declared: Default::default(),
             probes: Default::default(),
+            rejected: false,
+            verdicts: 0,
+            decided: false,
         }
     }
 
@@ -460,6 +484,9 @@ impl Guarantees {
             self.rollout = e.rollout_id().to_owned();
             self.declared.clear();
             self.probes.clear();
+            self.rejected = matches!(e, Event::DeclarationsRejected(_));
+            self.verdicts = 0;
+            self.decided = false;
             if let Event::TopologyDeclared(t) = e {
                 let names: Vec<&str> = t.probes.iter().map(|p| &*p.probe_name).collect();
                 if names.windows(2).any(|w| w[0] >= w[1]) {
@@ -476,6 +503,15 @@ impl Guarantees {
         }
         if e.rollout_id() != self.rollout {
             return Err(format!("rollout id changed within generation {g}"));
+        }
+        if let Event::RolloutVerdict(v) = e {
+            return self.check_verdict(v);
+        }
+        if self.verdicts == 0 {
+            return Err(format!(
+                "G14: {} before the generation's first verdict",
+                e.name()
+            ));
         }
         let name = e.probe_name().expect("per-probe event");
         match self.declared.get(name) {
@@ -661,5 +697,48 @@ impl Guarantees {
             other => return Err(format!("unchecked event {}", other.name())),
         }
         Ok(())
+    }
+
+    fn check_verdict(&mut self, v: &probewheel::RolloutVerdict) -> Result<(), String> {
+        use probewheel::Mode;
+        use probewheel::event::Verdict;
+        self.verdicts += 1;
+        if (v.verdict == Verdict::Rejected) != self.rejected {
+            return Err("G14: verdict rejected iff the file was".into());
+        }
+        if self.decided && !v.decided {
+            return Err("G14: decided turned false".into());
+        }
+        self.decided = v.decided;
+        if matches!(v.verdict, Verdict::Healthy | Verdict::Unhealthy) && !v.decided {
+            return Err("G14: a healthy or unhealthy verdict that is not decided".into());
+        }
+        let names = v
+            .failing
+            .iter()
+            .map(|f| &*f.probe_name)
+            .chain(v.awaiting.iter().map(|a| &*a.probe_name));
+        for name in names {
+            if self.declared.get(name) != Some(&Mode::Enforce) {
+                return Err(format!(
+                    "G14: {name} is not an enforce probe of the topology"
+                ));
+            }
+        }
+        let sorted = |names: Vec<&str>| names.windows(2).all(|w| w[0] < w[1]);
+        if !sorted(v.failing.iter().map(|f| &*f.probe_name).collect())
+            || !sorted(v.awaiting.iter().map(|a| &*a.probe_name).collect())
+        {
+            return Err("G14: verdict lists not sorted by name".into());
+        }
+        match v.verdict {
+            Verdict::Healthy if !v.failing.is_empty() || !v.awaiting.is_empty() => {
+                Err("G14: healthy with failing or awaited probes".into())
+            }
+            Verdict::Pending if v.failing.is_empty() && v.awaiting.is_empty() => {
+                Err("G14: pending with nothing awaited".into())
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -51,9 +51,6 @@ Exit 3 (any command): stdout was closed or full.";
 /// Largest `--events-capacity`: the channel's slots are reserved up front.
 pub(crate) const MAX_EVENTS_CAPACITY: u64 = 65536;
 
-/// Longest rollout id, in bytes.
-pub(crate) const MAX_ROLLOUT_ID: usize = 256;
-
 /// `wait`'s deadline when `--deadline` is not given.
 pub(crate) const DEFAULT_WAIT_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -232,25 +229,10 @@ fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
-/// Checks a rollout id: 1-256 bytes of printable ASCII, no spaces (it is
-/// copied into every event).
+/// Checks a rollout id by the library's rule (the one `Engine::reset`
+/// applies): 1-256 bytes of printable ASCII, no spaces.
 pub(crate) fn rollout_id(id: &str) -> Result<String, String> {
-    if id.is_empty() {
-        return Err("a rollout id must not be empty".into());
-    }
-    if id.len() > MAX_ROLLOUT_ID {
-        return Err(format!(
-            "a rollout id is at most {MAX_ROLLOUT_ID} bytes, got {} bytes",
-            id.len()
-        ));
-    }
-    if let Some(bad) = id.bytes().find(|b| !b.is_ascii_graphic()) {
-        return Err(format!(
-            "a rollout id is printable ASCII without spaces; got byte {:?} in {}",
-            [bad].escape_ascii().to_string(),
-            crate::stdin::quote(id.as_bytes())
-        ));
-    }
+    probewheel::engine::validate_rollout_id(id).map_err(|e| e.to_string())?;
     Ok(id.to_owned())
 }
 

@@ -396,7 +396,8 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let findings = check::check(&decls, builder(opts).registry(), opts.min_interval);
+    // The builder `run` starts: its kinds, host key and floor.
+    let findings = builder(opts).check(&decls);
     for f in &findings {
         writeln!(out, "{f}")?;
     }

@@ -509,12 +509,48 @@ fn g9_a_verdict_waiting_for_room_is_replaced_by_the_newest_after_the_results() {
     sim.s.sink_mut().capacity = 100;
     sim.pump();
     let names: Vec<&str> = sim.seen.iter().map(Event::name).collect();
+    // The generation's first verdict behind the topology, then only the
+    // newest, behind the results.
+    assert_eq!(names[1], "rolloutVerdict");
     assert_eq!(names.last(), Some(&"rolloutVerdict"));
-    assert_eq!(names.iter().filter(|n| **n == "rolloutVerdict").count(), 1);
+    assert_eq!(names.iter().filter(|n| **n == "rolloutVerdict").count(), 2);
     let v = sim.last_verdict();
     assert_eq!((v.verdict, v.decided), (Verdict::Healthy, true));
     // seq has no gaps.
     for (i, e) in sim.seen.iter().enumerate() {
         assert_eq!(e.seq(), i as u64 + 1);
+    }
+}
+
+#[test]
+fn g14_the_first_verdict_stays_behind_its_topology_while_the_consumer_is_behind() {
+    // The sink holds one unread event: the topology goes, the first
+    // verdict waits, then results and newer verdicts pile up behind it.
+    let mut sim = Sim::new(Config::default()).script(failing_at(&[1]));
+    sim.s.sink_mut().capacity = 1;
+    sim.consume = false;
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "x", "mode": "enforce", "intervalSeconds": 5}}"#,
+    );
+    sim.run_until(secs(1));
+    // The reader takes one event at a time.
+    for _ in 0..3 {
+        sim.seen.extend(sim.s.sink_mut().buf.drain(..));
+        sim.run_until(sim.now - sim.t0 + secs(5));
+    }
+    sim.consume = true;
+    sim.s.sink_mut().capacity = 100;
+    sim.pump();
+    let names: Vec<&str> = sim.seen.iter().map(Event::name).collect();
+    assert_eq!(
+        &names[..3],
+        ["topologyDeclared", "rolloutVerdict", "probeObservedFirst"],
+        "{names:?}"
+    );
+    let mut g = 0;
+    for e in &sim.seen {
+        assert_eq!(e.seq(), g + 1);
+        g = e.seq();
     }
 }

@@ -384,6 +384,44 @@ fn malformed_key_lines_are_refused() {
     assert!(reason(&r).contains("malformed OpenSSH public key"), "{r:?}");
 }
 
+#[test]
+fn the_builders_host_key_and_hostname_are_in_its_registry_at_once() {
+    // `Builder::registry` is what the engine runs (and `check` lints
+    // with), so the evidence settings must be in it before `build`.
+    use crate::Builder;
+    use crate::runner::FnRunner;
+
+    let f = Fixture::new();
+    f.write(&doc(json!([control(
+        "ssh-hardening",
+        true,
+        json!({"nis2": ["21.2.a"]})
+    )])));
+    let cancel = CancelState::default();
+    let run = |b: Builder| {
+        let check = b.registry().prepare(&f.decl(nis2())).unwrap();
+        check.run(&RunContext::for_test(&cancel))
+    };
+    // Either order: the second setter keeps what the first one set.
+    for b in [
+        Builder::new().host_key(&f.key_path).hostname(HOST),
+        Builder::new().hostname(HOST).host_key(&f.key_path),
+    ] {
+        let outcome = run(b);
+        assert_eq!(outcome.status(), Pass, "{outcome:?}");
+    }
+    let elsewhere = run(Builder::new().host_key(&f.key_path).hostname("web-2"));
+    assert!(
+        reason(&elsewhere).contains(r#"!= "web-2" (this host)"#),
+        "{elsewhere:?}"
+    );
+    // The last registration of the kind wins.
+    let replaced = run(Builder::new()
+        .host_key(&f.key_path)
+        .runner("evidence", FnRunner::new(|_| RunnerOutcome::fail("mine"))));
+    assert_eq!(replaced.reason(), Some("mine"));
+}
+
 // ---------------------------------------------------------------------------
 // Content
 

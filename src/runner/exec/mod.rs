@@ -38,12 +38,13 @@
 //! A descendant that leaves the group (`setsid`, `setpgid`) escapes the
 //! kill; only a cgroup could contain it. When probewheel itself is killed,
 //! only the leader is killed with it (see [`spawn`]).
+//!
+//! A custom check runs a command with the same machinery through the
+//! public [`Command`] ([`command`]), and turns its [`CommandOutput`] into
+//! these same reasons with [`CommandOutput::outcome`].
 
-use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -51,12 +52,17 @@ use crate::decl::{Declaration, FieldError, expected};
 use crate::runner::machine::{self, Machine, Run};
 use crate::runner::{Check, MAX_REASON_BYTES, RunContext, Runner, RunnerOutcome};
 
+mod command;
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod machine_tests;
 mod run;
 mod spawn;
 #[cfg(test)]
 mod tests;
+
+pub use command::{Command, CommandEnd, CommandOutput};
 
 /// `timeoutSecs` when absent.
 pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
@@ -92,56 +98,25 @@ struct ExecProbe {
 /// What a declaration says.
 #[derive(Debug)]
 struct Spec {
-    argv: Vec<String>,
+    argv: Arc<[String]>,
     expect_exit_code: i32,
     timeout_secs: u64,
 }
 
 impl ExecProbe {
     fn from_decl(decl: &Declaration) -> Result<ExecProbe, FieldError> {
-        let argv = parse_command(decl.get("command"))?;
+        let argv = parse_command(decl)?;
         let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?.unwrap_or(0) as i32;
         let timeout_secs = decl
             .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_TIMEOUT_SECS);
         Ok(ExecProbe {
             spec: Arc::new(Spec {
-                argv,
+                argv: argv.into(),
                 expect_exit_code,
                 timeout_secs,
             }),
         })
-    }
-}
-
-impl Spec {
-    /// The outcome of how the run ended.
-    fn judge(&self, end: End, tail: &Tail) -> RunnerOutcome {
-        let head = match end {
-            End::Cancelled => return RunnerOutcome::fail(CANCELLED),
-            End::TimedOut => format!(
-                "{PREFIX}timed out after {} s (process group killed)",
-                self.timeout_secs
-            ),
-            End::Exited(Err(e)) => format!("{PREFIX}wait: {e}"),
-            End::Exited(Ok(status)) => match (status.code(), status.signal()) {
-                (Some(code), _) if code == self.expect_exit_code => {
-                    return RunnerOutcome::pass();
-                }
-                (Some(code), _) => {
-                    format!(
-                        "{PREFIX}exit code {code}, expected {}",
-                        self.expect_exit_code
-                    )
-                }
-                (None, Some(sig)) => format!("{PREFIX}killed by signal {sig}"),
-                (None, None) => format!("{PREFIX}ended with {status}"),
-            },
-        };
-        match with_stderr(head, tail) {
-            (reason, false) => RunnerOutcome::fail(reason),
-            (body, true) => RunnerOutcome::fail_cut(body),
-        }
     }
 }
 
@@ -150,7 +125,13 @@ const CANCELLED: &str = "exec probe: cancelled";
 
 impl Machine for ExecProbe {
     fn start(&self, now: Instant) -> Box<dyn Run> {
-        Box::new(run::ExecRun::new(Arc::clone(&self.spec), now))
+        let expect = self.spec.expect_exit_code;
+        Box::new(run::ExecRun::new(
+            Arc::clone(&self.spec.argv),
+            Duration::from_secs(self.spec.timeout_secs),
+            now,
+            move |output: CommandOutput| output.outcome(expect),
+        ))
     }
 }
 
@@ -161,15 +142,6 @@ impl Check for ExecProbe {
         }
         machine::on_caller::run_to_end(self, ctx)
     }
-}
-
-/// How a run ended.
-#[derive(Debug)]
-enum End {
-    /// The leader exited (the status, or why it could not be read).
-    Exited(io::Result<ExitStatus>),
-    TimedOut,
-    Cancelled,
 }
 
 /// The last [`STDERR_TAIL_BYTES`] bytes of a stream; memory stays bounded
@@ -242,25 +214,17 @@ fn with_stderr(mut head: String, tail: &Tail) -> (String, bool) {
 }
 
 /// `command`: an array of strings, or one string split on ASCII whitespace.
-fn parse_command(value: Option<&Value>) -> Result<Vec<String>, FieldError> {
+fn parse_command(decl: &Declaration) -> Result<Vec<String>, FieldError> {
     const FIELD: &str = "command";
-    let argv: Vec<String> = match value {
+    let argv: Vec<String> = match decl.get(FIELD) {
         None => return Err(FieldError::new(FIELD, "required field is missing")),
         Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(FieldError::new(
-                    FIELD,
-                    format!(
-                        "expected an array of strings, element {i} is {}",
-                        other.to_string().chars().take(40).collect::<String>()
-                    ),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
+        Some(Value::Array(_)) => decl
+            .str_array(FIELD)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         Some(other) => return Err(expected(FIELD, "an array of strings or a string", other)),
     };
     if argv.is_empty() {

@@ -1,7 +1,9 @@
-//! One exec run as a [`Run`]: the leader is waited for through its pidfd
-//! and its stderr through a non-blocking pipe, both on the worker's poll,
-//! so a child that never exits costs two descriptors and a timer entry,
-//! never a thread.
+//! One run of a command as a [`Run`]: the leader is waited for through its
+//! pidfd and its stderr through a non-blocking pipe, both on the worker's
+//! poll, so a child that never exits costs two descriptors and a timer
+//! entry, never a thread. The same machine runs an `exec` probe's command
+//! and a custom check's [`Command`](super::Command) (driven on the check's
+//! own thread); only what it does with the [`CommandOutput`] differs.
 //!
 //! ```text
 //!  Start ──spawn──> Running ──leader exited / deadline / cancel──> Reaping ──> Done
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 use mio::unix::SourceFd;
 
-use super::{CANCELLED, End, PREFIX, Spec, Tail, spawn};
+use super::{CANCELLED, CommandEnd, CommandOutput, Tail, spawn};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Run, Step};
 
@@ -38,6 +40,8 @@ const ORPHAN_STEP: Duration = Duration::from_millis(1);
 /// Longest timer step while waiting for a killed leader to die (a pidfd
 /// event normally comes first).
 const LEADER_STEP_MAX: Duration = Duration::from_secs(1);
+/// The deadline of a run whose timeout does not fit the clock (a century).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// Without a pidfd (kernels before 5.3) the leader is looked at this often.
 const NO_PIDFD_STEP: Duration = Duration::from_millis(10);
 /// Bytes read from stderr per `read(2)`.
@@ -56,11 +60,14 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// A run of an exec probe.
-pub(super) struct ExecRun {
-    spec: Arc<Spec>,
+/// A run of a command: ends in a [`CommandOutput`], which `finish` turns
+/// into the run's outcome.
+pub(super) struct ExecRun<F> {
+    argv: Arc<[String]>,
+    timeout: Duration,
     deadline: Instant,
     state: State,
+    finish: F,
 }
 
 enum State {
@@ -84,38 +91,38 @@ enum Phase {
     /// The group was killed at `at`; `end` is `None` when the leader had
     /// exited by itself.
     Reaping {
-        end: Option<End>,
+        end: Option<CommandEnd>,
         at: Instant,
         leader: Option<io::Result<ExitStatus>>,
     },
 }
 
-impl ExecRun {
-    pub(super) fn new(spec: Arc<Spec>, now: Instant) -> ExecRun {
-        let deadline = now + Duration::from_secs(spec.timeout_secs);
+impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
+    /// A run of `argv` started at `now` that may last `timeout`.
+    pub(super) fn new(argv: Arc<[String]>, timeout: Duration, now: Instant, finish: F) -> Self {
+        // A timeout too long for the clock is as good as none.
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + FOREVER);
         ExecRun {
-            spec,
+            argv,
+            timeout,
             deadline,
             state: State::Start,
+            finish,
         }
+    }
+
+    /// Ends the run with `end` and what stderr left.
+    fn done(&mut self, end: CommandEnd, stderr: Tail) -> Step {
+        self.state = State::Done;
+        let output = CommandOutput::new(Arc::clone(&self.argv), end, stderr, self.timeout);
+        Step::Done((self.finish)(output))
     }
 
     /// Spawns the leader and watches its pidfd and stderr.
     fn start(&mut self, cx: &mut Cx<'_>) -> Result<(), Step> {
-        let child = match spawn::spawn(&self.spec.argv) {
+        let child = match spawn::spawn(&self.argv) {
             Ok(child) => child,
-            Err(e) => {
-                self.state = State::Done;
-                let hint = if e.raw_os_error() == Some(libc::ENOEXEC) {
-                    " (a file without `#!` is not run through a shell)"
-                } else {
-                    ""
-                };
-                return Err(Step::Done(RunnerOutcome::fail(format!(
-                    "{PREFIX}spawn {}: {e}{hint}",
-                    self.spec.argv[0]
-                ))));
-            }
+            Err(e) => return Err(self.done(CommandEnd::SpawnFailed(e), Tail::default())),
         };
         let mut group = ProcessGroup::new(child);
         let stderr = group.child.stderr.take().map(StderrPipe::new);
@@ -199,14 +206,17 @@ impl ExecRun {
         let Phase::Reaping { end, leader, .. } = live.phase else {
             unreachable!()
         };
-        let end = end.unwrap_or_else(|| End::Exited(leader.expect("reaped above")));
-        Step::Done(self.spec.judge(end, &tail))
+        let end = end.unwrap_or_else(|| match leader.expect("reaped above") {
+            Ok(status) => CommandEnd::Exited(status),
+            Err(e) => CommandEnd::WaitFailed(e),
+        });
+        self.done(end, tail)
     }
 }
 
 impl Live {
     /// Kills the group and moves to reaping.
-    fn end(&mut self, end: Option<End>, now: Instant) {
+    fn end(&mut self, end: Option<CommandEnd>, now: Instant) {
         self.group.kill();
         self.phase = Phase::Reaping {
             end,
@@ -216,7 +226,7 @@ impl Live {
     }
 }
 
-impl Run for ExecRun {
+impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
     fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
         let now = cx.now();
         if let State::Start = self.state {
@@ -236,7 +246,7 @@ impl Run for ExecRun {
             if live.group.leader_exited() {
                 live.end(None, now);
             } else if now >= deadline {
-                live.end(Some(End::TimedOut), now);
+                live.end(Some(CommandEnd::TimedOut), now);
             } else if more {
                 return Step::Wait(now);
             } else if live.watched {
@@ -251,14 +261,13 @@ impl Run for ExecRun {
     fn cancel(&mut self, cx: &mut Cx<'_>) -> Step {
         let now = cx.now();
         match &mut self.state {
-            State::Start | State::Done => {
-                self.state = State::Done;
-                Step::Done(RunnerOutcome::fail(CANCELLED))
-            }
+            State::Start => self.done(CommandEnd::Cancelled, Tail::default()),
+            // Called after it ended: harmless, and `finish` is not called twice.
+            State::Done => Step::Done(RunnerOutcome::fail(CANCELLED)),
             State::Live(live) => {
                 match &mut live.phase {
-                    Phase::Running => live.end(Some(End::Cancelled), now),
-                    Phase::Reaping { end, .. } => *end = Some(End::Cancelled),
+                    Phase::Running => live.end(Some(CommandEnd::Cancelled), now),
+                    Phase::Reaping { end, .. } => *end = Some(CommandEnd::Cancelled),
                 }
                 self.reap(cx)
             }

@@ -36,9 +36,20 @@ const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 /// Spawns `argv` as the leader of a new process group, stdin and stdout on
 /// `/dev/null`, stderr on a pipe. A file that is not a valid executable
-/// (no `#!`, say) fails with `ENOEXEC`: "Exec format error".
+/// (no `#!`, say) fails with `ENOEXEC`: "Exec format error"; an empty
+/// `argv` or program with `InvalidInput` (a declaration never has one, a
+/// custom check's `Command` may).
 pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
-    let path = find_program(OsStr::new(&argv[0]), std::env::var_os("PATH"))?;
+    let program = match argv.first() {
+        Some(program) if !program.is_empty() => program,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty command",
+            ));
+        }
+    };
+    let path = find_program(OsStr::new(program), std::env::var_os("PATH"))?;
     let image = Image::new(&path, argv)?;
     let mut cmd = Command::new(&path);
     cmd.stdin(Stdio::null())

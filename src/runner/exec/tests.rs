@@ -392,16 +392,16 @@ fn the_reason_keeps_the_end_of_stderr_within_budget() {
 /// most 512 bytes before it; one that fits is whole and unmarked.
 #[test]
 fn a_cut_reason_ends_in_the_marker_and_an_uncut_one_never_does() {
-    let spec = Spec {
-        argv: vec!["x".into()],
-        expect_exit_code: 0,
-        timeout_secs: 10,
-    };
     let judge = |stderr: &[u8]| {
         let mut tail = Tail::default();
         tail.push(stderr);
-        let out = spec.judge(End::TimedOut, &tail);
-        out.reason().unwrap().to_owned()
+        let output = CommandOutput::new(
+            ["x".to_owned()].into(),
+            CommandEnd::TimedOut,
+            tail,
+            Duration::from_secs(10),
+        );
+        output.outcome(0).reason().unwrap().to_owned()
     };
     let whole = judge(b"short\n");
     assert_eq!(
@@ -458,14 +458,14 @@ fn no_fd_leaks_over_a_batch_of_runs() {
 fn defaults_and_limits() {
     let p = ExecProbe::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
     let c = &p.spec;
-    assert_eq!(c.argv, ["a", "b"]);
+    assert_eq!(*c.argv, ["a", "b"]);
     assert_eq!((c.expect_exit_code, c.timeout_secs), (0, 10));
     let p = ExecProbe::from_decl(&decl(
         json!({"command": ["a b"], "expectExitCode": 255, "timeoutSecs": 86400}),
     ))
     .unwrap();
     let c = &p.spec;
-    assert_eq!(c.argv, ["a b"]);
+    assert_eq!(*c.argv, ["a b"]);
     assert_eq!((c.expect_exit_code, c.timeout_secs), (255, 86400));
 }
 

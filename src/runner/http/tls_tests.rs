@@ -38,9 +38,11 @@ fn assert_pass(out: &RunnerOutcome) {
     assert_eq!(out.status(), Status::Pass, "failed: {:?}", out.reason());
 }
 
+/// The failure reason, which must read as words ([`assert_words`]).
+#[track_caller]
 fn reason(out: &RunnerOutcome) -> &str {
     assert_eq!(out.status(), Status::Fail);
-    out.reason().unwrap()
+    assert_words(out.reason().unwrap())
 }
 
 const OK: &[u8] =
@@ -122,7 +124,8 @@ fn unknown_issuer_names_the_trust_checked_against() {
     assert_eq!(
         reason(&out),
         format!(
-            "http probe: {}: TLS certificate not trusted: unknown issuer (no chain to a CA in caFile {})",
+            "http probe: {}: TLS certificate not trusted: unknown issuer (no chain to a CA in caFile {}); \
+             the certificate is self-signed or issued by a CA that is not there: add the CA that issued it to caFile",
             server.addr,
             other.path().display()
         )
@@ -141,7 +144,8 @@ fn a_certificate_for_another_name_fails_as_a_name_mismatch() {
     assert_eq!(
         reason(&out),
         format!(
-            "http probe: {}: TLS certificate is not valid for name \"localhost\" (it is valid for DnsName(\"other.test\"))",
+            "http probe: {}: TLS certificate is not valid for name \"localhost\" (it is valid for other.test); \
+             set tlsServerName to one of those, or reissue it with \"localhost\" in its subjectAltName",
             server.addr
         )
     );
@@ -231,6 +235,47 @@ fn a_self_signed_certificate_passes_only_with_tls_skip_verify() {
         json!({"url": https_url(&server, "localhost", "/"), "tlsSkipVerify": true}),
     ));
     server.saw();
+}
+
+#[test]
+fn a_ca_certificate_as_the_server_certificate_fails_saying_how_to_make_a_leaf() {
+    // What `openssl req -x509` makes by default: self-signed, CA:TRUE.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = params(&LeafSpec::default());
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let file = TempFile::new(cert.pem().as_bytes());
+    let chain = vec![cert.der().clone()];
+    let server = tls_server(Leaf { chain, key }, OK);
+    let out = run(json!({"url": https_url(&server, "localhost", "/"), "caFile": file.path()}));
+    assert_eq!(
+        reason(&out),
+        format!(
+            "http probe: {}: TLS certificate rejected: the server presents a CA certificate \
+             (basicConstraints CA:TRUE) as its own, and a CA certificate cannot identify a \
+             server; make a leaf certificate signed by a CA (and put that CA in caFile), or add \
+             `-addext basicConstraints=critical,CA:FALSE` to `openssl req -x509`",
+            server.addr
+        )
+    );
+    let _ = server.saw();
+}
+
+#[test]
+fn a_ca_file_cut_short_makes_the_declaration_invalid_in_words() {
+    let pem = ca("probewheel test CA").cert.pem();
+    let file = TempFile::new(&pem.as_bytes()[..pem.len() - 40]);
+    let err = prepare(json!({"url": "https://localhost/", "caFile": file.path()}))
+        .err()
+        .expect("the declaration is invalid");
+    assert_eq!(
+        assert_words(&err),
+        format!(
+            "invalid declaration: field `caFile`: {}: PEM block 1 has no end line \
+             `-----END CERTIFICATE-----` (is the file cut short?)",
+            file.path().display()
+        )
+    );
 }
 
 /// A server that accepts, reads the ClientHello, says so, and then sends
@@ -418,7 +463,12 @@ fn tls_fields_are_validated_at_prepare() {
         ),
     ];
     for (fields, want) in cases {
-        assert_eq!(prepare(fields.clone()).err(), Some(want), "{fields}");
+        assert_eq!(
+            prepare(fields.clone()).err(),
+            Some(want.clone()),
+            "{fields}"
+        );
+        assert_words(&want);
     }
     // Renderers write null for unset fields.
     let nulls = json!({"url": "https://h/", "caFile": null, "tlsServerName": null,

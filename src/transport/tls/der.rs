@@ -53,6 +53,15 @@ pub(crate) fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     })
 }
 
+/// The OID that `bytes` start with, dotted (`1.2.840.10045.4.3.2`): the
+/// algorithm of an AlgorithmIdentifier's contents.
+pub(crate) fn leading_oid(bytes: &[u8]) -> Option<String> {
+    match Reader::new(bytes).next() {
+        Ok((OID, oid)) if !oid.is_empty() => Some(dotted(oid)),
+        _ => None,
+    }
+}
+
 /// `2026-12-05T00:00:00Z`: a certificate date as the failure reasons show it.
 pub(crate) fn format_utc(unix_secs: i64) -> String {
     let micros = unix_secs.saturating_mul(1_000_000);

@@ -1,17 +1,22 @@
 //! Why a TLS connection failed, in the words a failure reason needs.
 //!
 //! rustls reports an `Error` enum made for TLS implementers; a probe's
-//! reader wants to know which of a few things went wrong (DESIGN §2, issue
-//! 14): the handshake did not finish in time, the chain is not trusted,
-//! the name does not match, the certificate is expired or about to be, the
-//! peer does not speak TLS, or it said no with an alert.
+//! reader wants to know which of a few things went wrong: the handshake
+//! did not finish in time, the chain is not trusted, the name does not
+//! match, the certificate is expired or about to be, the peer does not
+//! speak TLS, or it said no with an alert. The failure stays typed here;
+//! `Display` is where it becomes a sentence, and `words` says the rest of
+//! what rustls and webpki can report (never their `Debug` text).
 
 use std::error::Error;
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use rustls::AlertDescription;
+
 use super::der::format_utc;
+use super::words;
 
 /// A failed TLS connection. `Display` gives the reason text; the caller
 /// prefixes it with the probe kind and address.
@@ -48,11 +53,12 @@ pub(crate) enum TlsFail {
         /// Whether notAfter has already passed (seen with `tlsSkipVerify`).
         expired: bool,
     },
-    /// Any other rejection of the certificate (bad signature, wrong usage).
+    /// Any other rejection of the certificate (bad signature, wrong usage),
+    /// in words.
     BadCertificate(String),
     /// The server sent a fatal TLS alert.
-    Alert(String),
-    /// The peer does not speak TLS as expected.
+    Alert(AlertDescription),
+    /// The peer does not speak TLS as expected, in words.
     Protocol(String),
     /// The peer closed the connection before the handshake finished.
     Closed,
@@ -79,7 +85,7 @@ impl TlsFail {
                     presented,
                 } => TlsFail::NameMismatch {
                     expected: expected.to_str().into_owned(),
-                    presented,
+                    presented: presented.iter().map(|p| words::presented_name(p)).collect(),
                 },
                 C::Expired => TlsFail::Expired { not_after: None },
                 C::ExpiredContext { not_after, .. } => TlsFail::Expired {
@@ -89,13 +95,17 @@ impl TlsFail {
                 C::NotValidYetContext { not_before, .. } => TlsFail::NotYetValid {
                     not_before: Some(secs(not_before)),
                 },
-                other => TlsFail::BadCertificate(other.to_string()),
+                other => TlsFail::BadCertificate(words::certificate(&other)),
             },
             rustls::Error::NoCertificatesPresented => {
                 TlsFail::BadCertificate("the server presented no certificate".into())
             }
-            rustls::Error::AlertReceived(alert) => TlsFail::Alert(format!("{alert:?}")),
-            other => TlsFail::Protocol(other.to_string()),
+            rustls::Error::AlertReceived(alert) => TlsFail::Alert(alert),
+            // A webpki error rustls has no variant for is about a certificate.
+            rustls::Error::Other(ref o) if o.0.is::<webpki::Error>() => {
+                TlsFail::BadCertificate(words::error(&e))
+            }
+            other => TlsFail::Protocol(words::error(&other)),
         }
     }
 
@@ -135,35 +145,74 @@ impl fmt::Display for TlsFail {
                     f.write_str(" (no answer to the ClientHello)")
                 }
             }
-            TlsFail::UnknownIssuer { trust } => write!(
-                f,
-                "TLS certificate not trusted: unknown issuer (no chain to a CA in {trust})"
-            ),
+            TlsFail::UnknownIssuer { trust } => {
+                write!(
+                    f,
+                    "TLS certificate not trusted: unknown issuer (no chain to a CA in {trust}); \
+                     the certificate is self-signed or issued by a CA that is not there: "
+                )?;
+                if trust.starts_with("caFile") {
+                    f.write_str("add the CA that issued it to caFile")
+                } else {
+                    f.write_str("set caFile to the CA that issued it")
+                }
+            }
             TlsFail::NameMismatch {
                 expected,
                 presented,
             } => {
                 if expected.is_empty() {
-                    return f.write_str("TLS certificate is not valid for the server name");
+                    return f.write_str(
+                        "TLS certificate is not valid for the server name; reissue it with \
+                         that name in its subjectAltName, or set tlsServerName to a name it has",
+                    );
                 }
                 write!(f, "TLS certificate is not valid for name {expected:?}")?;
                 if presented.is_empty() {
-                    f.write_str(" (it names no DNS name or IP address)")
+                    let kind = if expected.parse::<std::net::IpAddr>().is_ok() {
+                        "IP"
+                    } else {
+                        "DNS"
+                    };
+                    write!(
+                        f,
+                        " (it names no DNS name or IP address in a subjectAltName, and the \
+                         subject's CN is not read); reissue it with subjectAltName {kind}:{expected}"
+                    )
                 } else {
-                    write!(f, " (it is valid for {})", presented.join(", "))
+                    // A reason is cut at 512 bytes: a long list must not push
+                    // the fix out of it.
+                    const SHOWN: usize = 8;
+                    let mut names = presented[..presented.len().min(SHOWN)].join(", ");
+                    if presented.len() > SHOWN {
+                        names.push_str(&format!(" and {} more", presented.len() - SHOWN));
+                    }
+                    write!(
+                        f,
+                        " (it is valid for {names}); set tlsServerName to one of those, or \
+                         reissue it with {expected:?} in its subjectAltName"
+                    )
                 }
             }
             TlsFail::Expired { not_after } => match not_after {
-                Some(t) => write!(f, "TLS certificate expired at {}", format_utc(*t)),
-                None => f.write_str("TLS certificate expired"),
+                Some(t) => write!(
+                    f,
+                    "TLS certificate expired at {}; the server needs a renewed certificate",
+                    format_utc(*t)
+                ),
+                None => f.write_str("TLS certificate expired; the server needs a renewed one"),
             },
             TlsFail::NotYetValid { not_before } => match not_before {
                 Some(t) => write!(
                     f,
-                    "TLS certificate is not valid yet (not before {})",
+                    "TLS certificate is not valid yet (not before {}); check the clock of \
+                     this host and the dates the CA issued it with",
                     format_utc(*t)
                 ),
-                None => f.write_str("TLS certificate is not valid yet"),
+                None => f.write_str(
+                    "TLS certificate is not valid yet; check the clock of this host and \
+                     the dates the CA issued it with",
+                ),
             },
             TlsFail::ExpiresSoon {
                 subject,
@@ -190,7 +239,9 @@ impl fmt::Display for TlsFail {
                 }
             }
             TlsFail::BadCertificate(why) => write!(f, "TLS certificate rejected: {why}"),
-            TlsFail::Alert(alert) => write!(f, "the server sent TLS alert {alert}"),
+            TlsFail::Alert(alert) => {
+                write!(f, "the server sent TLS alert {}", words::alert(*alert))
+            }
             TlsFail::Protocol(why) => write!(f, "TLS protocol error: {why}"),
             TlsFail::Closed => {
                 f.write_str("the server closed the connection during the TLS handshake")

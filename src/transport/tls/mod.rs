@@ -49,6 +49,7 @@ use rustls::{ClientConfig, ClientConnection};
 mod der;
 mod fail;
 mod trust;
+mod words;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -116,7 +117,7 @@ impl TlsSetup {
         let algorithms = provider.signature_verification_algorithms;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?;
+            .map_err(|e| format!("TLS setup: {}", words::error(&e)))?;
         // A caFile is read even with tlsSkipVerify: a broken path is a
         // mistake worth reporting whatever the other fields say.
         let ca_roots = match &settings.ca_file {
@@ -206,7 +207,7 @@ impl TlsSession {
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, String> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
         let conn = ClientConnection::new(Arc::clone(&setup.config), name)
-            .map_err(|e| format!("TLS setup: {e}"))?;
+            .map_err(|e| format!("TLS setup: {}", words::error(&e)))?;
         Ok(TlsSession {
             conn,
             trust: Arc::clone(&setup.trust),

@@ -280,3 +280,24 @@ pub(crate) fn raw_server(then: impl FnOnce(&mut std::net::TcpStream) + Send + 's
         }
     })
 }
+
+// ---- reasons ---------------------------------------------------------------
+
+/// Asserts that a failure reason reads as words: no Rust `Debug` form of a
+/// library's error (`Other(OtherError(..))`, a unit variant's
+/// `CamelCaseName`, a byte list `[45, 45, ..]`, a struct `{ .. }`).
+/// Every TLS test that sees a reason passes it through here, so none can
+/// slip back. Returns the reason.
+#[track_caller]
+pub(crate) fn assert_words(reason: &str) -> &str {
+    for form in ["Other(", "OtherError", "Error(", "Some(", "{ "] {
+        assert!(
+            !reason.contains(form),
+            "the reason shows `{form}`, Rust debug text: {reason:?}"
+        );
+    }
+    if let Some(form) = super::words::debug_form(reason) {
+        panic!("the reason shows {form}, Rust debug text: {reason:?}");
+    }
+    reason
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
 use rcgen::{BasicConstraints, IsCa, Issuer, KeyPair};
-use rustls::ServerConfig;
+use rustls::{AlertDescription, ServerConfig};
 
 use super::testing::*;
 use super::*;
@@ -75,7 +75,7 @@ impl Client {
     fn handshake(&mut self, limit: Duration) -> Result<bool, TlsFail> {
         let deadline = mono_now() + limit;
         loop {
-            if self.session.handshake(&mut self.stream)? {
+            if self.session.handshake(&mut self.stream).map_err(in_words)? {
                 return Ok(true);
             }
             if !self.wait(deadline) {
@@ -110,7 +110,7 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     assert!(self.wait(deadline), "send timed out");
                 }
-                Err(e) => return Err(TlsFail::from_io(&e)),
+                Err(e) => return Err(in_words(TlsFail::from_io(&e))),
             }
         }
         loop {
@@ -119,7 +119,7 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     assert!(self.wait(deadline), "flush timed out");
                 }
-                Err(e) => return Err(TlsFail::from_io(&e)),
+                Err(e) => return Err(in_words(TlsFail::from_io(&e))),
             }
         }
     }
@@ -136,10 +136,25 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     assert!(self.wait(deadline), "receive timed out");
                 }
-                Err(e) => return Err(TlsFail::from_io(&e)),
+                Err(e) => return Err(in_words(TlsFail::from_io(&e))),
             }
         }
     }
+}
+
+/// Every failure a test sees must read as words ([`assert_words`]).
+#[track_caller]
+fn in_words(fail: TlsFail) -> TlsFail {
+    assert_words(&fail.to_string());
+    fail
+}
+
+/// The setup's failure, which must read as words.
+#[track_caller]
+fn setup_err(settings: &TlsSettings) -> String {
+    let err = TlsSetup::new(settings).unwrap_err();
+    assert_words(&err);
+    err
 }
 
 const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
@@ -188,6 +203,10 @@ fn unknown_issuer_names_the_trust_it_was_checked_against() {
     let reason = fail.to_string();
     assert!(reason.contains("unknown issuer"), "{reason}");
     assert!(
+        reason.ends_with("is self-signed or issued by a CA that is not there: add the CA that issued it to caFile"),
+        "{reason}"
+    );
+    assert!(
         reason.contains(&file.path().display().to_string()),
         "{reason}"
     );
@@ -218,10 +237,11 @@ fn a_certificate_for_another_name_is_a_name_mismatch() {
         presented.iter().any(|p| p.contains("other.example")),
         "{presented:?}"
     );
-    let reason = fail.to_string();
-    assert!(
-        reason.contains("not valid for name \"localhost\"") && reason.contains("other.example"),
-        "{reason}"
+    assert_eq!(presented, &["other.example"]);
+    assert_eq!(
+        fail.to_string(),
+        "TLS certificate is not valid for name \"localhost\" (it is valid for other.example); \
+         set tlsServerName to one of those, or reissue it with \"localhost\" in its subjectAltName"
     );
 }
 
@@ -269,10 +289,12 @@ fn an_expired_certificate_fails_with_its_expiry() {
         (not_after - expected).abs() < 120,
         "{not_after} vs {expected}"
     );
-    assert!(
-        fail.to_string()
-            .starts_with("TLS certificate expired at 20"),
-        "{fail}"
+    assert_eq!(
+        fail.to_string(),
+        format!(
+            "TLS certificate expired at {}; the server needs a renewed certificate",
+            der::format_utc(not_after)
+        )
     );
 }
 
@@ -364,7 +386,7 @@ fn min_validity_days_looks_at_every_presented_certificate() {
     };
     let leaf = leaf(&ca, &LeafSpec::default());
     let now = unix_now();
-    let fail = validity_check(leaf.chain.iter().map(|c| c.as_ref()), 7, now).unwrap_err();
+    let fail = in_words(validity_check(leaf.chain.iter().map(|c| c.as_ref()), 7, now).unwrap_err());
     let TlsFail::ExpiresSoon { subject, .. } = &fail else {
         panic!("{fail:?}");
     };
@@ -374,10 +396,8 @@ fn min_validity_days_looks_at_every_presented_certificate() {
         validity_check(std::iter::empty(), 2, now),
         Err(TlsFail::BadCertificate(_))
     ));
-    assert!(matches!(
-        validity_check([&b"\x30\x03junk"[..]].into_iter(), 2, now),
-        Err(TlsFail::BadCertificate(_))
-    ));
+    let junk = validity_check([&b"\x30\x03junk"[..]].into_iter(), 2, now).map_err(in_words);
+    assert!(matches!(junk, Err(TlsFail::BadCertificate(_))), "{junk:?}");
 }
 
 #[test]
@@ -503,10 +523,11 @@ fn a_fatal_alert_from_the_server_is_reported_as_such() {
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
-    assert_eq!(fail, TlsFail::Alert("HandshakeFailure".into()));
+    assert_eq!(fail, TlsFail::Alert(AlertDescription::HandshakeFailure));
     assert_eq!(
         fail.to_string(),
-        "the server sent TLS alert HandshakeFailure"
+        "the server sent TLS alert handshake_failure (40): it found no acceptable TLS version, \
+         cipher suite or key exchange in common, or it wants a client certificate"
     );
     drop(server.saw());
 }
@@ -574,7 +595,12 @@ fn an_alert_after_the_handshake_comes_out_of_read_plain() {
     let mut client = Client::connect(server.addr, &setup, "localhost");
     client.handshake_ok();
     let fail = client.receive().unwrap_err();
-    assert_eq!(fail, TlsFail::Alert("CertificateRequired".into()));
+    assert_eq!(fail, TlsFail::Alert(AlertDescription::CertificateRequired));
+    assert_eq!(
+        fail.to_string(),
+        "the server sent TLS alert certificate_required (116): it requires a client \
+         certificate, which probewheel does not send"
+    );
     assert!(server.saw().error.is_some());
 }
 
@@ -630,29 +656,27 @@ fn every_session_does_a_full_handshake_and_verifies_again() {
 #[test]
 fn a_missing_or_empty_ca_file_is_a_setup_error_naming_it() {
     let missing = std::env::temp_dir().join("probewheel-tls-no-such-file.pem");
-    let err = TlsSetup::new(&TlsSettings {
+    let err = setup_err(&TlsSettings {
         ca_file: Some(missing.clone()),
         ..TlsSettings::default()
-    })
-    .unwrap_err();
+    });
     assert!(
         err.starts_with(&format!("caFile {}: ", missing.display())),
         "{err}"
     );
 
     let empty = TempFile::new(b"# not a certificate\n");
-    let err = TlsSetup::new(&trusting(&empty)).unwrap_err();
+    let err = setup_err(&trusting(&empty));
     assert!(
         err.contains(&empty.path().display().to_string()) && err.contains("no PEM certificate"),
         "{err}"
     );
 
     // Also with tlsSkipVerify: a broken caFile is a mistake either way.
-    let err = TlsSetup::new(&TlsSettings {
+    let err = setup_err(&TlsSettings {
         skip_verify: true,
         ..trusting(&empty)
-    })
-    .unwrap_err();
+    });
     assert!(err.contains("no PEM certificate"), "{err}");
 }
 
@@ -672,6 +696,7 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
     assert_eq!(used, good.path());
 
     let err = trust::system_roots(&[missing.clone(), empty.path().to_owned()]).unwrap_err();
+    assert_words(&err);
     assert!(err.starts_with("no system trust store found"), "{err}");
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert!(err.contains(&empty.path().display().to_string()), "{err}");
@@ -680,6 +705,7 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
     let err =
         TlsSetup::with_system_candidates(&TlsSettings::default(), std::slice::from_ref(&missing))
             .unwrap_err();
+    assert_words(&err);
     assert!(err.contains(&missing.display().to_string()), "{err}");
     // tlsSkipVerify needs no trust store at all.
     let skip = TlsSettings {
@@ -730,11 +756,10 @@ fn server_names_are_checked_at_setup_and_ipv6_brackets_are_accepted() {
         skip_verify: true,
         ..TlsSettings::default()
     };
-    let err = TlsSetup::new(&TlsSettings {
+    let err = setup_err(&TlsSettings {
         server_name: Some("not a name".into()),
         ..skip.clone()
-    })
-    .unwrap_err();
+    });
     assert_eq!(err, "not a valid TLS server name: \"not a name\"");
     let setup = TlsSetup::new(&skip).unwrap();
     assert!(TlsSession::new(&setup, "[::1]").is_ok());
@@ -744,11 +769,240 @@ fn server_names_are_checked_at_setup_and_ipv6_brackets_are_accepted() {
 
 #[test]
 fn io_errors_carry_the_tls_failure_through() {
-    let fail = TlsFail::Alert("HandshakeFailure".into());
+    let fail = TlsFail::Alert(AlertDescription::HandshakeFailure);
     assert_eq!(TlsFail::from_io(&fail.clone().into_io()), fail);
     let plain = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
     assert_eq!(
         TlsFail::from_io(&plain),
         TlsFail::Io("reset by peer".into())
+    );
+}
+
+// ---- failure reasons in words (issue 20) ------------------------------------
+
+#[test]
+fn a_ca_certificate_presented_as_the_server_certificate_says_how_to_make_a_leaf() {
+    // What `openssl req -x509` makes by default: self-signed, CA:TRUE.
+    let key = KeyPair::generate().unwrap();
+    let mut params = params(&LeafSpec::default());
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let file = TempFile::new(cert.pem().as_bytes());
+    let server = tls_server(
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key,
+        },
+        RESPONSE,
+    );
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(
+        fail.to_string(),
+        "TLS certificate rejected: the server presents a CA certificate (basicConstraints \
+         CA:TRUE) as its own, and a CA certificate cannot identify a server; make a leaf \
+         certificate signed by a CA (and put that CA in caFile), or add `-addext \
+         basicConstraints=critical,CA:FALSE` to `openssl req -x509`"
+    );
+    assert!(server.saw().error.is_some());
+}
+
+#[test]
+fn a_chain_deeper_than_webpki_follows_says_so() {
+    // root -> 7 intermediates -> leaf: one intermediate more than webpki takes.
+    let root = ca("root CA");
+    let file = ca_file(&root);
+    let mut issuer = root.issuer;
+    let mut intermediates = Vec::new();
+    for i in 0..7 {
+        let key = KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("intermediate {i}"));
+        intermediates.push(params.signed_by(&key, &issuer).unwrap().der().clone());
+        issuer = Issuer::new(params, key);
+    }
+    let key = KeyPair::generate().unwrap();
+    let leaf_cert = params(&LeafSpec::default())
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let mut chain = vec![leaf_cert.der().clone()];
+    chain.extend(intermediates.into_iter().rev());
+    let server = tls_server(Leaf { chain, key }, RESPONSE);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(
+        fail.to_string(),
+        "TLS certificate rejected: the chain to a trusted CA is too long: webpki follows at \
+         most 6 intermediate CAs; trust an intermediate closer to the server's certificate in \
+         caFile, or shorten the chain"
+    );
+    let _ = server.saw();
+}
+
+#[test]
+fn a_name_mismatch_lists_the_names_the_certificate_has_as_written() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+
+    // IP names, IPv6 included, in their usual form.
+    let spec = LeafSpec {
+        names: &["127.0.0.1", "::1"],
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(
+        fail.to_string(),
+        "TLS certificate is not valid for name \"localhost\" (it is valid for 127.0.0.1, ::1); \
+         set tlsServerName to one of those, or reissue it with \"localhost\" in its subjectAltName"
+    );
+    let _ = server.saw();
+
+    // An IP address asked for, a DNS name presented.
+    let spec = LeafSpec {
+        names: &["localhost"],
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let fail = Client::connect(server.addr, &setup, "127.0.0.1").handshake_err();
+    assert!(
+        fail.to_string().starts_with(
+            "TLS certificate is not valid for name \"127.0.0.1\" (it is valid for localhost); "
+        ),
+        "{fail}"
+    );
+    let _ = server.saw();
+
+    // No subjectAltName at all: the CN alone is not read.
+    let spec = LeafSpec {
+        names: &[],
+        cn: "localhost",
+        ..LeafSpec::default()
+    };
+    let server = tls_server(leaf(&ca, &spec), RESPONSE);
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(
+        fail.to_string(),
+        "TLS certificate is not valid for name \"localhost\" (it names no DNS name or IP \
+         address in a subjectAltName, and the subject's CN is not read); reissue it with \
+         subjectAltName DNS:localhost"
+    );
+    let _ = server.saw();
+}
+
+#[test]
+fn a_long_list_of_names_leaves_room_for_the_fix() {
+    let fail = TlsFail::NameMismatch {
+        expected: "api.example".into(),
+        presented: (1..=20).map(|i| format!("host{i}.example")).collect(),
+    };
+    assert_eq!(
+        in_words(fail).to_string(),
+        "TLS certificate is not valid for name \"api.example\" (it is valid for host1.example, \
+         host2.example, host3.example, host4.example, host5.example, host6.example, \
+         host7.example, host8.example and 12 more); set tlsServerName to one of those, or \
+         reissue it with \"api.example\" in its subjectAltName"
+    );
+}
+
+#[test]
+fn a_server_that_sends_binary_garbage_is_a_protocol_error_in_words() {
+    let server = raw_server(|stream| {
+        // Not a TLS record type (0x99), and not text either.
+        let _ = stream.write_all(&[0x99, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]);
+    });
+    let setup = TlsSetup::new(&TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    assert_eq!(
+        fail.to_string(),
+        "TLS protocol error: the server sent a malformed TLS message: a record of an unknown \
+         type (the port may not speak TLS)"
+    );
+    drop(server.saw());
+}
+
+#[test]
+fn a_ca_file_that_is_no_usable_pem_says_what_is_wrong_with_it() {
+    let ca = ca("probewheel test CA");
+    let pem = ca.cert.pem();
+    let reason = |contents: &[u8]| {
+        let file = TempFile::new(contents);
+        let err = setup_err(&trusting(&file));
+        let prefix = format!("caFile {}: ", file.path().display());
+        err.strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{err:?} does not start with {prefix:?}"))
+            .to_owned()
+    };
+
+    // Cut short: the first block, then the second after a good one.
+    assert_eq!(
+        reason(&pem.as_bytes()[..pem.len() / 2]),
+        "PEM block 1 has no end line `-----END CERTIFICATE-----` (is the file cut short?)"
+    );
+    let two = format!("{pem}{}", &pem[..pem.len() - 30]);
+    assert_eq!(
+        reason(two.as_bytes()),
+        "PEM block 2 has no end line `-----END CERTIFICATE-----` (is the file cut short?)"
+    );
+    // Garbage inside the block, in its BEGIN line, or base64 that is no certificate.
+    assert_eq!(
+        reason(b"-----BEGIN CERTIFICATE-----\nnot*base64!\n-----END CERTIFICATE-----\n"),
+        "the base64 text of PEM block 1 is corrupt (a character outside base64, or lines missing)"
+    );
+    assert_eq!(
+        reason(b"-----BEGIN CERTIFICATE----\nAAAA\n-----END CERTIFICATE-----\n"),
+        "the line `-----BEGIN CERTIFICATE----` starts like a PEM block but is not a valid \
+         BEGIN line (five dashes on each side)"
+    );
+    assert_eq!(
+        reason(b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n"),
+        "certificate 1 is not a usable trust anchor: it is not a well-formed X.509 \
+         certificate (its DER encoding is invalid)"
+    );
+    // Nothing, something else, or the right thing in the wrong encoding.
+    assert_eq!(
+        reason(b""),
+        "the file is empty; expected PEM certificates (-----BEGIN CERTIFICATE-----)"
+    );
+    assert_eq!(
+        reason(b" \n\n"),
+        "the file is empty; expected PEM certificates (-----BEGIN CERTIFICATE-----)"
+    );
+    let key = KeyPair::generate().unwrap();
+    assert_eq!(
+        reason(key.serialize_pem().as_bytes()),
+        "no PEM certificate in it, only a private key; expected PEM certificates \
+         (-----BEGIN CERTIFICATE-----) of the CA"
+    );
+    assert_eq!(
+        reason(ca.cert.der()),
+        "no PEM certificate in it: it looks like a binary (DER) certificate; convert it with \
+         `openssl x509 -inform der -in FILE -out FILE.pem`; expected PEM certificates \
+         (-----BEGIN CERTIFICATE-----)"
+    );
+    assert_eq!(
+        reason(b"# a comment\n"),
+        "no PEM certificate in it; expected PEM certificates (-----BEGIN CERTIFICATE-----)"
+    );
+}
+
+#[test]
+fn an_unreadable_ca_file_gives_the_system_reason() {
+    let dir = std::env::temp_dir();
+    let err = setup_err(&TlsSettings {
+        ca_file: Some(dir.clone()),
+        ..TlsSettings::default()
+    });
+    assert_eq!(
+        err,
+        format!("caFile {}: Is a directory (os error 21)", dir.display())
     );
 }

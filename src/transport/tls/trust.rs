@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, SectionKind};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -50,9 +50,10 @@ pub(super) fn roots_from_ca_file(path: &Path) -> Result<RootCertStore, String> {
     for (i, der) in ders.into_iter().enumerate() {
         roots.add(der).map_err(|e| {
             format!(
-                "caFile {}: certificate {} is not a usable trust anchor: {e}",
+                "caFile {}: certificate {} is not a usable trust anchor: {}",
                 path.display(),
-                i + 1
+                i + 1,
+                super::words::error(&e)
             )
         })?;
     }
@@ -82,7 +83,8 @@ pub(super) fn system_roots(candidates: &[PathBuf]) -> Result<(RootCertStore, Pat
     ))
 }
 
-/// The certificates of a PEM file; at least one.
+/// The certificates of a PEM file; at least one. Other PEM blocks (a key,
+/// say) are passed over, but named when they are all the file holds.
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let file = fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
@@ -92,13 +94,51 @@ fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     if bytes.len() as u64 > MAX_BUNDLE {
         return Err(format!("larger than {} MiB", MAX_BUNDLE >> 20));
     }
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM file: {e}"))?;
+    let mut rest = &bytes[..];
+    let mut certs = Vec::new();
+    let mut others = Vec::new();
+    loop {
+        match pem::from_buf(&mut rest) {
+            Ok(Some((SectionKind::Certificate, der))) => certs.push(CertificateDer::from(der)),
+            Ok(Some((kind, _))) => others.push(kind),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(super::words::pem_error(&e, certs.len() + others.len() + 1));
+            }
+        }
+    }
     if certs.is_empty() {
-        return Err("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+        return Err(no_certificate(&bytes, &others));
     }
     Ok(certs)
+}
+
+/// Why a file with no certificate block is not a trust store, in words.
+fn no_certificate(bytes: &[u8], others: &[SectionKind]) -> String {
+    const EXPECTED: &str = "expected PEM certificates (-----BEGIN CERTIFICATE-----)";
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return format!("the file is empty; {EXPECTED}");
+    }
+    if let Some(kind) = others.first() {
+        let what = match kind {
+            SectionKind::PublicKey => "a public key",
+            SectionKind::RsaPrivateKey | SectionKind::PrivateKey | SectionKind::EcPrivateKey => {
+                "a private key"
+            }
+            SectionKind::Crl => "a certificate revocation list",
+            SectionKind::Csr => "a certificate signing request",
+            _ => "PEM blocks of other kinds",
+        };
+        return format!("no PEM certificate in it, only {what}; {EXPECTED} of the CA");
+    }
+    // A SEQUENCE with a long-form length: a certificate in binary DER.
+    if bytes.first() == Some(&0x30) && bytes.get(1).is_some_and(|&b| b >= 0x81) {
+        return format!(
+            "no PEM certificate in it: it looks like a binary (DER) certificate; convert it \
+             with `openssl x509 -inform der -in FILE -out FILE.pem`; {EXPECTED}"
+        );
+    }
+    format!("no PEM certificate in it; {EXPECTED}")
 }
 
 /// `tlsSkipVerify`: any chain and any name are accepted, but the server

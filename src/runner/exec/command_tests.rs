@@ -1,0 +1,165 @@
+//! [`Command`] on the calling thread, with real processes: the typed
+//! output and its outcome (the end-to-end tests through an engine are
+//! `tests/custom_command.rs`).
+
+use std::os::unix::process::ExitStatusExt;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::command::seconds;
+use super::tests::{PidFile, assert_dead, assert_group_gone, reason, serial};
+use super::*;
+use crate::clock;
+use crate::runner::CancelState;
+
+const SH: &str = "/bin/sh";
+
+fn run(command: &Command) -> CommandOutput {
+    let cancel = CancelState::default();
+    command.run(&RunContext::for_test(&cancel))
+}
+
+#[test]
+fn an_exit_gives_its_code_and_the_stderr_tail() {
+    let _s = serial();
+    let out = run(&Command::new([SH, "-c", "echo boom >&2; exit 3"]));
+    assert!(
+        matches!(out.end(), CommandEnd::Exited(s) if s.code() == Some(3)),
+        "{out:?}"
+    );
+    assert_eq!(out.code(), Some(3));
+    assert_eq!(out.stderr_tail(), b"boom\n");
+    assert!(!out.stderr_truncated());
+    assert_eq!(
+        reason(&out.outcome(0)),
+        "exec probe: exit code 3, expected 0; stderr: boom"
+    );
+    assert_eq!(out.outcome(3), RunnerOutcome::pass());
+}
+
+#[test]
+fn a_signal_is_not_an_exit_code() {
+    let _s = serial();
+    let out = run(&Command::new([SH, "-c", "kill -9 $$"]));
+    assert!(
+        matches!(out.end(), CommandEnd::Exited(s) if s.signal() == Some(9)),
+        "{out:?}"
+    );
+    assert_eq!(out.code(), None);
+    assert_eq!(reason(&out.outcome(0)), "exec probe: killed by signal 9");
+}
+
+#[test]
+fn only_the_end_of_a_long_stderr_is_kept() {
+    let _s = serial();
+    let script = "head -c 5000 /dev/zero | tr '\\0' a >&2; echo END >&2; exit 1";
+    let out = run(&Command::new([SH, "-c", script]));
+    assert_eq!(out.stderr_tail().len(), STDERR_TAIL_BYTES);
+    assert!(out.stderr_tail().ends_with(b"aaaEND\n"));
+    assert!(out.stderr_truncated());
+    let r = reason(&out.outcome(0)).to_owned();
+    assert!(r.starts_with("exec probe: exit code 1, expected 0; stderr: ...a"));
+    assert!(r.ends_with("aaaEND...[truncated]"), "{r}");
+}
+
+#[test]
+fn the_timeout_kills_the_whole_group() {
+    let _s = serial();
+    let (leader, child) = (PidFile::new(), PidFile::new());
+    let script = format!(
+        "echo $$ > {}; sleep 30 & echo $! > {}; sleep 30",
+        leader.path(),
+        child.path()
+    );
+    let command = Command::new([SH, "-c", &script]).timeout(Duration::from_millis(300));
+    let started = clock::mono_now();
+    let out = run(&command);
+    let took = clock::mono_now() - started;
+    assert!(matches!(out.end(), CommandEnd::TimedOut), "{out:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert_eq!(
+        reason(&out.outcome(0)),
+        "exec probe: timed out after 0.3 s (process group killed)"
+    );
+    // The grandchild was in the leader's group, which was killed.
+    let pgid = leader.pid();
+    assert_dead(child.pid(), pgid, Duration::from_secs(2));
+    assert_group_gone(pgid, Duration::from_secs(2));
+}
+
+#[test]
+fn cancelling_the_run_kills_the_group_and_returns() {
+    let _s = serial();
+    let leader = PidFile::new();
+    let script = format!("echo $$ > {}; sleep 30 & sleep 30", leader.path());
+    let command = Command::new([SH, "-c", &script]).timeout(Duration::from_secs(60));
+    let cancel = std::sync::Arc::new(CancelState::default());
+    let (tx, rx) = mpsc::channel();
+    let state = std::sync::Arc::clone(&cancel);
+    std::thread::spawn(move || {
+        let _ = tx.send(command.run(&RunContext::for_test(&state)));
+    });
+    let pgid = leader.pid();
+    cancel.set_generation(1);
+    let out = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a cancelled run returns");
+    assert!(matches!(out.end(), CommandEnd::Cancelled), "{out:?}");
+    assert_eq!(reason(&out.outcome(0)), "exec probe: cancelled");
+    assert_group_gone(pgid, Duration::from_secs(2));
+}
+
+#[test]
+fn a_cancelled_run_starts_nothing() {
+    let cancel = CancelState::default();
+    let ctx = RunContext::for_test(&cancel);
+    cancel.set_shutdown();
+    let out = Command::new(["/no/such"]).run(&ctx);
+    assert!(matches!(out.end(), CommandEnd::Cancelled), "{out:?}");
+}
+
+#[test]
+fn what_cannot_start_says_why() {
+    let _s = serial();
+    let out = run(&Command::new(["/no/such"]));
+    assert!(
+        matches!(out.end(), CommandEnd::SpawnFailed(e) if e.kind() == std::io::ErrorKind::NotFound),
+        "{out:?}"
+    );
+    assert_eq!(
+        reason(&out.outcome(0)),
+        "exec probe: spawn /no/such: No such file or directory (os error 2)"
+    );
+    for argv in [vec![], vec![""]] {
+        let out = run(&Command::new(argv));
+        assert!(
+            matches!(out.end(), CommandEnd::SpawnFailed(e) if e.kind() == std::io::ErrorKind::InvalidInput),
+            "{out:?}"
+        );
+        assert_eq!(
+            reason(&out.outcome(0)),
+            "exec probe: spawn: an empty command"
+        );
+    }
+    let out = run(&Command::new(["/bin/echo", "a\0b"]));
+    assert_eq!(
+        reason(&out.outcome(0)),
+        "exec probe: spawn /bin/echo: a NUL byte in the command"
+    );
+}
+
+#[test]
+fn timeouts_read_as_seconds() {
+    assert_eq!(seconds(Duration::from_secs(10)), "10 s");
+    assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+    assert_eq!(seconds(Duration::from_millis(250)), "0.25 s");
+    assert_eq!(seconds(Duration::from_micros(1)), "0.001 s");
+    assert_eq!(seconds(Duration::ZERO), "0 s");
+}
+
+#[test]
+fn a_timeout_beyond_the_clock_is_no_timeout() {
+    let _s = serial();
+    let out = run(&Command::new(["/bin/true"]).timeout(Duration::MAX));
+    assert_eq!(out.code(), Some(0), "{out:?}");
+}
