@@ -8,7 +8,9 @@ use probewheel::engine::{
     DEFAULT_DECLARATIONS_PATH, DEFAULT_EVENTS_CAPACITY, DEFAULT_MIN_INTERVAL, DEFAULT_WORKERS,
 };
 
-pub(crate) const USAGE: &str = "\
+/// The synopsis, printed after an argument error (then `--help` for the
+/// rest).
+pub(crate) const SYNOPSIS: &str = "\
 usage:
   probewheel run   [--config PATH] [--rollout ID] [--workers N] [--min-interval-ms MS]
                    [--events-capacity N] [--metrics-file PATH] [--soak SECS]
@@ -18,8 +20,11 @@ usage:
                    [--host-key PATH] [--hostname NAME]
   probewheel once  [--config PATH] [--format text|json] [--workers N]
                    [--host-key PATH] [--hostname NAME]
-  probewheel check [--config PATH]
+  probewheel check [--config PATH]";
 
+/// What each command does and its exit statuses, after the synopsis in
+/// `--help`.
+pub(crate) const DETAILS: &str = "\
 run: the service. Prints events as JSON Lines until SIGINT, SIGTERM, SIGQUIT or
      the `shutdown` command (exit 0); SIGHUP resets to the current rollout,
      SIGUSR1 prints stats. stdin commands, one per line: `reset <rollout-id>`,

@@ -27,13 +27,16 @@ fn main() -> ExitCode {
     let cmd = match args::parse(&argv) {
         Ok(cmd) => cmd,
         Err(msg) => {
-            eprintln!("probewheel: {msg}\n\n{}", args::USAGE);
+            eprintln!(
+                "probewheel: {msg}\n\n{}\n(`probewheel --help` says more)",
+                args::SYNOPSIS
+            );
             return ExitCode::from(2);
         }
     };
     match cmd {
         args::Cmd::Help => {
-            println!("{}", args::USAGE);
+            println!("{}\n\n{}", args::SYNOPSIS, args::DETAILS);
             ExitCode::SUCCESS
         }
         args::Cmd::Run(opts) => run::run(opts),
