@@ -7,7 +7,7 @@
 //!
 //! Three implementations run one after another (never concurrently), each
 //! for `S` seconds, and each prints one JSON line with the same fields;
-//! probewheel's line comes last (DESIGN §6). Defaults: 10,000 probes,
+//! probewheel's line comes last (`docs/performance.md`). Defaults: 10,000 probes,
 //! 1000 ms, 20 s.
 //!
 //! 1. `tokio-interval`: the reference design. One task per probe on a
@@ -27,14 +27,14 @@
 //! 3. `probewheel`: the engine through its public API only, with a
 //!    registered no-op kind (`FnRunner::inline` returning a pass: a check
 //!    that never waits runs on the workers, as built-in runs do), in its default
-//!    configuration (DESIGN §6): 2 workers, not pinned. What the bench sets:
+//!    configuration: 2 workers, not pinned. What the bench sets:
 //!    the floor (see "Interval" below), `stagger(true)` unless `--aligned`
 //!    (that is what spread means), and an event channel of `probes * 4`
 //!    drained by a consumer thread that only records `latenessUs`, so G9
 //!    coalescing does not drop samples (the line carries `coalesced`; it
 //!    should be 0); the channel's size changes no timing. The declarations
 //!    are about 63 bytes a probe (69 with `--mixed-floor`) and the engine
-//!    reads at most 1 MiB of them (DESIGN §2), so `--probes` tops out near
+//!    reads at most 1 MiB of them (`docs/declarations.md`), so `--probes` tops out near
 //!    16,000 (15,000).
 //!
 //! # Flags that change the engine's configuration

@@ -14,9 +14,10 @@
 //!   every tick as `invalid declaration: field `<name>`: <problem>`;
 //! - list those fields in [`Runner::extra_fields`], so that `probewheel
 //!   check` does not call them unknown;
-//! - return promptly from [`Check::run`] once the run is cancelled (a reset
-//!   or a shutdown): [`RunContext::sleep`] waits and says whether that
-//!   happened.
+//! - return promptly from [`Check::run`] once the run is cancelled (a
+//!   reset, a shutdown, or the probe's `timeoutSecs`, 10 s by default,
+//!   after which the engine has recorded `timed out after N s` anyway):
+//!   [`RunContext::sleep`] waits and says whether that happened.
 //!
 //! A kind that runs a program need not write its own kill-on-cancel:
 //! `probewheel::runner::Command` runs it the way `exec` probes run theirs

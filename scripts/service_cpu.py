@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Process CPU of `probewheel run` as a service (issue 11, README "Running as a service").
+"""Process CPU of `probewheel run` as a service (issue 11, docs/performance.md).
 
 Starts a loopback listener that accepts and closes (backlog 4096, so a burst of
 1,000 connects never overflows the accept queue; or no listener for a refused

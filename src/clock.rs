@@ -42,7 +42,7 @@ pub struct Timestamp(SystemTime);
 impl Timestamp {
     /// Wraps a `SystemTime`.
     pub fn from_system_time(t: SystemTime) -> Self {
-        // Events carry microseconds (DESIGN §3): keep no more, so that an
+        // Events carry microseconds (crate docs, "Events"): keep no more, so that an
         // event read back from its JSON equals the event that was sent.
         Timestamp::from_unix_micros(Timestamp(t).unix_micros())
     }

@@ -1,4 +1,4 @@
-//! The events the engine sends (DESIGN §3) and their JSON form.
+//! The events the engine sends (crate docs, "Events") and their JSON form.
 //!
 //! Strings shared by many events (probe names, kinds, the rollout id) are
 //! `Arc<str>`, so building a result event allocates nothing for a pass.

@@ -4,10 +4,89 @@
 //! An agent embeds the engine, points it at the host's declarations file
 //! (`/etc/nixfleet/agent/health-checks.json` by default), resets it to a
 //! rollout, and reads [`Event`]s from a `crossbeam_channel::Receiver` in its
-//! own synchronous main loop. Inside: one engine thread (a mio poll loop
-//! holding a hierarchical timer wheel of probe deadlines, sleeping on a
-//! timerfd until the next one), a small fixed pool of worker threads that
-//! run the probes, and the event channel. No async runtime.
+//! own synchronous main loop. The engine also judges the rollout: each
+//! generation gets a [`RolloutVerdict`] (pending, healthy, unhealthy or
+//! rejected) from its `enforce` probes. Inside: one engine thread (a mio
+//! poll loop holding a hierarchical timer wheel of probe deadlines,
+//! sleeping on a timerfd until the next one), a small fixed pool of worker
+//! threads that run the probes, and the event channel. No async runtime.
+//!
+//! This documentation is the manual: the declaration fields of every
+//! built-in kind with their defaults are in the [`decl`] module; the
+//! events, the rollout verdict and the guarantees (G1 to G14) follow
+//! below.
+//!
+//! # An agent's main loop
+//!
+//! The complete, runnable version is `examples/agent.rs`
+//! (`cargo run --example agent`); a probe kind of your own is
+//! `examples/custom_kind.rs`.
+//!
+//! A reset returns the generation it starts. Act only on that
+//! generation's verdict: events of the previous rollout may still be in
+//! the channel right after the reset.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use crossbeam_channel::{select, tick};
+//! use probewheel::event::Verdict;
+//! use probewheel::{Builder, Event};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let (engine, events) = Builder::new()
+//!         .declarations_path("/etc/nixfleet/agent/health-checks.json")
+//!         .workers(2)
+//!         .deadline(Duration::from_secs(300))
+//!         .build()?;
+//!     // A new closure was activated: probe it, and only it.
+//!     let generation = engine.reset("stable@abc123")?;
+//!     let heartbeat = tick(Duration::from_secs(60));
+//!     loop {
+//!         select! {
+//!             recv(events) -> event => match event? {
+//!                 Event::RolloutVerdict(v) if v.header.generation == generation => {
+//!                     match v.verdict {
+//!                         Verdict::Healthy => { /* the rollout may proceed */ }
+//!                         Verdict::Unhealthy => eprintln!("rollout unhealthy: {}", v.reason),
+//!                         // No topology: nothing can pass.
+//!                         Verdict::Rejected => eprintln!("declarations rejected: {}", v.reason),
+//!                         _ => { /* pending: `v.awaiting` says what for */ }
+//!                     }
+//!                 }
+//!                 other => println!("{}", serde_json::to_string(&other)?),
+//!             },
+//!             recv(heartbeat) -> _ => {
+//!                 let stats = engine.stats()?;
+//!                 println!("p99 lateness {} us", stats.lateness_p99_us);
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! An agent that only needs the answer blocks on it instead:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use probewheel::event::Verdict;
+//! use probewheel::{Builder, WaitError};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (engine, _events) = Builder::new().deadline(Duration::from_secs(300)).build()?;
+//! let generation = engine.reset("stable@abc123")?;
+//! match engine.wait_verdict(generation, Duration::from_secs(310)) {
+//!     Ok(v) if v.verdict == Verdict::Healthy => println!("healthy: {}", v.reason),
+//!     Ok(v) => eprintln!("{}: {}", v.verdict, v.reason), // unhealthy or rejected
+//!     Err(WaitError::TimedOut(latest)) => eprintln!("no answer yet: {latest:?}"),
+//!     Err(e) => eprintln!("{e}"), // superseded by a later reset, or stopped
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+#![doc = include_str!("../docs/events.md")]
+//!
+#![doc = include_str!("../docs/guarantees.md")]
 //!
 //! # How a run waits (G13)
 //!
@@ -37,71 +116,7 @@
 //!   [`runner::FnRunner::inline`]) to run on a worker without a hand-off;
 //!   `evidence` probes (local files, one signature check) run that way.
 //!
-//! # An agent's main loop
-//!
-//! The complete, runnable version is `examples/agent.rs`
-//! (`cargo run --example agent`); a probe kind of your own is
-//! `examples/custom_kind.rs`.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use crossbeam_channel::{select, tick};
-//! use probewheel::{Builder, Gate, Verdict};
-//!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let (engine, events) = Builder::new()
-//!         .declarations_path("/etc/nixfleet/agent/health-checks.json")
-//!         .workers(2)
-//!         .build()?;
-//!     // A new closure was activated: probe it, and only it.
-//!     engine.reset("stable@abc123")?;
-//!     let heartbeat = tick(Duration::from_secs(60));
-//!     // One answer for the newest rollout.
-//!     let mut gate = Gate::new();
-//!     loop {
-//!         select! {
-//!             recv(events) -> event => {
-//!                 let event = event?;
-//!                 println!("{}", serde_json::to_string(&event)?);
-//!                 gate.update(&event);
-//!                 match gate.verdict() {
-//!                     Verdict::Healthy => { /* the rollout may proceed */ }
-//!                     Verdict::Unhealthy(failures) => {
-//!                         for f in failures {
-//!                             eprintln!("{} gates the rollout: {}", f.probe_name, f.reason);
-//!                         }
-//!                     }
-//!                     // No topology: nothing can pass.
-//!                     Verdict::Rejected { reason, .. } => eprintln!("declarations rejected: {reason}"),
-//!                     _ => { /* pending: the topology or first results */ }
-//!                 }
-//!             },
-//!             recv(heartbeat) -> _ => {
-//!                 let stats = engine.stats()?;
-//!                 println!("p99 lateness {} us", stats.lateness_p99_us);
-//!             }
-//!         }
-//!     }
-//! }
-//! ```
-//!
-//! # What the engine guarantees
-//!
-//! The contract is DESIGN.md §4 (G1–G13); in short: the topology (or a
-//! rejection) is the first event of every generation; once an event of a
-//! new generation is out, nothing of an older one follows, and runs in
-//! flight are cancelled (their `exec` process groups killed and reaped);
-//! lifecycle events come before the results they announce; disabled probes
-//! never run; the slots of a probe are at least the minimum interval
-//! (5 s by default) apart and no run starts before its slot; one run in
-//! flight per probe; slots are anchored at
-//! `start + k * interval` and missed ones are skipped, never burst;
-//! `runOnce` runs once per generation; the engine never waits on the event
-//! channel; shutdown returns within a second and leaves no thread, child or
-//! event behind; topology order is by probe name; an idle engine sleeps;
-//! a run that waits never delays another probe.
-//!
-//! # Decisions where the contract is silent
+//! # Decisions worth knowing
 //!
 //! - **Floor versus anchor.** The minimum interval floors the *period*: a
 //!   probe's slots are `max(intervalSeconds, minimum interval)` apart,
@@ -130,9 +145,26 @@
 //! - **Stuck custom checks.** Built-in runs are cancelled on their
 //!   worker's next loop turn after a reset or shutdown (their sockets
 //!   closed, their exec groups killed and reaped). A registered [`Check`]
-//!   that ignores [`RunContext::is_cancelled`] cannot be interrupted:
-//!   shutdown gives it 800 ms, then leaves its thread behind (logged) so
-//!   that shutdown still returns in time; its result is never sent.
+//!   that ignores [`RunContext::is_cancelled`] cannot be interrupted: its
+//!   result is recorded at its deadline (next point) and its probe's slots
+//!   are skipped until it returns; shutdown gives it 800 ms, then leaves
+//!   its thread behind (logged) so that shutdown still returns in time;
+//!   what it returns is never sent.
+//! - **Run deadlines (`timeoutSecs`).** A run of a registered kind (and of
+//!   `evidence`) is bounded by its probe's `timeoutSecs` (default 10 s, 1
+//!   to 86400), counted from its slot ([`RunContext::deadline`]). The
+//!   engine thread keeps the deadline, next to the schedule, rather than
+//!   the thread that runs the check: a check that hangs holds that thread
+//!   (or, inline, its worker), and only the engine is sure to be awake. At
+//!   the deadline the run's context reports it cancelled and the engine
+//!   records the failed result `timed out after N s` at once (its
+//!   `durationUs` is the timeout and its `latenessUs` 0: the engine does
+//!   not see when a hung run really started). A check that has not
+//!   returned keeps its probe's next slots skipped (G6, counted in
+//!   `skippedTicks`) until it returns; what it returns then is discarded.
+//!   `tcp`, `http` and `exec` bound their own runs (`connectTimeoutSecs`,
+//!   `timeoutSecs`) and report their own timeouts; the engine adds no
+//!   second bound to them.
 //!
 //! - **Early hand-over.** Runs due within the next 100 ms (at most a
 //!   quarter of the minimum interval) are handed to the workers in one
@@ -171,10 +203,6 @@
 //!   system bundle (`SSL_CERT_FILE`, then the usual paths), read once per
 //!   reset; a `caFile` that cannot be used makes the declaration invalid;
 //!   `connectTimeoutSecs` covers the handshake; no session resumption.
-//! - **Rollout gate.** [`Gate`] judges each `enforce` probe by its latest
-//!   result of the newest generation (a probe that recovers stops gating);
-//!   a known failure answers [`Verdict::Unhealthy`] even while other
-//!   probes have not reported yet; a rejected file is its own verdict.
 //! - **Evidence**: see the `runner::evidence` module (feature `evidence`;
 //!   repeated keys refused, numbers as IEEE doubles per RFC 8785, files
 //!   written less than 2 s ago are not cached).
@@ -182,10 +210,10 @@
 //! # Public surface
 //!
 //! The crate root holds the concepts: [`Builder`] and [`Engine`], the
-//! [`Event`]s, the [`Gate`], the runner traits ([`Runner`], [`Check`],
-//! [`RunContext`], [`RunnerOutcome`]) and the declarations as read-only
-//! values ([`Declaration`], [`Declarations`]). Everything else public is in
-//! its module: [`runner::Registry`] (with the typed
+//! [`Event`]s with the [`RolloutVerdict`], the runner traits
+//! ([`Runner`], [`Check`], [`RunContext`], [`RunnerOutcome`]) and the
+//! declarations as read-only values ([`Declaration`], [`Declarations`]).
+//! Everything else public is in its module: [`runner::Registry`] (with the typed
 //! [`runner::PrepareError`]), [`check`] (what `probewheel check`
 //! reports), the engine's defaults in [`engine`]. The built-in kinds
 //! (`tcp`, `http`, `exec`) are reached only through their kind names in a
@@ -199,9 +227,9 @@
 //! shape (objects, arrays) and the declarations file is JSON, so a JSON
 //! value is the honest type there; a wrapper of our own would only copy
 //! serde_json's. The map a declaration keeps its fields in is not exposed
-//! ([`Declaration::field_names`] lists them), and events are only
-//! `serde::Serialize`. A serde_json 2 would be a major version of
-//! probewheel.
+//! ([`Declaration::field_names`] lists them), and events expose only
+//! serde's `Serialize` and `Deserialize`, no serde_json type. A
+//! serde_json 2 would be a major version of probewheel.
 //!
 //! # Features
 //!

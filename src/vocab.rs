@@ -227,7 +227,7 @@ struct Detail {
 }
 
 /// Longest `failureReason`, in bytes, before the truncation marker
-/// `...[truncated]` (DESIGN §3): [`RunnerOutcome::fail`] cuts a longer
+/// `...[truncated]` (crate docs, "Events"): [`RunnerOutcome::fail`] cuts a longer
 /// reason to this many bytes on a UTF-8 boundary and appends the marker.
 pub const MAX_REASON_BYTES: usize = 512;
 const TRUNCATED: &str = "...[truncated]";
@@ -304,7 +304,7 @@ impl RunnerOutcome {
 }
 
 /// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
-/// the cut with `...[truncated]` (DESIGN §3). A reason that ends in the
+/// the cut with `...[truncated]` (crate docs, "Events"). A reason that ends in the
 /// marker without being cut (a child's stderr or a server can say anything)
 /// loses its last byte and gets the marker, so that only a cut reason ever
 /// ends that way.

@@ -1,4 +1,4 @@
-//! DESIGN §5: if probewheel itself is killed (SIGKILL, OOM), its exec
+//! README, "Running as a service": if probewheel itself is killed (SIGKILL, OOM), its exec
 //! children die with it (`PR_SET_PDEATHSIG` in the child), for `run` and
 //! for `once`.
 

@@ -178,7 +178,7 @@ fn a_stderr_flood_gives_a_bounded_reason_with_the_tail() {
         "{reason:?}"
     );
     // The start of stderr was dropped: the reason says so at its end
-    // (DESIGN §3), right after the end of stderr.
+    // (crate docs, "Events"), right after the end of stderr.
     assert!(
         reason.ends_with(&format!("xxxxthe real error{MARKER}")),
         "{reason:?}"

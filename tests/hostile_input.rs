@@ -1,6 +1,6 @@
 //! Bad input: arbitrary bytes and arbitrary JSON as a declarations file,
 //! arbitrary outcomes from a registered runner, and every field of
-//! DESIGN §2 with a wrong type, a negative, huge or empty value (the exact
+//! `docs/declarations.md` with a wrong type, a negative, huge or empty value (the exact
 //! reason of each).
 //!
 //! Generated strings never name a real program, host or file: they start
@@ -149,7 +149,7 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
     }
 }
 
-/// One probe entry: each field of DESIGN §2 present or not, with a
+/// One probe entry: each field of `docs/declarations.md` present or not, with a
 /// plausible value or any JSON value, sometimes an unknown field too.
 fn probe_entry() -> BoxedStrategy<Value> {
     let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = KNOWN_FIELDS
@@ -346,7 +346,7 @@ fn oversized_and_deeply_nested_files_are_rejected_without_harm() {
     assert_eq!(decl::parse(&big).unwrap().len(), 1);
 
     // Nesting far deeper than any stack, in one probe's unknown field: the
-    // field is ignored (DESIGN §2: only an unreadable file is rejected),
+    // field is ignored (only an unreadable file is rejected),
     // through the engine too (its thread has a small stack).
     let deep = format!(
         "{{\"a\": {{\"kind\": \"tcp\", \"mode\": \"enforce\", \"x\": {}{}}}}}",
@@ -532,7 +532,7 @@ fn events_round_trip_through_json_to_equal_values() {
 }
 
 // ---------------------------------------------------------------------------
-// Every field of DESIGN §2, wrong: the exact reason
+// Every field of `docs/declarations.md`, wrong: the exact reason
 // ---------------------------------------------------------------------------
 
 fn bad(field: &str, problem: &str) -> Option<String> {

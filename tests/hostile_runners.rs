@@ -91,8 +91,10 @@ fn a_panicking_runner_fails_its_probe_and_spares_the_pool() {
 
 #[test]
 fn a_hanging_runner_skips_its_own_ticks_only() {
+    // `stuck`'s timeout (an hour) never comes here: this test is about the
+    // hang; custom_check_timeouts.rs is about the timeout.
     let decls = r#"{
-        "stuck": {"kind": "fake", "mode": "enforce", "intervalSeconds": 0, "behave": "hang"},
+        "stuck": {"kind": "fake", "mode": "enforce", "intervalSeconds": 0, "behave": "hang", "timeoutSecs": 3600},
         "free": {"kind": "fake", "mode": "enforce", "intervalSeconds": 0}
     }"#;
     let fake = Fake::default();

@@ -1,4 +1,4 @@
-//! `probewheel run` as a host service (DESIGN §5 "As a host service"), end
+//! `probewheel run` as a host service (README, "Running as a service"), end
 //! to end through the real binary: stdin in every state, a consumer that
 //! stops reading, signals, exit 3, ordered stats lines, the metrics file,
 //! systemd's notify protocol and the example unit; plus `check`'s output.
@@ -441,7 +441,7 @@ fn a_consumer_that_stops_reading_holds_up_neither_sigterm_nor_shutdown() {
         let code = p.exit_within(Duration::from_secs(5));
         let took = t0.elapsed();
         assert_eq!(code, Some(0), "{how}: {}", p.stderr());
-        // DESIGN §5 says within 1 s; the margin is for a loaded machine.
+        // G10 says within 1 s; the margin is for a loaded machine.
         assert!(took < Duration::from_secs(3), "{how}: took {took:?}");
         assert!(
             wait_until(Duration::from_secs(2), || !common::process_running(child)),

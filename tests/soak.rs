@@ -2,7 +2,7 @@
 //! `exec` `true`/`false` and a few that time out, fakes that pass, fail,
 //! flip, are slow, run once or are disabled, a few invalid ones) through a
 //! reset every 5-10 s for `PROBEWHEEL_SOAK_MINUTES` (default 2). Every event
-//! is checked against DESIGN §4 as it arrives, by a consumer that stalls
+//! is checked against the guarantees as it arrives, by a consumer that stalls
 //! for a second every 5 s; at the end: RSS growth after warm-up under 1 MiB,
 //! open fds flat, no child process left.
 //!

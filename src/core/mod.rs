@@ -2,6 +2,7 @@
 //! rule, driven by a `now` the caller passes in. No I/O, no clock reads, no
 //! sleeping: the engine thread is a thin driver around [`Scheduler`].
 
+mod deadlines;
 pub(crate) mod histogram;
 pub(crate) mod outbox;
 pub(crate) mod scheduler;

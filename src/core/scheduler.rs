@@ -1,16 +1,25 @@
-//! The scheduling rules (DESIGN §3, §4) as a state machine driven by the
+//! The scheduling rules (crate docs, "Events" and "Guarantees") as a state machine driven by the
 //! caller's clock.
 //!
 //! The driver contract, in the style of quinn-proto: after every input
 //! (`reset`, `handle_finished`) and whenever `poll_timeout` has passed, call
-//! `poll_dispatch(now)` until it returns `None` and start each returned run;
-//! then call `flush` while the sink has room; then sleep until
-//! `poll_timeout()` (or until an input arrives). Nothing here reads a clock,
-//! sleeps or does I/O, so every rule is tested in virtual time.
+//! `poll_dispatch(now)` until it returns `None` and start each returned run,
+//! and call `handle_timeout(now)` (run deadlines, verdict alarms); then
+//! call `flush` while the sink has room; then sleep until `poll_timeout()`
+//! (or until an input arrives). Nothing here reads a clock, sleeps or does
+//! I/O, so every rule is tested in virtual time.
+//!
+//! Run deadlines (`timeoutSecs`) are kept here too, not by the threads that
+//! run the checks: a custom check that hangs holds its own thread (or, if
+//! it runs inline, its worker), so only the engine thread is sure to be
+//! awake at the deadline, and deciding here, in the order the engine sees
+//! things, settles whether a run returned or was cut off without any
+//! cross-thread protocol.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::deadlines::Deadlines;
 use super::histogram::Histogram;
 use super::outbox::{Outbox, OutboxCounters, Sink};
 use super::verdict::{Gated, Judge};
@@ -85,6 +94,11 @@ pub(crate) struct ProbeSpec {
     /// `intervalSeconds` as declared; the core floors it (G5).
     pub(crate) interval: Duration,
     pub(crate) run_once: bool,
+    /// The engine's bound on each run (`timeoutSecs`, as
+    /// `verdict.timeout`): a run that has not returned this long after its
+    /// slot is recorded as failed, `timed out after N s`. `None` for kinds
+    /// that bound their own runs (the built-in state machines).
+    pub(crate) cut_off_after: Option<Duration>,
     /// Verdict rules: thresholds, startup grace, and the run's timeout
     /// (staleness is counted from it).
     pub(crate) verdict: VerdictSpec,
@@ -127,6 +141,9 @@ pub(crate) struct Dispatch {
     /// never starts before it (G5); the core hands runs over up to
     /// `Config::lead` early and the worker waits.
     pub(crate) due: Instant,
+    /// The probe's `ProbeSpec::cut_off_after`: the run is cut off at
+    /// [`Dispatch::deadline`].
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Dispatch {
@@ -142,17 +159,35 @@ impl Dispatch {
             started,
             finished,
             outcome,
+            cut_off: false,
         }
+    }
+
+    /// When the engine cuts this run off (`timeout` after its slot), if it
+    /// bounds it; the run's context reports cancellation from then on.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.timeout.and_then(|t| self.due.checked_add(t))
+    }
+
+    /// The outcome of a run cut off at its deadline.
+    pub(crate) fn timed_out(&self) -> RunnerOutcome {
+        let secs = self.timeout.unwrap_or_default().as_secs();
+        RunnerOutcome::fail(format!("timed out after {secs} s"))
     }
 }
 
-/// A run that came back from a worker.
+/// A run that came back from a worker, or that the core cut off.
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub(crate) run: Dispatch,
     pub(crate) started: Instant,
     pub(crate) finished: Instant,
     pub(crate) outcome: RunnerOutcome,
+    /// Made by the core at the run's deadline while its check had not
+    /// returned (`Scheduler::handle_timeout`): the outcome is `timed out
+    /// after N s`, `started` is the slot (the core does not see the real
+    /// start), and the probe stays in flight until the check returns (G6).
+    pub(crate) cut_off: bool,
 }
 
 #[derive(Debug)]
@@ -168,6 +203,13 @@ struct ProbeState {
     /// The slot the pending timer stands for.
     next_tick: u64,
     in_flight: bool,
+    /// The engine's bound on a run (`ProbeSpec::cut_off_after`).
+    timeout: Option<Duration>,
+    /// The deadline of the run in flight, until it returns or is cut off.
+    deadline: Option<Instant>,
+    /// The run in flight was cut off and its result recorded; its check
+    /// has not returned yet (G6: the probe's slots are skipped until then).
+    cut_off: bool,
     /// Ticks dropped since the last dispatch.
     skipped: u64,
     /// Ticks dropped between the previous run's slot and the one in flight.
@@ -212,6 +254,10 @@ pub(crate) struct Scheduler<S> {
     /// Wheel tick 0; a tick is one microsecond.
     epoch: Instant,
     wheel: Wheel<Timer>,
+    /// Deadlines of the runs in flight. Not in the wheel: the wheel
+    /// cannot drop the entry of a run that returned in time, which would
+    /// then wake the engine for nothing.
+    deadlines: Deadlines,
     generation: u64,
     rollout: Arc<str>,
     probes: Vec<ProbeState>,
@@ -247,6 +293,7 @@ impl<S: Sink> Scheduler<S> {
             config,
             epoch: now,
             wheel: Wheel::new(),
+            deadlines: Deadlines::new(),
             generation: 0,
             rollout: Arc::from(""),
             probes: Vec::new(),
@@ -338,6 +385,7 @@ impl<S: Sink> Scheduler<S> {
         self.generation += 1;
         self.rollout = Arc::from(rollout);
         self.wheel.clear();
+        self.deadlines.clear();
         self.probes.clear();
         match probes {
             Ok(probes) => {
@@ -376,12 +424,15 @@ impl<S: Sink> Scheduler<S> {
         self.generation
     }
 
-    /// Fires the verdict's alarms due by `now` (grace ends, staleness, the
-    /// soak, the deadline) and emits the verdict if it or its lists
-    /// changed since the last call. The driver calls it once per turn,
-    /// after taking the finished runs, so that a burst of results makes
-    /// one verdict event.
+    /// Cuts off the runs whose deadline has come by `now` (their results
+    /// count like any other), fires the verdict's alarms due by `now`
+    /// (grace ends, staleness, the soak, the deadline) and emits the
+    /// verdict if it or its lists changed since the last call. The driver
+    /// calls it once per turn, after taking the finished runs, so that a
+    /// burst of results makes one verdict event, and a run that returned in
+    /// time is not cut off.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.cut_off_due(now);
         self.judge.handle_timeout(now);
         self.emit_verdict(now);
     }
@@ -433,6 +484,9 @@ impl<S: Sink> Scheduler<S> {
                 start: now + p.initial_delay,
                 next_tick: 0,
                 in_flight: false,
+                timeout: p.cut_off_after,
+                deadline: None,
+                cut_off: false,
                 skipped: 0,
                 skipped_in_flight: 0,
                 last_status: None,
@@ -523,12 +577,20 @@ impl<S: Sink> Scheduler<S> {
             self.counters.dispatched += 1;
             // G5: the run starts at its slot, never before; the slot is at
             // least the floor after the previous one whenever that one ran.
-            return Some(Dispatch {
+            let run = Dispatch {
                 probe: timer.probe,
                 generation: self.generation,
                 tick: run_tick,
                 due: st.due(run_tick),
-            });
+                timeout: st.timeout,
+            };
+            st.deadline = run.deadline();
+            if let Some(at) = st.deadline {
+                let probes = &self.probes;
+                let live = |at, probe| is_live(probes, at, probe);
+                self.deadlines.insert(at, run.probe, run.tick, live);
+            }
+            return Some(run);
         }
         None
     }
@@ -546,20 +608,79 @@ impl<S: Sink> Scheduler<S> {
             // it is handed over then, still ahead of its time.
             ahead.max(batch_until.min(at))
         });
-        // Verdict alarms are due at their instant, not ahead of it.
-        match (dispatch, self.judge.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // Verdict alarms and run deadlines are due at their instant, not
+        // ahead of it.
+        let probes = &self.probes;
+        let cut_off = self.deadlines.next(|at, p| is_live(probes, at, p));
+        [dispatch, self.judge.poll_timeout(), cut_off]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Cuts off every run whose deadline has come by `now` and whose check
+    /// has not returned: its result, `timed out after N s`, is recorded at
+    /// once, and the probe stays in flight (G6: its slots are skipped and
+    /// counted) until the check returns, whose outcome is then discarded.
+    fn cut_off_due(&mut self, now: Instant) {
+        loop {
+            let probes = &self.probes;
+            let live = |at, p| is_live(probes, at, p);
+            let Some((at, probe, tick)) = self.deadlines.pop_due(now, live) else {
+                break;
+            };
+            let st = &mut self.probes[probe as usize];
+            st.deadline = None;
+            st.cut_off = true;
+            let run = Dispatch {
+                probe,
+                generation: self.generation,
+                tick,
+                due: st.due(tick),
+                timeout: st.timeout,
+            };
+            let outcome = run.timed_out();
+            self.handle_finished(Finished {
+                run,
+                started: run.due,
+                finished: at,
+                outcome,
+                cut_off: true,
+            });
+        }
+    }
+
+    /// The check of a cut-off run came back: the probe is free to run its
+    /// next slot (G6), and what the check said is discarded, since the
+    /// run's result was recorded at its deadline. Returns whether `f` was
+    /// such a late return.
+    fn handle_released(&mut self, f: &Finished) -> bool {
+        if f.cut_off {
+            return false;
+        }
+        match self.probes.get_mut(f.run.probe as usize) {
+            Some(st) if st.cut_off => {
+                debug_assert!(st.in_flight, "a cut-off run is in flight");
+                st.cut_off = false;
+                st.in_flight = false;
+                true
+            }
+            _ => false,
         }
     }
 
     /// Takes a finished run: a result of an older generation is discarded
-    /// (G2); otherwise the lifecycle events and the result are emitted in
-    /// the order of G3. Returns whether the result was used.
+    /// (G2), and so is the late return of a run already cut off at its
+    /// deadline (which frees its probe); otherwise the lifecycle events and
+    /// the result are emitted in the order of G3. Returns whether the
+    /// result was used.
     pub(crate) fn handle_finished(&mut self, f: Finished) -> bool {
         let run = f.run;
         if run.generation != self.generation {
             self.counters.stale_results += 1;
+            return false;
+        }
+        if self.handle_released(&f) {
             return false;
         }
         let header = self.header();
@@ -569,7 +690,7 @@ impl<S: Sink> Scheduler<S> {
             debug_assert!(false, "finished run of unknown probe {}", run.probe);
             return false;
         };
-        st.in_flight = false;
+        st.in_flight = f.cut_off; // G6: a cut-off check has not returned
         self.counters.results += 1;
         let lateness_us = micros(f.started.saturating_duration_since(run.due));
         self.lateness.record(lateness_us);
@@ -651,6 +772,13 @@ impl<S: Sink> Scheduler<S> {
     fn wall(&self, at: Instant) -> Timestamp {
         wall_at(self.anchor, at)
     }
+}
+
+/// Whether `probe`'s run in flight is the one cut off at `at`.
+fn is_live(probes: &[ProbeState], at: Instant, probe: u32) -> bool {
+    probes
+        .get(probe as usize)
+        .is_some_and(|st| st.in_flight && st.deadline == Some(at))
 }
 
 /// The wall time of `at`, from a (monotonic, wall) anchor pair.

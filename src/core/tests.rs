@@ -1,4 +1,4 @@
-//! The guarantees of DESIGN §4 against the pure core, in virtual time.
+//! The guarantees (crate docs, G1-G14) against the pure core, in virtual time.
 //!
 //! `Sim` plays the driver: it jumps `now` to the next wake-up, starts due
 //! runs, finishes them after a scripted duration with a scripted outcome,
@@ -62,8 +62,9 @@ fn wall0() -> SystemTime {
 }
 
 /// The core's view of a declarations file, in file order: the fields the
-/// core reads (`kind`, `mode`, `intervalSeconds`, `runOnce`) with the
-/// defaults of DESIGN §2. The core never parses files; this keeps the
+/// core reads (`kind`, `mode`, `intervalSeconds`, `runOnce`, and
+/// `timeoutSecs` as the engine's bound on a run) with the
+/// defaults of `docs/declarations.md`. The core never parses files; this keeps the
 /// tests readable without making them depend on the parser.
 fn specs(json: &str) -> Vec<ProbeSpec> {
     struct InOrder(Vec<(String, Value)>);
@@ -99,6 +100,9 @@ fn specs(json: &str) -> Vec<ProbeSpec> {
             },
             interval: Duration::from_secs(fields["intervalSeconds"].as_u64().unwrap_or(30)),
             run_once: fields["runOnce"].as_bool().unwrap_or(false),
+            // Only where the test declares one: the engine bounds custom
+            // kinds only.
+            cut_off_after: fields["timeoutSecs"].as_u64().map(Duration::from_secs),
             verdict: VerdictSpec {
                 failure_threshold: fields["failureThreshold"].as_u64().unwrap_or(1) as u32,
                 success_threshold: fields["successThreshold"].as_u64().unwrap_or(1) as u32,
@@ -185,6 +189,8 @@ impl Sim {
                 self.s.handle_finished(d.finished(start, finish, outcome));
                 progressed = true;
             }
+            // As the driver: after the results, so a run that returned in
+            // time is not cut off.
             self.s.handle_timeout(now);
             self.s.flush();
             if self.consume {
@@ -661,6 +667,144 @@ fn g6_a_slow_run_skips_ticks_instead_of_overlapping() {
         "{results:?}"
     );
     assert_eq!(sim.s.counters().skipped_ticks, 8);
+}
+
+// ---- G6 with run deadlines (`timeoutSecs`) -------------------------------
+
+/// A custom kind bounded at 3 s, due every 5 s.
+const BOUNDED: &str =
+    r#"{"hung": {"kind": "custom", "mode": "enforce", "intervalSeconds": 5, "timeoutSecs": 3}}"#;
+
+fn reason(r: &crate::event::ProbeResult) -> Option<&str> {
+    r.failure_reason.as_deref()
+}
+
+#[test]
+fn g6_a_run_cut_off_at_its_deadline_holds_its_slots_until_its_check_returns() {
+    // Tick 0's check hangs until 23 s; later runs take 1 s. Runs are
+    // handed over ahead of their slots: the deadline is still kept exactly.
+    let config = Config {
+        lead: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config).script(|_, tick| match tick {
+        0 => (secs(23), RunnerOutcome::pass()),
+        _ => (secs(1), RunnerOutcome::pass()),
+    });
+    sim.reset("r", BOUNDED);
+    sim.run_until(secs(3) - Duration::from_micros(1));
+    assert!(
+        sim.results("hung").is_empty(),
+        "cut off before its deadline"
+    );
+
+    // At the deadline: the failed result, at once.
+    sim.run_until(secs(3));
+    let rs = sim.results("hung");
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status, Status::Fail);
+    assert_eq!(reason(rs[0]), Some("timed out after 3 s"));
+    assert_eq!((rs[0].tick, rs[0].skipped_ticks), (0, 0));
+    assert_eq!(rs[0].duration_us, 3_000_000);
+    assert_eq!(rs[0].consecutive, 1);
+
+    // The check has not returned: slots 1-4 (5 s to 20 s) are skipped and
+    // counted, nothing else is dispatched.
+    sim.run_until(secs(22));
+    assert_eq!(sim.results("hung").len(), 1);
+    assert_eq!(sim.starts_of("hung").len(), 1);
+    assert_eq!(sim.s.counters().skipped_ticks, 4);
+
+    // It returns at 23 s: its pass is discarded, and slot 5 (25 s) runs,
+    // counting the four skipped slots.
+    sim.run_until(secs(24));
+    assert_eq!(sim.results("hung").len(), 1, "a late outcome was used");
+    sim.run_until(secs(31));
+    let rs = sim.results("hung");
+    assert_eq!(rs.len(), 3, "{rs:?}");
+    assert_eq!((rs[1].tick, rs[1].skipped_ticks), (5, 4));
+    assert_eq!(rs[1].status, Status::Pass);
+    assert_eq!((rs[2].tick, rs[2].skipped_ticks), (6, 0));
+    let ticks: Vec<u64> = sim.starts_of("hung").iter().map(|s| s.0).collect();
+    assert_eq!(ticks, [0, 5, 6]);
+    let c = sim.s.counters();
+    assert_eq!((c.dispatched, c.results, c.stale_results), (3, 3, 0));
+}
+
+#[test]
+fn a_cut_off_run_counts_for_the_verdict_at_its_deadline() {
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(60), RunnerOutcome::pass()));
+    sim.reset("r", BOUNDED);
+    sim.run_until(secs(3));
+    let v = sim
+        .seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::RolloutVerdict(v) => Some(v),
+            _ => None,
+        })
+        .expect("a verdict");
+    assert_eq!((v.verdict, v.decided), (Verdict::Unhealthy, true));
+    assert_eq!(v.reason, "hung: timed out after 3 s");
+}
+
+#[test]
+fn a_run_that_returns_in_time_is_not_cut_off_and_its_deadline_wakes_nobody() {
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(1), fail("down")));
+    sim.reset("r", BOUNDED);
+    sim.run_until(secs(2));
+    // The next wake-up is the next slot, not the spent deadline at 3 s.
+    assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(5)));
+    sim.run_until(secs(21));
+    let rs = sim.results("hung");
+    assert_eq!(rs.len(), 5);
+    assert!(rs.iter().all(|r| reason(r) == Some("down")), "{rs:?}");
+    assert!(rs.iter().all(|r| r.skipped_ticks == 0));
+}
+
+#[test]
+fn a_run_of_a_kind_without_engine_bound_is_never_cut_off() {
+    // No `timeoutSecs` in the core's spec: a kind that bounds its own runs.
+    let mut sim = Sim::new(Config::default()).script(|_, _| (secs(60), RunnerOutcome::pass()));
+    sim.reset(
+        "r",
+        r#"{"p": {"kind": "exec", "mode": "enforce", "intervalSeconds": 5}}"#,
+    );
+    sim.run_until(secs(59));
+    assert!(sim.results("p").is_empty());
+    sim.run_until(secs(61));
+    assert_eq!(sim.results("p")[0].status, Status::Pass);
+}
+
+#[test]
+fn g6_a_late_return_from_an_older_generation_changes_nothing() {
+    // Both generations' tick 0 hangs for 98 s; later runs take 1 s.
+    let mut sim = Sim::new(Config::default()).script(|_, tick| match tick {
+        0 => (secs(98), RunnerOutcome::pass()),
+        _ => (secs(1), RunnerOutcome::pass()),
+    });
+    sim.reset("old", BOUNDED);
+    sim.run_until(secs(4));
+    sim.reset("new", BOUNDED); // at 4 s: the new tick 0 hangs until 102 s
+    // The old check returns at 98 s: stale, and the new run stays in
+    // flight, so its slot at 99 s is skipped too.
+    sim.run_until(secs(101));
+    assert_eq!(sim.s.counters().stale_results, 1);
+    assert_eq!(sim.starts.len(), 2, "only the two tick-0 runs started");
+    sim.run_until(secs(106));
+    let by_gen = |g: u64| -> Vec<(u64, u64, Option<String>)> {
+        sim.results("hung")
+            .iter()
+            .filter(|r| r.header.generation == g)
+            .map(|r| (r.tick, r.skipped_ticks, r.failure_reason.clone()))
+            .collect()
+    };
+    let cut = Some("timed out after 3 s".to_owned());
+    assert_eq!(by_gen(1), [(0, 0, cut.clone())]);
+    // Generation 2 slots: 4 s + 5k. Its check returned at 102 s, so the
+    // next run is tick 20 at 104 s, with ticks 1-19 skipped.
+    assert_eq!(by_gen(2), [(0, 0, cut), (20, 19, None)]);
 }
 
 // ---- G7: anchored schedule ---------------------------------------------

@@ -1,5 +1,5 @@
-//! The declarations file (DESIGN §2): parsing, whole-file rejection and
-//! per-probe validation.
+//! The declarations file: parsing, whole-file rejection and per-probe
+//! validation, and below, the reference of every built-in kind's fields.
 //!
 //! Parsing is split in two so one bad entry never takes the others down:
 //! [`parse`] rejects only what makes the whole file unusable (size, syntax,
@@ -7,6 +7,8 @@
 //! shares; the kind-specific fields are read by the kind's
 //! [`Runner::prepare`](crate::Runner::prepare) through the typed getters of
 //! [`Declaration`], which produce the `invalid declaration:` reasons.
+//!
+#![doc = include_str!("../../docs/declarations.md")]
 
 use std::fmt;
 use std::fs::File;
@@ -34,7 +36,7 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 /// rather than silently clamped.
 pub const MAX_INTERVAL_SECS: u64 = 365 * 24 * 3600;
 
-/// Every field name of DESIGN §2; anything else is reported by
+/// Every field name of the reference above; anything else is reported by
 /// `probewheel check` as unknown (and otherwise ignored).
 pub const KNOWN_FIELDS: &[&str] = &[
     "kind",
@@ -79,8 +81,8 @@ pub const MAX_THRESHOLD: u32 = 100;
 /// Largest `startupGraceSeconds` and `initialDelaySeconds`: one day.
 pub const MAX_DELAY_SECS: u64 = 24 * 3600;
 
-/// Why the whole file was rejected (DESIGN §2); the engine emits it as
-/// `declarationsRejected`.
+/// Why the whole file was rejected (the module's "Validity rules"); the
+/// engine emits it as `declarationsRejected`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     reason: String,
@@ -242,7 +244,7 @@ impl Declaration {
     }
 
     /// Reads one entry of a file, field by field: a field repeated inside
-    /// the entry makes it invalid (DESIGN §2), and a field too deeply
+    /// the entry makes it invalid, and a field too deeply
     /// nested to parse makes it invalid when the engine reads that field,
     /// and is otherwise ignored (reported by `check` as unknown).
     fn from_raw(name: &str, raw: &RawValue) -> Declaration {

@@ -6,7 +6,9 @@
 //! one per run in flight, at most [`MAX_BLOCKING_THREADS`]; beyond that,
 //! runs queue for the next free thread (and only blocking custom checks
 //! wait). A thread without work for [`BLOCKING_IDLE`] ends, so an engine
-//! without custom kinds has none.
+//! without custom kinds has none. A check still running at its deadline
+//! has its timeout recorded by the engine thread (see `core::scheduler`);
+//! its thread stays with it until it returns.
 
 use std::collections::VecDeque;
 use std::io;
@@ -19,7 +21,7 @@ use crossbeam_channel::Sender;
 use super::pool::{Shared, WorkerFlags, run_check};
 use crate::clock;
 use crate::core::{Dispatch, Finished};
-use crate::runner::{CANCEL_POLL, Check, RunContext};
+use crate::runner::{CANCEL_POLL, Check};
 
 /// Most threads running blocking custom checks at a time.
 pub const MAX_BLOCKING_THREADS: usize = 256;
@@ -185,8 +187,7 @@ fn run(inner: &Inner, (job, name, check): Item) {
     if cancel.is_cancelled(job.generation) {
         return;
     }
-    let ctx = RunContext::new(&name, job.generation, started, cancel);
-    let outcome = run_check(&*check, &ctx);
+    let outcome = run_check(&*check, &name, &job, started, cancel);
     let finished = clock::mono_now();
     if cancel.is_cancelled(job.generation) {
         return; // the engine would discard it

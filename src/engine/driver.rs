@@ -181,9 +181,12 @@ impl Driver {
             .submit_all(std::iter::from_fn(|| core.poll_dispatch(now)));
     }
 
-    /// Lets the core fire the verdict's alarms and emit a changed verdict,
-    /// and posts it for `Engine::verdict` (only when it changed: nothing per
-    /// run).
+    /// Lets the core cut off runs past their deadline, fire the verdict's
+    /// alarms and emit a changed verdict, and posts it for
+    /// `Engine::verdict` (only when it changed: nothing per run). After the
+    /// results, so a run that returned in time is not cut off; after the
+    /// dispatch is as good as before it, since a cut-off run still holds
+    /// its probe's slots (G6).
     fn judge(&mut self, now: Instant) {
         self.core.handle_timeout(now);
         if let Some(v) = self.core.take_verdict() {
@@ -298,12 +301,22 @@ impl Driver {
                     Arc::clone(d.kind_arc())
                 }
             };
+            let (prepared, cut_off_after) = if d.mode() == Mode::Disabled {
+                (None, None)
+            } else {
+                match self.registry.prepare_task(d) {
+                    Ok((prepared, timeout)) => (Some(prepared), timeout),
+                    // It fails at once: nothing to bound.
+                    Err(reason) => (Some(Prepared::Inline(failing(reason))), None),
+                }
+            };
             specs.push(ProbeSpec {
                 name: Arc::clone(d.name_arc()),
                 kind,
                 mode: d.mode(),
                 interval: Duration::from_secs(d.interval_secs()),
                 run_once: d.run_once(),
+                cut_off_after,
                 verdict: VerdictSpec {
                     failure_threshold: d.failure_threshold(),
                     success_threshold: d.success_threshold(),
@@ -312,11 +325,6 @@ impl Driver {
                 },
                 initial_delay: Duration::from_secs(d.initial_delay_secs()),
             });
-            let prepared =
-                (d.mode() != Mode::Disabled).then(|| match self.registry.prepare_task(d) {
-                    Ok(prepared) => prepared,
-                    Err(reason) => Prepared::Inline(failing(reason)),
-                });
             tasks.push((Arc::clone(d.name_arc()), prepared));
         }
         (specs, tasks)

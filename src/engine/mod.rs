@@ -468,6 +468,10 @@ impl Engine {
     /// [`Engine::reset`] returned), or `None` while that reset has not
     /// been applied yet or after a later reset. Never an older
     /// generation's verdict. Does not block.
+    ///
+    /// Its `header.seq` is 0: `seq` numbers the events of the channel, and
+    /// the engine posts a verdict here when it changes, whether or not the
+    /// channel has taken its event yet.
     pub fn verdict(&self, generation: u64) -> Option<RolloutVerdict> {
         self.board.get(generation)
     }

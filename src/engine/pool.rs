@@ -24,15 +24,43 @@ use super::blocking::BlockingPool;
 use super::wake::{EngineWake, ResultFlag};
 use super::worker::{self, Doorbell, Worker};
 
+use crate::clock;
 use crate::core::{Dispatch, Finished};
 use crate::runner::{CancelState, Check, Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
-/// Runs `check` on the calling thread; a panic becomes a failed run.
-pub(crate) fn run_check(check: &dyn Check, ctx: &RunContext<'_>) -> RunnerOutcome {
-    panic::catch_unwind(AssertUnwindSafe(|| check.run(ctx))).unwrap_or_else(|payload| {
-        RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
-    })
+/// Runs `job`'s custom `check`, started at `started`, on the calling
+/// thread; a panic becomes a failed run.
+///
+/// The run's deadline is enforced by the engine thread, not here (see
+/// `core::scheduler`): a check that hangs holds this thread, so nothing on
+/// it could report the timeout. The context only tells the check.
+pub(crate) fn run_check(
+    check: &dyn Check,
+    name: &str,
+    job: &Dispatch,
+    started: Instant,
+    cancel: &CancelState,
+) -> RunnerOutcome {
+    let deadline = job.deadline();
+    if deadline.is_some_and(|d| started >= d) {
+        // It waited past its deadline (behind a check that hangs): the
+        // engine records it timed out whatever happens here, so it is
+        // not run; this outcome only frees the probe.
+        return job.timed_out();
+    }
+    let ctx = RunContext::new(name, job.generation, started, deadline, cancel);
+    let outcome =
+        panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
+            RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+        });
+    if deadline.is_some_and(|d| clock::mono_now() >= d) {
+        // Returned at or after its deadline (a check that honours it
+        // returns right then): timed out, the same whether this result or
+        // the engine's cut-off reaches the engine first.
+        return job.timed_out();
+    }
+    outcome
 }
 
 /// What workers share with the engine thread.

@@ -32,7 +32,7 @@ use super::timer::DeadlineTimer;
 use crate::clock;
 use crate::core::{Dispatch, Finished};
 use crate::runner::machine::{Cx, Run, Step, Wake};
-use crate::runner::{Prepared, RunContext, RunnerOutcome};
+use crate::runner::{Prepared, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 const WAKER: Token = Token(0);
@@ -319,8 +319,7 @@ impl Worker {
             Prepared::Inline(check) => {
                 let busy = &self.flags.busy;
                 busy.store(true, Ordering::Release);
-                let ctx = RunContext::new(name, job.generation, started, cancel);
-                let outcome = run_check(&**check, &ctx);
+                let outcome = run_check(&**check, name, &job, started, cancel);
                 busy.store(false, Ordering::Release);
                 let finished = clock::mono_now();
                 self.finish(&job, started, finished, outcome);

@@ -5,9 +5,19 @@
 //! kind-specific fields once per reset and returns a [`Check`], or a
 //! [`FieldError`] that makes the probe fail with `invalid declaration: ...`.
 //! [`Check::run`] then runs on a worker thread at every tick. A run must
-//! return when [`RunContext::is_cancelled`] turns true (a reset or a
-//! shutdown): the engine discards the outcome anyway, and shutdown only waits
-//! one second for runs to return.
+//! return when [`RunContext::is_cancelled`] turns true (a reset, a
+//! shutdown, or the run's deadline): the engine discards the outcome
+//! anyway, and shutdown only waits one second for runs to return.
+//!
+//! `timeoutSecs` (default 10, 1 to 86400) bounds every run of a registered
+//! kind: at [`RunContext::deadline`], `timeoutSecs` after the run's slot,
+//! the engine records a failed result `timed out after N s` at once,
+//! whether or not the check has returned. A check that has not returned
+//! keeps its probe's next slots skipped (at most one run in flight per
+//! probe; they count in `skippedTicks`) until it does, and its outcome is
+//! then discarded. The built-in `tcp`, `http` and `exec` kinds bound their
+//! own runs (`connectTimeoutSecs`, `timeoutSecs`) and report their own
+//! timeouts.
 //!
 //! A check that runs a command uses [`Command`]: the `exec` kind's process
 //! handling (a process group of its own, killed whole at the end, on a
@@ -22,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock;
-use crate::decl::{Declaration, FieldError};
+use crate::decl::{DEFAULT_TIMEOUT_SECS, Declaration, FieldError, MAX_TIMEOUT_SECS};
 pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status, SubResult};
 
 #[cfg(feature = "evidence")]
@@ -34,6 +44,15 @@ pub(crate) mod machine;
 pub(crate) mod tcp;
 mod tls_fields;
 
+/// A declaration's `timeoutSecs`, checked: 1 to [`MAX_TIMEOUT_SECS`],
+/// default [`DEFAULT_TIMEOUT_SECS`] (for the kinds that use it; the
+/// lenient `Declaration::timeout_secs` is for everything else).
+pub(crate) fn timeout_secs(decl: &Declaration) -> Result<u64, FieldError> {
+    Ok(decl
+        .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
+        .unwrap_or(DEFAULT_TIMEOUT_SECS))
+}
+
 /// A probe kind: turns declarations into runnable checks.
 pub trait Runner: Send + Sync + 'static {
     /// Reads the kind-specific fields of `decl` (the shared fields are
@@ -41,7 +60,7 @@ pub trait Runner: Send + Sync + 'static {
     /// so it must not block.
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
 
-    /// Field names this kind reads beyond DESIGN §2's table, so that
+    /// Field names this kind reads beyond [`decl::KNOWN_FIELDS`](crate::decl::KNOWN_FIELDS), so that
     /// `probewheel check` does not report them as unknown.
     fn extra_fields(&self) -> &[&str] {
         &[]
@@ -50,13 +69,21 @@ pub trait Runner: Send + Sync + 'static {
 
 /// One prepared probe, run at every tick on a worker thread.
 ///
+/// Each run is bounded by the probe's `timeoutSecs` (default 10 s): at
+/// [`RunContext::deadline`] the context reports the run cancelled
+/// ([`RunContext::is_cancelled`] turns true, [`RunContext::sleep`] returns
+/// early) and the engine records the failed result `timed out after N s`
+/// at once. A check that ignores this and keeps going holds its probe:
+/// the probe's next slots are skipped (and counted in `skippedTicks`)
+/// until `run` returns, and what it returns then is discarded.
+///
 /// A check that starts a process should run it with [`Command`], which
 /// kills the command's whole process group (grandchildren included) at its
 /// timeout and when the run is cancelled, and reaps it before returning.
 pub trait Check: Send + Sync + 'static {
     /// Runs the probe once. A failing probe is a [`RunnerOutcome::fail`],
     /// never a panic (a panic is caught and reported as a failure all the
-    /// same).
+    /// same). Return once [`RunContext::is_cancelled`] turns true.
     fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome;
 
     /// Where this check runs (default [`Placement::Blocking`]: on a thread
@@ -203,25 +230,34 @@ impl CancelState {
     }
 }
 
-/// What a run knows about itself.
+/// What a run knows about itself, and how it learns that it should stop:
+/// a reset, a shutdown, or its deadline (`timeoutSecs` after its slot).
 pub struct RunContext<'a> {
     probe_name: &'a str,
     generation: u64,
     started: Instant,
+    deadline: Instant,
     cancel: &'a CancelState,
 }
 
+/// The deadline of a run the engine does not bound: about 30 years on.
+const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 impl<'a> RunContext<'a> {
+    /// A run of `generation` that started at `started` and is cut off at
+    /// `deadline` (never, when `None`).
     pub(crate) fn new(
         probe_name: &'a str,
         generation: u64,
         started: Instant,
+        deadline: Option<Instant>,
         cancel: &'a CancelState,
     ) -> Self {
         RunContext {
             probe_name,
             generation,
             started,
+            deadline: deadline.unwrap_or_else(|| far(started)),
             cancel,
         }
     }
@@ -241,11 +277,39 @@ impl<'a> RunContext<'a> {
         self.started
     }
 
-    /// True once the run's result can no longer be used (reset or
-    /// shutdown): return promptly, and kill anything the run started
+    /// When the engine cuts this run off: the probe's `timeoutSecs` after
+    /// the slot the run belongs to (which is when it started, give or take
+    /// the wake-up's jitter). From then on [`RunContext::is_cancelled`] is
+    /// true and the run's result is already recorded as `timed out after
+    /// N s`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::{RunnerOutcome, runner::FnRunner};
+    ///
+    /// // Polls something slow, never past the run's deadline.
+    /// let runner = FnRunner::new(|ctx| {
+    ///     while ctx.now() < ctx.deadline() {
+    ///         if ctx.sleep(std::time::Duration::from_millis(100)) {
+    ///             break; // a reset, a shutdown, or the deadline
+    ///         }
+    ///         // ... look again ...
+    ///     }
+    ///     RunnerOutcome::fail("not ready")
+    /// });
+    /// # let _ = runner;
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// True once the run's result can no longer be used (a reset, a
+    /// shutdown, or its [deadline](RunContext::deadline) has passed):
+    /// return promptly, and stop anything the run started
     /// ([`Command::run`] does both for a command).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled(self.generation)
+        self.cancel.is_cancelled(self.generation) || self.now() >= self.deadline
     }
 
     /// The current monotonic time (runners must not read clocks directly,
@@ -255,18 +319,19 @@ impl<'a> RunContext<'a> {
     }
 
     /// Waits up to `d`, returning early (with `true`) if the run is
-    /// cancelled. Checks every 10 ms.
+    /// cancelled: at its deadline, or within 10 ms of a reset or shutdown.
     pub fn sleep(&self, d: Duration) -> bool {
-        let end = self.now() + d;
+        let end = self.now().checked_add(d);
         loop {
             if self.is_cancelled() {
                 return true;
             }
             let now = self.now();
-            if now >= end {
+            if end.is_some_and(|end| now >= end) {
                 return false;
             }
-            clock::sleep((end - now).min(CANCEL_POLL));
+            let until = end.map_or(self.deadline, |end| end.min(self.deadline));
+            clock::sleep(until.saturating_duration_since(now).min(CANCEL_POLL));
         }
     }
 
@@ -276,9 +341,14 @@ impl<'a> RunContext<'a> {
             "test",
             cancel.generation.load(Ordering::Acquire),
             clock::mono_now(),
+            None,
             cancel,
         )
     }
+}
+
+fn far(from: Instant) -> Instant {
+    from.checked_add(NO_DEADLINE).unwrap_or(from)
 }
 
 impl fmt::Debug for RunContext<'_> {
@@ -286,6 +356,7 @@ impl fmt::Debug for RunContext<'_> {
         f.debug_struct("RunContext")
             .field("probe_name", &self.probe_name)
             .field("generation", &self.generation)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -370,7 +441,10 @@ impl Registry {
     }
 
     /// Prepares a declaration: the check to run at every tick, or why every
-    /// tick fails (the error's `Display` is the `failureReason`).
+    /// tick fails (the error's `Display` is the `failureReason`). Besides
+    /// the kind's own fields, a kind that is not a built-in state machine
+    /// (`tcp`, `http`, `exec`) has its `timeoutSecs` checked here, since
+    /// the engine bounds its runs with it.
     ///
     /// # Examples
     ///
@@ -395,29 +469,49 @@ impl Registry {
         if let Some(e) = decl.invalid() {
             return Err(PrepareError::Invalid(e.clone()));
         }
-        match self.get(decl.kind()) {
-            None => Err(PrepareError::UnknownKind(decl.kind().to_owned())),
-            Some(runner) => runner.prepare(decl).map_err(PrepareError::Invalid),
+        self.prepare_bounded(decl).map(|(check, _)| check)
+    }
+
+    /// [`Registry::prepare`], with the engine's bound on each run of the
+    /// check: `timeoutSecs`, or `None` for a built-in state machine kind,
+    /// which bounds its own runs (and may not read `timeoutSecs`).
+    fn prepare_bounded(
+        &self,
+        decl: &Declaration,
+    ) -> Result<(Arc<dyn Check>, Option<Duration>), PrepareError> {
+        let Some(runner) = self.get(decl.kind()) else {
+            return Err(PrepareError::UnknownKind(decl.kind().to_owned()));
+        };
+        let check = runner.prepare(decl).map_err(PrepareError::Invalid)?;
+        if self.machines.contains_key(decl.kind()) {
+            return Ok((check, None));
         }
+        let secs = timeout_secs(decl).map_err(PrepareError::Invalid)?;
+        Ok((check, Some(Duration::from_secs(secs))))
     }
 
     /// Prepares a declaration for the engine: a built-in kind as a state
     /// machine for the workers' poll loops, a custom check where its
-    /// [`Placement`] says.
-    pub(crate) fn prepare_task(&self, decl: &Declaration) -> Result<Prepared, String> {
+    /// [`Placement`] says, with the engine's bound on each of its runs
+    /// (`timeoutSecs`; `None` for a state machine, which bounds its own).
+    pub(crate) fn prepare_task(
+        &self,
+        decl: &Declaration,
+    ) -> Result<(Prepared, Option<Duration>), String> {
         if let Some(e) = decl.invalid() {
             return Err(e.to_string());
         }
         if let Some(machine) = self.machines.get(decl.kind()) {
             return machine(decl)
-                .map(Prepared::Machine)
+                .map(|m| (Prepared::Machine(m), None))
                 .map_err(|e| e.to_string());
         }
-        let check = self.prepare(decl).map_err(|e| e.to_string())?;
-        Ok(match check.placement() {
+        let (check, timeout) = self.prepare_bounded(decl).map_err(|e| e.to_string())?;
+        let prepared = match check.placement() {
             Placement::Inline => Prepared::Inline(check),
             Placement::Blocking => Prepared::Blocking(check),
-        })
+        };
+        Ok((prepared, timeout))
     }
 }
 
@@ -491,5 +585,41 @@ mod tests {
         assert!(c.is_cancelled(3));
         c.set_shutdown();
         assert!(c.is_cancelled(4));
+    }
+
+    #[test]
+    fn the_engine_bounds_registered_kinds_by_timeout_secs_and_leaves_built_ins_alone() {
+        let mut r = Registry::builtin();
+        r.insert("custom", FnRunner::new(|_| RunnerOutcome::pass()));
+        let decl = |v: serde_json::Value| Declaration::from_value("p", v);
+        let bound = |v| r.prepare_task(&decl(v)).map(|(_, t)| t);
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce"});
+        assert_eq!(bound(custom), Ok(Some(Duration::from_secs(10))));
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce", "timeoutSecs": 3});
+        assert_eq!(bound(custom), Ok(Some(Duration::from_secs(3))));
+        let custom = serde_json::json!({"kind": "custom", "mode": "enforce", "timeoutSecs": 0});
+        let err = r.prepare(&decl(custom)).err().unwrap();
+        assert!(matches!(&err, PrepareError::Invalid(e) if e.field() == "timeoutSecs"));
+        // tcp bounds itself (connectTimeoutSecs) and does not read it.
+        let tcp =
+            serde_json::json!({"kind": "tcp", "mode": "enforce", "port": 22, "timeoutSecs": 0});
+        assert_eq!(bound(tcp), Ok(None));
+        let http =
+            serde_json::json!({"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/"});
+        assert_eq!(bound(http), Ok(None));
+    }
+
+    #[test]
+    fn a_context_is_cancelled_at_its_deadline_and_sleep_returns_there() {
+        let c = CancelState::default();
+        let now = clock::mono_now();
+        let ctx = RunContext::new("p", 0, now, Some(now + Duration::from_millis(30)), &c);
+        assert!(!ctx.is_cancelled());
+        assert!(
+            ctx.sleep(Duration::from_secs(60)),
+            "cancelled at the deadline"
+        );
+        assert!(ctx.is_cancelled());
+        assert!(ctx.now() >= ctx.deadline());
     }
 }

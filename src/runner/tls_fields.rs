@@ -1,5 +1,5 @@
 //! The TLS fields of `http` (for `https://`) and `tcp` (with `tls: true`)
-//! probes (DESIGN §2): `caFile`, `tlsServerName`, `tlsSkipVerify` and
+//! probes (`docs/declarations.md`): `caFile`, `tlsServerName`, `tlsSkipVerify` and
 //! `minCertValidityDays`, read and checked at prepare time whether or not
 //! TLS is built in, and turned into the probe's [`TlsSetup`] (feature
 //! `tls`) once per reset.

@@ -245,7 +245,7 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------
 // Helpers of the hostile-condition and soak tests: file descriptors, memory,
-// processes, and a checker of the event contract (DESIGN §4) that runs on
+// processes, and a checker of the event contract (crate docs, "Guarantees") that runs on
 // every event of a stream.
 // ---------------------------------------------------------------------------
 
@@ -351,7 +351,7 @@ pub fn running_in(dir: &Path) -> Vec<ProcStat> {
         .collect()
 }
 
-/// Checks the guarantees of DESIGN §4 that a consumer can see, on every
+/// Checks the guarantees (crate docs, G1-G14) that a consumer can see, on every
 /// event of a stream, in the order received. Coalescing (G9) is taken into
 /// account: a result stands for `coalesced + 1` runs.
 ///

@@ -1,5 +1,5 @@
-//! Command-line parsing, by hand: a handful of flags do not need a parser
-//! crate.
+//! Command-line parsing (README, "Command line"), by hand: a handful of
+//! flags do not need a parser crate.
 
 use std::path::PathBuf;
 use std::time::Duration;

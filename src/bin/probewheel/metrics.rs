@@ -1,5 +1,5 @@
 //! `--metrics-file`: Prometheus text exposition for node_exporter's
-//! textfile collector (DESIGN §5).
+//! textfile collector (README, "Running as a service").
 //!
 //! The output thread folds every event into [`Metrics`]; the main loop
 //! renders it with the engine's counters and replaces the file atomically

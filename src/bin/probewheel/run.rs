@@ -1,10 +1,10 @@
 //! `run` and `check`, and what every command shares: the engine's builder,
 //! its start (signals blocked first) and the missing-file rule.
 //!
-//! `run` is a host service: the main thread only takes
-//! commands (stdin), signals and the output thread's reports, and never
-//! writes stdout itself, so a consumer that stops reading cannot hold up a
-//! reset or a shutdown. Threads: the engine's, a stdin reader, a signal
+//! `run` is a host service (README, "Running as a service"): the main
+//! thread only takes commands (stdin), signals and the output thread's
+//! reports, and never writes stdout itself, so a consumer that stops
+//! reading cannot hold up a reset or a shutdown. Threads: the engine's, a stdin reader, a signal
 //! thread (`sigwait`) and the output thread.
 
 use std::collections::BTreeSet;
@@ -38,7 +38,7 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// The metrics file is replaced at most this often.
 const METRICS_PERIOD: Duration = Duration::from_secs(1);
 
-/// Shutdown, from the command to the exit, stays within this (DESIGN §5:
+/// Shutdown, from the command to the exit, stays within this (G10:
 /// 1 s); what the output thread has not printed by then is lost.
 const STOP_BUDGET: Duration = Duration::from_millis(900);
 
@@ -175,7 +175,7 @@ fn read_stdin() -> io::Result<Receiver<Result<String, String>>> {
             if let Err(e) = res {
                 log::warn!("stdin: {e}; commands are no longer read");
             }
-            // End of stdin does not stop the engine (DESIGN §5).
+            // End of stdin does not stop the engine (G12).
         })?;
     Ok(rx)
 }

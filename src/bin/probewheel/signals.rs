@@ -1,4 +1,4 @@
-//! Signals as channel messages (DESIGN §5 "As a host service").
+//! Signals as channel messages (README, "Running as a service").
 //!
 //! Every signal the binary acts on, and every other one whose default
 //! action would kill the process (leaving exec children, which live in

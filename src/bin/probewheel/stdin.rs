@@ -1,4 +1,4 @@
-//! Commands on stdin, read in bounded lines (DESIGN §5).
+//! Commands on stdin, read in bounded lines (README, "Command line").
 //!
 //! A line is at most [`MAX_LINE`] bytes of UTF-8. A longer line, or one that
 //! is not UTF-8, becomes one error (quoting at most [`QUOTE`] bytes of it)

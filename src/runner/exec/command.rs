@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::run::ExecRun;
-use super::{CANCELLED, DEFAULT_TIMEOUT_SECS, PREFIX, STDERR_TAIL_BYTES, Tail, with_stderr};
+use super::{CANCELLED, PREFIX, STDERR_TAIL_BYTES, Tail, with_stderr};
+use crate::decl::DEFAULT_TIMEOUT_SECS;
 use crate::runner::machine::{Machine, Run, on_caller};
 use crate::runner::{RunContext, RunnerOutcome};
 

@@ -218,7 +218,7 @@ fn a_grandchild_that_ignores_sigterm_does_not_survive_its_leader() {
     assert_group_gone(pgid, Duration::from_secs(2));
 }
 
-/// DESIGN §3: a long stderr gives a reason with its end, within the cap,
+/// The reason cap: a long stderr gives a reason with its end, within the cap,
 /// marked as cut.
 #[test]
 fn a_long_stderr_gives_a_marked_reason_within_the_cap() {
@@ -274,7 +274,7 @@ impl Drop for Scratch {
     }
 }
 
-/// DESIGN §2: a file without `#!` is a failure, never run by `/bin/sh`
+/// The exec reference: a file without `#!` is a failure, never run by `/bin/sh`
 /// (the `execvp` fallback). The same file with `#!/bin/sh` does run, which
 /// shows the marker would be there had a shell run it.
 #[test]

@@ -1,7 +1,7 @@
 //! `exec` probes: run a command in its own process group; pass iff its exit
 //! code is `expectExitCode`.
 //!
-//! Fields (DESIGN §2): `command` (required: an array of strings, the argv,
+//! Fields (`docs/declarations.md`): `command` (required: an array of strings, the argv,
 //! or one string split on ASCII whitespace; never run through a shell),
 //! `expectExitCode` (default 0, 0-255) and `timeoutSecs` (default 10,
 //! 1-86400, wall clock).
@@ -23,7 +23,7 @@
 //! left running would pile up at every tick and outlive a shutdown (G10).
 //! The probe owns everything it started.
 //!
-//! Failure reasons (DESIGN §3), each followed by `; stderr: <tail>` when
+//! Failure reasons (crate docs, "Events"), each followed by `; stderr: <tail>` when
 //! stderr had anything:
 //! `exec probe: exit code 3, expected 0`, `exec probe: killed by signal 9`,
 //! `exec probe: timed out after 10 s (process group killed)`,
@@ -64,10 +64,6 @@ mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
 
-/// `timeoutSecs` when absent.
-pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 10;
-/// Largest accepted `timeoutSecs` (one day).
-pub(crate) const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// How much of the end of stderr a run keeps for the failure reason.
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
 
@@ -107,9 +103,7 @@ impl ExecProbe {
     fn from_decl(decl: &Declaration) -> Result<ExecProbe, FieldError> {
         let argv = parse_command(decl)?;
         let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?.unwrap_or(0) as i32;
-        let timeout_secs = decl
-            .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
-            .unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let timeout_secs = crate::runner::timeout_secs(decl)?;
         Ok(ExecProbe {
             spec: Arc::new(Spec {
                 argv: argv.into(),

@@ -1,7 +1,7 @@
 //! Starting a run's leader: never through a shell, and never outliving us.
 //!
 //! `std`'s `Command` ends in `execvp`, which runs a file without `#!` with
-//! `/bin/sh` when `execve` says `ENOEXEC`. DESIGN §2 says such a file is a
+//! `/bin/sh` when `execve` says `ENOEXEC`. The exec reference says such a file is a
 //! failure, so the program is looked up in `PATH` here, in the parent, and
 //! the child calls `execve` itself from `pre_exec`: `std`'s own exec is never
 //! reached. Everything the child touches (path, argv, envp) is built in the

@@ -388,7 +388,7 @@ fn the_reason_keeps_the_end_of_stderr_within_budget() {
     assert!(r.contains("; stderr: ...é"), "{r}");
 }
 
-/// DESIGN §3 through the judge: a cut reason ends in the marker with at
+/// The reason cap (crate docs, "Events") through the judge: a cut reason ends in the marker with at
 /// most 512 bytes before it; one that fits is whole and unmarked.
 #[test]
 fn a_cut_reason_ends_in_the_marker_and_an_uncut_one_never_does() {

@@ -1,4 +1,4 @@
-//! The `headers` field of http probes (DESIGN §2) and the request head it
+//! The `headers` field of http probes (`docs/declarations.md`) and the request head it
 //! shapes.
 //!
 //! `headers` is an object of header name to string value, sent with every

@@ -1,7 +1,7 @@
 //! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
 //! state machine on a worker's poll loop.
 //!
-//! Fields (DESIGN §2): `url` (required, `http://` or `https://`),
+//! Fields (`docs/declarations.md`): `url` (required, `http://` or `https://`),
 //! `expectStatus` (default 200, 100 to 599), `bodyContains` (optional),
 //! `headers` (optional), `timeoutSecs` (default 10, 1 to 86400),
 //! `connectTimeoutSecs` (default 5, 1 to 3600), and for `https://` the TLS
@@ -110,10 +110,6 @@ const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 const MAX_REDIRECTS: usize = 10;
 /// Default `expectStatus`.
 const DEFAULT_STATUS: u64 = 200;
-/// Default `timeoutSecs`.
-const DEFAULT_TIMEOUT_SECS: u64 = 10;
-/// Longest `timeoutSecs`: one day.
-const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// Reads one call of `advance` makes before it lets the worker's other
 /// runs have their turn (it asks to be called again at once).
 pub(crate) const READS_PER_CALL: usize = 16;
@@ -147,9 +143,7 @@ impl HttpCheck {
         let expect = decl
             .u64_in("expectStatus", 100, 599)?
             .unwrap_or(DEFAULT_STATUS) as u16;
-        let timeout_secs = decl
-            .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
-            .unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let timeout_secs = crate::runner::timeout_secs(decl)?;
         let connect_secs = decl
             .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);

@@ -1,6 +1,6 @@
 //! `tcp` probes: connect with a deadline, then close. Pass iff connected.
 //!
-//! Fields (DESIGN §2): `host` (default `127.0.0.1`; an IP literal, IPv6 with
+//! Fields (`docs/declarations.md`): `host` (default `127.0.0.1`; an IP literal, IPv6 with
 //! or without brackets, or a name resolved at every run), `port` (required,
 //! 1-65535), `connectTimeoutSecs` (default 5, 1-3600), and `tls` (default
 //! false) with the TLS fields `caFile`, `tlsServerName`, `tlsSkipVerify`
@@ -22,7 +22,7 @@
 //! probe whose server never answers costs a socket and a timer entry, not a
 //! worker.
 //!
-//! Failure reasons (DESIGN §3):
+//! Failure reasons (crate docs, "Events"):
 //! `tcp probe: connect 127.0.0.1:22: Connection refused (os error 111)`,
 //! `tcp probe: connect [::1]:8080: timed out after 5 s`,
 //! `tcp probe: resolve <host>:<port>: <error>` (and `...: timed out after

@@ -60,7 +60,7 @@ pub(crate) use self::fail::TlsFail;
 
 use self::der::cert_info;
 
-/// A probe's TLS fields (DESIGN §2), already parsed and range-checked.
+/// A probe's TLS fields (`docs/declarations.md`), already parsed and range-checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TlsSettings {
     /// `caFile`: the PEM bundle to trust instead of the system store.
