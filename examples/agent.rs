@@ -1,11 +1,13 @@
 //! A host agent's main loop: synchronous, one `select!` over the engine's
 //! events, a rollout channel, a heartbeat and a deadline.
 //!
-//! The agent resets the engine to a rollout, folds every event into a
-//! [`Gate`] and reports the verdict whenever it changes. A second rollout
-//! arrives after `--rollout-after` seconds (in a real agent: a new closure
-//! was activated); the reset starts a new generation and the gate forgets
-//! the old one. A heartbeat prints the engine's counters.
+//! The agent resets the engine to a rollout and reports the engine's
+//! `rolloutVerdict` events of the generation that reset started (the
+//! engine sends one whenever the verdict or the probes holding it change).
+//! A second rollout arrives after `--rollout-after` seconds (in a real
+//! agent: a new closure was activated); the reset starts a new generation,
+//! and verdicts of the old one still in the channel are skipped. A
+//! heartbeat prints the engine's counters.
 //!
 //! ```sh
 //! cargo run --example agent -- [--config PATH] [--seconds N] [--rollout-after S] [--heartbeat-ms MS]
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
 use probewheel::engine::ErrorKind;
-use probewheel::{Builder, Event, Gate, Verdict};
+use probewheel::{Builder, Event};
 
 struct Opts {
     config: String,
@@ -65,7 +67,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
 
     let mut rollout = 1;
-    engine.reset(&format!("demo@{rollout}"))?;
+    let mut generation = engine.reset(&format!("demo@{rollout}"))?;
     println!("agent: reset to rollout demo@{rollout}");
 
     // Where a real agent learns of a new activation; here, a timer.
@@ -75,33 +77,29 @@ fn main() -> Result<(), Box<dyn Error>> {
         .seconds
         .map_or_else(never, |s| after(Duration::from_secs(s)));
 
-    let mut gate = Gate::new();
-    let mut shown: Option<(u64, Verdict)> = None;
     loop {
         select! {
             recv(events) -> event => {
                 let event: Event = event?;
-                if let Event::ProbeResult(r) = &event {
-                    let reason = r.failure_reason.as_deref().unwrap_or("");
-                    println!("agent: result {} {} {} {reason}", r.probe_name, r.mode, r.status);
-                }
-                if !gate.update(&event) {
-                    continue; // an older rollout's straggler
-                }
-                let now = (gate.generation(), gate.verdict());
-                if shown.as_ref() != Some(&now) {
-                    println!(
-                        "agent: verdict rollout={} generation={}: {}",
-                        gate.rollout_id().unwrap_or("?"),
-                        now.0,
-                        now.1
-                    );
-                    shown = Some(now);
+                match &event {
+                    Event::ProbeResult(r) => {
+                        let reason = r.failure_reason.as_deref().unwrap_or("");
+                        println!("agent: result {} {} {} {reason}", r.probe_name, r.mode, r.status);
+                    }
+                    // Only the verdict of the generation our latest reset
+                    // started; an older rollout's straggler is skipped.
+                    Event::RolloutVerdict(v) if v.header.generation == generation => {
+                        println!(
+                            "agent: verdict rollout={} generation={generation}: {}: {}",
+                            v.header.rollout_id, v.verdict, v.reason
+                        );
+                    }
+                    _ => {}
                 }
             },
             recv(next_rollout) -> _ => {
                 rollout += 1;
-                engine.reset(&format!("demo@{rollout}"))?;
+                generation = engine.reset(&format!("demo@{rollout}"))?;
                 println!("agent: reset to rollout demo@{rollout}");
             },
             recv(heartbeat) -> _ => match engine.stats() {
@@ -116,11 +114,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             recv(deadline) -> _ => break,
         }
     }
-    let last = gate.verdict();
+    let last = engine
+        .verdict(generation)
+        .map_or_else(|| "none yet".to_owned(), |v| v.verdict.to_string());
     engine.shutdown()?;
-    println!(
-        "agent: stopped; generation={} verdict: {last}",
-        gate.generation()
-    );
+    println!("agent: stopped; generation={generation} verdict: {last}");
     Ok(())
 }

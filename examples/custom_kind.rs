@@ -38,9 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{after, select};
-use probewheel::{
-    Builder, Check, Declaration, FieldError, Gate, RunContext, Runner, RunnerOutcome,
-};
+use probewheel::{Builder, Check, Declaration, FieldError, RunContext, Runner, RunnerOutcome};
 
 /// How often a waiting check re-reads its file.
 const RETRY: Duration = Duration::from_millis(100);
@@ -141,20 +139,23 @@ fn main() -> Result<(), Box<dyn Error>> {
         .declarations_path(config)
         .runner("file-contains", FileContains)
         .build()?;
-    engine.reset("custom@1")?;
+    let generation = engine.reset("custom@1")?;
     let deadline = after(Duration::from_secs(seconds));
-    let mut gate = Gate::new();
     loop {
         select! {
             recv(events) -> event => {
                 let event = event?;
                 println!("{}", serde_json::to_string(&event)?);
-                gate.update(&event);
             },
             recv(deadline) -> _ => break,
         }
     }
-    println!("custom_kind: verdict: {}", gate.verdict());
+    // The engine's verdict of the generation this reset started: only
+    // `enforce` probes gate it, so the observe probes that fail do not.
+    match engine.verdict(generation) {
+        Some(v) => println!("custom_kind: verdict: {}", v.verdict),
+        None => println!("custom_kind: verdict: none yet"),
+    }
     println!("custom_kind: shutting down");
     // Cancels the run still waiting for its flag file.
     engine.shutdown()?;

@@ -360,3 +360,149 @@ fn example_file_shows_a_passing_and_a_failing_probe() {
         "only observe probes fail in the example"
     );
 }
+
+#[test]
+fn a_missing_config_is_exit_2_for_check_once_and_wait_and_no_probes_for_run() {
+    let dir = TempDir::new("cli-missing");
+    let missing = dir.path("absent.json");
+    let path = missing.to_str().unwrap();
+    for cmd in ["check", "once", "wait"] {
+        let out = Command::new(BIN)
+            .args([cmd, "--config", path])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {text}");
+        assert!(
+            text.contains(path) && text.contains("no such file"),
+            "{cmd}: {text}"
+        );
+    }
+
+    // The service: a missing file declares no probes, and says so.
+    let mut run = Running::start(&["run", "--config", path]);
+    let first = run.until(Duration::from_secs(10), |v| {
+        v["event"] == "topologyDeclared"
+    });
+    assert_eq!(first.last().unwrap()["probes"], serde_json::json!([]));
+    run.send("shutdown");
+    let (code, stderr) = run.wait(Duration::from_secs(5));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path} does not exist: no probes are declared")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn once_text_shows_each_probe_and_ends_with_the_tally() {
+    let dir = TempDir::new("cli-once-text");
+    let path = dir.write(
+        "once.json",
+        r#"{"ok": {"kind": "exec", "mode": "enforce", "command": ["true"]},
+            "odd": {"kind": "exec", "mode": "observe", "command": ["sh", "-c", "echo gone >&2; exit 2"]},
+            "off": {"kind": "exec", "mode": "disabled", "command": ["false"]}}"#,
+    );
+    let out = Command::new(BIN)
+        .args([
+            "once",
+            "--format",
+            "text",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"once, rollout local (generation 1): 0 of 2 probes have run"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"pass: 1 enforce probe passed (1 observe probe failed)"),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with("odd ")
+            && l.contains("fail")
+            && l.contains("gone")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("off") && l.contains("disabled: never runs")),
+        "{text}"
+    );
+
+    let path = dir.write(
+        "fail.json",
+        r#"{"f": {"kind": "exec", "mode": "enforce", "command": ["false"]}}"#,
+    );
+    let out = Command::new(BIN)
+        .args([
+            "once",
+            "--format",
+            "text",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().last(),
+        Some("fail: f: exec probe: exit code 1, expected 0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_prints_verdicts_with_its_soak_and_deadline() {
+    let dir = TempDir::new("cli-run-verdict");
+    let path = dir.write(
+        "c.json",
+        r#"{"api": {"kind": "exec", "mode": "enforce", "startupGraceSeconds": 60, "command": ["false"]},
+            "ok": {"kind": "exec", "mode": "enforce", "command": ["true"]}}"#,
+    );
+    let mut run = Running::start(&[
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--soak",
+        "30",
+        "--deadline",
+        "1",
+    ]);
+    let lines = run.until(Duration::from_secs(10), |v| {
+        v["event"] == "rolloutVerdict" && v["decided"] == true
+    });
+    let first = lines
+        .iter()
+        .find(|v| v["event"] == "rolloutVerdict")
+        .unwrap();
+    assert_eq!(first["verdict"], "pending", "{first}");
+    assert!(first.get("deadlineAt").is_some(), "{first}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["verdict"], "unhealthy", "{last}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("deadline of 1 s passed"),
+        "{last}"
+    );
+    run.send("shutdown");
+    let (code, stderr) = run.wait(Duration::from_secs(5));
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -99,6 +99,14 @@ fn position(lines: &[String], what: &str) -> usize {
         .unwrap_or_else(|| panic!("no line {what:?} in:\n{}", lines.join("\n")))
 }
 
+/// The first line that starts with `prefix` and contains `needle`.
+fn starting(lines: &[String], prefix: &str, needle: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l.starts_with(prefix) && l.contains(needle))
+        .unwrap_or_else(|| panic!("no line {prefix:?}...{needle:?} in:\n{}", lines.join("\n")))
+}
+
 #[test]
 fn agent_gates_two_rollouts_and_reports_a_heartbeat() {
     let out = run(
@@ -122,13 +130,15 @@ fn agent_gates_two_rollouts_and_reports_a_heartbeat() {
 
     // Generation 1: the one enforce probe (`engine-self`, exec `true`) is
     // awaited, then passes; observe probes fail without gating.
-    let pending1 = position(
+    let pending1 = starting(
         &lines,
-        "agent: verdict rollout=demo@1 generation=1: pending: engine-self",
+        "agent: verdict rollout=demo@1 generation=1: pending: ",
+        "engine-self",
     );
-    let healthy1 = position(
+    let healthy1 = starting(
         &lines,
-        "agent: verdict rollout=demo@1 generation=1: healthy",
+        "agent: verdict rollout=demo@1 generation=1: healthy: ",
+        "",
     );
     assert!(pending1 < healthy1);
     assert!(
@@ -145,13 +155,15 @@ fn agent_gates_two_rollouts_and_reports_a_heartbeat() {
     // The reset: a new generation that is pending again until its own
     // result, and never a generation-1 verdict after it.
     let reset = position(&lines, "agent: reset to rollout demo@2");
-    let pending2 = position(
+    let pending2 = starting(
         &lines,
-        "agent: verdict rollout=demo@2 generation=2: pending: engine-self",
+        "agent: verdict rollout=demo@2 generation=2: pending: ",
+        "engine-self",
     );
-    let healthy2 = position(
+    let healthy2 = starting(
         &lines,
-        "agent: verdict rollout=demo@2 generation=2: healthy",
+        "agent: verdict rollout=demo@2 generation=2: healthy: ",
+        "",
     );
     assert!(
         healthy1 < reset && reset < pending2 && pending2 < healthy2,

@@ -743,6 +743,50 @@ fn metrics_file_is_prometheus_text_replaced_atomically() {
 }
 
 #[test]
+fn metrics_file_carries_the_rollout_verdict() {
+    let dir = TempDir::new("svc-metrics-verdict");
+    let config = dir.write(
+        "c.json",
+        r#"{"up": {"kind": "exec", "mode": "enforce", "intervalSeconds": 3600, "command": ["true"]}}"#,
+    );
+    let prom = dir.path("probewheel.prom");
+    let (mut p, lines) = start_run(
+        &config.display().to_string(),
+        &[
+            "--metrics-file",
+            prom.to_str().unwrap(),
+            "--soak",
+            "0",
+            "--deadline",
+            "60",
+        ],
+    );
+    until(&lines, Duration::from_secs(10), |v| {
+        is(v, "rolloutVerdict") && v["verdict"] == "healthy" && v["decided"] == true
+    });
+    let want = [
+        "probewheel_verdict{verdict=\"pending\"} 0",
+        "probewheel_verdict{verdict=\"healthy\"} 1",
+        "probewheel_verdict{verdict=\"unhealthy\"} 0",
+        "probewheel_verdict{verdict=\"rejected\"} 0",
+        "probewheel_verdict_decided 1",
+    ];
+    let mut text = String::new();
+    let written = wait_until(Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&prom).unwrap_or_default();
+        want.iter().all(|w| text.lines().any(|l| l == *w))
+    });
+    assert!(written, "{text}");
+    assert!(text.contains("# TYPE probewheel_verdict gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE probewheel_verdict_decided gauge"),
+        "{text}"
+    );
+    p.send(b"shutdown\n");
+    assert_eq!(p.exit_within(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
 fn systemd_notify_ready_status_watchdog_and_stopping() {
     let dir = TempDir::new("svc-notify");
     let config = quiet_config(&dir);

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::decl::{Declarations, KNOWN_FIELDS};
+use crate::decl::{Declaration, Declarations, KNOWN_FIELDS};
 use crate::runner::{PrepareError, Registry};
 use crate::vocab::Mode;
 
@@ -151,6 +151,7 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
                 ),
             ));
         }
+        verdict_fields(d, &mut probe_findings);
         if let Some(serde_json::Value::String(cmd)) = d.get("command") {
             if let Some(c) = cmd.chars().find(|c| SHELL_SYNTAX.contains(c)) {
                 probe_findings.push((
@@ -198,6 +199,63 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
         }
     }
     out
+}
+
+/// The rollout verdict's per-probe fields where the engine cannot use them
+/// as written: on a disabled probe (it never runs), and on a `runOnce`
+/// probe (one result per reset, counted with thresholds of 1).
+fn verdict_fields(d: &Declaration, out: &mut Vec<(Severity, String, String)>) {
+    // Written (not null) and valid: an invalid value is already an error.
+    let written =
+        |field: &str| d.get(field).is_some() && d.invalid().is_none_or(|e| e.field() != field);
+    if d.mode() == Mode::Disabled {
+        for field in [
+            "failureThreshold",
+            "successThreshold",
+            "startupGraceSeconds",
+            "initialDelaySeconds",
+        ] {
+            if written(field) {
+                out.push((
+                    Severity::Warning,
+                    field.into(),
+                    "has no effect: a disabled probe never runs and never counts in the \
+                     rollout verdict"
+                        .into(),
+                ));
+            }
+        }
+        return;
+    }
+    if !d.run_once() {
+        return;
+    }
+    let grace = d.startup_grace_secs();
+    if grace > 0 && written("startupGraceSeconds") {
+        out.push((
+            Severity::Warning,
+            "startupGraceSeconds".into(),
+            format!(
+                "a runOnce probe runs once per reset, so it cannot pass after a failure: \
+                 the grace only holds an unhealthy verdict pending for {grace} s"
+            ),
+        ));
+    }
+    for (field, value) in [
+        ("failureThreshold", d.failure_threshold()),
+        ("successThreshold", d.success_threshold()),
+    ] {
+        if value > 1 && written(field) {
+            out.push((
+                Severity::Warning,
+                field.into(),
+                format!(
+                    "ignored: a runOnce probe counts its one result with thresholds of 1, \
+                     not {value}"
+                ),
+            ));
+        }
+    }
 }
 
 fn show_duration(d: Duration) -> String {

@@ -128,3 +128,43 @@ fn check_knows_the_tls_and_headers_fields_and_warns_on_a_1xx_expect_status() {
     );
     assert!(lines[1].starts_with("error: d: headers: "), "{}", lines[1]);
 }
+
+#[test]
+fn check_warns_of_verdict_fields_the_engine_cannot_use_as_written() {
+    let d = parse(
+        br#"{"off": {"kind": "tcp", "mode": "disabled", "port": 22, "failureThreshold": 3,
+                     "successThreshold": 2, "startupGraceSeconds": 60, "initialDelaySeconds": 5},
+             "off-null": {"kind": "tcp", "mode": "disabled", "port": 22, "failureThreshold": null,
+                          "startupGraceSeconds": null},
+             "once": {"kind": "tcp", "mode": "enforce", "port": 22, "runOnce": true,
+                      "startupGraceSeconds": 30, "failureThreshold": 3, "successThreshold": 1},
+             "once-no-grace": {"kind": "tcp", "mode": "enforce", "port": 22, "runOnce": true,
+                               "startupGraceSeconds": 0},
+             "steady": {"kind": "tcp", "mode": "enforce", "port": 22, "intervalSeconds": 30,
+                        "startupGraceSeconds": 30, "failureThreshold": 3, "successThreshold": 2},
+             "bad": {"kind": "tcp", "mode": "disabled", "port": 22, "failureThreshold": 0}}"#,
+    )
+    .unwrap();
+    let lines: Vec<String> = check(&d, &Registry::builtin(), Duration::from_secs(5))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let off = "has no effect: a disabled probe never runs and never counts in the rollout verdict";
+    assert_eq!(
+        lines,
+        [
+            "error: bad: failureThreshold: expected an integer from 1 to 100, got 0".to_owned(),
+            format!("warning: off: failureThreshold: {off}"),
+            format!("warning: off: successThreshold: {off}"),
+            format!("warning: off: startupGraceSeconds: {off}"),
+            format!("warning: off: initialDelaySeconds: {off}"),
+            "warning: once: startupGraceSeconds: a runOnce probe runs once per reset, so it \
+             cannot pass after a failure: the grace only holds an unhealthy verdict pending \
+             for 30 s"
+                .to_owned(),
+            "warning: once: failureThreshold: ignored: a runOnce probe counts its one result \
+             with thresholds of 1, not 3"
+                .to_owned(),
+        ]
+    );
+}

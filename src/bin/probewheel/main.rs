@@ -1,15 +1,21 @@
-//! `probewheel`: run, check or try the probes of a declarations file.
+//! `probewheel`: run, check, try or wait for the probes of a declarations
+//! file.
 //!
 //! Events go to stdout as JSON Lines (written whenever the engine has no
 //! more waiting, so a burst costs a few writes), logs to stderr (`RUST_LOG`).
 
 mod args;
 mod metrics;
+mod once;
 mod output;
 mod run;
 mod service;
 mod signals;
 mod stdin;
+mod tty;
+mod view;
+mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -21,17 +27,21 @@ fn main() -> ExitCode {
     let cmd = match args::parse(&argv) {
         Ok(cmd) => cmd,
         Err(msg) => {
-            eprintln!("probewheel: {msg}\n\n{}", args::USAGE);
+            eprintln!(
+                "probewheel: {msg}\n\n{}\n(`probewheel --help` says more)",
+                args::SYNOPSIS
+            );
             return ExitCode::from(2);
         }
     };
     match cmd {
         args::Cmd::Help => {
-            println!("{}", args::USAGE);
+            println!("{}\n\n{}", args::SYNOPSIS, args::DETAILS);
             ExitCode::SUCCESS
         }
         args::Cmd::Run(opts) => run::run(opts),
         args::Cmd::Check(opts) => run::check(opts),
-        args::Cmd::Once(opts) => run::once(opts),
+        args::Cmd::Once(opts) => once::once(opts),
+        args::Cmd::Wait(opts) => wait::wait(opts),
     }
 }

@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use probewheel::event::Verdict;
 use probewheel::{Event, Mode, Stats, Status};
 
 /// The last run of one declared probe.
@@ -39,7 +40,18 @@ type PerProbe = (&'static str, &'static str, fn(&LastRun) -> String);
 pub(crate) struct Metrics {
     probes: BTreeMap<Arc<str>, Row>,
     rejected: bool,
+    /// The current generation's latest verdict and whether it is decided
+    /// (none yet: pending, or rejected with a rejected file).
+    verdict: Option<(Verdict, bool)>,
 }
+
+/// Every value of `probewheel_verdict`'s label, in the order written.
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Pending,
+    Verdict::Healthy,
+    Verdict::Unhealthy,
+    Verdict::Rejected,
+];
 
 impl Metrics {
     /// Folds one event in.
@@ -60,11 +72,14 @@ impl Metrics {
                     );
                 }
                 self.rejected = false;
+                self.verdict = None;
             }
             Event::DeclarationsRejected(_) => {
                 self.probes.clear();
                 self.rejected = true;
+                self.verdict = None;
             }
+            Event::RolloutVerdict(v) => self.verdict = Some((v.verdict, v.decided)),
             Event::ProbeResult(r) => {
                 if let Some(row) = self.probes.get_mut(&r.probe_name) {
                     row.last = Some(LastRun {
@@ -144,6 +159,27 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let (current, decided) = self.verdict.unwrap_or(if self.rejected {
+            (Verdict::Rejected, false)
+        } else {
+            (Verdict::Pending, false)
+        });
+        let name = "probewheel_verdict";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The current generation's rollout verdict: 1 for the current one, 0 for the others.\n\
+             # TYPE {name} gauge"
+        );
+        for v in VERDICTS {
+            let _ = writeln!(out, "{name}{{verdict=\"{v}\"}} {}", u8::from(v == current));
+        }
+        let name = "probewheel_verdict_decided";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 once the current generation has had a healthy or unhealthy verdict \
+             (it stays 1 for the generation).\n# TYPE {name} gauge\n{name} {}",
+            u8::from(decided)
+        );
         let counters = [
             (
                 "probewheel_events_sent_total",
@@ -219,6 +255,77 @@ mod tests {
     fn seconds_keep_microseconds() {
         assert_eq!(seconds(312), "0.000312");
         assert_eq!(seconds(1_764_684_000_123_456), "1764684000.123456");
+    }
+
+    fn verdict_lines(m: &Metrics) -> Vec<String> {
+        m.render(&Stats::default())
+            .lines()
+            .filter(|l| l.contains("probewheel_verdict"))
+            .map(String::from)
+            .collect()
+    }
+
+    fn event(v: serde_json::Value) -> Event {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn verdict(generation: u64, verdict: &str, decided: bool) -> Event {
+        event(
+            serde_json::json!({"event": "rolloutVerdict", "seq": 2, "rolloutId": "r",
+            "generation": generation, "verdict": verdict, "decided": decided,
+            "since": "2026-11-27T14:15:42.000000Z", "reason": "x", "failing": [], "awaiting": []}),
+        )
+    }
+
+    #[test]
+    fn the_verdict_is_one_gauge_per_value_and_a_decided_flag() {
+        let mut m = Metrics::default();
+        let gauges = |m: &Metrics| -> Vec<String> {
+            verdict_lines(m)
+                .into_iter()
+                .filter(|l| !l.starts_with('#'))
+                .collect()
+        };
+        assert_eq!(
+            gauges(&m),
+            [
+                "probewheel_verdict{verdict=\"pending\"} 1",
+                "probewheel_verdict{verdict=\"healthy\"} 0",
+                "probewheel_verdict{verdict=\"unhealthy\"} 0",
+                "probewheel_verdict{verdict=\"rejected\"} 0",
+                "probewheel_verdict_decided 0",
+            ]
+        );
+        let help = verdict_lines(&m);
+        assert!(
+            help.contains(&"# TYPE probewheel_verdict gauge".to_owned()),
+            "{help:#?}"
+        );
+        assert!(
+            help.contains(&"# TYPE probewheel_verdict_decided gauge".to_owned()),
+            "{help:#?}"
+        );
+        assert_eq!(help.iter().filter(|l| l.starts_with("# HELP")).count(), 2);
+
+        m.observe(&verdict(1, "healthy", true));
+        m.observe(&verdict(1, "unhealthy", true));
+        assert_eq!(
+            gauges(&m)[1..],
+            [
+                "probewheel_verdict{verdict=\"healthy\"} 0",
+                "probewheel_verdict{verdict=\"unhealthy\"} 1",
+                "probewheel_verdict{verdict=\"rejected\"} 0",
+                "probewheel_verdict_decided 1",
+            ]
+        );
+        // A new generation starts undecided; a rejected file is rejected.
+        m.observe(&event(
+            serde_json::json!({"event": "declarationsRejected", "seq": 3,
+            "rolloutId": "r", "generation": 2, "path": "/x", "reason": "bad"}),
+        ));
+        let g = gauges(&m);
+        assert_eq!(g[3], "probewheel_verdict{verdict=\"rejected\"} 1");
+        assert_eq!(g[4], "probewheel_verdict_decided 0");
     }
 
     #[test]

@@ -37,16 +37,8 @@ struct StatsLine<'a> {
     stats: &'a Stats,
 }
 
-/// Writes one JSON line and flushes it.
-pub(crate) fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
-    line.push(b'\n');
-    out.write_all(&line)?;
-    out.flush()
-}
-
 /// Writes one JSON line into `out` without flushing it.
-fn write_line<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
+pub(crate) fn write_line<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
     out.write_all(b"\n")
 }

@@ -1,9 +1,10 @@
-//! The three commands.
+//! `run` and `check`, and what every command shares: the engine's builder,
+//! its start (signals blocked first) and the missing-file rule.
 //!
-//! `run` is a host service (README, "Running as a service"): the main thread only takes
-//! commands (stdin), signals and the output thread's reports, and never
-//! writes stdout itself, so a consumer that stops reading cannot hold up a
-//! reset or a shutdown. Threads: the engine's, a stdin reader, a signal
+//! `run` is a host service (README, "Running as a service"): the main
+//! thread only takes commands (stdin), signals and the output thread's
+//! reports, and never writes stdout itself, so a consumer that stops
+//! reading cannot hold up a reset or a shutdown. Threads: the engine's, a stdin reader, a signal
 //! thread (`sigwait`) and the output thread.
 
 use std::collections::BTreeSet;
@@ -16,17 +17,23 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, after, never, select};
 use probewheel::check::{self, Severity};
 use probewheel::decl;
-use probewheel::{Builder, Engine, Event, Gate, Stats, Verdict};
+use probewheel::{Builder, Engine, Event, Stats};
 
-use crate::args::{self, Opts};
+use crate::args::{self, Format, Opts};
 use crate::metrics::{self, Metrics};
 use crate::output::{self, Outputs};
 use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
 use crate::stdin;
+use crate::tty;
+use crate::view::one_line;
+use crate::watch::Style;
 
 /// Exit status when stdout is closed or full; no other outcome uses it.
-const EXIT_STDOUT: u8 = 3;
+pub(crate) const EXIT_STDOUT: u8 = 3;
+
+/// Exit status of a rejected or missing file and of wrong arguments.
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// The metrics file is replaced at most this often.
 const METRICS_PERIOD: Duration = Duration::from_secs(1);
@@ -37,26 +44,47 @@ const STOP_BUDGET: Duration = Duration::from_millis(900);
 
 /// The binary is a driver: it may read the clock (clippy.toml).
 #[allow(clippy::disallowed_methods)]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
+/// Wall time in microseconds since the Unix epoch, for countdowns.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_now_us() -> i64 {
+    probewheel::Timestamp::from_system_time(std::time::SystemTime::now()).unix_micros()
+}
+
 /// One line on stderr; a closed stderr is not worth a panic.
-fn warn(msg: &str) {
+pub(crate) fn warn(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "probewheel: {msg}");
 }
 
-/// `s` with its control characters escaped, so it prints as one line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// `check`, `once` and `wait` need the file to exist (only `run`, the
+/// service, reads a missing file as "no probes declared"): exit 2 naming
+/// the path when it does not.
+pub(crate) fn require_file(opts: &Opts) -> Result<(), ExitCode> {
+    match std::fs::metadata(&opts.config) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            warn(&format!(
+                "--config {}: no such file",
+                one_line(&opts.config.display().to_string())
+            ));
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How `wait` and `once` print: `--format`, else text on a terminal and
+/// JSON Lines otherwise; text is redrawn in place only on a terminal.
+pub(crate) fn style(format: Option<Format>) -> Style {
+    let terminal = tty::stdout_is_terminal();
+    match format {
+        Some(Format::Json) => Style::Json,
+        None if !terminal => Style::Json,
+        _ if terminal => Style::Live,
+        _ => Style::Plain,
+    }
 }
 
 /// A command read from stdin.
@@ -90,7 +118,7 @@ fn parse_control(line: &str) -> Result<Control, String> {
     }
 }
 
-fn builder(opts: &Opts) -> Builder {
+pub(crate) fn builder(opts: &Opts) -> Builder {
     let mut b = Builder::new()
         .declarations_path(&opts.config)
         .workers(opts.workers)
@@ -104,10 +132,20 @@ fn builder(opts: &Opts) -> Builder {
     if let Some(h) = &opts.hostname {
         b = b.hostname(h);
     }
+    if let Some(s) = opts.soak {
+        b = b.soak(s);
+    }
+    if let Some(d) = opts.deadline {
+        b = b.deadline(d);
+    }
     b
 }
 
-fn start(builder: Builder) -> Result<(Engine, Receiver<Event>, Receiver<Signal>), ExitCode> {
+/// Blocks signals (before any thread exists), starts the signal thread and
+/// builds the engine.
+pub(crate) fn start(
+    builder: Builder,
+) -> Result<(Engine, Receiver<Event>, Receiver<Signal>), ExitCode> {
     // Before any thread exists, so that every thread inherits the mask.
     let set = signals::block().map_err(|e| fail(&format!("cannot block signals: {e}")))?;
     let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
@@ -120,9 +158,9 @@ fn start(builder: Builder) -> Result<(Engine, Receiver<Event>, Receiver<Signal>)
     Ok((engine, events, sig_rx))
 }
 
-fn fail(msg: &str) -> ExitCode {
+pub(crate) fn fail(msg: &str) -> ExitCode {
     warn(msg);
-    ExitCode::from(2)
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Starts the stdin reader: each line (or the error about it) goes to the
@@ -172,6 +210,14 @@ impl Service {
 }
 
 pub(crate) fn run(opts: Opts) -> ExitCode {
+    if let Err(e) = std::fs::metadata(&opts.config) {
+        if e.kind() == io::ErrorKind::NotFound {
+            log::warn!(
+                "{} does not exist: no probes are declared",
+                opts.config.display()
+            );
+        }
+    }
     let notifier = Notifier::from_env().map(Arc::new);
     let watchdog = notifier.as_ref().and_then(|_| service::watchdog_interval());
     let (engine, events, mut signals) = match start(builder(&opts)) {
@@ -326,6 +372,17 @@ pub(crate) fn check(opts: Opts) -> ExitCode {
 }
 
 fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
+    if let Err(e) = std::fs::metadata(&opts.config) {
+        if e.kind() == io::ErrorKind::NotFound {
+            writeln!(
+                out,
+                "error: {}: no such file",
+                check::escape(&opts.config.display().to_string())
+            )?;
+            out.flush()?;
+            return Ok(EXIT_USAGE);
+        }
+    }
     let decls = match decl::load(&opts.config) {
         Ok(d) => d,
         Err(r) => {
@@ -336,7 +393,7 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
                 one_line(r.reason())
             )?;
             out.flush()?;
-            return Ok(2);
+            return Ok(EXIT_USAGE);
         }
     };
     // The builder `run` starts: its kinds, host key and floor.
@@ -362,53 +419,6 @@ fn check_to(opts: &Opts, out: &mut impl Write) -> io::Result<u8> {
         warnings
     ));
     Ok(if errors.is_empty() { 0 } else { 1 })
-}
-
-pub(crate) fn once(opts: Opts) -> ExitCode {
-    // Every probe runs concurrently on the engine's fixed threads (its
-    // workers carry any number of waiting runs, G13), so the whole run
-    // takes as long as the slowest probe, whatever the number of probes.
-    let (engine, events, signals) = match start(builder(&opts)) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    if let Err(e) = engine.reset(&opts.rollout) {
-        return fail(&e.to_string());
-    }
-    let mut out = io::stdout().lock();
-    // The exit code is the rollout gate's verdict: the rule lives once.
-    let mut gate = Gate::new();
-    let mut interrupted = false;
-    let mut stdout_failed = false;
-    while !gate.settled() {
-        select! {
-            recv(events) -> ev => {
-                let Ok(ev) = ev else { interrupted = true; break };
-                if let Err(e) = output::write_json(&mut out, &ev) {
-                    warn(&format!("stdout: {e}; stopping"));
-                    stdout_failed = true;
-                    break;
-                }
-                gate.update(&ev);
-            },
-            recv(signals) -> sig => match sig {
-                Ok(Signal::Stop(_)) | Err(_) => { interrupted = true; break }
-                Ok(other) => log::warn!("{other:?} ignored by once"),
-            },
-        }
-    }
-    let verdict = gate.verdict();
-    if let Verdict::Rejected { path, reason, .. } = &verdict {
-        warn(&format!("{path}: {reason}"));
-    }
-    let _ = engine.shutdown();
-    if stdout_failed {
-        ExitCode::from(EXIT_STDOUT)
-    } else if interrupted || !verdict.is_healthy() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 #[cfg(test)]
