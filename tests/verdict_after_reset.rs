@@ -2,6 +2,8 @@
 //! always the generation its reset started, however many events of the
 //! previous rollout are still in the channel.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests wait on the real clock
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,9 +4,10 @@
 //! counting state: `unknown` after the reset, `passing` after
 //! `successThreshold` passes in a row, `failing` after `failureThreshold`
 //! failures in a row, unchanged in between. On top of it:
-//! - startup grace: until the probe has passed once, or until
-//!   `startupGraceSeconds` after its first slot, a failing probe holds the
-//!   verdict pending (`startupGrace`) instead of making it unhealthy;
+//! - startup grace: until the probe has passed once (counted as passing:
+//!   `successThreshold` passes in a row), or until `startupGraceSeconds`
+//!   after its first slot, a failing probe holds the verdict pending
+//!   (`startupGrace`) instead of making it unhealthy;
 //! - staleness: a probe without a result for `2 x interval + timeoutSecs`
 //!   (from its last result, or from its first slot) counts as failing
 //!   until a result comes; a `runOnce` probe is never stale after its one
@@ -246,9 +247,13 @@ impl Judge {
         };
         match status {
             Status::Pass => {
-                p.passed_once = true;
                 if consecutive >= u64::from(success) {
                     p.counted = Counted::Passing;
+                    // "Passed once" in the counted sense: with
+                    // `successThreshold: 2`, one pass after failures in
+                    // the grace does not end the grace with the probe
+                    // still failing.
+                    p.passed_once = true;
                 }
             }
             Status::Fail => {

@@ -554,3 +554,21 @@ fn g14_the_first_verdict_stays_behind_its_topology_while_the_consumer_is_behind(
         g = e.seq();
     }
 }
+
+#[test]
+fn startup_grace_ends_when_the_probe_counts_as_passing_not_at_a_lone_pass() {
+    // Fails at 0 and 5 s, passes from 10 s; two passes in a row make it
+    // passing (15 s). The lone pass at 10 s must not end the grace while
+    // the probe still counts as failing.
+    let mut sim = Sim::new(Config::default()).script(failing_at(&[0, 1]));
+    sim.reset(
+        "r",
+        r#"{"api": {"kind": "http", "mode": "enforce", "intervalSeconds": 5,
+                    "startupGraceSeconds": 60, "successThreshold": 2}}"#,
+    );
+    sim.run_until(secs(30));
+    let kinds: Vec<Verdict> = sim.verdict_timeline().iter().map(|t| t.1).collect();
+    assert!(!kinds.contains(&Verdict::Unhealthy), "{kinds:?}");
+    assert_eq!(sim.last_verdict().verdict, Verdict::Healthy);
+    assert_eq!(sim.verdict_timeline().last().unwrap().0.floor(), 15.0);
+}
