@@ -135,7 +135,10 @@
 //!   is updated to the newest edge, matching the `failingSince` of the
 //!   result after it). `seq` is assigned when the channel accepts an event,
 //!   so it never has gaps. Events of an old generation still waiting at a
-//!   reset are dropped and counted in [`Stats::dropped_at_reset`].
+//!   reset are dropped and counted in [`Stats::dropped_at_reset`]. A
+//!   generation's first `rolloutVerdict` waits like a lifecycle event,
+//!   right behind its topology; a later waiting verdict is replaced by the
+//!   newest, which moves behind the results queued before it.
 //! - **Receiver dropped.** Probes keep running; events are discarded and
 //!   counted ([`Stats::dropped_no_receiver`]); one warning is logged.
 //! - **Disabled beats invalid.** An invalid declaration whose mode is
