@@ -939,6 +939,50 @@ fn systemd_notify_ready_status_watchdog_and_stopping() {
 }
 
 #[test]
+fn a_tiny_watchdog_usec_does_not_make_the_loop_spin() {
+    let dir = TempDir::new("svc-watchdog-tiny");
+    let config = quiet_config(&dir);
+    let sock_path = dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut p = Proc::spawn(
+        run_cmd(&config, &[])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
+        if buf[..n].starts_with(b"READY=1") {
+            break;
+        }
+    }
+    // Over two seconds: a loop that sends back to back sends thousands
+    // (and uses a whole core); at the floor of 10 ms between messages, 200.
+    let window = Duration::from_secs(2);
+    let t0 = Instant::now();
+    let mut watchdogs = 0;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while t0.elapsed() < window {
+        if let Ok(n) = sock.recv(&mut buf) {
+            watchdogs += usize::from(&buf[..n] == b"WATCHDOG=1");
+        }
+    }
+    assert!(
+        (2..=300).contains(&watchdogs),
+        "{watchdogs} WATCHDOG=1 in {window:?}"
+    );
+    if let Err(share) = cpu_stays_under(p.pid(), Duration::from_secs(2), 0.1) {
+        panic!("used {:.1} % of a core", share * 100.0);
+    }
+    p.terminate_cleanly();
+}
+
+#[test]
 fn run_raises_the_open_files_limit_to_the_hard_limit() {
     let dir = TempDir::new("svc-nofile");
     let config = quiet_config(&dir);
