@@ -786,6 +786,118 @@ fn metrics_file_carries_the_rollout_verdict() {
     assert_eq!(p.exit_within(Duration::from_secs(5)), Some(0));
 }
 
+/// A one-probe file whose probe passes, and the metrics file path beside it.
+fn metrics_setup(dir: &TempDir) -> (String, std::path::PathBuf) {
+    let config = dir.write(
+        "c.json",
+        r#"{"up": {"kind": "exec", "mode": "enforce", "intervalSeconds": 3600, "command": ["true"]}}"#,
+    );
+    (config.display().to_string(), dir.path("probewheel.prom"))
+}
+
+/// Waits until `prom` is a regular file whose text shows the probe `up`
+/// passing; its text.
+fn metrics_written(prom: &std::path::Path) -> String {
+    let mut text = String::new();
+    let written = wait_until(Duration::from_secs(10), || {
+        let regular = std::fs::symlink_metadata(prom).is_ok_and(|m| m.file_type().is_file());
+        text = std::fs::read_to_string(prom).unwrap_or_default();
+        regular
+            && prometheus::parse(&text)
+                .is_ok_and(|m| m.one("probewheel_probe_success", &[("probe", "up")]) == Ok(1.0))
+    });
+    assert!(written, "metrics file not written: {text:?}");
+    text
+}
+
+/// SIGTERM, then a clean exit within G10's second.
+fn terminate_within_a_second(p: &mut Proc, what: &str) {
+    let t0 = Instant::now();
+    p.signal(libc::SIGTERM);
+    let code = p.exit_within(Duration::from_secs(5));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "{what}: {}", p.stderr());
+    assert!(
+        took < Duration::from_secs(1),
+        "{what}: SIGTERM took {took:?}"
+    );
+}
+
+#[test]
+fn the_metrics_file_is_never_written_through_a_planted_link() {
+    let dir = TempDir::new("svc-metrics-link");
+    let (config, prom) = metrics_setup(&dir);
+    let victim = dir.write("victim", "precious\n");
+    // Every name someone could predict: the old fixed one, and the usual
+    // variants of it.
+    let planted = [
+        "probewheel.prom.tmp",
+        ".probewheel.prom.tmp",
+        "probewheel.prom.new",
+        "probewheel.prom~",
+        ".probewheel.prom",
+    ];
+    for name in planted {
+        std::os::unix::fs::symlink(&victim, dir.path(name)).unwrap();
+    }
+    let (mut p, _lines) = start_run(&config, &["--metrics-file", prom.to_str().unwrap()]);
+    let text = metrics_written(&prom);
+    assert!(text.contains("probewheel_generation 1"), "{text}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    for name in planted {
+        let link = std::fs::read_link(dir.path(name));
+        assert_eq!(link.ok().as_deref(), Some(victim.as_path()), "{name}");
+    }
+    terminate_within_a_second(&mut p, "after a planted link");
+    // No temporary file of ours stays behind.
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !planted.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["c.json", "probewheel.prom", "victim"]);
+}
+
+#[test]
+fn a_fifo_at_the_old_temporary_name_holds_up_neither_metrics_nor_commands() {
+    let dir = TempDir::new("svc-metrics-fifo");
+    let (config, prom) = metrics_setup(&dir);
+    let fifo = std::ffi::CString::new(format!("{}.tmp", prom.display())).unwrap();
+    // SAFETY: mkfifo reads a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (mut p, lines) = start_run(&config, &["--metrics-file", prom.to_str().unwrap()]);
+    metrics_written(&prom);
+    // Commands still reach the engine.
+    p.send(b"reset next\n");
+    until(&lines, Duration::from_secs(10), |v| {
+        is(v, "topologyDeclared") && v["rolloutId"] == "next"
+    });
+    p.send(b"stats\n");
+    let seen = until(&lines, Duration::from_secs(10), |v| is(v, "stats"));
+    assert_eq!(seen.last().unwrap()["generation"], 2);
+    terminate_within_a_second(&mut p, "with a FIFO beside the metrics file");
+}
+
+#[test]
+fn an_unwritable_metrics_directory_is_logged_and_holds_up_nothing() {
+    let dir = TempDir::new("svc-metrics-unwritable");
+    let (config, _) = metrics_setup(&dir);
+    // Unwritable even for root: nothing can be created in /proc.
+    let (mut p, lines) = start_run(&config, &["--metrics-file", "/proc/probewheel.prom"]);
+    until(&lines, Duration::from_secs(10), |v| is(v, "probeResult"));
+    assert!(
+        wait_until(Duration::from_secs(10), || p
+            .stderr_now()
+            .contains("cannot write metrics file /proc/probewheel.prom")),
+        "{}",
+        p.stderr_now()
+    );
+    p.send(b"stats\n");
+    until(&lines, Duration::from_secs(10), |v| is(v, "stats"));
+    terminate_within_a_second(&mut p, "with an unwritable metrics directory");
+}
+
 #[test]
 fn systemd_notify_ready_status_watchdog_and_stopping() {
     let dir = TempDir::new("svc-notify");
@@ -824,6 +936,50 @@ fn systemd_notify_ready_status_watchdog_and_stopping() {
         recv(&mut got);
     }
     assert_eq!(p.exit_within(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn a_tiny_watchdog_usec_does_not_make_the_loop_spin() {
+    let dir = TempDir::new("svc-watchdog-tiny");
+    let config = quiet_config(&dir);
+    let sock_path = dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut p = Proc::spawn(
+        run_cmd(&config, &[])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
+        if buf[..n].starts_with(b"READY=1") {
+            break;
+        }
+    }
+    // Over two seconds: a loop that sends back to back sends thousands
+    // (and uses a whole core); at the floor of 10 ms between messages, 200.
+    let window = Duration::from_secs(2);
+    let t0 = Instant::now();
+    let mut watchdogs = 0;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while t0.elapsed() < window {
+        if let Ok(n) = sock.recv(&mut buf) {
+            watchdogs += usize::from(&buf[..n] == b"WATCHDOG=1");
+        }
+    }
+    assert!(
+        (2..=300).contains(&watchdogs),
+        "{watchdogs} WATCHDOG=1 in {window:?}"
+    );
+    if let Err(share) = cpu_stays_under(p.pid(), Duration::from_secs(2), 0.1) {
+        panic!("used {:.1} % of a core", share * 100.0);
+    }
+    p.terminate_cleanly();
 }
 
 #[test]

@@ -40,9 +40,10 @@ wait: the gate of a deployment script. Runs the probes on their schedule and
        3  stdout was closed or full
        128+N  stopped by signal N before a verdict (130 SIGINT, 143 SIGTERM)
      --soak SECS: how long every enforce probe must keep passing (default 0).
-once: runs every non-disabled probe once, concurrently; exit 0 iff every
-     enforce probe passed, 1 otherwise (also for a rejected file or an
-     interrupt), 2 missing file or wrong arguments.
+once: runs every non-disabled probe once, all at the same time on the
+     engine's --workers threads (each after its initialDelaySeconds); exit 0
+     iff every enforce probe passed, 1 otherwise (also for a rejected file or
+     an interrupt), 2 missing file or wrong arguments.
 check: validates the file; exit 0 valid, 1 invalid probes, 2 file rejected or
      missing.
 --format (wait, once): `text`, a live table of the probes (redrawn in place on

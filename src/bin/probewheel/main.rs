@@ -12,6 +12,7 @@ mod run;
 mod service;
 mod signals;
 mod stdin;
+mod textfile;
 mod tty;
 mod view;
 mod wait;

@@ -2,15 +2,12 @@
 //! textfile collector (README, "Running as a service").
 //!
 //! The output thread folds every event into [`Metrics`]; the main loop
-//! renders it with the engine's counters and replaces the file atomically
-//! (write `PATH.tmp`, then rename: the collector only reads `*.prom`, and a
-//! reader never sees half a file), at most once a second when something
-//! changed.
+//! renders it with the engine's counters, at most once a second when
+//! something changed, and hands the text to the metrics writer
+//! ([`crate::textfile`]), which replaces the file atomically.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use probewheel::event::Verdict;
@@ -235,16 +232,6 @@ fn label(s: &str) -> String {
         }
     }
     out
-}
-
-/// Replaces `path` with `text`: written to `PATH.tmp`, then renamed.
-pub(crate) fn replace(path: &Path, text: &str) -> io::Result<()> {
-    let mut tmp = PathBuf::from(path);
-    tmp.as_mut_os_string().push(".tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

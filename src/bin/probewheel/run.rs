@@ -3,9 +3,11 @@
 //!
 //! `run` is a host service (README, "Running as a service"): the main
 //! thread only takes commands (stdin), signals and the output thread's
-//! reports, and never writes stdout itself, so a consumer that stops
-//! reading cannot hold up a reset or a shutdown. Threads: the engine's, a stdin reader, a signal
-//! thread (`sigwait`) and the output thread.
+//! reports, and writes neither stdout nor the metrics file, so neither a
+//! consumer that stops reading nor a stuck file system can hold up a reset
+//! or a shutdown. Threads: the engine's, a stdin reader, a signal thread
+//! (`sigwait`), the output thread and, with `--metrics-file`, the metrics
+//! writer.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -20,11 +22,12 @@ use probewheel::decl;
 use probewheel::{Builder, Engine, Event, Stats};
 
 use crate::args::{self, Format, Opts};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::output::{self, Outputs};
 use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
 use crate::stdin;
+use crate::textfile;
 use crate::tty;
 use crate::view::one_line;
 use crate::watch::Style;
@@ -251,17 +254,24 @@ pub(crate) fn run(opts: Opts) -> ExitCode {
         rollout: opts.rollout.clone(),
         stats_out,
     };
+    let metrics_writer = match &opts.metrics_file {
+        Some(path) => match textfile::Writer::spawn(path.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => return fail(&format!("cannot start metrics writer: {e}")),
+        },
+        None => None,
+    };
+    // Renders here, writes on the metrics thread: a stuck write holds up
+    // no command or signal.
     let write_metrics = |svc: &Service| {
-        let (Some(path), Some(m)) = (&opts.metrics_file, &metrics) else {
+        let (Some(writer), Some(m)) = (&metrics_writer, &metrics) else {
             return;
         };
         let Ok(stats) = svc.engine.stats() else {
             return;
         };
         let text = m.lock().unwrap_or_else(|p| p.into_inner()).render(&stats);
-        if let Err(e) = metrics::replace(path, &text) {
-            log::warn!("cannot write metrics file {}: {e}", path.display());
-        }
+        writer.offer(text);
     };
     let mut metrics_due: Option<Instant> = None;
     let mut metrics_written: Option<Instant> = None;

@@ -55,8 +55,14 @@ impl Notifier {
     }
 }
 
-/// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, when it is set
-/// and meant for this process (`WATCHDOG_PID` absent or ours).
+/// `WATCHDOG=1` goes out at most this often, whatever `WATCHDOG_USEC` says:
+/// a timeout of a few microseconds cannot be met anyway, and must not turn
+/// the main loop into a busy one.
+const WATCHDOG_FLOOR: Duration = Duration::from_millis(10);
+
+/// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC` (as systemd
+/// recommends), no more often than [`WATCHDOG_FLOOR`], when it is set and
+/// meant for this process (`WATCHDOG_PID` absent or ours).
 pub(crate) fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     if let Ok(pid) = std::env::var("WATCHDOG_PID") {
@@ -64,7 +70,20 @@ pub(crate) fn watchdog_interval() -> Option<Duration> {
             return None;
         }
     }
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    let pace = watchdog_pace(usec)?;
+    if pace > Duration::from_micros(usec / 2) {
+        log::warn!(
+            "WATCHDOG_USEC={usec} is shorter than {:?}: WATCHDOG=1 is sent every {pace:?}",
+            pace * 2
+        );
+    }
+    Some(pace)
+}
+
+/// Half of a watchdog timeout of `usec`, at least [`WATCHDOG_FLOOR`];
+/// `None` for 0 (no watchdog).
+fn watchdog_pace(usec: u64) -> Option<Duration> {
+    (usec > 0).then(|| Duration::from_micros(usec / 2).max(WATCHDOG_FLOOR))
 }
 
 /// Raises the soft limit on open descriptors to the hard limit: every
@@ -83,5 +102,19 @@ pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
             }
         }
         Ok(lim.rlim_cur as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_pace_is_half_the_timeout_and_never_below_the_floor() {
+        assert_eq!(watchdog_pace(0), None);
+        assert_eq!(watchdog_pace(1), Some(WATCHDOG_FLOOR));
+        assert_eq!(watchdog_pace(19_999), Some(WATCHDOG_FLOOR));
+        assert_eq!(watchdog_pace(30_000), Some(Duration::from_millis(15)));
+        assert_eq!(watchdog_pace(30_000_000), Some(Duration::from_secs(15)));
     }
 }
