@@ -6,6 +6,7 @@ mod deadlines;
 pub(crate) mod histogram;
 pub(crate) mod outbox;
 pub(crate) mod scheduler;
+pub(crate) mod ticks;
 pub(crate) mod verdict;
 pub(crate) mod wheel;
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::deadlines::Deadlines;
 use super::histogram::Histogram;
 use super::outbox::{Outbox, OutboxCounters, Sink};
+use super::ticks::{micros, ticks_ceil, ticks_floor};
 use super::verdict::{Gated, Judge};
 use super::wheel::Wheel;
 use crate::clock::Timestamp;
@@ -789,20 +790,4 @@ fn wall_at((mono, wall): (Instant, SystemTime), at: Instant) -> Timestamp {
         wall - (mono - at)
     };
     Timestamp::from_system_time(t)
-}
-
-fn micros(d: Duration) -> u64 {
-    d.as_micros().min(u64::MAX as u128) as u64
-}
-
-/// Wheel ticks (µs since `epoch`) of a deadline, rounded up so that a timer
-/// never fires before its instant.
-pub(super) fn ticks_ceil(epoch: Instant, at: Instant) -> u64 {
-    let d = at.saturating_duration_since(epoch);
-    micros(d) + u64::from(d.subsec_nanos() % 1000 != 0)
-}
-
-/// Wheel ticks of the current time, rounded down.
-pub(super) fn ticks_floor(epoch: Instant, now: Instant) -> u64 {
-    micros(now.saturating_duration_since(epoch))
 }

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::scheduler::{ticks_ceil, ticks_floor};
+use super::ticks::{ticks_ceil, ticks_floor};
 use super::wheel::Wheel;
 use crate::clock::Timestamp;
 use crate::event::{AwaitedProbe, Awaiting, FailingProbe, Header, RolloutVerdict, Verdict};

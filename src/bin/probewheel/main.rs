@@ -5,6 +5,7 @@
 //! more waiting, so a burst costs a few writes), logs to stderr (`RUST_LOG`).
 
 mod args;
+mod clock;
 mod metrics;
 mod once;
 mod output;

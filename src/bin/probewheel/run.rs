@@ -22,6 +22,7 @@ use probewheel::decl;
 use probewheel::{Builder, Engine, Event, Stats};
 
 use crate::args::{self, Format, Opts};
+use crate::clock::now;
 use crate::metrics::Metrics;
 use crate::output::{self, Outputs};
 use crate::service::{self, Notifier};
@@ -44,18 +45,6 @@ const METRICS_PERIOD: Duration = Duration::from_secs(1);
 /// Shutdown, from the command to the exit, stays within this (G10:
 /// 1 s); what the output thread has not printed by then is lost.
 const STOP_BUDGET: Duration = Duration::from_millis(900);
-
-/// The binary is a driver: it may read the clock (clippy.toml).
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn now() -> Instant {
-    Instant::now()
-}
-
-/// Wall time in microseconds since the Unix epoch, for countdowns.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn wall_now_us() -> i64 {
-    probewheel::Timestamp::from_system_time(std::time::SystemTime::now()).unix_micros()
-}
 
 /// One line on stderr; a closed stderr is not worth a panic.
 pub(crate) fn warn(msg: &str) {

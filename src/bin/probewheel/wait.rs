@@ -177,7 +177,7 @@ pub(crate) fn wait(opts: Opts) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let started_us = run::wall_now_us();
+    let started_us = crate::clock::wall_now_us();
     let generation = match engine.reset(&opts.rollout) {
         Ok(g) => g,
         Err(e) => return run::fail(&e.to_string()),

@@ -144,7 +144,7 @@ impl<R: Rule> Watch<R> {
         let mut stop = stop.clone();
         loop {
             let redraw = match self.next_draw() {
-                Some(t) => after(t.saturating_duration_since(crate::run::now())),
+                Some(t) => after(t.saturating_duration_since(crate::clock::now())),
                 None => never(),
             };
             select! {
@@ -180,7 +180,7 @@ impl<R: Rule> Watch<R> {
             if events.is_empty() {
                 match self.style {
                     Style::Live => {
-                        if self.next_draw().is_some_and(|t| t <= crate::run::now()) {
+                        if self.next_draw().is_some_and(|t| t <= crate::clock::now()) {
                             self.draw(out)?;
                         }
                     }
@@ -200,7 +200,7 @@ impl<R: Rule> Watch<R> {
             return None;
         }
         let Some(last) = self.last_draw else {
-            return self.dirty.then(crate::run::now);
+            return self.dirty.then(crate::clock::now);
         };
         if self.dirty {
             Some(last + MIN_REDRAW)
@@ -214,7 +214,7 @@ impl<R: Rule> Watch<R> {
     /// Redraws the live table over the previous one.
     fn draw(&mut self, out: &mut impl Write) -> io::Result<()> {
         let (width, height) = tty::stdout_size().unwrap_or(DEFAULT_SIZE);
-        let header = self.rule.header(&self.view, crate::run::wall_now_us());
+        let header = self.rule.header(&self.view, crate::clock::wall_now_us());
         // One line fewer than the screen: the cursor waits on the next one,
         // and moving up never has to cross the top of the screen.
         let lines = self.view.frame(&header, width, height.saturating_sub(1));
@@ -232,7 +232,7 @@ impl<R: Rule> Watch<R> {
         out.write_all(buf.as_bytes())?;
         out.flush()?;
         self.drawn = lines.len();
-        self.last_draw = Some(crate::run::now());
+        self.last_draw = Some(crate::clock::now());
         self.dirty = false;
         Ok(())
     }
@@ -243,7 +243,7 @@ impl<R: Rule> Watch<R> {
         self.dirty = false;
         if !self.title_shown && self.view.rollout().is_some() {
             self.title_shown = true;
-            let header = self.rule.header(&self.view, crate::run::wall_now_us());
+            let header = self.rule.header(&self.view, crate::clock::wall_now_us());
             if let Some(first) = header.first() {
                 writeln!(out, "{first}")?;
             }

@@ -4,7 +4,7 @@
 //! # Time
 //!
 //! Time is an integer tick count, 1 tick = 1 µs since the wheel's epoch (the
-//! scheduler converts `Instant`s). Microseconds are fine enough that anchored
+//! core converts `Instant`s in `core::ticks`). Microseconds are fine enough that anchored
 //! schedules (`start + k * interval`) and sub-millisecond timerfd wake-ups
 //! lose nothing to rounding, and a `u64` of them lasts 584,000 years, so the
 //! tick count never wraps. Because a level-0 slot is exactly one tick, every

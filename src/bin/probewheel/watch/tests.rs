@@ -12,7 +12,7 @@ fn watch(style: Style) -> Watch<WaitRule> {
             generation: 1,
             soak: Duration::ZERO,
             deadline: Duration::from_secs(300),
-            deadline_at_us: crate::run::wall_now_us() + 300_000_000,
+            deadline_at_us: crate::clock::wall_now_us() + 300_000_000,
         },
         style,
         drawn: 0,
