@@ -10,7 +10,6 @@
 //! waking it at once (see `wake.rs`). A panicking check is
 //! caught and becomes a failed run; the worker lives on.
 
-use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +27,7 @@ use crate::clock;
 use crate::core::{Dispatch, Finished};
 use crate::runner::{CancelState, Check, Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
+pub(crate) use crate::vocab::panic_message;
 
 /// Runs `job`'s custom `check`, started at `started`, on the calling
 /// thread; a panic becomes a failed run. Returns the outcome and when the
@@ -322,14 +322,4 @@ fn pin_to(cpu: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = cpu;
-}
-
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
 }
