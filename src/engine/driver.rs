@@ -7,6 +7,7 @@
 
 use std::io;
 use std::ops::ControlFlow;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +17,10 @@ use mio::{Events, Poll, Token};
 
 use crate::clock;
 use crate::core::{ProbeSpec, Scheduler, Sink, VerdictSpec};
-use crate::decl::{self, Declarations, Mode, Rejection};
+use crate::decl::{self, Declaration, Declarations, Mode, Rejection};
 use crate::engine::Stats;
 use crate::engine::board::VerdictBoard;
-use crate::engine::pool::{Pool, Shared, Task};
+use crate::engine::pool::{Pool, Shared, Task, panic_message};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Prepared, Registry, RunContext, RunnerOutcome};
@@ -304,7 +305,7 @@ impl Driver {
             let (prepared, cut_off_after) = if d.mode() == Mode::Disabled {
                 (None, None)
             } else {
-                match self.registry.prepare_task(d) {
+                match prepare_task(&self.registry, d) {
                     Ok((prepared, timeout)) => (Some(prepared), timeout),
                     // It fails at once: nothing to bound.
                     Err(reason) => (Some(Prepared::Inline(failing(reason))), None),
@@ -382,8 +383,27 @@ fn release_freed_memory() {
     }
 }
 
+/// Prepares `decl` on the engine thread, where nothing an embedder supplies
+/// may end the thread: a runner whose `prepare` (or its check's
+/// `placement`) panics gets a probe that fails at every tick, like an
+/// invalid declaration, and every other probe runs.
+fn prepare_task(
+    registry: &Registry,
+    decl: &Declaration,
+) -> Result<(Prepared, Option<Duration>), String> {
+    panic::catch_unwind(AssertUnwindSafe(|| registry.prepare_task(decl))).unwrap_or_else(
+        |payload| {
+            let reason = format!("runner panicked in prepare: {}", panic_message(&*payload));
+            log::error!("probe {:?}: {reason}", decl.name());
+            Err(reason)
+        },
+    )
+}
+
 /// The check of a probe that cannot run (invalid declaration, unknown
-/// kind): fails every tick with the reason.
+/// kind, a panic in prepare): fails every tick with the reason, cut once
+/// here rather than at every tick.
 fn failing(reason: String) -> Arc<dyn Check> {
-    Arc::new(move |_: &RunContext<'_>| RunnerOutcome::fail(reason.clone()))
+    let outcome = RunnerOutcome::fail(reason);
+    Arc::new(move |_: &RunContext<'_>| outcome.clone())
 }

@@ -196,9 +196,14 @@ impl Pool {
     pub(crate) fn publish_tasks(&mut self, shared: &Shared, generation: u64, tasks: Vec<Task>) {
         let tasks = Arc::new(tasks);
         shared.publish_tasks(generation, Arc::clone(&tasks));
-        self.tasks = tasks;
+        let old = std::mem::replace(&mut self.tasks, tasks);
         for (_, doorbell) in &self.inboxes {
             doorbell.ring_now();
+        }
+        // The last reference to an old check may be this one: its `Drop`
+        // is the embedder's code, and must not end the engine thread.
+        if panic::catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
+            log::error!("a check of an older generation panicked when dropped");
         }
     }
 
