@@ -113,6 +113,10 @@ pub(crate) struct Driver {
     pub(crate) registry: Registry,
     pub(crate) source: Source,
     pub(crate) wakeups: u64,
+    /// The current generation's probes as the core saw them, kept for a
+    /// reset that cannot read the declarations (`None` when the current
+    /// generation's were rejected).
+    pub(crate) previous: Option<Vec<ProbeSpec>>,
 }
 
 impl Driver {
@@ -253,36 +257,54 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
+    /// Starts a new generation. A declarations file that cannot be read
+    /// for a shortage of the process's own (no descriptor left, say, while
+    /// hung probes hold them all) says nothing about the file: the new
+    /// generation keeps the previous one's probes, as they were prepared,
+    /// and a warning says so. Only a first reset, with nothing to keep,
+    /// is rejected then.
     fn reset(&mut self, rollout: &str) {
-        let decls = self.source.load();
+        let loaded = self.source.load();
         let generation = self.core.generation() + 1;
         // Runs of older generations see the cancellation from here on.
         self.shared.cancel.set_generation(generation);
-        let (specs, tasks) = match &decls {
-            Ok(decls) => self.prepare(decls),
-            Err(_) => (Vec::new(), Vec::new()),
+        let path = self.source.describe();
+        let (probes, tasks) = match loaded {
+            Ok(decls) => {
+                log::info!(
+                    "reset to {rollout:?} (generation {generation}): {} probes from {path}",
+                    decls.len()
+                );
+                let (specs, tasks) = self.prepare(&decls);
+                (Ok(specs), tasks)
+            }
+            Err(r) if r.is_transient() && self.previous.is_some() => {
+                let specs = self.previous.take().unwrap_or_default();
+                log::warn!(
+                    "reset to {rollout:?} (generation {generation}): cannot read {path} ({r}); \
+                     it keeps the {} probes of generation {}",
+                    specs.len(),
+                    generation - 1
+                );
+                (Ok(specs), self.pool.tasks().to_vec())
+            }
+            Err(r) => {
+                log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}");
+                (Err(r), Vec::new())
+            }
         };
         self.pool.publish_tasks(&self.shared, generation, tasks);
-        let path = self.source.describe();
-        match &decls {
-            Ok(d) => log::info!(
-                "reset to {rollout:?} (generation {generation}): {} probes from {path}",
-                d.len()
-            ),
-            Err(r) => {
-                log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}")
-            }
-        }
-        let probes = match &decls {
-            Ok(_) => Ok(specs.as_slice()),
+        // Tick 0 is due now: after reading and preparing, not before.
+        let declared = match &probes {
+            Ok(specs) => Ok(specs.as_slice()),
             Err(rejection) => Err(rejection.reason()),
         };
-        // Tick 0 is due now: after reading and preparing, not before.
-        let g = self.core.reset(clock::mono_now(), rollout, probes, &path);
+        let g = self.core.reset(clock::mono_now(), rollout, declared, &path);
         debug_assert_eq!(g, generation);
         // Runs find their probe in the task table by the core's index.
         assert_eq!(self.core.probe_count(), self.pool.task_count());
-        drop((decls, specs));
+        // What a later reset keeps if it cannot read the file.
+        self.previous = probes.ok();
         release_freed_memory();
     }
 

@@ -409,6 +409,7 @@ impl Builder {
             registry: self.registry,
             source: self.source,
             wakeups: 0,
+            previous: None,
         };
         let thread = thread::Builder::new()
             .name(format!("{}-engine", self.thread_name))

@@ -243,6 +243,11 @@ impl Pool {
         }
     }
 
+    /// The current generation's task table.
+    pub(crate) fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
     /// Probes in the current generation's task table.
     pub(crate) fn task_count(&self) -> usize {
         self.tasks.len()
