@@ -256,13 +256,12 @@ impl RunnerOutcome {
     /// matters (the end of an exec's stderr, say): `body` is cut to
     /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
     /// appended.
-    pub(crate) fn fail_cut(mut body: String) -> Self {
-        cut_at_boundary(&mut body, MAX_REASON_BYTES);
-        body.push_str(TRUNCATED);
+    pub(crate) fn fail_cut(body: String) -> Self {
+        let cut = boundary_at_most(&body, MAX_REASON_BYTES);
         RunnerOutcome {
             status: Status::Fail,
             detail: Some(Box::new(Detail {
-                reason: Some(body),
+                reason: Some(marked(&body[..cut])),
                 sub_results: None,
             })),
         }
@@ -308,18 +307,42 @@ impl RunnerOutcome {
 /// marker without being cut (a child's stderr or a server can say anything)
 /// loses its last byte and gets the marker, so that only a cut reason ever
 /// ends that way.
+///
+/// The result holds no more memory than it shows: a cut reason is a copy
+/// of the kept part (truncating in place would keep the whole buffer the
+/// runner handed over, a megabyte for a megabyte-long reason, for as long
+/// as the event waits for the consumer), and a short reason in a larger
+/// buffer gives the rest back.
 fn truncate_reason(mut reason: String) -> String {
     if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
         let limit = MAX_REASON_BYTES.min(reason.len() - 1);
-        cut_at_boundary(&mut reason, limit);
-        reason.push_str(TRUNCATED);
+        return marked(&reason[..boundary_at_most(&reason, limit)]);
+    }
+    if reason.capacity() > MAX_REASON_BYTES + TRUNCATED.len() {
+        reason.shrink_to_fit();
     }
     reason
 }
 
-/// Cuts `s` to at most `limit` bytes, on a character boundary.
-fn cut_at_boundary(s: &mut String, limit: usize) {
-    s.truncate(boundary_at_most(s, limit));
+/// `kept` followed by the truncation marker, in a buffer of exactly that
+/// size.
+fn marked(kept: &str) -> String {
+    let mut reason = String::with_capacity(kept.len() + TRUNCATED.len());
+    reason.push_str(kept);
+    reason.push_str(TRUNCATED);
+    reason
+}
+
+/// What a caught panic said (its `&str` or `String` payload), for the
+/// reason of the run, prepare or lookup it ended.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
 }
 
 /// The length of the longest prefix of `s` of at most `limit` bytes that
@@ -412,6 +435,30 @@ mod tests {
                 "a".repeat(63)
             )
         );
+    }
+
+    #[test]
+    fn a_cut_reason_keeps_no_more_memory_than_it_shows() {
+        // A megabyte handed over is cut; the cut holds its own bytes, not
+        // the megabyte it came from.
+        let held = |out: RunnerOutcome| {
+            let (_, reason, _) = out.into_parts();
+            let reason = reason.unwrap();
+            (reason.len(), reason.capacity())
+        };
+        let bound = MAX_REASON_BYTES + TRUNCATED.len();
+        let (len, cap) = held(RunnerOutcome::fail("x".repeat(1 << 20)));
+        assert_eq!(len, bound);
+        assert!(cap <= bound, "{cap} bytes held for {len}");
+        let (len, cap) = held(RunnerOutcome::fail_cut("y".repeat(1 << 20)));
+        assert_eq!(len, bound);
+        assert!(cap <= bound, "{cap} bytes held for {len}");
+        // A short reason in a large buffer is not cut, and not kept large.
+        let mut roomy = String::with_capacity(1 << 20);
+        roomy.push_str("refused");
+        let (len, cap) = held(RunnerOutcome::fail(roomy));
+        assert_eq!(len, 7);
+        assert!(cap <= bound, "{cap} bytes held for {len}");
     }
 
     #[test]

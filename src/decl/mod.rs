@@ -86,6 +86,10 @@ pub const MAX_DELAY_SECS: u64 = 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     reason: String,
+    /// The file could not be read for want of something the process
+    /// itself ran out of (descriptors, memory), not for anything about
+    /// the file: see [`Rejection::is_transient`].
+    transient: bool,
 }
 
 impl Rejection {
@@ -93,7 +97,30 @@ impl Rejection {
     pub fn new(reason: impl Into<String>) -> Self {
         Rejection {
             reason: reason.into(),
+            transient: false,
         }
+    }
+
+    /// The file could not be read: `cannot read file: <error>`. Transient
+    /// when the error is a shortage of the process or the system
+    /// (descriptors, memory), which the engine's own load can cause.
+    fn unreadable(e: &io::Error) -> Self {
+        let transient = matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+        );
+        Rejection {
+            reason: format!("cannot read file: {e}"),
+            transient,
+        }
+    }
+
+    /// Whether the file was not read for a shortage of the process or the
+    /// system (no descriptor or memory left: `EMFILE`, `ENFILE`, `ENOMEM`,
+    /// `ENOBUFS`) rather than for anything about the file. The engine then
+    /// keeps the previous generation's probes instead of stopping them.
+    pub(crate) fn is_transient(&self) -> bool {
+        self.transient
     }
 
     /// The reason, for syntax errors starting `line L column C:`.
@@ -628,11 +655,9 @@ pub fn load(path: &Path) -> Result<Declarations, Rejection> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Declarations::default()),
-        Err(e) => return Err(Rejection::new(format!("cannot read file: {e}"))),
+        Err(e) => return Err(Rejection::unreadable(&e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Rejection::new(format!("cannot read file: {e}")))?;
+    let meta = file.metadata().map_err(|e| Rejection::unreadable(&e))?;
     if !meta.is_file() {
         return Err(Rejection::new(
             "not a regular file (a device, directory, socket or pipe)",
@@ -645,7 +670,7 @@ pub fn load(path: &Path) -> Result<Declarations, Rejection> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Rejection::new(format!("cannot read file: {e}")))?;
+        .map_err(|e| Rejection::unreadable(&e))?;
     parse(&bytes)
 }
 

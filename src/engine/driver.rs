@@ -7,6 +7,7 @@
 
 use std::io;
 use std::ops::ControlFlow;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +17,10 @@ use mio::{Events, Poll, Token};
 
 use crate::clock;
 use crate::core::{ProbeSpec, Scheduler, Sink, VerdictSpec};
-use crate::decl::{self, Declarations, Mode, Rejection};
+use crate::decl::{self, Declaration, Declarations, Mode, Rejection};
 use crate::engine::Stats;
 use crate::engine::board::VerdictBoard;
-use crate::engine::pool::{Pool, Shared, Task};
+use crate::engine::pool::{Pool, Shared, Task, panic_message};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Prepared, Registry, RunContext, RunnerOutcome};
@@ -112,6 +113,10 @@ pub(crate) struct Driver {
     pub(crate) registry: Registry,
     pub(crate) source: Source,
     pub(crate) wakeups: u64,
+    /// The current generation's probes as the core saw them, kept for a
+    /// reset that cannot read the declarations (`None` when the current
+    /// generation's were rejected).
+    pub(crate) previous: Option<Vec<ProbeSpec>>,
 }
 
 impl Driver {
@@ -252,36 +257,54 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
+    /// Starts a new generation. A declarations file that cannot be read
+    /// for a shortage of the process's own (no descriptor left, say, while
+    /// hung probes hold them all) says nothing about the file: the new
+    /// generation keeps the previous one's probes, as they were prepared,
+    /// and a warning says so. Only a first reset, with nothing to keep,
+    /// is rejected then.
     fn reset(&mut self, rollout: &str) {
-        let decls = self.source.load();
+        let loaded = self.source.load();
         let generation = self.core.generation() + 1;
         // Runs of older generations see the cancellation from here on.
         self.shared.cancel.set_generation(generation);
-        let (specs, tasks) = match &decls {
-            Ok(decls) => self.prepare(decls),
-            Err(_) => (Vec::new(), Vec::new()),
+        let path = self.source.describe();
+        let (probes, tasks) = match loaded {
+            Ok(decls) => {
+                log::info!(
+                    "reset to {rollout:?} (generation {generation}): {} probes from {path}",
+                    decls.len()
+                );
+                let (specs, tasks) = self.prepare(&decls);
+                (Ok(specs), tasks)
+            }
+            Err(r) if r.is_transient() && self.previous.is_some() => {
+                let specs = self.previous.take().unwrap_or_default();
+                log::warn!(
+                    "reset to {rollout:?} (generation {generation}): cannot read {path} ({r}); \
+                     it keeps the {} probes of generation {}",
+                    specs.len(),
+                    generation - 1
+                );
+                (Ok(specs), self.pool.tasks().to_vec())
+            }
+            Err(r) => {
+                log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}");
+                (Err(r), Vec::new())
+            }
         };
         self.pool.publish_tasks(&self.shared, generation, tasks);
-        let path = self.source.describe();
-        match &decls {
-            Ok(d) => log::info!(
-                "reset to {rollout:?} (generation {generation}): {} probes from {path}",
-                d.len()
-            ),
-            Err(r) => {
-                log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}")
-            }
-        }
-        let probes = match &decls {
-            Ok(_) => Ok(specs.as_slice()),
+        // Tick 0 is due now: after reading and preparing, not before.
+        let declared = match &probes {
+            Ok(specs) => Ok(specs.as_slice()),
             Err(rejection) => Err(rejection.reason()),
         };
-        // Tick 0 is due now: after reading and preparing, not before.
-        let g = self.core.reset(clock::mono_now(), rollout, probes, &path);
+        let g = self.core.reset(clock::mono_now(), rollout, declared, &path);
         debug_assert_eq!(g, generation);
         // Runs find their probe in the task table by the core's index.
         assert_eq!(self.core.probe_count(), self.pool.task_count());
-        drop((decls, specs));
+        // What a later reset keeps if it cannot read the file.
+        self.previous = probes.ok();
         release_freed_memory();
     }
 
@@ -304,7 +327,7 @@ impl Driver {
             let (prepared, cut_off_after) = if d.mode() == Mode::Disabled {
                 (None, None)
             } else {
-                match self.registry.prepare_task(d) {
+                match prepare_task(&self.registry, d) {
                     Ok((prepared, timeout)) => (Some(prepared), timeout),
                     // It fails at once: nothing to bound.
                     Err(reason) => (Some(Prepared::Inline(failing(reason))), None),
@@ -382,8 +405,27 @@ fn release_freed_memory() {
     }
 }
 
+/// Prepares `decl` on the engine thread, where nothing an embedder supplies
+/// may end the thread: a runner whose `prepare` (or its check's
+/// `placement`) panics gets a probe that fails at every tick, like an
+/// invalid declaration, and every other probe runs.
+fn prepare_task(
+    registry: &Registry,
+    decl: &Declaration,
+) -> Result<(Prepared, Option<Duration>), String> {
+    panic::catch_unwind(AssertUnwindSafe(|| registry.prepare_task(decl))).unwrap_or_else(
+        |payload| {
+            let reason = format!("runner panicked in prepare: {}", panic_message(&*payload));
+            log::error!("probe {:?}: {reason}", decl.name());
+            Err(reason)
+        },
+    )
+}
+
 /// The check of a probe that cannot run (invalid declaration, unknown
-/// kind): fails every tick with the reason.
+/// kind, a panic in prepare): fails every tick with the reason, cut once
+/// here rather than at every tick.
 fn failing(reason: String) -> Arc<dyn Check> {
-    Arc::new(move |_: &RunContext<'_>| RunnerOutcome::fail(reason.clone()))
+    let outcome = RunnerOutcome::fail(reason);
+    Arc::new(move |_: &RunContext<'_>| outcome.clone())
 }

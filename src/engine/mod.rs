@@ -64,6 +64,13 @@ pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 
+/// Largest capacity of the event channel ([`Builder::events_capacity`]):
+/// the channel reserves every slot when the engine is built, a few hundred
+/// bytes each. Beyond what a consumer could fall behind by and catch up,
+/// a larger channel only holds more stale events; the engine coalesces
+/// results once it is full (G9).
+pub const MAX_EVENTS_CAPACITY: usize = 65_536;
+
 /// How long [`Engine::stats`] waits for the engine thread before it fails
 /// with [`ErrorKind::Busy`].
 pub const STATS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,8 +186,10 @@ impl Builder {
         self
     }
 
-    /// Capacity of the event channel (at least 1). When it is full, events
-    /// wait inside the engine and results are coalesced (G9).
+    /// Capacity of the event channel, 1 to [`MAX_EVENTS_CAPACITY`] (default
+    /// [`DEFAULT_EVENTS_CAPACITY`]); [`Builder::build`] fails with
+    /// [`ErrorKind::Config`] outside that range. When the channel is full,
+    /// events wait inside the engine and results are coalesced (G9).
     pub fn events_capacity(mut self, n: usize) -> Builder {
         self.events_capacity = n;
         self
@@ -256,7 +265,8 @@ impl Builder {
 
     /// Prefix of the engine's thread names: `<prefix>-engine` and
     /// `<prefix>-worker-<i>` (default `probewheel`). Linux shows the first
-    /// 15 bytes.
+    /// 15 bytes. A prefix with a NUL byte makes [`Builder::build`] fail
+    /// with [`ErrorKind::Config`].
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.thread_name = prefix.into();
         self
@@ -323,6 +333,17 @@ impl Builder {
         if self.events_capacity == 0 {
             return Err(EngineError::config("events capacity must be at least 1"));
         }
+        if self.events_capacity > MAX_EVENTS_CAPACITY {
+            return Err(EngineError::new(Repr::ConfigAtMost(
+                "events capacity",
+                MAX_EVENTS_CAPACITY,
+            )));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(EngineError::config(
+                "the thread name prefix must not contain a NUL byte",
+            ));
+        }
         if self.min_interval < Duration::from_millis(1) {
             return Err(EngineError::config(
                 "minimum interval must be at least 1 ms",
@@ -388,6 +409,7 @@ impl Builder {
             registry: self.registry,
             source: self.source,
             wakeups: 0,
+            previous: None,
         };
         let thread = thread::Builder::new()
             .name(format!("{}-engine", self.thread_name))
@@ -692,6 +714,8 @@ pub enum ErrorKind {
 #[derive(Debug)]
 enum Repr {
     Config(&'static str),
+    /// A setting above its maximum: the setting and the maximum.
+    ConfigAtMost(&'static str, usize),
     Io(&'static str, io::Error),
     Stopped,
     Busy(Duration),
@@ -727,7 +751,7 @@ impl EngineError {
     /// Which case this is.
     pub fn kind(&self) -> ErrorKind {
         match self.repr {
-            Repr::Config(_) => ErrorKind::Config,
+            Repr::Config(_) | Repr::ConfigAtMost(..) => ErrorKind::Config,
             Repr::Io(..) => ErrorKind::Io,
             Repr::Stopped => ErrorKind::Stopped,
             Repr::Busy(_) => ErrorKind::Busy,
@@ -748,6 +772,12 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
+            Repr::ConfigAtMost(what, max) => {
+                write!(
+                    f,
+                    "invalid engine configuration: {what} must be at most {max}"
+                )
+            }
             Repr::Io(what, e) => write!(f, "cannot {what}: {e}"),
             Repr::Stopped => f.write_str("the engine has stopped"),
             Repr::Busy(waited) => write!(

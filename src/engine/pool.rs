@@ -10,13 +10,12 @@
 //! waking it at once (see `wake.rs`). A panicking check is
 //! caught and becomes a failed run; the worker lives on.
 
-use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -28,6 +27,7 @@ use crate::clock;
 use crate::core::{Dispatch, Finished};
 use crate::runner::{CancelState, Check, Prepared, RunContext, RunnerOutcome};
 use crate::transport::resolve::Resolver;
+pub(crate) use crate::vocab::panic_message;
 
 /// Runs `job`'s custom `check`, started at `started`, on the calling
 /// thread; a panic becomes a failed run. Returns the outcome and when the
@@ -132,9 +132,16 @@ pub(crate) struct Pool {
 /// Stack size of a worker: runs are state machines; parsing is small.
 const WORKER_STACK: usize = 256 * 1024;
 
+/// How long a pool stopped other than by the engine's shutdown (a build
+/// that failed, an engine thread that could not start) waits for its
+/// workers, idle ones end at once, before leaving one behind.
+const ORPHAN_GRACE: Duration = Duration::from_secs(1);
+
 impl Pool {
     /// Starts `n` workers, each pinned to a CPU of its own when `pin`
-    /// (see `Builder::pin_workers`).
+    /// (see `Builder::pin_workers`). When one cannot start (no descriptor
+    /// or thread left), the ones started are stopped and joined before the
+    /// error is returned: a failed build leaves nothing running or open.
     pub(crate) fn start(
         n: usize,
         name: &str,
@@ -144,51 +151,80 @@ impl Pool {
     ) -> io::Result<Pool> {
         let cpus = if pin { allowed_cpus() } else { Vec::new() };
         let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
-        let mut workers = Vec::with_capacity(n);
-        let mut finished = Vec::with_capacity(n + 1);
-        let mut inboxes = Vec::with_capacity(n);
-        let mut all_flags = Vec::with_capacity(n + 1);
-        for i in 0..n {
-            let setup = worker::Setup::new()?;
-            let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
-            inboxes.push((inbox_tx, Arc::clone(setup.doorbell())));
-            let (done, finished_rx) = crossbeam_channel::unbounded();
-            finished.push(finished_rx);
-            let flags = Arc::new(WorkerFlags::default());
-            all_flags.push(Arc::clone(&flags));
-            let (shared, resolver) = (Arc::clone(&shared), Arc::clone(&resolver));
-            let exit_tx = exit_tx.clone();
-            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let handle = thread::Builder::new()
-                .name(format!("{name}-worker-{i}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || {
-                    let _exit = exit_tx; // dropped when the worker ends
-                    super::timer::tighten_timer_slack(); // precise starts
-                    if let Some(cpu) = cpu {
-                        pin_to(cpu);
-                    }
-                    Worker::new(setup, inbox_rx, shared, resolver, done, flags).run();
-                })?;
-            workers.push(handle);
-        }
-        let (done, finished_rx) = crossbeam_channel::unbounded();
-        finished.push(finished_rx);
-        let flags = Arc::new(WorkerFlags::default());
-        all_flags.push(Arc::clone(&flags));
-        let blocking = BlockingPool::new(name, shared, done, flags);
-        Ok(Pool {
-            batches: vec![Vec::new(); inboxes.len()],
-            inboxes,
-            finished,
-            flags: all_flags,
-            workers,
+        let (blocking_done, blocking_finished) = crossbeam_channel::unbounded();
+        let blocking_flags = Arc::new(WorkerFlags::default());
+        let blocking = BlockingPool::new(
+            name,
+            Arc::clone(&shared),
+            blocking_done,
+            Arc::clone(&blocking_flags),
+        );
+        // Grown as workers start (not reserved for `n`, which may be
+        // absurd): `stop` handles a pool that started only some.
+        let mut pool = Pool {
+            inboxes: Vec::new(),
+            finished: Vec::new(),
+            flags: Vec::new(),
+            workers: Vec::new(),
             blocking,
             resolver,
             exited,
             tasks: Arc::new(Vec::new()),
+            batches: Vec::new(),
             stopped: false,
-        })
+        };
+        for i in 0..n {
+            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+            if let Err(e) = pool.start_worker(i, name, &shared, &exit_tx, cpu) {
+                // Only the started workers' senders are left: `stop` sees
+                // them all exit.
+                drop(exit_tx);
+                pool.stop(clock::mono_now() + ORPHAN_GRACE);
+                return Err(e);
+            }
+        }
+        // After the workers': `stop` pairs the first `n` flags with them.
+        pool.finished.push(blocking_finished);
+        pool.flags.push(blocking_flags);
+        pool.batches = vec![Vec::new(); n];
+        Ok(pool)
+    }
+
+    /// Starts worker `i`.
+    fn start_worker(
+        &mut self,
+        i: usize,
+        name: &str,
+        shared: &Arc<Shared>,
+        exit_tx: &Sender<()>,
+        cpu: Option<usize>,
+    ) -> io::Result<()> {
+        // Dropped with the closure if the thread cannot start: its
+        // descriptors close.
+        let setup = worker::Setup::new()?;
+        let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
+        let doorbell = Arc::clone(setup.doorbell());
+        let (done, finished_rx) = crossbeam_channel::unbounded();
+        let flags = Arc::new(WorkerFlags::default());
+        let (shared, resolver) = (Arc::clone(shared), Arc::clone(&self.resolver));
+        let exit_tx = exit_tx.clone();
+        let worker_flags = Arc::clone(&flags);
+        let handle = thread::Builder::new()
+            .name(format!("{name}-worker-{i}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                let _exit = exit_tx; // dropped when the worker ends
+                super::timer::tighten_timer_slack(); // precise starts
+                if let Some(cpu) = cpu {
+                    pin_to(cpu);
+                }
+                Worker::new(setup, inbox_rx, shared, resolver, done, worker_flags).run();
+            })?;
+        self.inboxes.push((inbox_tx, doorbell));
+        self.finished.push(finished_rx);
+        self.flags.push(flags);
+        self.workers.push(handle);
+        Ok(())
     }
 
     /// Makes `tasks` the probes of `generation` and wakes every worker, so
@@ -196,10 +232,20 @@ impl Pool {
     pub(crate) fn publish_tasks(&mut self, shared: &Shared, generation: u64, tasks: Vec<Task>) {
         let tasks = Arc::new(tasks);
         shared.publish_tasks(generation, Arc::clone(&tasks));
-        self.tasks = tasks;
+        let old = std::mem::replace(&mut self.tasks, tasks);
         for (_, doorbell) in &self.inboxes {
             doorbell.ring_now();
         }
+        // The last reference to an old check may be this one: its `Drop`
+        // is the embedder's code, and must not end the engine thread.
+        if panic::catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
+            log::error!("a check of an older generation panicked when dropped");
+        }
+    }
+
+    /// The current generation's task table.
+    pub(crate) fn tasks(&self) -> &[Task] {
+        &self.tasks
     }
 
     /// Probes in the current generation's task table.
@@ -254,7 +300,9 @@ impl Pool {
     /// Threads stuck in a check that ignores cancellation are left behind
     /// (detached) and counted.
     pub(crate) fn stop(&mut self, deadline: Instant) -> usize {
-        self.stopped = true;
+        if std::mem::replace(&mut self.stopped, true) {
+            return 0;
+        }
         let doorbells: Vec<Arc<Doorbell>> = self.inboxes.drain(..).map(|(_, d)| d).collect();
         for d in &doorbells {
             d.ring_now();
@@ -276,6 +324,21 @@ impl Pool {
             }
         }
         stuck
+    }
+}
+
+/// A pool dropped without `stop` (the engine thread could not start, or
+/// ended on a panic) still stops its threads and closes its descriptors.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let stuck = self.stop(clock::mono_now() + ORPHAN_GRACE);
+            if stuck > 0 {
+                log::warn!(
+                    "{stuck} worker(s) stuck in a check that ignores cancellation; left behind"
+                );
+            }
+        }
     }
 }
 
@@ -322,14 +385,4 @@ fn pin_to(cpu: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = cpu;
-}
-
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
 }

@@ -57,7 +57,9 @@ pub(crate) fn timeout_secs(decl: &Declaration) -> Result<u64, FieldError> {
 pub trait Runner: Send + Sync + 'static {
     /// Reads the kind-specific fields of `decl` (the shared fields are
     /// already read and valid). Called on the engine thread at every reset,
-    /// so it must not block.
+    /// so it must not block. A panic here is caught: the probe then fails
+    /// at every tick with `runner panicked in prepare: <message>`, and the
+    /// other probes run.
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
 
     /// Field names this kind reads beyond [`decl::KNOWN_FIELDS`](crate::decl::KNOWN_FIELDS), so that

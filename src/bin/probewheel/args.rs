@@ -54,8 +54,9 @@ check: validates the file; exit 0 valid, 1 invalid probes, 2 file rejected or
 A rollout id is 1-256 bytes of printable ASCII without spaces.
 Exit 3 (any command): stdout was closed or full.";
 
-/// Largest `--events-capacity`: the channel's slots are reserved up front.
-pub(crate) const MAX_EVENTS_CAPACITY: u64 = 65536;
+/// Largest `--events-capacity`: the library's bound (the channel's slots
+/// are reserved up front).
+pub(crate) const MAX_EVENTS_CAPACITY: u64 = probewheel::engine::MAX_EVENTS_CAPACITY as u64;
 
 /// `wait`'s deadline when `--deadline` is not given.
 pub(crate) const DEFAULT_WAIT_DEADLINE: Duration = Duration::from_secs(300);

@@ -14,9 +14,12 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
+
+use crate::vocab::panic_message;
 
 /// Resolves host names for `tcp` and `http` probes. The default is
 /// [`SystemResolver`]; an embedding program can give its own with
@@ -24,7 +27,8 @@ use std::time::Duration;
 /// test double).
 ///
 /// `resolve` may block: it runs on a resolver thread, never on a worker.
-/// A probe stops waiting for it at its own deadline.
+/// A probe stops waiting for it at its own deadline. A panic in `resolve`
+/// fails that lookup only (`resolver panicked: <message>`).
 pub trait Resolve: Send + Sync + 'static {
     /// The addresses of `host` (a name, never an IP literal: those are not
     /// looked up), each with `port`, in the order to try them.
@@ -231,11 +235,24 @@ fn serve(inner: &Inner) {
             continue; // abandoned before its turn
         }
         drop(s);
-        let result = inner.resolve.resolve(&request.host, request.port);
+        let result = resolve_contained(&*inner.resolve, &request.host, request.port);
         answer(request, result);
         s = lock(&inner.state);
     }
     s.threads -= 1;
+}
+
+/// Runs the embedder's resolver: a panic is that lookup's error
+/// (`resolver panicked: <message>`), and the thread serves on, so the pool
+/// counts its threads right.
+fn resolve_contained(resolve: &dyn Resolve, host: &str, port: u16) -> Answer {
+    panic::catch_unwind(AssertUnwindSafe(|| resolve.resolve(host, port))).unwrap_or_else(
+        |payload| {
+            let message = panic_message(&*payload);
+            log::error!("the resolver panicked looking up {host}:{port}: {message}");
+            Err(io::Error::other(format!("resolver panicked: {message}")))
+        },
+    )
 }
 
 /// Puts the answer in the lookup's slot (if anyone still wants it) and

@@ -135,3 +135,34 @@ fn a_stopped_pool_answers_with_an_error_at_once() {
     assert_eq!(called.load(Ordering::SeqCst), 1);
     assert!(lookup.take().unwrap().is_err());
 }
+
+#[test]
+fn a_panicking_resolver_fails_its_lookup_and_the_pool_serves_on() {
+    // More panics than the pool has threads: were a panic to end its
+    // thread uncounted, the pool would believe every thread busy and no
+    // lookup would run again.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let resolver = Resolver::new(
+        Arc::new(move |_: &str, port| {
+            if seen.fetch_add(1, Ordering::SeqCst) < 2 * MAX_RESOLVER_THREADS {
+                panic!("resolver exploded");
+            }
+            Ok(vec![loopback(port)])
+        }),
+        "t-panic".into(),
+    );
+    let ask = |port| {
+        let (tx, rx) = mpsc::channel();
+        let lookup = resolver.lookup("boom.test", port, move || tx.send(()).unwrap());
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("every lookup is answered");
+        lookup.take().unwrap()
+    };
+    for port in 0..2 * MAX_RESOLVER_THREADS as u16 {
+        let err = ask(port).unwrap_err();
+        assert_eq!(err.to_string(), "resolver panicked: resolver exploded");
+    }
+    assert_eq!(ask(7).unwrap(), [loopback(7)]);
+    resolver.stop();
+}
