@@ -113,8 +113,22 @@ fn a_reset_without_a_free_descriptor_keeps_the_previous_probes() {
     set_nofile(saved);
     assert_eq!(probe_names(&topology), ["a", "b"]);
     assert_eq!(&*topology.header().rollout_id, "r2");
-    // The previous probes run in the new generation and decide it.
-    assert_eq!(verdict.unwrap().verdict, Verdict::Healthy);
+    // The previous probes run in the new generation, but a rollout is never
+    // judged healthy on declarations it did not read: unhealthy, saying why.
+    let verdict = verdict.unwrap();
+    assert_eq!((verdict.verdict, verdict.decided), (Verdict::Unhealthy, true));
+    assert!(
+        verdict.reason.starts_with("declarations not read (cannot read file: "),
+        "{}",
+        verdict.reason
+    );
+    assert!(
+        verdict.reason.ends_with(
+            "): the previous generation's probes run, but cannot make this rollout healthy"
+        ),
+        "{}",
+        verdict.reason
+    );
 
     // With descriptors back, the next reset reads the file again.
     std::fs::write(&path, r#"{"c": {"kind": "fake", "mode": "enforce"}}"#).unwrap();

@@ -376,12 +376,17 @@ impl<S: Sink> Scheduler<S> {
     /// the generation's first event (G1), and every active probe's tick 0
     /// falls due at `now` (or at its stagger offset). Returns the new
     /// generation.
+    ///
+    /// `unread` is why the file could not be read when `probes` are the
+    /// previous generation's, kept: they run, but cannot make this rollout
+    /// healthy (its verdict is unhealthy, naming why).
     pub(crate) fn reset(
         &mut self,
         now: Instant,
         rollout: &str,
         probes: Result<&[ProbeSpec], &str>,
         path: &str,
+        unread: Option<&str>,
     ) -> u64 {
         self.generation += 1;
         self.rollout = Arc::from(rollout);
@@ -408,6 +413,9 @@ impl<S: Sink> Scheduler<S> {
                     })
                     .collect();
                 self.judge.reset(now, self.generation, Ok(gated));
+                if let Some(why) = unread {
+                    self.judge.declarations_unread(why);
+                }
             }
             Err(reason) => {
                 self.outbox.reset(0);

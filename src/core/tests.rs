@@ -155,16 +155,20 @@ impl Sim {
         self.names = d.iter().map(|p| p.name.to_string()).collect();
         let g = self
             .s
-            .reset(self.now, rollout, Ok(&d), "/test/health-checks.json");
+            .reset(self.now, rollout, Ok(&d), "/test/health-checks.json", None);
         self.pump();
         g
     }
 
     fn reject(&mut self, rollout: &str, reason: &str) -> u64 {
         self.names.clear();
-        let g = self
-            .s
-            .reset(self.now, rollout, Err(reason), "/test/health-checks.json");
+        let g = self.s.reset(
+            self.now,
+            rollout,
+            Err(reason),
+            "/test/health-checks.json",
+            None,
+        );
         self.pump();
         g
     }

@@ -119,6 +119,10 @@ pub(crate) struct Judge {
     reset_at: Instant,
     probes: Vec<Probe>,
     rejected: Option<String>,
+    /// The file could not be read (for a shortage of the process's own):
+    /// the previous generation's probes run, and the verdict says why it
+    /// cannot be healthy.
+    unread: Option<String>,
     enforce: usize,
     passing: usize,
     failing: BTreeSet<u32>,
@@ -144,6 +148,7 @@ impl Judge {
             reset_at: epoch,
             probes: Vec::new(),
             rejected: None,
+            unread: None,
             enforce: 0,
             passing: 0,
             failing: BTreeSet::new(),
@@ -179,6 +184,7 @@ impl Judge {
         self.decided = false;
         self.current = None;
         self.dirty = true;
+        self.unread = None;
         let probes = match probes {
             Ok(p) => p,
             Err(reason) => {
@@ -219,6 +225,14 @@ impl Judge {
             self.reclassify(id, now);
         }
         self.update_soak(now);
+    }
+
+    /// This generation runs the previous one's probes because the file
+    /// could not be read: it is unhealthy, naming `why`, whatever they
+    /// report (a rollout is never judged on declarations it did not read).
+    pub(crate) fn declarations_unread(&mut self, why: &str) {
+        self.unread = Some(why.to_owned());
+        self.dirty = true;
     }
 
     /// Counts one result of probe `id`, finished at `now`.
@@ -367,7 +381,7 @@ impl Judge {
     fn state(&self, now: Instant) -> Verdict {
         if self.rejected.is_some() {
             Verdict::Rejected
-        } else if !self.failing.is_empty() || self.deadline_missed {
+        } else if !self.failing.is_empty() || self.deadline_missed || self.unread.is_some() {
             Verdict::Unhealthy
         } else if self.passing == self.enforce
             && (self.enforce == 0 || self.soak_end().is_some_and(|end| end <= now))
@@ -542,6 +556,11 @@ impl Judge {
                 }
                 s
             }
+            Verdict::Unhealthy if self.unread.is_some() => format!(
+                "declarations not read ({}): the previous generation's probes run, \
+                 but cannot make this rollout healthy",
+                self.unread.as_deref().unwrap_or_default()
+            ),
             Verdict::Unhealthy if !failing.is_empty() && !self.deadline_missed => {
                 let first = &failing[0];
                 let mut s = format!("{}: {}", first.probe_name, first.failure_reason);

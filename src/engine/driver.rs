@@ -261,14 +261,16 @@ impl Driver {
     /// for a shortage of the process's own (no descriptor left, say, while
     /// hung probes hold them all) says nothing about the file: the new
     /// generation keeps the previous one's probes, as they were prepared,
-    /// and a warning says so. Only a first reset, with nothing to keep,
-    /// is rejected then.
+    /// and a warning says so; its verdict is unhealthy, naming why (it was
+    /// not judged on the declarations the rollout brought). Only a first
+    /// reset, with nothing to keep, is rejected then.
     fn reset(&mut self, rollout: &str) {
         let loaded = self.source.load();
         let generation = self.core.generation() + 1;
         // Runs of older generations see the cancellation from here on.
         self.shared.cancel.set_generation(generation);
         let path = self.source.describe();
+        let mut unread = None;
         let (probes, tasks) = match loaded {
             Ok(decls) => {
                 log::info!(
@@ -286,6 +288,7 @@ impl Driver {
                     specs.len(),
                     generation - 1
                 );
+                unread = Some(r.reason().to_owned());
                 (Ok(specs), self.pool.tasks().to_vec())
             }
             Err(r) => {
@@ -299,7 +302,13 @@ impl Driver {
             Ok(specs) => Ok(specs.as_slice()),
             Err(rejection) => Err(rejection.reason()),
         };
-        let g = self.core.reset(clock::mono_now(), rollout, declared, &path);
+        let g = self.core.reset(
+            clock::mono_now(),
+            rollout,
+            declared,
+            &path,
+            unread.as_deref(),
+        );
         debug_assert_eq!(g, generation);
         // Runs find their probe in the task table by the core's index.
         assert_eq!(self.core.probe_count(), self.pool.task_count());

@@ -65,7 +65,7 @@ fn the_first_verdict_follows_the_topology_and_awaits_every_enforce_probe() {
                    "d": {"kind": "x", "mode": "disabled"}}"#;
     let d = specs(json);
     sim.names = d.iter().map(|p| p.name.to_string()).collect();
-    sim.s.reset(sim.now, "r", Ok(&d), "/p");
+    sim.s.reset(sim.now, "r", Ok(&d), "/p", None);
     sim.s.flush();
     let events: Vec<Event> = sim.s.sink_mut().buf.drain(..).collect();
     assert_eq!(events.len(), 2);
@@ -571,4 +571,28 @@ fn startup_grace_ends_when_the_probe_counts_as_passing_not_at_a_lone_pass() {
     assert!(!kinds.contains(&Verdict::Unhealthy), "{kinds:?}");
     assert_eq!(sim.last_verdict().verdict, Verdict::Healthy);
     assert_eq!(sim.verdict_timeline().last().unwrap().0.floor(), 15.0);
+}
+
+#[test]
+fn a_generation_on_kept_declarations_is_unhealthy_naming_why() {
+    let mut sim = Sim::new(Config::default());
+    let d = specs(TWO);
+    sim.names = d.iter().map(|p| p.name.to_string()).collect();
+    let why = "cannot read file: Too many open files (os error 24)";
+    sim.s.reset(sim.now, "r@2", Ok(&d), "/p", Some(why));
+    sim.pump();
+    sim.run_until(secs(30));
+    // The kept probes run and pass, and the rollout is still not healthy.
+    assert!(!sim.results("a").is_empty());
+    let v = sim.verdicts();
+    assert!(
+        v.iter().all(|v| v.verdict == Verdict::Unhealthy),
+        "{:?}",
+        sim.verdict_timeline()
+    );
+    assert_eq!(
+        v[0].reason,
+        "declarations not read (cannot read file: Too many open files (os error 24)): \
+         the previous generation's probes run, but cannot make this rollout healthy"
+    );
 }
