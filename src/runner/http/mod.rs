@@ -96,6 +96,8 @@ mod response;
 mod url;
 
 #[cfg(test)]
+mod hardening_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(all(test, feature = "tls"))]
 mod tls_tests;
