@@ -1,9 +1,52 @@
-//! What a server cannot make a probe do: pass on a response whose
-//! framing is contradictory. Loopback servers only.
+//! What a server cannot make a probe do: connect to a host hidden behind
+//! a `\` in a `Location`, pass on a response whose framing is
+//! contradictory. Loopback servers only (127.0.0.1 and 127.0.0.2).
+
+use std::io;
+use std::net::TcpListener;
 
 use serde_json::json;
 
-use super::tests::{answer, assert_fail, assert_pass, run, serve};
+use super::tests::{answer, assert_fail, assert_pass, ok, redirect, run, send, serve};
+
+#[test]
+fn a_backslash_in_a_location_is_a_path_separator_not_user_info() {
+    // Read as user-info, `127.0.0.1:P\` would hide the real host 127.0.0.2.
+    let trap = match TcpListener::bind("127.0.0.2:0") {
+        Ok(trap) => trap,
+        Err(e) => {
+            println!("note: cannot bind 127.0.0.2 here ({e}); test skipped");
+            return;
+        }
+    };
+    trap.set_nonblocking(true).unwrap();
+    let trap_addr = trap.local_addr().unwrap();
+    let srv = serve(2, move |i, s, _| {
+        if i == 0 {
+            let port = s.local_addr().unwrap().port();
+            let location = format!("http://127.0.0.1:{port}\\@{trap_addr}/");
+            send(s, redirect(302, &location).as_bytes());
+        } else {
+            send(s, ok("same host").as_bytes());
+        }
+    });
+    assert_pass(&run(json!({
+        "url": srv.url("/"), "timeoutSecs": 2, "bodyContains": "same host",
+    })));
+    let addr = srv.addr;
+    let heads = srv.requests();
+    assert!(
+        heads[1].starts_with(&format!("GET /@{trap_addr}/ HTTP/1.1\r\n")),
+        "{}",
+        heads[1]
+    );
+    let host = format!("\r\nHost: {addr}\r\n");
+    assert!(heads[1].contains(&host), "{}", heads[1]);
+    match trap.accept() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        other => panic!("the probe connected to the hidden host: {other:?}"),
+    }
+}
 
 #[test]
 fn two_different_content_lengths_fail_even_without_body_contains() {

@@ -29,7 +29,10 @@
 //!   feature) `https://` targets. Credentials from the URL are sent again
 //!   only while the scheme, host and port stay the same. A redirect from
 //!   `http://` to `https://` builds the probe's TLS configuration on its
-//!   first use, once per reset.
+//!   first use, once per reset. In the `url` and in a `Location`, a `\`
+//!   before the query reads as `/`, as browsers and curl read it:
+//!   `http://a:1\@b/` goes to `a` (path `/@b/`), never to a host hidden
+//!   behind user-info.
 //! - `headers` are sent with every request, the redirects' included; one
 //!   named like a default (`Host`, `User-Agent`, `Connection`) replaces it.
 //!   When `expectStatus` is itself one of these codes, no redirect is
