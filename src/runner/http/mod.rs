@@ -35,6 +35,12 @@
 //!   behind user-info.
 //! - `headers` are sent with every request, the redirects' included; one
 //!   named like a default (`Host`, `User-Agent`, `Connection`) replaces it.
+//!   Credentials never leave the origin (scheme, host and port) of `url`,
+//!   as with curl and Go's net/http: once a redirect goes to another
+//!   origin, `Authorization`, `Cookie` and `Proxy-Authorization` (and the
+//!   URL's user-info) are not sent again in that run, not even to a later
+//!   hop back on the origin. An `https://` to `http://` redirect is
+//!   another origin, so they are never sent in clear text after it.
 //!   When `expectStatus` is itself one of these codes, no redirect is
 //!   followed: the first response is compared directly (a probe that expects
 //!   301 checks the redirect, not where it leads).
@@ -205,6 +211,7 @@ impl HttpCheck {
         }
         Ok(HttpCheck::Fetch(Arc::new(Probe {
             first: Hop::new(url, &headers),
+            foreign_headers: headers.without_credentials(),
             headers,
             expect,
             follow: !REDIRECTS.contains(&expect),
@@ -236,6 +243,7 @@ impl Machine for HttpCheck {
                 deadline: now + Duration::from_secs(probe.timeout_secs),
                 probe: Arc::clone(probe),
                 redirected: None,
+                left_origin: false,
                 redirects: 0,
                 state: State::Start,
             }),
@@ -247,8 +255,11 @@ impl Machine for HttpCheck {
 #[derive(Debug)]
 struct Probe {
     first: Hop,
-    /// `headers`, for the requests of redirect hops.
+    /// `headers`, for the requests of redirect hops within the origin.
     headers: Headers,
+    /// `headers` without credentials, for hops after a redirect left the
+    /// origin of `url`.
+    foreign_headers: Headers,
     expect: u16,
     /// False when `expectStatus` is a redirect code.
     follow: bool,
@@ -309,6 +320,11 @@ struct HttpRun {
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
     redirected: Option<Hop>,
+    /// A redirect went to another origin (scheme, host or port) than the
+    /// probe's `url`: from then on, to the end of the run, no credentials
+    /// are sent, even to a hop back on the origin (that request was chosen
+    /// by the other origin).
+    left_origin: bool,
     redirects: usize,
     state: State,
 }
@@ -612,7 +628,13 @@ impl HttpRun {
                         let next = redirect_target(&hop.url, head.status, head.location())?;
                         conn.stream.deregister(cx);
                         drop(conn);
-                        self.redirected = Some(Hop::new(next, &p.headers));
+                        self.left_origin |= !next.same_origin(&p.first.url);
+                        let headers = if self.left_origin {
+                            &p.foreign_headers
+                        } else {
+                            &p.headers
+                        };
+                        self.redirected = Some(Hop::new(next, headers));
                         self.redirects += 1;
                         self.state = State::Start;
                         continue;

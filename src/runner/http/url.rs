@@ -107,11 +107,7 @@ impl Url {
             } else {
                 Url::parse(loc)?
             };
-            if url.basic.is_none()
-                && url.tls == self.tls
-                && url.host == self.host
-                && url.port == self.port
-            {
+            if url.basic.is_none() && url.same_origin(self) {
                 url.basic.clone_from(&self.basic);
             }
             return Ok(url);
@@ -155,6 +151,16 @@ impl Url {
             target,
             basic: self.basic.clone(),
         })
+    }
+
+    /// Whether both have the same scheme, host and port (RFC 6454): where
+    /// credentials may go. Host names compare without regard to case.
+    pub(crate) fn same_origin(&self, other: &Url) -> bool {
+        let same_host = match (&self.host, &other.host) {
+            (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        };
+        self.tls == other.tls && same_host && self.port == other.port
     }
 
     /// Whether this is an `https://` URL.
