@@ -1,16 +1,23 @@
 //! What a server cannot make a probe do: send the probe's credentials to
 //! another origin, connect to a host hidden behind a `\` in a `Location`,
-//! pass on a response whose framing is contradictory. Loopback servers
-//! only (127.0.0.1 and 127.0.0.2).
+//! pass on a response whose framing is contradictory; and what a slow
+//! worker cannot make a probe report: an answer that arrived in time read
+//! as a timeout. Loopback servers only (127.0.0.1 and 127.0.0.2).
 
 use std::io;
 use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::tests::{
-    Server, answer, assert_fail, assert_pass, ok, redirect, run, send, serve, serve_on,
+    Server, TIMEOUT_BOUND, answer, assert_fail, assert_pass, http_machine, ok, redirect, run, send,
+    serve, serve_on, started_and_sent,
 };
+use crate::clock;
+use crate::runner::machine::Step;
+use crate::runner::machine::testing::Harness;
 
 /// The probe's credentials and one header that is not one.
 fn credentials() -> serde_json::Value {
@@ -197,4 +204,85 @@ fn an_invalid_content_length_fails_even_without_body_contains() {
         "http probe: malformed response: invalid Content-Length",
     );
     srv.requests();
+}
+
+/// A server that reads the request, says so, and answers `response` only
+/// when told to (then closes).
+fn server_answering_on_cue(response: String) -> (Server, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (asked_tx, asked) = mpsc::channel();
+    let (go, cue) = mpsc::channel::<()>();
+    let cue = std::sync::Mutex::new(cue);
+    let srv = serve(1, move |_, s, _| {
+        let _ = asked_tx.send(());
+        if cue.lock().unwrap().recv_timeout(TIMEOUT_BOUND).is_ok() {
+            send(s, response.as_bytes());
+        }
+    });
+    (srv, asked, go)
+}
+
+#[test]
+fn an_answer_that_arrived_in_time_passes_when_it_is_read_after_the_deadline() {
+    for needle in [None, Some("ready")] {
+        let (srv, asked, go) = server_answering_on_cue(ok("all ready"));
+        let mut fields = json!({"url": srv.url("/"), "timeoutSecs": 3});
+        if let Some(needle) = needle {
+            fields["bodyContains"] = json!(needle);
+        }
+        let m = http_machine(fields);
+        let mut h = Harness::new();
+        let t0 = clock::mono_now();
+        let mut run = started_and_sent(&mut h, &*m, t0, &asked);
+        go.send(()).unwrap();
+        // The answer is in the socket before the deadline (virtual time
+        // stands at the start); the worker only gets to it later.
+        assert!(h.wait_io(TIMEOUT_BOUND), "the answer never arrived");
+        let late = t0 + Duration::from_secs(3) + Duration::from_millis(500);
+        let Step::Done(out) = h.advance(&mut *run, late) else {
+            panic!("the run did not end with its answer in the socket");
+        };
+        assert_pass(&out);
+        srv.requests();
+    }
+}
+
+#[test]
+fn past_the_deadline_a_run_still_times_out_when_nothing_was_read() {
+    let (srv, asked, go) = server_answering_on_cue(ok("late"));
+    let m = http_machine(json!({"url": srv.url("/"), "timeoutSecs": 3}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let mut run = started_and_sent(&mut h, &*m, t0, &asked);
+    let late = t0 + Duration::from_secs(4);
+    let Step::Done(out) = h.advance(&mut *run, late) else {
+        panic!("the run did not end after its deadline");
+    };
+    assert_fail(
+        &out,
+        "http probe: timed out after 3 s while waiting for the response head",
+    );
+    drop(go);
+    srv.requests();
+}
+
+#[test]
+fn past_the_deadline_a_redirect_is_not_followed() {
+    let (srv, asked, go) = server_answering_on_cue(redirect(302, "/next"));
+    let m = http_machine(json!({"url": srv.url("/"), "timeoutSecs": 3}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let mut run = started_and_sent(&mut h, &*m, t0, &asked);
+    go.send(()).unwrap();
+    assert!(h.wait_io(TIMEOUT_BOUND), "the answer never arrived");
+    let Step::Done(out) = h.advance(&mut *run, t0 + Duration::from_secs(4)) else {
+        panic!("the run did not end after its deadline");
+    };
+    assert_fail(
+        &out,
+        &format!(
+            "http probe: timed out after 3 s before following the redirect to http://{}/next",
+            srv.addr
+        ),
+    );
+    assert_eq!(srv.requests().len(), 1);
 }
