@@ -290,7 +290,11 @@ impl TlsSession {
     /// nothing came (wait for readable and call again), the failure when
     /// it sent a fatal alert (`certificate_required`, say).
     pub(crate) fn verdict(&mut self, io: &mut (impl Read + Write)) -> Result<bool, TlsFail> {
-        let tickets = self.conn.tls13_tickets_received();
+        // The server sends tickets only once it accepted the client's
+        // last flight; any at all is a yes, whenever it was read.
+        if self.conn.tls13_tickets_received() > 0 {
+            return Ok(true);
+        }
         loop {
             match self.conn.read_tls(io) {
                 Ok(0) => return Ok(true),
@@ -303,7 +307,7 @@ impl TlsSession {
                 Ok(state) => state,
                 Err(e) => return Err(self.rejected(e, io)),
             };
-            if self.conn.tls13_tickets_received() > tickets
+            if self.conn.tls13_tickets_received() > 0
                 || state.plaintext_bytes_to_read() > 0
                 || state.peer_has_closed()
             {
