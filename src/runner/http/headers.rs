@@ -29,6 +29,10 @@ pub(crate) const MAX_HEADERS_BYTES: usize = 8 * 1024;
 /// Headers that describe a request body, which a probe never sends.
 const BODY_FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 
+/// Headers that carry credentials: sent only to the probe's own origin,
+/// as curl and Go's net/http do.
+const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
 /// A probe's validated `headers`, in name order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Headers {
@@ -79,6 +83,19 @@ impl Headers {
             ));
         }
         Ok(Headers { fields })
+    }
+
+    /// These headers without the credentials among them (`Authorization`,
+    /// `Cookie`, `Proxy-Authorization`): what a redirect to another origin
+    /// is sent.
+    pub(crate) fn without_credentials(&self) -> Headers {
+        let fields = self
+            .fields
+            .iter()
+            .filter(|(n, _)| !CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(n)))
+            .cloned()
+            .collect();
+        Headers { fields }
     }
 
     /// No headers declared.
@@ -259,6 +276,21 @@ mod tests {
             std::str::from_utf8(&head).unwrap(),
             "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0ken\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn without_credentials_keeps_every_other_header() {
+        let h = parse(json!({
+            "authorization": "Bearer t", "Cookie": "a=b", "Proxy-Authorization": "Basic x",
+            "X-Probe": "1", "Cookie2": "kept",
+        }))
+        .unwrap();
+        let foreign = h.without_credentials();
+        assert_eq!(foreign.get("Authorization"), None);
+        assert_eq!(foreign.get("Cookie"), None);
+        assert_eq!(foreign.get("Proxy-Authorization"), None);
+        assert_eq!(foreign.get("X-Probe"), Some("1"));
+        assert_eq!(foreign.get("Cookie2"), Some("kept"));
     }
 
     #[test]

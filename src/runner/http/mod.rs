@@ -23,15 +23,28 @@
 //!   at the start. `connectTimeoutSecs` bounds the connect phase of each
 //!   hop (the lookup, the connect and, for `https://`, the TLS handshake,
 //!   as curl's `--connect-timeout` does), within that deadline; when it is
-//!   what expires, the reason says `(connectTimeoutSecs)`.
+//!   what expires, the reason says `(connectTimeoutSecs)`. A response
+//!   that arrived before the deadline counts even when the worker gets to
+//!   it after (a stopped or starved process): past the deadline a run
+//!   still reads what its socket holds, and times out only when it would
+//!   have to wait for more or follow a redirect.
 //! - Redirects 301, 302, 303, 307 and 308 are followed up to 10 times,
 //!   one new connection per hop, to `http://` and (with the `tls`
 //!   feature) `https://` targets. Credentials from the URL are sent again
 //!   only while the scheme, host and port stay the same. A redirect from
 //!   `http://` to `https://` builds the probe's TLS configuration on its
-//!   first use, once per reset.
+//!   first use, once per reset. In the `url` and in a `Location`, a `\`
+//!   before the query reads as `/`, as browsers and curl read it:
+//!   `http://a:1\@b/` goes to `a` (path `/@b/`), never to a host hidden
+//!   behind user-info.
 //! - `headers` are sent with every request, the redirects' included; one
 //!   named like a default (`Host`, `User-Agent`, `Connection`) replaces it.
+//!   Credentials never leave the origin (scheme, host and port) of `url`,
+//!   as with curl and Go's net/http: once a redirect goes to another
+//!   origin, `Authorization`, `Cookie` and `Proxy-Authorization` (and the
+//!   URL's user-info) are not sent again in that run, not even to a later
+//!   hop back on the origin. An `https://` to `http://` redirect is
+//!   another origin, so they are never sent in clear text after it.
 //!   When `expectStatus` is itself one of these codes, no redirect is
 //!   followed: the first response is compared directly (a probe that expects
 //!   301 checks the redirect, not where it leads).
@@ -96,6 +109,8 @@ mod response;
 mod url;
 
 #[cfg(test)]
+mod hardening_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(all(test, feature = "tls"))]
 mod tls_tests;
@@ -113,6 +128,9 @@ const DEFAULT_STATUS: u64 = 200;
 /// Reads one call of `advance` makes before it lets the worker's other
 /// runs have their turn (it asks to be called again at once).
 pub(crate) const READS_PER_CALL: usize = 16;
+/// Read budgets (of [`READS_PER_CALL`] reads) a call past the deadline
+/// may spend on what the socket already holds.
+const LATE_READ_BUDGETS: usize = 8;
 const CANCELLED: &str = "http probe: cancelled";
 
 /// The `http` kind.
@@ -200,6 +218,7 @@ impl HttpCheck {
         }
         Ok(HttpCheck::Fetch(Arc::new(Probe {
             first: Hop::new(url, &headers),
+            foreign_headers: headers.without_credentials(),
             headers,
             expect,
             follow: !REDIRECTS.contains(&expect),
@@ -231,6 +250,7 @@ impl Machine for HttpCheck {
                 deadline: now + Duration::from_secs(probe.timeout_secs),
                 probe: Arc::clone(probe),
                 redirected: None,
+                left_origin: false,
                 redirects: 0,
                 state: State::Start,
             }),
@@ -242,8 +262,11 @@ impl Machine for HttpCheck {
 #[derive(Debug)]
 struct Probe {
     first: Hop,
-    /// `headers`, for the requests of redirect hops.
+    /// `headers`, for the requests of redirect hops within the origin.
     headers: Headers,
+    /// `headers` without credentials, for hops after a redirect left the
+    /// origin of `url`.
+    foreign_headers: Headers,
     expect: u16,
     /// False when `expectStatus` is a redirect code.
     follow: bool,
@@ -304,6 +327,11 @@ struct HttpRun {
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
     redirected: Option<Hop>,
+    /// A redirect went to another origin (scheme, host or port) than the
+    /// probe's `url`: from then on, to the end of the run, no credentials
+    /// are sent, even to a hop back on the origin (that request was chosen
+    /// by the other origin).
+    left_origin: bool,
     redirects: usize,
     state: State,
 }
@@ -377,6 +405,8 @@ impl Conn {
 /// What the run does next, when it has not failed.
 enum Flow {
     Wait(Instant),
+    /// More is readable: call again at once (after the worker's other runs).
+    Again,
     Pass,
 }
 
@@ -384,6 +414,7 @@ impl Run for HttpRun {
     fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
         match self.step(cx) {
             Ok(Flow::Wait(until)) => Step::Wait(until),
+            Ok(Flow::Again) => Step::Wait(cx.now()),
             Ok(Flow::Pass) => {
                 self.state = State::Ended;
                 Step::Done(RunnerOutcome::pass())
@@ -427,7 +458,7 @@ impl HttpRun {
     fn step(&mut self, cx: &Cx<'_>) -> Result<Flow, Fail> {
         let now = cx.now();
         if now >= self.deadline {
-            return Err(Fail::TimedOut(self.phase()));
+            return self.step_late(cx);
         }
         let connect_by = match &self.state {
             State::Resolving { connect_by, .. } | State::Connecting { connect_by, .. } => {
@@ -440,6 +471,35 @@ impl HttpRun {
         if connect_by.is_some_and(|by| now >= by) {
             return Err(Fail::ConnectTimedOut(self.phase()));
         }
+        self.progress(cx)
+    }
+
+    /// A call at or after the deadline. The worker may come late (the
+    /// process was stopped, or starved of CPU) to an answer that arrived in
+    /// time: what the socket already holds is read first, and the run times
+    /// out only when it would have to wait for more, or start anything new
+    /// (a connection, a redirect). exec judges a child's exit the same way,
+    /// readiness before the clock.
+    fn step_late(&mut self, cx: &Cx<'_>) -> Result<Flow, Fail> {
+        if !matches!(self.state, State::Head { .. } | State::Body { .. }) {
+            return Err(Fail::TimedOut(self.phase()));
+        }
+        // This call ends the run either way, as a late call must: a few
+        // read budgets (up to 1 MiB) hold any head and searched body.
+        for _ in 0..LATE_READ_BUDGETS {
+            match self.progress(cx)? {
+                Flow::Pass => return Ok(Flow::Pass),
+                Flow::Again => {}
+                Flow::Wait(_) => break,
+            }
+        }
+        Err(Fail::TimedOut(self.phase()))
+    }
+
+    /// Advances through the states as far as the socket and the resolver
+    /// allow without waiting.
+    fn progress(&mut self, cx: &Cx<'_>) -> Result<Flow, Fail> {
+        let now = cx.now();
         let p = &*self.probe;
         let mut reads = 0;
         loop {
@@ -587,7 +647,7 @@ impl HttpRun {
                     let head = loop {
                         if reads == READS_PER_CALL {
                             self.state = State::Head { conn, reader };
-                            return Ok(Flow::Wait(now));
+                            return Ok(Flow::Again);
                         }
                         reads += 1;
                         let Some(n) = conn.read(reader.spare(), Phase::Head)? else {
@@ -605,9 +665,18 @@ impl HttpRun {
                             )));
                         }
                         let next = redirect_target(&hop.url, head.status, head.location())?;
+                        if now >= self.deadline {
+                            return Err(Fail::TimedOutBeforeRedirect(next.to_string()));
+                        }
                         conn.stream.deregister(cx);
                         drop(conn);
-                        self.redirected = Some(Hop::new(next, &p.headers));
+                        self.left_origin |= !next.same_origin(&p.first.url);
+                        let headers = if self.left_origin {
+                            &p.foreign_headers
+                        } else {
+                            &p.headers
+                        };
+                        self.redirected = Some(Hop::new(next, headers));
                         self.redirects += 1;
                         self.state = State::Start;
                         continue;
@@ -638,7 +707,7 @@ impl HttpRun {
                     loop {
                         if reads == READS_PER_CALL {
                             self.state = State::Body { conn, search };
-                            return Ok(Flow::Wait(now));
+                            return Ok(Flow::Again);
                         }
                         reads += 1;
                         let Some(n) = conn.read(search.spare()?, Phase::Body)? else {
@@ -767,6 +836,9 @@ pub(crate) enum Fail {
     TimedOut(Phase),
     /// The hop's connect phase (`connectTimeoutSecs`) ran out first.
     ConnectTimedOut(Phase),
+    /// The deadline passed with a redirect to this URL read but not yet
+    /// followed.
+    TimedOutBeforeRedirect(String),
     /// Anything else, as the reason without the `http probe: ` prefix.
     Other(String),
 }
@@ -781,6 +853,10 @@ impl Fail {
             Fail::ConnectTimedOut(phase) => format!(
                 "http probe: timed out after {} s (connectTimeoutSecs) while {phase}",
                 probe.connect_secs
+            ),
+            Fail::TimedOutBeforeRedirect(url) => format!(
+                "http probe: timed out after {} s before following the redirect to {url}",
+                probe.timeout_secs
             ),
             Fail::Other(why) => format!("http probe: {why}"),
         }

@@ -10,6 +10,14 @@
 //! pieces, one byte at a time included, and a peer that stalls costs
 //! nothing while the run waits for the next readiness edge.
 //!
+//! A head whose `Content-Length` is invalid or gives two different values
+//! fails as soon as it is read, whether or not the body is needed: where
+//! the message ends is unknown, so is what it says (RFC 9112 §6.3, as Go's
+//! net/http does). The same value repeated (`2, 2`, or the field twice) is
+//! that value, and `Transfer-Encoding` overrides it. Framing this reader
+//! cannot decode (a Transfer-Encoding other than chunked) fails only when
+//! the body is read.
+//!
 //! Everything happens in the one buffer of the run: the body is never
 //! stored, only scanned by a [`Needle`] whose matcher state carries across
 //! reads, so a body costs no memory beyond the buffer whatever its size.
@@ -180,6 +188,7 @@ impl HeadReader {
             let Some((status, len, location, framing)) = parsed else {
                 break;
             };
+            let framing = framing?;
             if self.skip_interim && (100..200).contains(&status) && status != 101 {
                 self.interim += 1;
                 if self.interim > MAX_INTERIM {
@@ -233,39 +242,65 @@ fn location(headers: &[httparse::Header<'_>], base: usize) -> Option<Range<usize
     Some(start..start + h.value.len())
 }
 
-/// RFC 9112 §6.3, for responses to GET.
-fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<Framing, &'static str> {
+/// RFC 9112 §6.3, for responses to GET. The outer error is a response
+/// that cannot be read at all (fails the probe whether or not the body is
+/// needed); the inner one, a body this reader cannot decode (reported only
+/// if the body is needed).
+fn framing(
+    status: u16,
+    headers: &[httparse::Header<'_>],
+) -> Result<Result<Framing, &'static str>, Fail> {
     if (100..200).contains(&status) || status == 204 || status == 304 {
-        return Ok(Framing::Length(0));
+        return Ok(Ok(Framing::Length(0)));
     }
     let mut te: Option<bool> = None;
-    let mut length: Option<u64> = None;
+    let mut length: Result<Option<u64>, Fail> = Ok(None);
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             let chunked_only =
                 te.is_none() && h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             te = Some(chunked_only);
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let v = h.value.trim_ascii();
-            let n = std::str::from_utf8(v)
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or("malformed response: invalid Content-Length")?;
-            if length.is_some_and(|l| l != n) {
-                return Err("malformed response: conflicting Content-Length headers");
+            if let Ok(known) = length {
+                length = content_length(known, h.value);
             }
-            length = Some(n);
         }
     }
-    match (te, length) {
+    Ok(match (te, length) {
+        // Transfer-Encoding overrides Content-Length (§6.3 rule 3).
         (Some(true), _) => Ok(Framing::Chunked),
         (Some(false), _) => Err(
             "response body uses a Transfer-Encoding other than chunked, which probewheel does not decode",
         ),
-        (None, Some(n)) => Ok(Framing::Length(n)),
-        (None, None) => Ok(Framing::Close),
+        // An invalid Content-Length is unrecoverable (rule 5): where the
+        // body ends is unknown, so is what the response says.
+        (None, Err(fail)) => return Err(fail),
+        (None, Ok(Some(n))) => Ok(Framing::Length(n)),
+        (None, Ok(None)) => Ok(Framing::Close),
+    })
+}
+
+/// Folds one `Content-Length` field value into the length known so far:
+/// a list of identical values (`42, 42`, or the field repeated) is that
+/// value, as RFC 9110 §8.6 allows; two different ones are an error.
+fn content_length(known: Option<u64>, value: &[u8]) -> Result<Option<u64>, Fail> {
+    let mut known = known;
+    for part in value.split(|&b| b == b',') {
+        let n = std::str::from_utf8(part.trim_ascii())
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| malformed("invalid Content-Length"))?;
+        match known {
+            Some(l) if l != n => {
+                return Err(malformed(format_args!(
+                    "two different Content-Length values ({l} and {n})"
+                )));
+            }
+            _ => known = Some(n),
+        }
     }
+    Ok(known)
 }
 
 /// A `bodyContains` needle with its Knuth-Morris-Pratt table, built once at
@@ -670,7 +705,7 @@ mod tests {
     }
 
     #[test]
-    fn framing_errors_surface_only_when_the_body_is_read() {
+    fn an_invalid_content_length_fails_the_head_unless_transfer_encoding_overrides_it() {
         let cases: [(&[u8], &str); 4] = [
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
@@ -678,8 +713,35 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                "malformed response: conflicting Content-Length headers",
+                "malformed response: two different Content-Length values (1 and 2)",
             ),
+            (
+                b"HTTP/1.1 301 Moved\r\nLocation: /\r\nContent-Length: 0, 1\r\n\r\n",
+                "malformed response: two different Content-Length values (0 and 1)",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2,\r\n\r\n",
+                "malformed response: invalid Content-Length",
+            ),
+        ];
+        for (resp, want) in cases {
+            let err = read_head(&mut script(resp, vec![100]), &mut HeadReader::new(true));
+            assert_eq!(err.map_err(reason).map(|h| h.status), Err(want.to_owned()));
+        }
+        // The same value repeated is that value; Transfer-Encoding and a
+        // bodiless status make Content-Length irrelevant.
+        for (resp, body) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2 , 2\r\n\r\nok"[..], "ok"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", "ok"),
+            (b"HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "x"),
+        ] {
+            assert_eq!(check(resp, vec![7], body).map_err(reason).map(|r| r.0 / 100), Ok(2));
+        }
+    }
+
+    #[test]
+    fn framing_errors_surface_only_when_the_body_is_read() {
+        let cases: [(&[u8], &str); 2] = [
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 "response body uses a Transfer-Encoding other than chunked, which probewheel does not decode",

@@ -19,11 +19,11 @@ use crate::runner::{CancelState, Check, RunContext, Runner, RunnerOutcome, Statu
 /// stops on its own.
 const PATIENCE: Duration = Duration::from_secs(10);
 /// Generous bound for runs that must end on a 1 s timeout.
-const TIMEOUT_BOUND: Duration = Duration::from_secs(5);
+pub(super) const TIMEOUT_BOUND: Duration = Duration::from_secs(5);
 
 /// A loopback server: its address and the request heads it saw.
-struct Server {
-    addr: SocketAddr,
+pub(super) struct Server {
+    pub(super) addr: SocketAddr,
     thread: JoinHandle<Vec<String>>,
 }
 
@@ -33,12 +33,12 @@ impl Server {
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Waits for the server to stop and returns the request heads.
-    fn requests(self) -> Vec<String> {
+    pub(super) fn requests(self) -> Vec<String> {
         self.thread.join().expect("server thread panicked")
     }
 }
@@ -47,11 +47,14 @@ type Handler = dyn Fn(usize, &mut TcpStream, &str) + Send + 'static;
 
 /// Serves up to `conns` connections on 127.0.0.1; `f(i, stream, request)`
 /// answers connection `i` after its request head was read.
-fn serve(conns: usize, f: impl Fn(usize, &mut TcpStream, &str) + Send + 'static) -> Server {
+pub(super) fn serve(
+    conns: usize,
+    f: impl Fn(usize, &mut TcpStream, &str) + Send + 'static,
+) -> Server {
     serve_on("127.0.0.1:0", conns, Box::new(f)).expect("bind 127.0.0.1")
 }
 
-fn serve_on(bind: &str, conns: usize, f: Box<Handler>) -> io::Result<Server> {
+pub(super) fn serve_on(bind: &str, conns: usize, f: Box<Handler>) -> io::Result<Server> {
     let listener = TcpListener::bind(bind)?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
@@ -96,12 +99,14 @@ fn read_request_head(stream: &mut TcpStream) -> String {
 }
 
 /// Writes `bytes`, ignoring a client that went away.
-fn send(stream: &mut TcpStream, bytes: &[u8]) {
+pub(super) fn send(stream: &mut TcpStream, bytes: &[u8]) {
     let _ = stream.write_all(bytes);
 }
 
 /// A handler that answers every connection with `response`.
-fn answer(response: impl Into<Vec<u8>>) -> impl Fn(usize, &mut TcpStream, &str) + Send + 'static {
+pub(super) fn answer(
+    response: impl Into<Vec<u8>>,
+) -> impl Fn(usize, &mut TcpStream, &str) + Send + 'static {
     let response = response.into();
     move |_, s, _| send(s, &response)
 }
@@ -121,7 +126,7 @@ fn prepare(fields: Value) -> Result<Arc<dyn Check>, String> {
     HttpRunner.prepare(&decl).map_err(|e| e.to_string())
 }
 
-fn run(fields: Value) -> RunnerOutcome {
+pub(super) fn run(fields: Value) -> RunnerOutcome {
     let check = prepare(fields).expect("valid declaration");
     let cancel = CancelState::default();
     check.run(&RunContext::for_test(&cancel))
@@ -134,23 +139,23 @@ fn timed_run(fields: Value) -> (RunnerOutcome, Duration) {
     (out, clock::mono_now() - start)
 }
 
-fn assert_pass(out: &RunnerOutcome) {
+pub(super) fn assert_pass(out: &RunnerOutcome) {
     assert_eq!(out.status(), Status::Pass, "failed: {:?}", out.reason());
 }
 
-fn assert_fail(out: &RunnerOutcome, reason: &str) {
+pub(super) fn assert_fail(out: &RunnerOutcome, reason: &str) {
     assert_eq!(out.status(), Status::Fail);
     assert_eq!(out.reason(), Some(reason));
 }
 
-fn ok(body: &str) -> String {
+pub(super) fn ok(body: &str) -> String {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
         body.len()
     )
 }
 
-fn redirect(status: u16, location: &str) -> String {
+pub(super) fn redirect(status: u16, location: &str) -> String {
     format!("HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")
 }
 
@@ -740,7 +745,7 @@ use std::sync::{Mutex, mpsc};
 use crate::runner::machine::testing::Harness;
 use crate::runner::machine::{Machine, Run, Step};
 
-fn http_machine(fields: Value) -> Arc<dyn Machine> {
+pub(super) fn http_machine(fields: Value) -> Arc<dyn Machine> {
     let mut decl = json!({"kind": "http", "mode": "enforce"});
     decl.as_object_mut()
         .unwrap()
@@ -773,7 +778,7 @@ fn silent_server() -> (
 
 /// Starts a run against `srv` at `t0` and advances it (real I/O, virtual
 /// time standing still) until the server has read the request.
-fn started_and_sent(
+pub(super) fn started_and_sent(
     h: &mut Harness,
     m: &dyn Machine,
     t0: std::time::Instant,

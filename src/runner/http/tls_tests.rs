@@ -435,6 +435,60 @@ fn an_http_redirect_to_https_is_followed() {
 }
 
 #[test]
+fn credentials_are_not_sent_in_clear_text_after_a_redirect_from_https_to_http() {
+    // One port, TLS on the first connection and plain text on the second:
+    // the redirect changes nothing but the scheme.
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let config = server_config(&leaf(&ca, &LeafSpec::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let read_head = |s: &mut dyn Read| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    };
+    let server = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        let secure = read_head(&mut tls);
+        let reply = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{addr}/plain\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = tls.write_all(reply.as_bytes());
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        drop(tls);
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let clear = read_head(&mut s);
+        let _ = s.write_all(OK);
+        (secure, clear)
+    });
+    assert_pass(&run(json!({
+        "url": format!("https://127.0.0.1:{}/", addr.port()),
+        "caFile": file.path(),
+        "headers": {"Authorization": "Bearer s3cret", "Cookie": "session=abc", "X-Trace": "kept"},
+        "bodyContains": "ready",
+    })));
+    let (secure, clear) = server.join().unwrap();
+    for credential in [
+        "\r\nAuthorization: Bearer s3cret\r\n",
+        "\r\nCookie: session=abc\r\n",
+    ] {
+        assert!(secure.contains(credential), "{secure}");
+        assert!(!clear.contains(credential), "{clear}");
+    }
+    assert!(clear.starts_with("GET /plain HTTP/1.1\r\n"), "{clear}");
+    assert!(clear.contains("\r\nX-Trace: kept\r\n"), "{clear}");
+}
+
+#[test]
 fn tls_fields_are_validated_at_prepare() {
     let missing = std::env::temp_dir().join("probewheel-no-such-ca.pem");
     let cases = [

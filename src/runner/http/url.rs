@@ -8,6 +8,7 @@
 //! passed through; only spaces and non-ASCII bytes are encoded, since they
 //! cannot appear in a request line), and drops the fragment.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -50,7 +51,7 @@ pub(crate) struct Url {
 impl Url {
     /// Parses an absolute `http://` or `https://` URL.
     pub(crate) fn parse(s: &str) -> Result<Url, UrlError> {
-        let s = s.trim();
+        let s = &*backslashes_as_slashes(s.trim());
         let (tls, rest) = match strip_prefix_ignore_case(s, "http://") {
             Some(rest) => (false, rest),
             None => match strip_prefix_ignore_case(s, "https://") {
@@ -98,7 +99,7 @@ impl Url {
     /// a query. Credentials are kept only while the host and port stay the
     /// same.
     pub(crate) fn join(&self, location: &str) -> Result<Url, UrlError> {
-        let loc = location.trim();
+        let loc = &*backslashes_as_slashes(location.trim());
         if has_scheme(loc) || loc.starts_with("//") {
             let mut url = if loc.starts_with("//") {
                 let scheme = if self.tls { "https" } else { "http" };
@@ -106,11 +107,7 @@ impl Url {
             } else {
                 Url::parse(loc)?
             };
-            if url.basic.is_none()
-                && url.tls == self.tls
-                && url.host == self.host
-                && url.port == self.port
-            {
+            if url.basic.is_none() && url.same_origin(self) {
                 url.basic.clone_from(&self.basic);
             }
             return Ok(url);
@@ -154,6 +151,16 @@ impl Url {
             target,
             basic: self.basic.clone(),
         })
+    }
+
+    /// Whether both have the same scheme, host and port (RFC 6454): where
+    /// credentials may go. Host names compare without regard to case.
+    pub(crate) fn same_origin(&self, other: &Url) -> bool {
+        let same_host = match (&self.host, &other.host) {
+            (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        };
+        self.tls == other.tls && same_host && self.port == other.port
     }
 
     /// Whether this is an `https://` URL.
@@ -214,6 +221,21 @@ impl fmt::Display for Url {
         let scheme = if self.tls { "https" } else { "http" };
         write!(f, "{scheme}://{}{}", self.authority, self.target)
     }
+}
+
+/// `s` with every `\` before the query or fragment read as `/`, as
+/// browsers and curl read `http(s)` URLs (WHATWG URL: a path separator in
+/// special schemes). Otherwise `http://a:1\@b/` would be user-info `a:1\`
+/// at host `b`, where every browser goes to `a` (path `/@b/`): a
+/// `Location` could hide the host the probe connects to.
+fn backslashes_as_slashes(s: &str) -> Cow<'_, str> {
+    let end = s.find(['?', '#']).unwrap_or(s.len());
+    if !s[..end].contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = s[..end].replace('\\', "/");
+    out.push_str(&s[end..]);
+    Cow::Owned(out)
 }
 
 fn strip_prefix_ignore_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
@@ -473,6 +495,31 @@ mod tests {
                 "{s}: {:?}",
                 Url::parse(s)
             );
+        }
+    }
+
+    #[test]
+    fn a_backslash_before_the_query_is_a_path_separator() {
+        // Never user-info that hides the host: `127.0.0.1:8080\` is not a
+        // user name, 127.0.0.2 is not the host.
+        let u = url("http://127.0.0.1:8080\\@127.0.0.2:1/");
+        assert_eq!(u.host(), &Host::Ip("127.0.0.1".parse().unwrap()));
+        assert_eq!((u.port(), u.target()), (8080, "/@127.0.0.2:1/"));
+        assert_eq!(u.basic, None);
+        let base = url("http://h/a/b");
+        for (loc, want) in [
+            (
+                "http://127.0.0.1:8080\\@127.0.0.2:1/",
+                "http://127.0.0.1:8080/@127.0.0.2:1/",
+            ),
+            ("https://h\\@evil/x", "https://h/@evil/x"),
+            ("\\\\other\\p", "http://other/p"),
+            ("/\\other/p", "http://other/p"),
+            ("c\\d", "http://h/a/c/d"),
+            ("http:\\\\other/", "http://other/"),
+            ("/p?q=a\\b", "http://h/p?q=a\\b"),
+        ] {
+            assert_eq!(base.join(loc).unwrap().to_string(), want, "{loc}");
         }
     }
 

@@ -9,6 +9,14 @@
 //! With `tls: true` the probe passes only once a TLS handshake with the
 //! server has completed (certificate checks included), then closes. The
 //! TLS configuration is built at prepare time, once per reset.
+//! A TLS 1.3 server that asks for a client certificate (probewheel sends
+//! none) judges it after the client's side of the handshake is complete,
+//! so then the probe waits briefly for the server's verdict: a fatal alert
+//! (`certificate_required`) fails it, a session ticket or any other data
+//! passes it at once, and silence passes it after twice the handshake's
+//! duration (at least 250 ms, never past `connectTimeoutSecs`). A server
+//! that does not ask is not waited for. In TLS 1.2 the refusal comes
+//! within the handshake.
 //! `tlsServerName` defaults to `host`. Without the `tls` feature,
 //! `tls: true` makes the declaration invalid, naming the feature.
 //!
@@ -190,13 +198,31 @@ enum State {
         tcp: TcpStream,
         session: Box<TlsSession>,
         addr: SocketAddr,
+        started: Instant,
+    },
+    /// The TLS 1.3 handshake is done but the server asked for a client
+    /// certificate: its verdict on the one we did not send comes after.
+    #[cfg(feature = "tls")]
+    Verdict {
+        tcp: TcpStream,
+        session: Box<TlsSession>,
+        addr: SocketAddr,
+        until: Instant,
     },
 }
+
+/// The shortest wait for a server's verdict on the client certificate.
+#[cfg(feature = "tls")]
+const VERDICT_WAIT_MIN: Duration = Duration::from_millis(250);
 
 impl Run for TcpRun {
     fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
         match self.step(cx) {
-            Ok(None) => Step::Wait(self.deadline),
+            Ok(None) => Step::Wait(match &self.state {
+                #[cfg(feature = "tls")]
+                State::Verdict { until, .. } => *until,
+                _ => self.deadline,
+            }),
             Ok(Some(())) => Step::Done(RunnerOutcome::pass()),
             Err(reason) => Step::Done(RunnerOutcome::fail(reason)),
         }
@@ -223,7 +249,13 @@ impl TcpRun {
     /// `Ok(None)`: wait; `Ok(Some(()))`: connected; `Err`: the reason.
     fn step(&mut self, cx: &Cx<'_>) -> Result<Option<()>, String> {
         let p = &*self.probe;
-        if cx.now() >= self.deadline {
+        let now = cx.now();
+        #[cfg(feature = "tls")]
+        let verdict = matches!(self.state, State::Verdict { .. });
+        #[cfg(not(feature = "tls"))]
+        let verdict = false;
+        // The verdict's wait ends by the deadline; its state judges that.
+        if now >= self.deadline && !verdict {
             return Err(match &self.state {
                 State::Start | State::Resolving(_) => format!(
                     "{PREFIX}resolve {}:{}: timed out after {} s",
@@ -238,6 +270,8 @@ impl TcpRun {
                     // The probe's timeout, which the handshake ended.
                     session.timed_out(Duration::from_secs(p.timeout_secs))
                 ),
+                #[cfg(feature = "tls")]
+                State::Verdict { .. } => unreachable!("judged in its state"),
             });
         }
         loop {
@@ -278,6 +312,7 @@ impl TcpRun {
                                 tcp,
                                 session: Box::new(session),
                                 addr,
+                                started: now,
                             };
                             continue;
                         }
@@ -291,11 +326,56 @@ impl TcpRun {
                 }
                 #[cfg(feature = "tls")]
                 State::Handshaking {
-                    tcp, session, addr, ..
+                    tcp,
+                    session,
+                    addr,
+                    started,
                 } => {
                     return match session.handshake(tcp) {
+                        Ok(true) if session.verdict_pending() => {
+                            // The server refuses a client without a
+                            // certificate one round trip after our last
+                            // flight. The handshake took at least a round
+                            // trip and the server's work, so twice its
+                            // time (at least VERDICT_WAIT_MIN, for jitter
+                            // on fast links) covers a server that says no;
+                            // one that says nothing by then accepted us.
+                            // A server that carries on (a session ticket,
+                            // as most send) ends the wait at once, and one
+                            // that did not ask never waits.
+                            let wait = (2 * (now - *started)).max(VERDICT_WAIT_MIN);
+                            let until = (now + wait).min(self.deadline);
+                            let State::Handshaking {
+                                tcp, session, addr, ..
+                            } = std::mem::replace(&mut self.state, State::Start)
+                            else {
+                                unreachable!("matched above");
+                            };
+                            self.state = State::Verdict {
+                                tcp,
+                                session,
+                                addr,
+                                until,
+                            };
+                            continue;
+                        }
                         // Established: the connection closes when the run drops.
                         Ok(true) => Ok(Some(())),
+                        Ok(false) => Ok(None),
+                        Err(fail) => Err(format!("{PREFIX}{addr}: {fail}")),
+                    };
+                }
+                #[cfg(feature = "tls")]
+                State::Verdict {
+                    tcp,
+                    session,
+                    addr,
+                    until,
+                } => {
+                    return match session.verdict(tcp) {
+                        Ok(true) => Ok(Some(())),
+                        // Quiet until the wait's end: no objection came.
+                        Ok(false) if now >= *until => Ok(Some(())),
                         Ok(false) => Ok(None),
                         Err(fail) => Err(format!("{PREFIX}{addr}: {fail}")),
                     };

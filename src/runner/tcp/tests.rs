@@ -467,6 +467,7 @@ fn a_resolver_that_never_answers_times_out_at_connect_timeout() {
 #[cfg(feature = "tls")]
 mod tls {
     use std::io::Read;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use serde_json::json;
@@ -568,6 +569,156 @@ mod tls {
         );
         drop(run);
         assert_eq!(read.recv_timeout(BOUND).unwrap(), 0, "socket closed");
+        server.saw();
+    }
+
+    /// A server presenting a leaf of `ca` that asks for a client
+    /// certificate issued by another CA: required, or optional (then it
+    /// sends `tickets` NewSessionTickets after the handshake).
+    fn asking_for_a_client_certificate(
+        ca: &Ca,
+        version: &'static rustls::SupportedProtocolVersion,
+        required: bool,
+        tickets: usize,
+    ) -> Server {
+        let clients = crate::transport::tls::testing::ca("client CA");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(clients.cert.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        );
+        let verifier = if required {
+            verifier
+        } else {
+            verifier.allow_unauthenticated()
+        };
+        let leaf = leaf(ca, &LeafSpec::default());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_client_cert_verifier(verifier.build().unwrap())
+            .with_single_cert(leaf.chain.clone(), server_key(&leaf))
+            .unwrap();
+        config.send_tls13_tickets = tickets;
+        tls_serve(Arc::new(config), b"", 1)
+    }
+
+    fn trusting_probe(
+        server: &Server,
+        file: &TempFile,
+    ) -> Arc<dyn crate::runner::machine::Machine> {
+        tcp_machine(json!({
+            "port": server.addr.port(), "tls": true, "caFile": file.path(),
+            "tlsServerName": "localhost", "connectTimeoutSecs": 5,
+        }))
+    }
+
+    #[test]
+    fn a_server_that_requires_a_client_certificate_fails_on_tls13_and_tls12() {
+        let ca = ca("tcp test CA");
+        let file = ca_file(&ca);
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let server = asking_for_a_client_certificate(&ca, version, true, 2);
+            let out = Harness::new().run(&*trusting_probe(&server, &file), BOUND);
+            assert_eq!(out.status(), Status::Fail, "{version:?} passed");
+            assert_eq!(
+                assert_words(out.reason().unwrap()),
+                format!(
+                    "tcp probe: {}: the server sent TLS alert certificate_required (116): \
+                     it requires a client certificate, which probewheel does not send",
+                    server.addr
+                ),
+                "{version:?}"
+            );
+            let saw = server.saw();
+            assert!(saw.error.is_some(), "the server accepted the client");
+        }
+    }
+
+    /// Steps a run with virtual time standing at `t0` (real I/O) until it
+    /// ends or waits for something other than its connect deadline.
+    fn step_at(
+        h: &mut Harness,
+        m: &dyn crate::runner::machine::Machine,
+        t0: std::time::Instant,
+    ) -> (Box<dyn crate::runner::machine::Run>, Step) {
+        let deadline = t0 + Duration::from_secs(5);
+        let (mut run, mut step) = h.start(m, t0);
+        let give_up = clock::mono_now() + BOUND;
+        while step == Step::Wait(deadline) {
+            assert!(clock::mono_now() < give_up, "the handshake never finished");
+            step = h
+                .advance_after_io(&mut *run, Duration::from_millis(20), t0)
+                .1;
+        }
+        (run, step)
+    }
+
+    #[test]
+    fn a_server_that_does_not_ask_for_a_client_certificate_passes_at_once() {
+        let ca = ca("tcp test CA");
+        let file = ca_file(&ca);
+        let server = tls_server(leaf(&ca, &LeafSpec::default()), b"");
+        let mut h = Harness::new();
+        let t0 = clock::mono_now();
+        let (run, step) = step_at(&mut h, &*trusting_probe(&server, &file), t0);
+        let Step::Done(out) = step else {
+            panic!("the run waited after the handshake: {step:?}");
+        };
+        assert_eq!(out.status(), Status::Pass, "{:?}", out.reason());
+        drop(run);
+        server.saw();
+    }
+
+    #[test]
+    fn a_server_that_asks_but_accepts_no_certificate_passes_on_its_session_ticket() {
+        let ca = ca("tcp test CA");
+        let file = ca_file(&ca);
+        let server = asking_for_a_client_certificate(&ca, &rustls::version::TLS13, false, 2);
+        let mut h = Harness::new();
+        let t0 = clock::mono_now();
+        let (mut run, mut step) = step_at(&mut h, &*trusting_probe(&server, &file), t0);
+        // Virtual time stands still: only the ticket can end the wait.
+        let give_up = clock::mono_now() + BOUND;
+        while matches!(step, Step::Wait(_)) && clock::mono_now() < give_up {
+            step = h
+                .advance_after_io(&mut *run, Duration::from_millis(20), t0)
+                .1;
+        }
+        let Step::Done(out) = step else {
+            panic!("the run did not end on the ticket: {step:?}");
+        };
+        assert_eq!(out.status(), Status::Pass, "{:?}", out.reason());
+        drop(run);
+        server.saw();
+    }
+
+    #[test]
+    fn a_server_that_asks_and_then_says_nothing_passes_after_a_short_wait() {
+        let ca = ca("tcp test CA");
+        let file = ca_file(&ca);
+        let server = asking_for_a_client_certificate(&ca, &rustls::version::TLS13, false, 0);
+        let mut h = Harness::new();
+        let t0 = clock::mono_now();
+        let (mut run, step) = step_at(&mut h, &*trusting_probe(&server, &file), t0);
+        let Step::Wait(until) = step else {
+            panic!("the run did not wait for the server's verdict: {step:?}");
+        };
+        assert!(
+            until > t0 && until < t0 + Duration::from_secs(5),
+            "it waits {:?}, within connectTimeoutSecs",
+            until - t0
+        );
+        assert!(matches!(
+            h.advance(&mut *run, until - Duration::from_millis(1)),
+            Step::Wait(_)
+        ));
+        let Step::Done(out) = h.advance(&mut *run, until) else {
+            panic!("the run did not end at its wait's end");
+        };
+        assert_eq!(out.status(), Status::Pass, "{:?}", out.reason());
+        drop(run);
         server.saw();
     }
 

@@ -41,10 +41,12 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, SignatureScheme, sign};
 
 mod der;
 mod fail;
@@ -179,6 +181,8 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
 /// how a state machine drives it).
 pub(crate) struct TlsSession {
     conn: ClientConnection,
+    /// Set when the server asked for a client certificate (none is sent).
+    certificate_asked: Arc<AtomicBool>,
     trust: Arc<str>,
     min_validity_days: Option<u32>,
     /// Bytes the server sent during the handshake.
@@ -206,10 +210,18 @@ impl TlsSession {
     /// [`TlsSession::handshake`].
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, String> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
-        let conn = ClientConnection::new(Arc::clone(&setup.config), name)
+        // A copy of the shared configuration (reference counts and a few
+        // small vectors, nothing next to a handshake) whose certificate
+        // resolver notes whether this server asks for a client certificate.
+        let certificate_asked = Arc::new(AtomicBool::new(false));
+        let mut config = ClientConfig::clone(&setup.config);
+        config.client_auth_cert_resolver =
+            Arc::new(NoteCertificateRequest(Arc::clone(&certificate_asked)));
+        let conn = ClientConnection::new(Arc::new(config), name)
             .map_err(|e| format!("TLS setup: {}", words::error(&e)))?;
         Ok(TlsSession {
             conn,
+            certificate_asked,
             trust: Arc::clone(&setup.trust),
             min_validity_days: setup.min_validity_days,
             heard: 0,
@@ -254,6 +266,52 @@ impl TlsSession {
             }
             if let Err(e) = self.conn.process_new_packets() {
                 return Err(self.rejected(e, io));
+            }
+        }
+    }
+
+    /// Whether the server may still refuse this client after a completed
+    /// [`TlsSession::handshake`]: in TLS 1.3, when it asked for a client
+    /// certificate. The client's handshake ends with its own Finished, in
+    /// the flight that carries its (empty) Certificate, so the server
+    /// judges that certificate after the client considers the handshake
+    /// done, and says no with an alert one round trip later. In TLS 1.2
+    /// the server's Finished comes after that judgement, so a completed
+    /// handshake is the verdict.
+    pub(crate) fn verdict_pending(&self) -> bool {
+        self.established
+            && self.certificate_asked.load(Ordering::Relaxed)
+            && self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+    }
+
+    /// After a handshake with [`TlsSession::verdict_pending`], reads what
+    /// the server sent since: `Ok(true)` once it carries on (a session
+    /// ticket, data, or closing without an alert), `Ok(false)` while
+    /// nothing came (wait for readable and call again), the failure when
+    /// it sent a fatal alert (`certificate_required`, say).
+    pub(crate) fn verdict(&mut self, io: &mut (impl Read + Write)) -> Result<bool, TlsFail> {
+        // The server sends tickets only once it accepted the client's
+        // last flight; any at all is a yes, whenever it was read.
+        if self.conn.tls13_tickets_received() > 0 {
+            return Ok(true);
+        }
+        loop {
+            match self.conn.read_tls(io) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_failed(e)),
+            }
+            let state = match self.conn.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => return Err(self.rejected(e, io)),
+            };
+            if self.conn.tls13_tickets_received() > 0
+                || state.plaintext_bytes_to_read() > 0
+                || state.peer_has_closed()
+            {
+                return Ok(true);
             }
         }
     }
@@ -477,6 +535,22 @@ fn validity_check<'a>(
         });
     }
     Ok(())
+}
+
+/// A client certificate resolver that has no certificate and notes that
+/// the server asked for one.
+#[derive(Debug)]
+struct NoteCertificateRequest(Arc<AtomicBool>);
+
+impl ResolvesClientCert for NoteCertificateRequest {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<sign::CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 /// Counts and keeps the first bytes read through it.
