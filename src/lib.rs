@@ -254,6 +254,7 @@ pub(crate) mod core;
 pub mod decl;
 pub mod engine;
 pub mod event;
+mod file;
 pub mod runner;
 pub mod transport;
 mod vocab;

@@ -11,15 +11,15 @@
 #![doc = include_str!("../../docs/declarations.md")]
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::file::{OpenError, RegularFile};
 
 #[cfg(test)]
 mod tests;
@@ -645,33 +645,13 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
 /// probes (the renderer writes no file for an empty set); anything that is
 /// not a regular file, is over 1 MiB or cannot be read is rejected.
 pub fn load(path: &Path) -> Result<Declarations, Rejection> {
-    // O_NONBLOCK: a FIFO without a writer would block open(2), and with it
-    // the engine thread at a reset; O_NOCTTY: a tty must never become our
-    // controlling terminal. Neither changes how a regular file is read.
-    let file = match File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Declarations::default()),
-        Err(e) => return Err(Rejection::unreadable(&e)),
-    };
-    let meta = file.metadata().map_err(|e| Rejection::unreadable(&e))?;
-    if !meta.is_file() {
-        return Err(Rejection::new(
-            "not a regular file (a device, directory, socket or pipe)",
-        ));
+    match RegularFile::read_all(path, MAX_FILE_BYTES) {
+        Ok(bytes) => parse(&bytes),
+        Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(Declarations::default()),
+        Err(OpenError::Io(e)) => Err(Rejection::unreadable(&e)),
+        Err(OpenError::TooLarge { len, .. }) => Err(too_large(len)),
+        Err(not_regular) => Err(Rejection::new(not_regular.to_string())),
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_large(meta.len()));
-    }
-    // Bounded read: the file may grow between stat and read.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Rejection::unreadable(&e))?;
-    parse(&bytes)
 }
 
 fn too_large(len: u64) -> Rejection {
