@@ -5,10 +5,14 @@
 //! `tls`) once per reset.
 //!
 //! Trust store: `caFile` when given, else the system bundle (`SSL_CERT_FILE`,
-//! then the usual distribution paths; see `transport::tls`). A `caFile`
-//! that cannot be used (missing, unreadable, no certificate in it) makes
-//! the declaration invalid, naming `caFile`: `probewheel check` reports
-//! it, and every tick fails with it until a reset reads the file again.
+//! then the usual distribution paths; see `transport::tls`). Probes that
+//! trust the same file share one parsed copy of it, and each reset checks
+//! whether the file changed. A `caFile` that cannot be used (missing,
+//! unreadable, not a regular file, no certificate in it) makes the
+//! declaration invalid, naming `caFile`: `probewheel check` reports it,
+//! and every tick fails with it until a reset reads the file again. Trust
+//! files are opened so that they cannot block (a FIFO is refused, not
+//! waited on): prepare runs on the engine thread.
 //! A host without a system bundle is not the declaration's fault: that
 //! probe's runs fail with a reason naming every place looked at.
 
@@ -64,8 +68,8 @@ impl TlsFields {
         })
     }
 
-    /// Reads the trust store and builds the client configuration, once
-    /// per reset. `Err(Ok(field error))`: the declaration is invalid (a
+    /// Finds the trust store and the client configuration (shared with
+    /// every probe that trusts the same file), once per reset. `Err(Ok(field error))`: the declaration is invalid (a
     /// `caFile` that cannot be used); `Err(Err(reason))`: it is valid but
     /// every run fails with the reason (no system trust store).
     #[cfg(feature = "tls")]

@@ -4,9 +4,11 @@
 //! Two pieces, with the lifetimes of their work:
 //!
 //! - [`TlsSetup`] is made once per probe per reset from its
-//!   [`TlsSettings`]: the trust store is read (a `caFile`, or the system
-//!   bundle), the rustls `ClientConfig` is built, and `tlsSkipVerify` is
-//!   logged as a warning. Every run shares it.
+//!   [`TlsSettings`]: it finds its trust (a `caFile`, or the system
+//!   bundle) and the rustls `ClientConfig` that verifies against it, and
+//!   logs `tlsSkipVerify` as a warning. Every run shares it, and every
+//!   probe with the same trust shares the same `ClientConfig`: a trust
+//!   file is parsed once, not once per probe (see `trust`).
 //! - [`TlsSession`] is one connection's TLS state. It never waits: a run's
 //!   state machine calls it after readiness, and a `WouldBlock` from the
 //!   socket comes back as "not yet", with [`TlsSession::interest`] saying
@@ -98,7 +100,9 @@ impl fmt::Debug for TlsSetup {
 }
 
 impl TlsSetup {
-    /// Reads the trust store and builds the client configuration.
+    /// Finds the probe's trust store and client configuration: shared
+    /// with every probe that trusts the same file, read again when it
+    /// changed.
     ///
     /// Fails (the probe cannot run at all) when the `caFile` cannot be
     /// read or holds no usable certificate, or when no system bundle is
@@ -115,47 +119,29 @@ impl TlsSetup {
         if let Some(name) = &settings.server_name {
             server_name(name)?;
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let algorithms = provider.signature_verification_algorithms;
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {}", words::error(&e)))?;
         // A caFile is read even with tlsSkipVerify: a broken path is a
         // mistake worth reporting whatever the other fields say.
-        let ca_roots = match &settings.ca_file {
-            Some(path) => Some(trust::roots_from_ca_file(path)?),
+        let ca = match &settings.ca_file {
+            Some(path) => Some(trust::ca_file(path)?),
             None => None,
         };
-        let (config, trust) = if settings.skip_verify {
+        let trust = if settings.skip_verify {
             log::warn!(
                 "tlsSkipVerify: TLS certificates are not verified (chain and name); \
                  the handshake alone is checked"
             );
-            let config = builder
-                .dangerous()
-                .with_custom_certificate_verifier(trust::AcceptAnyCertificate::new(algorithms))
-                .with_no_client_auth();
-            (config, "nothing (tlsSkipVerify)".to_owned())
+            trust::skip_verify()?
         } else {
-            let (roots, trust) = match (ca_roots, &settings.ca_file) {
-                (Some(roots), Some(path)) => (roots, format!("caFile {}", path.display())),
-                _ => {
-                    let (roots, path) = trust::system_roots(candidates)?;
-                    (roots, format!("the system trust store {}", path.display()))
-                }
-            };
-            let config = builder.with_root_certificates(roots).with_no_client_auth();
-            (config, trust)
+            match ca {
+                Some(trust) => trust,
+                None => trust::system(candidates)?,
+            }
         };
-        let mut config = config;
-        // Every run does a full handshake: a resumed session would skip
-        // verifying the certificate the server presents now.
-        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsSetup {
-            config: Arc::new(config),
+            config: trust.config,
             server_name: settings.server_name.clone(),
             min_validity_days: settings.min_validity_days,
-            trust: trust.into(),
+            trust: trust.label,
         })
     }
 }

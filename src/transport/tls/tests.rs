@@ -687,15 +687,18 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
     let empty = TempFile::new(b"");
     let missing = std::env::temp_dir().join("probewheel-tls-missing-bundle.pem");
 
-    let (_, used) = trust::system_roots(&[
+    let used = trust::system(&[
         missing.clone(),
         empty.path().to_owned(),
         good.path().to_owned(),
     ])
     .unwrap();
-    assert_eq!(used, good.path());
+    assert_eq!(
+        *used.label,
+        format!("the system trust store {}", good.path().display())
+    );
 
-    let err = trust::system_roots(&[missing.clone(), empty.path().to_owned()]).unwrap_err();
+    let err = trust::system(&[missing.clone(), empty.path().to_owned()]).unwrap_err();
     assert_words(&err);
     assert!(err.starts_with("no system trust store found"), "{err}");
     assert!(err.contains(&missing.display().to_string()), "{err}");
@@ -996,6 +999,21 @@ fn a_ca_file_that_is_no_usable_pem_says_what_is_wrong_with_it() {
 
 #[test]
 fn an_unreadable_ca_file_gives_the_system_reason() {
+    // A path through a regular file cannot be opened (ENOTDIR), even as root.
+    let file = TempFile::new(b"");
+    let through = file.path().join("ca.pem");
+    let err = setup_err(&TlsSettings {
+        ca_file: Some(through.clone()),
+        ..TlsSettings::default()
+    });
+    assert_eq!(
+        err,
+        format!(
+            "caFile {}: Not a directory (os error 20)",
+            through.display()
+        )
+    );
+    // A directory is not opened for reading at all.
     let dir = std::env::temp_dir();
     let err = setup_err(&TlsSettings {
         ca_file: Some(dir.clone()),
@@ -1003,6 +1021,167 @@ fn an_unreadable_ca_file_gives_the_system_reason() {
     });
     assert_eq!(
         err,
-        format!("caFile {}: Is a directory (os error 21)", dir.display())
+        format!("caFile {}: not a regular file (a directory)", dir.display())
     );
+}
+
+// ---- trust files: opened without blocking, parsed once -----------------------
+
+/// Runs `f`, which opens `fifo`, on a thread of its own. Opening a FIFO
+/// that has no writer blocks: if `f` does, opening the FIFO for writing
+/// releases it, and the test fails instead of hanging.
+fn without_blocking_on<T: Send + 'static>(
+    fifo: &std::path::Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(v) => v,
+        Err(_) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+            panic!("opening {} blocked", fifo.display());
+        }
+    }
+}
+
+/// A FIFO in a directory of its own, removed on drop.
+struct Fifo(PathBuf);
+
+impl Fifo {
+    fn new(tag: &str) -> Fifo {
+        let path =
+            std::env::temp_dir().join(format!("probewheel-tls-fifo-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        crate::file::tests::mkfifo(&path);
+        Fifo(path)
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_a_fifo_is_refused_without_blocking() {
+    let fifo = Fifo::new("ca-file");
+    for skip_verify in [false, true] {
+        let settings = TlsSettings {
+            ca_file: Some(fifo.0.clone()),
+            skip_verify,
+            ..TlsSettings::default()
+        };
+        let err = without_blocking_on(&fifo.0, move || setup_err(&settings));
+        assert_eq!(
+            err,
+            format!("caFile {}: not a regular file (a FIFO)", fifo.0.display())
+        );
+    }
+}
+
+#[test]
+fn a_system_bundle_that_is_a_fifo_is_passed_over_without_blocking() {
+    let fifo = Fifo::new("bundle");
+    let ca = ca("system CA");
+    let good = TempFile::new(ca.cert.pem().as_bytes());
+    let candidates = vec![fifo.0.clone(), good.path().to_owned()];
+    let setup = without_blocking_on(&fifo.0, move || {
+        TlsSetup::with_system_candidates(&TlsSettings::default(), &candidates)
+    })
+    .unwrap();
+    assert_eq!(
+        &*setup.trust,
+        format!("the system trust store {}", good.path().display())
+    );
+    let only = vec![fifo.0.clone()];
+    let err = without_blocking_on(&fifo.0, move || {
+        TlsSetup::with_system_candidates(&TlsSettings::default(), &only)
+    })
+    .unwrap_err();
+    assert!(
+        err.ends_with(&format!(
+            "{}: not a regular file (a FIFO)",
+            fifo.0.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn probes_that_trust_the_same_file_share_one_client_configuration() {
+    let ca = ca("shared CA");
+    let bundle = TempFile::new(ca.cert.pem().as_bytes());
+    let system = |name: Option<&str>| {
+        let settings = TlsSettings {
+            server_name: name.map(str::to_owned),
+            ..TlsSettings::default()
+        };
+        TlsSetup::with_system_candidates(&settings, &[bundle.path().to_owned()]).unwrap()
+    };
+    let (a, b) = (system(None), system(Some("db.internal")));
+    assert!(Arc::ptr_eq(&a.config, &b.config));
+    assert!(Arc::ptr_eq(&a.trust, &b.trust));
+    // Different server names stay per probe.
+    assert_eq!(b.server_name.as_deref(), Some("db.internal"));
+
+    // The same file as a caFile: shared among caFile probes.
+    let file = |days| {
+        TlsSetup::new(&TlsSettings {
+            min_validity_days: days,
+            ..trusting(&bundle)
+        })
+        .unwrap()
+    };
+    let (c, d) = (file(None), file(Some(30)));
+    assert!(Arc::ptr_eq(&c.config, &d.config));
+    assert_eq!(d.min_validity_days, Some(30));
+
+    // tlsSkipVerify depends on no file: one configuration for all.
+    let skip = TlsSettings {
+        skip_verify: true,
+        ..TlsSettings::default()
+    };
+    assert!(Arc::ptr_eq(
+        &TlsSetup::new(&skip).unwrap().config,
+        &TlsSetup::new(&skip).unwrap().config
+    ));
+
+    // Both kinds of probe verify as before with the shared configuration.
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &a, "localhost").handshake_ok();
+    let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &d, "localhost").handshake_ok();
+}
+
+#[test]
+fn a_trust_file_that_changed_is_read_again_and_one_rewritten_alike_is_not() {
+    let (old, new) = (ca("old CA"), ca("new CA"));
+    let bundle = TempFile::new(old.cert.pem().as_bytes());
+    let setup = || TlsSetup::new(&trusting(&bundle)).unwrap();
+    let before = setup();
+
+    // Written again with the same bytes (as a renderer does at every
+    // deploy): the shared copy stays.
+    std::fs::write(bundle.path(), old.cert.pem()).unwrap();
+    let same = setup();
+    assert!(Arc::ptr_eq(&before.config, &same.config));
+
+    // Another CA in its place: the next setup trusts it, not the old one,
+    // while the probes prepared before keep what they had.
+    std::fs::write(bundle.path(), new.cert.pem()).unwrap();
+    let after = setup();
+    assert!(!Arc::ptr_eq(&before.config, &after.config));
+    let server = tls_server(leaf(&new, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &after, "localhost").handshake_ok();
+    let server = tls_server(leaf(&old, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &before, "localhost").handshake_ok();
+    let server = tls_server(leaf(&old, &LeafSpec::default()), RESPONSE);
+    let fail = Client::connect(server.addr, &after, "localhost").handshake_err();
+    assert!(fail.to_string().contains("unknown"), "{fail}");
 }

@@ -3,20 +3,34 @@
 //!
 //! The system store is the first PEM bundle found among `SSL_CERT_FILE`
 //! and the places distributions put theirs. A bundle is one file that the
-//! distribution keeps current, read once per reset; the hashed
-//! `/etc/ssl/certs` directory (`SSL_CERT_DIR`) is not read, since every
-//! distribution that has it also ships the bundle.
+//! distribution keeps current; the hashed `/etc/ssl/certs` directory
+//! (`SSL_CERT_DIR`) is not read, since every distribution that has it also
+//! ships the bundle.
+//!
+//! A trust file is parsed once and shared: every probe that trusts the
+//! same file gets the same [`Trust`] (one `ClientConfig` and its root
+//! store, behind an `Arc`), so a thousand https probes on the system store
+//! hold one copy of it. Each prepare (at every reset) still opens the file
+//! (see `crate::file`: it cannot block) and compares its size, times and
+//! inode with those of the shared copy; a file that changed, or that was
+//! modified so recently that its times cannot tell, is read again and
+//! compared byte for byte, and parsed again only when its bytes differ.
+//! So a reset sees a changed file exactly as if every probe read its own.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::{self, SectionKind};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    WantsVerifier,
+};
+
+use crate::file::{FileStamp, RegularFile};
 
 /// Bundle locations, most common first (Debian/Ubuntu/Alpine, Fedora/RHEL,
 /// openSUSE, Alpine/macOS/BSD, RHEL's extracted form, NixOS).
@@ -33,6 +47,48 @@ const SYSTEM_BUNDLES: [&str; 6] = [
 /// (the Mozilla bundle is about 220 KB).
 const MAX_BUNDLE: u64 = 16 * 1024 * 1024;
 
+/// What a probe's connections verify against: the client configuration
+/// and, for the unknown-issuer reason, where its trust comes from. Shared
+/// by every probe with the same trust.
+#[derive(Clone)]
+pub(super) struct Trust {
+    pub(super) config: Arc<ClientConfig>,
+    pub(super) label: Arc<str>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a trust file is read: a `caFile` must be wholly usable; the system
+/// bundle's unusable entries are skipped, as every TLS library does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    CaFile,
+    System,
+}
+
+/// One parsed version of a trust file, held weakly: it lives as long as
+/// a probe trusts it.
+struct Shared {
+    path: PathBuf,
+    role: Role,
+    stamp: FileStamp,
+    bytes: Box<[u8]>,
+    config: Weak<ClientConfig>,
+    label: Arc<str>,
+}
+
+/// The trust files parsed so far, one entry per path and role. Process
+/// wide because prepare has no per-reset context to keep them in; the
+/// entries hold their configurations weakly, so nothing stays alive that
+/// no probe uses.
+static SHARED: Mutex<Vec<Shared>> = Mutex::new(Vec::new());
+
 /// The places the system store is looked for, in order.
 pub(super) fn system_candidates() -> Vec<PathBuf> {
     let mut paths = Vec::with_capacity(SYSTEM_BUNDLES.len() + 1);
@@ -43,37 +99,17 @@ pub(super) fn system_candidates() -> Vec<PathBuf> {
     paths
 }
 
-/// The roots of a `caFile`: every certificate in it must be usable.
-pub(super) fn roots_from_ca_file(path: &Path) -> Result<RootCertStore, String> {
-    let ders = read_pem_certs(path).map_err(|e| format!("caFile {}: {e}", path.display()))?;
-    let mut roots = RootCertStore::empty();
-    for (i, der) in ders.into_iter().enumerate() {
-        roots.add(der).map_err(|e| {
-            format!(
-                "caFile {}: certificate {} is not a usable trust anchor: {}",
-                path.display(),
-                i + 1,
-                super::words::error(&e)
-            )
-        })?;
-    }
-    Ok(roots)
+/// The trust of a `caFile`: every certificate in it must be usable.
+pub(super) fn ca_file(path: &Path) -> Result<Trust, String> {
+    shared(path, Role::CaFile).map_err(|e| format!("caFile {}: {e}", path.display()))
 }
 
-/// The roots of the first usable bundle among `candidates`, with its path.
-/// A bundle's unparsable entries are skipped, as every TLS library does.
-pub(super) fn system_roots(candidates: &[PathBuf]) -> Result<(RootCertStore, PathBuf), String> {
+/// The trust of the first usable bundle among `candidates`.
+pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, String> {
     let mut tried = Vec::with_capacity(candidates.len());
     for path in candidates {
-        match read_pem_certs(path) {
-            Ok(ders) => {
-                let mut roots = RootCertStore::empty();
-                let (added, _skipped) = roots.add_parsable_certificates(ders);
-                if added > 0 {
-                    return Ok((roots, path.clone()));
-                }
-                tried.push(format!("{}: no usable certificate", path.display()));
-            }
+        match shared(path, Role::System) {
+            Ok(trust) => return Ok(trust),
             Err(e) => tried.push(format!("{}: {e}", path.display())),
         }
     }
@@ -83,18 +119,126 @@ pub(super) fn system_roots(candidates: &[PathBuf]) -> Result<(RootCertStore, Pat
     ))
 }
 
+/// `tlsSkipVerify`: one configuration for the whole process, since it
+/// depends on no file.
+pub(super) fn skip_verify() -> Result<Trust, String> {
+    static SKIP: OnceLock<Result<Trust, String>> = OnceLock::new();
+    SKIP.get_or_init(|| {
+        let builder = builder()?;
+        let algorithms = builder.crypto_provider().signature_verification_algorithms;
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(AcceptAnyCertificate::new(algorithms))
+            .with_no_client_auth();
+        Ok(Trust {
+            config: finish(config),
+            label: "nothing (tlsSkipVerify)".into(),
+        })
+    })
+    .clone()
+}
+
+/// The trust of the file at `path` in `role`: the shared copy when the
+/// file has not changed, else read (and parsed when its bytes differ).
+fn shared(path: &Path, role: Role) -> Result<Trust, String> {
+    let file = RegularFile::open(path, MAX_BUNDLE).map_err(|e| e.to_string())?;
+    let stamp = file.stamp();
+    // Held while reading and parsing: two probes that need the same new
+    // file parse it once, and the file cannot block.
+    let mut all = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = all
+        .iter()
+        .position(|s| s.path == path && s.role == role && s.config.strong_count() > 0);
+    if let Some(i) = entry {
+        let s = &all[i];
+        if s.stamp == stamp && !stamp.is_racy(crate::clock::wall_now()) {
+            if let Some(config) = s.config.upgrade() {
+                return Ok(Trust {
+                    config,
+                    label: Arc::clone(&s.label),
+                });
+            }
+        }
+    }
+    let bytes = file.read().map_err(|e| e.to_string())?;
+    if let Some(i) = entry {
+        let s = &mut all[i];
+        if *s.bytes == *bytes {
+            if let Some(config) = s.config.upgrade() {
+                s.stamp = stamp;
+                return Ok(Trust {
+                    config,
+                    label: Arc::clone(&s.label),
+                });
+            }
+        }
+    }
+    let trust = parse(path, role, &bytes)?;
+    all.retain(|s| s.config.strong_count() > 0 && !(s.path == path && s.role == role));
+    all.push(Shared {
+        path: path.to_owned(),
+        role,
+        stamp,
+        bytes: bytes.into_boxed_slice(),
+        config: Arc::downgrade(&trust.config),
+        label: Arc::clone(&trust.label),
+    });
+    Ok(trust)
+}
+
+/// Parses a trust file's bytes into a verifying configuration.
+fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
+    let ders = pem_certs(bytes)?;
+    let mut roots = RootCertStore::empty();
+    let label = match role {
+        Role::CaFile => {
+            for (i, der) in ders.into_iter().enumerate() {
+                roots.add(der).map_err(|e| {
+                    format!(
+                        "certificate {} is not a usable trust anchor: {}",
+                        i + 1,
+                        super::words::error(&e)
+                    )
+                })?;
+            }
+            format!("caFile {}", path.display())
+        }
+        Role::System => {
+            let (added, _skipped) = roots.add_parsable_certificates(ders);
+            if added == 0 {
+                return Err("no usable certificate".to_owned());
+            }
+            format!("the system trust store {}", path.display())
+        }
+    };
+    let config = builder()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Trust {
+        config: finish(config),
+        label: label.into(),
+    })
+}
+
+/// A client configuration with the ring provider and the safe protocol
+/// versions, before its verifier.
+fn builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, String> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {}", super::words::error(&e)))
+}
+
+fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
+    // Every run does a full handshake: a resumed session would skip
+    // verifying the certificate the server presents now.
+    config.resumption = Resumption::disabled();
+    Arc::new(config)
+}
+
 /// The certificates of a PEM file; at least one. Other PEM blocks (a key,
 /// say) are passed over, but named when they are all the file holds.
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_BUNDLE {
-        return Err(format!("larger than {} MiB", MAX_BUNDLE >> 20));
-    }
-    let mut rest = &bytes[..];
+fn pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut rest = bytes;
     let mut certs = Vec::new();
     let mut others = Vec::new();
     loop {
@@ -108,7 +252,7 @@ fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         }
     }
     if certs.is_empty() {
-        return Err(no_certificate(&bytes, &others));
+        return Err(no_certificate(bytes, &others));
     }
     Ok(certs)
 }
