@@ -53,12 +53,11 @@
 //!   timestamp cannot tell a second write in the same clock tick apart),
 //!   so it is read again at the next run.
 
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -69,6 +68,7 @@ use self::select::Selection;
 use crate::Mode;
 use crate::clock::{self, Timestamp};
 use crate::decl::{Declaration, FieldError};
+use crate::file::{FileStamp, OpenError, RegularFile};
 use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome};
 
 mod document;
@@ -95,8 +95,6 @@ const MAX_EVIDENCE_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_SIGNATURE_BYTES: u64 = 1024;
 /// Largest public key file read.
 const MAX_KEY_BYTES: u64 = 16 * 1024;
-/// Files modified this recently are verified but not cached.
-const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The `evidence` kind.
 #[derive(Debug, Clone)]
@@ -218,12 +216,19 @@ impl EvidenceCheck {
 
     /// The verified evidence, from the cache when no file changed.
     fn verified(&self, now: SystemTime) -> Result<Arc<Evidence>, String> {
-        // Stat before reading: a write after this point changes the stamp,
-        // so the next run reads again.
+        // Opened (without blocking) before the cache is consulted, and
+        // read through these descriptors: the stamps are those of what is
+        // read, and a write after this point changes them, so the next
+        // run reads again.
+        let files = Files {
+            evidence: open(&self.evidence, MAX_EVIDENCE_BYTES, "evidence file")?,
+            signature: open(&self.signature, MAX_SIGNATURE_BYTES, "signature file")?,
+            host_key: open(&self.host_key, MAX_KEY_BYTES, "host key")?,
+        };
         let stamps = [
-            stamp(&self.evidence, "evidence file")?,
-            stamp(&self.signature, "signature file")?,
-            stamp(&self.host_key, "host key")?,
+            files.evidence.stamp(),
+            files.signature.stamp(),
+            files.host_key.stamp(),
         ];
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cache.as_ref() {
@@ -231,7 +236,7 @@ impl EvidenceCheck {
                 return c.verified.clone();
             }
         }
-        let verified = self.load().map(Arc::new);
+        let verified = self.load(files).map(Arc::new);
         *cache = if stamps.iter().any(|s| s.is_racy(now)) {
             None
         } else {
@@ -245,12 +250,12 @@ impl EvidenceCheck {
 
     /// Reads the three files and verifies the signature before reading the
     /// document.
-    fn load(&self) -> Result<Evidence, String> {
-        let key = self.read_host_key()?;
+    fn load(&self, files: Files) -> Result<Evidence, String> {
+        let key = self.read_host_key(files.host_key)?;
         let ev = self.evidence.display();
-        let bytes = read_bounded(&self.evidence, MAX_EVIDENCE_BYTES, "evidence file")?;
+        let bytes = read(files.evidence, &self.evidence, "evidence file")?;
         let value = json::parse(&bytes).map_err(|e| format!("{ev} is not valid JSON: {e}"))?;
-        let signature = self.read_signature()?;
+        let signature = self.read_signature(files.signature)?;
         let canonical =
             jcs::canonicalize(&value).map_err(|e| format!("{ev} cannot be canonicalized: {e}"))?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
@@ -266,17 +271,17 @@ impl EvidenceCheck {
         document::read(&value).map_err(|e| format!("{ev}: {e}"))
     }
 
-    fn read_host_key(&self) -> Result<VerifyingKey, String> {
+    fn read_host_key(&self, file: RegularFile) -> Result<VerifyingKey, String> {
         let path = self.host_key.display();
-        let bytes = read_bounded(&self.host_key, MAX_KEY_BYTES, "host key")?;
+        let bytes = read(file, &self.host_key, "host key")?;
         let text =
             std::str::from_utf8(&bytes).map_err(|_| format!("host key {path} is not text"))?;
         host_key::parse(text).map_err(|e| format!("host key {path}: {e}"))
     }
 
-    fn read_signature(&self) -> Result<Signature, String> {
+    fn read_signature(&self, file: RegularFile) -> Result<Signature, String> {
         let path = self.signature.display();
-        let bytes = read_bounded(&self.signature, MAX_SIGNATURE_BYTES, "signature file")?;
+        let bytes = read(file, &self.signature, "signature file")?;
         let raw = STANDARD.decode(bytes.trim_ascii()).map_err(|e| {
             format!("signature file {path} is not one line of standard base64: {e}")
         })?;
@@ -290,59 +295,27 @@ impl EvidenceCheck {
     }
 }
 
-/// What identifies one version of a file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    /// (device, inode, ctime seconds, ctime nanoseconds) where available.
-    identity: (u64, u64, i64, i64),
+/// The three files of one verification, open.
+struct Files {
+    evidence: RegularFile,
+    signature: RegularFile,
+    host_key: RegularFile,
 }
 
-impl FileStamp {
-    fn of(meta: &Metadata) -> FileStamp {
-        #[cfg(unix)]
-        let identity = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
-        };
-        #[cfg(not(unix))]
-        let identity = (0, 0, 0, 0);
-        FileStamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            identity,
-        }
-    }
-
-    /// Modified so recently (or in the future) that a later write could
-    /// leave the same stamp.
-    fn is_racy(&self, now: SystemTime) -> bool {
-        self.modified
-            .is_none_or(|m| now.duration_since(m).map_or(true, |age| age < RACY_WINDOW))
-    }
+/// Opens one of the files (see `crate::file`: it cannot block).
+fn open(path: &Path, max: u64, what: &str) -> Result<RegularFile, String> {
+    RegularFile::open(path, max).map_err(|e| problem(path, what, e))
 }
 
-fn stamp(path: &Path, what: &str) -> Result<FileStamp, String> {
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(FileStamp::of(&m)),
-        Ok(_) => Err(format!("{what} {} is not a regular file", path.display())),
-        Err(e) => Err(io_problem(path, what, &e)),
-    }
+fn read(file: RegularFile, path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    file.read().map_err(|e| problem(path, what, e))
 }
 
-fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
-        .map_err(|e| io_problem(path, what, &e))?;
-    if bytes.len() as u64 > max {
-        return Err(format!(
-            "{what} {} is larger than {max} bytes",
-            path.display()
-        ));
+fn problem(path: &Path, what: &str, e: OpenError) -> String {
+    match e {
+        OpenError::Io(e) => io_problem(path, what, &e),
+        other => format!("{what} {} is {other}", path.display()),
     }
-    Ok(bytes)
 }
 
 fn io_problem(path: &Path, what: &str, e: &io::Error) -> String {

@@ -1,6 +1,7 @@
 //! Evidence probes: signature, key, freshness, mode resolution, sub-result
 //! order, caching; JCS against RFC 8785's examples; the strict reader.
 
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
@@ -618,6 +619,46 @@ fn missing_files_are_named() {
         format!(
             "evidence probe: host key {} is missing",
             f.key_path.display()
+        )
+    );
+}
+
+#[test]
+fn a_fifo_or_device_in_place_of_a_file_is_named_without_blocking() {
+    let f = Fixture::new();
+    f.write(&standard_doc());
+    let check = f.check(nis2());
+    // Each file in turn becomes a FIFO with no writer (opening it for
+    // reading would block the worker), then the others are restored.
+    let cases = [
+        (&f.evidence, "evidence file"),
+        (&f.sig, "signature file"),
+        (&f.key_path, "host key"),
+    ];
+    for (path, what) in cases {
+        let saved = fs::read(path).unwrap();
+        fs::remove_file(path).unwrap();
+        crate::file::tests::mkfifo(path);
+        let r = check.run_at(at(10));
+        assert_eq!(
+            reason(&r),
+            format!(
+                "evidence probe: {what} {} is not a regular file (a FIFO)",
+                path.display()
+            )
+        );
+        fs::remove_file(path).unwrap();
+        fs::write(path, saved).unwrap();
+    }
+    // A symlink to a device is refused the same way, by what it is.
+    fs::remove_file(&f.sig).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &f.sig).unwrap();
+    let r = check.run_at(at(10));
+    assert_eq!(
+        reason(&r),
+        format!(
+            "evidence probe: signature file {} is not a regular file (a character device)",
+            f.sig.display()
         )
     );
 }
