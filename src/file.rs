@@ -12,16 +12,16 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 #[cfg(test)]
 pub(crate) mod tests;
 
 /// How recently a file may have been modified for its [`FileStamp`] to be
 /// trusted: a second write within one timestamp tick leaves the same stamp.
-const RACY_WINDOW: Duration = Duration::from_secs(2);
+#[cfg(any(feature = "tls", feature = "evidence"))]
+const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A regular file, open for reading, with the metadata of that descriptor.
 #[derive(Debug)]
@@ -107,6 +107,7 @@ impl RegularFile {
     }
 
     /// What identifies this version of the file.
+    #[cfg(any(feature = "tls", feature = "evidence"))]
     pub(crate) fn stamp(&self) -> FileStamp {
         FileStamp::of(&self.meta)
     }
@@ -140,16 +141,19 @@ fn size(bytes: u64) -> String {
 
 /// What identifies one version of a file without reading it: size,
 /// modification and change times, device and inode.
+#[cfg(any(feature = "tls", feature = "evidence"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     len: u64,
-    modified: Option<SystemTime>,
+    modified: Option<std::time::SystemTime>,
     /// (device, inode, ctime seconds, ctime nanoseconds).
     identity: (u64, u64, i64, i64),
 }
 
+#[cfg(any(feature = "tls", feature = "evidence"))]
 impl FileStamp {
     fn of(meta: &Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
         FileStamp {
             len: meta.len(),
             modified: meta.modified().ok(),
@@ -159,7 +163,7 @@ impl FileStamp {
 
     /// Modified so recently (or in the future) that a later write could
     /// leave the same stamp: an equal stamp does not prove equal content.
-    pub(crate) fn is_racy(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_racy(&self, now: std::time::SystemTime) -> bool {
         self.modified
             .is_none_or(|m| now.duration_since(m).map_or(true, |age| age < RACY_WINDOW))
     }
