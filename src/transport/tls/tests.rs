@@ -1185,3 +1185,31 @@ fn a_trust_file_that_changed_is_read_again_and_one_rewritten_alike_is_not() {
     let fail = Client::connect(server.addr, &after, "localhost").handshake_err();
     assert!(fail.to_string().contains("unknown"), "{fail}");
 }
+
+#[test]
+fn a_settled_trust_file_is_shared_on_its_stamp_and_read_again_when_it_changes() {
+    let (old, new) = (ca("settled CA"), ca("replacing CA"));
+    let bundle = TempFile::new(old.cert.pem().as_bytes());
+    // Modified an hour ago: its stamp alone says it is unchanged.
+    let settle = || {
+        std::fs::File::options()
+            .write(true)
+            .open(bundle.path())
+            .unwrap()
+            .set_modified(crate::clock::wall_now() - Duration::from_secs(3600))
+            .unwrap();
+    };
+    settle();
+    let setup = || TlsSetup::new(&trusting(&bundle)).unwrap();
+    let first = setup();
+    assert!(Arc::ptr_eq(&first.config, &setup().config));
+
+    // Replaced, and settled again: a new stamp, so read and parsed again.
+    std::fs::write(bundle.path(), new.cert.pem()).unwrap();
+    settle();
+    let replaced = setup();
+    assert!(!Arc::ptr_eq(&first.config, &replaced.config));
+    assert!(Arc::ptr_eq(&replaced.config, &setup().config));
+    let server = tls_server(leaf(&new, &LeafSpec::default()), RESPONSE);
+    Client::connect(server.addr, &replaced, "localhost").handshake_ok();
+}

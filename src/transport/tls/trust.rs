@@ -77,7 +77,10 @@ enum Role {
 struct Shared {
     path: PathBuf,
     role: Role,
-    stamp: FileStamp,
+    /// The stamp of the file when its bytes were read, unless it was
+    /// racy then: a later write in the same timestamp tick could have
+    /// left it unchanged, so only the bytes can tell.
+    stamp: Option<FileStamp>,
     bytes: Box<[u8]>,
     config: Weak<ClientConfig>,
     label: Arc<str>,
@@ -143,6 +146,7 @@ pub(super) fn skip_verify() -> Result<Trust, String> {
 fn shared(path: &Path, role: Role) -> Result<Trust, String> {
     let file = RegularFile::open(path, MAX_BUNDLE).map_err(|e| e.to_string())?;
     let stamp = file.stamp();
+    let trusted = (!stamp.is_racy(crate::clock::wall_now())).then_some(stamp);
     // Held while reading and parsing: two probes that need the same new
     // file parse it once, and the file cannot block.
     let mut all = SHARED.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,7 +155,7 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
         .position(|s| s.path == path && s.role == role && s.config.strong_count() > 0);
     if let Some(i) = entry {
         let s = &all[i];
-        if s.stamp == stamp && !stamp.is_racy(crate::clock::wall_now()) {
+        if s.stamp.is_some() && s.stamp == trusted {
             if let Some(config) = s.config.upgrade() {
                 return Ok(Trust {
                     config,
@@ -165,7 +169,7 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
         let s = &mut all[i];
         if *s.bytes == *bytes {
             if let Some(config) = s.config.upgrade() {
-                s.stamp = stamp;
+                s.stamp = trusted;
                 return Ok(Trust {
                     config,
                     label: Arc::clone(&s.label),
@@ -178,7 +182,7 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
     all.push(Shared {
         path: path.to_owned(),
         role,
-        stamp,
+        stamp: trusted,
         bytes: bytes.into_boxed_slice(),
         config: Arc::downgrade(&trust.config),
         label: Arc::clone(&trust.label),
