@@ -116,9 +116,14 @@ fn a_reset_without_a_free_descriptor_keeps_the_previous_probes() {
     // The previous probes run in the new generation, but a rollout is never
     // judged healthy on declarations it did not read: unhealthy, saying why.
     let verdict = verdict.unwrap();
-    assert_eq!((verdict.verdict, verdict.decided), (Verdict::Unhealthy, true));
+    assert_eq!(
+        (verdict.verdict, verdict.decided),
+        (Verdict::Unhealthy, true)
+    );
     assert!(
-        verdict.reason.starts_with("declarations not read (cannot read file: "),
+        verdict
+            .reason
+            .starts_with("declarations not read (cannot read file: "),
         "{}",
         verdict.reason
     );
