@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{open_fds, threads_named, wait_until};
+use common::{nofile, open_fds, set_nofile, threads_named, wait_until};
 use probewheel::Builder;
 use probewheel::engine::ErrorKind;
 
@@ -23,21 +23,6 @@ fn highest_fd() -> u64 {
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .max()
         .unwrap()
-}
-
-fn nofile() -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim
-}
-
-fn set_nofile(lim: libc::rlimit) {
-    // SAFETY: setrlimit reads one rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
 }
 
 #[test]

@@ -399,6 +399,20 @@ fn a_missing_config_is_exit_2_for_check_once_and_wait_and_no_probes_for_run() {
     );
 }
 
+/// `probewheel once --format text --config PATH`.
+fn once_text(path: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "once",
+            "--format",
+            "text",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn once_text_shows_each_probe_and_ends_with_the_tally() {
     let dir = TempDir::new("cli-once-text");
@@ -408,16 +422,7 @@ fn once_text_shows_each_probe_and_ends_with_the_tally() {
             "odd": {"kind": "exec", "mode": "observe", "command": ["sh", "-c", "echo gone >&2; exit 2"]},
             "off": {"kind": "exec", "mode": "disabled", "command": ["false"]}}"#,
     );
-    let out = Command::new(BIN)
-        .args([
-            "once",
-            "--format",
-            "text",
-            "--config",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = once_text(&path);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -448,16 +453,7 @@ fn once_text_shows_each_probe_and_ends_with_the_tally() {
         "fail.json",
         r#"{"f": {"kind": "exec", "mode": "enforce", "command": ["false"]}}"#,
     );
-    let out = Command::new(BIN)
-        .args([
-            "once",
-            "--format",
-            "text",
-            "--config",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = once_text(&path);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(

@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Fake, Guarantees, TempDir, wait_until};
+use common::{Fake, FifoRelease, Guarantees, TempDir, mkfifo, wait_until};
 use crossbeam_channel::Receiver;
 use probewheel::{Builder, Engine, Event};
 
@@ -44,27 +42,6 @@ fn rejection(e: &Event) -> &str {
     match e {
         Event::DeclarationsRejected(r) => &r.reason,
         other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
-fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
-}
-
-/// If the engine blocks in `open` on the FIFO, opening it for writing
-/// releases it, so that a failing test fails instead of hanging.
-struct FifoRelease<'a>(&'a Path);
-
-impl Drop for FifoRelease<'_> {
-    fn drop(&mut self) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(self.0);
     }
 }
 

@@ -9,39 +9,16 @@
 
 mod common;
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Guarantees, TempDir, wait_until};
+use common::{FifoRelease, Guarantees, TempDir, mkfifo, wait_until};
 use probewheel::{Builder, Event};
 
 const BIN: &str = env!("CARGO_BIN_EXE_probewheel");
-
-fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
-}
-
-/// If something blocks in `open` on the FIFO, opening it for writing
-/// releases it, so that a failing test fails instead of hanging.
-struct FifoRelease<'a>(&'a Path);
-
-impl Drop for FifoRelease<'_> {
-    fn drop(&mut self) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(self.0);
-    }
-}
 
 /// Until dropped, watches for a hang: `Engine::reset` waits for the
 /// engine thread, so if that thread blocks in `open` on the FIFO, the test

@@ -15,28 +15,13 @@ use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{Fake, TempDir, collect_until};
+use common::{Fake, TempDir, collect_until, nofile, set_nofile};
 use probewheel::{Builder, Event, Verdict};
 
 const FLOOR: Duration = Duration::from_millis(20);
 
 /// The descriptor limit is the process's: one test at a time changes it.
 static LIMIT: Mutex<()> = Mutex::new(());
-
-fn nofile() -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim
-}
-
-fn set_nofile(lim: libc::rlimit) {
-    // SAFETY: setrlimit reads one rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-}
 
 /// Takes every descriptor left under a limit a little above the ones open
 /// now; dropping the result gives them back.

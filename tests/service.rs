@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -513,17 +513,6 @@ fn sighup_reloads_usr1_prints_stats_and_other_signals_neither_kill_nor_orphan() 
 
 // SIGKILL of probewheel leaving no exec child: tests/exec_dies_with_parent.rs.
 
-/// A pipe whose read end is already closed: writing to it is EPIPE.
-fn closed_pipe() -> Stdio {
-    let mut fds = [0; 2];
-    // SAFETY: pipe writes two descriptors into `fds`, which we then own.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: both descriptors are ours and open.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    drop(read);
-    Stdio::from(write)
-}
-
 #[test]
 fn a_closed_or_full_stdout_exits_3_without_a_panic() {
     let dir = TempDir::new("svc-exit3");
@@ -545,16 +534,20 @@ fn a_closed_or_full_stdout_exits_3_without_a_panic() {
         (
             "check/EPIPE",
             vec!["check", "--config", &bad],
-            closed_pipe(),
+            common::closed_pipe(),
         ),
         ("check/ENOSPC", vec!["check", "--config", &bad], full()),
         (
             "once/EPIPE",
             vec!["once", "--config", &config],
-            closed_pipe(),
+            common::closed_pipe(),
         ),
         ("once/ENOSPC", vec!["once", "--config", &config], full()),
-        ("run/EPIPE", vec!["run", "--config", &config], closed_pipe()),
+        (
+            "run/EPIPE",
+            vec!["run", "--config", &config],
+            common::closed_pipe(),
+        ),
         ("run/ENOSPC", vec!["run", "--config", &config], full()),
     ];
     for (name, args, stdout) in cases {
@@ -863,9 +856,7 @@ fn the_metrics_file_is_never_written_through_a_planted_link() {
 fn a_fifo_at_the_old_temporary_name_holds_up_neither_metrics_nor_commands() {
     let dir = TempDir::new("svc-metrics-fifo");
     let (config, prom) = metrics_setup(&dir);
-    let fifo = std::ffi::CString::new(format!("{}.tmp", prom.display())).unwrap();
-    // SAFETY: mkfifo reads a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    common::mkfifo(&std::path::PathBuf::from(format!("{}.tmp", prom.display())));
     let (mut p, lines) = start_run(&config, &["--metrics-file", prom.to_str().unwrap()]);
     metrics_written(&prom);
     // Commands still reach the engine.
@@ -898,21 +889,28 @@ fn an_unwritable_metrics_directory_is_logged_and_holds_up_nothing() {
     terminate_within_a_second(&mut p, "with an unwritable metrics directory");
 }
 
-#[test]
-fn systemd_notify_ready_status_watchdog_and_stopping() {
-    let dir = TempDir::new("svc-notify");
-    let config = quiet_config(&dir);
+/// `probewheel run` on a quiet config with a fake `NOTIFY_SOCKET` (read
+/// with a 10 s timeout) and `WATCHDOG_USEC`.
+fn run_with_notify_socket(dir: &TempDir, watchdog_usec: &str) -> (Proc, UnixDatagram) {
+    let config = quiet_config(dir);
     let sock_path = dir.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut p = Proc::spawn(
+    let p = Proc::spawn(
         run_cmd(&config, &[])
             .env("NOTIFY_SOCKET", &sock_path)
-            .env("WATCHDOG_USEC", "200000")
+            .env("WATCHDOG_USEC", watchdog_usec)
             .stdin(Stdio::null())
             .stdout(Stdio::null()),
     );
+    (p, sock)
+}
+
+#[test]
+fn systemd_notify_ready_status_watchdog_and_stopping() {
+    let dir = TempDir::new("svc-notify");
+    let (mut p, sock) = run_with_notify_socket(&dir, "200000");
     let mut got: Vec<String> = Vec::new();
     let recv = |got: &mut Vec<String>| {
         let mut buf = [0u8; 4096];
@@ -941,18 +939,7 @@ fn systemd_notify_ready_status_watchdog_and_stopping() {
 #[test]
 fn a_tiny_watchdog_usec_does_not_make_the_loop_spin() {
     let dir = TempDir::new("svc-watchdog-tiny");
-    let config = quiet_config(&dir);
-    let sock_path = dir.path("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut p = Proc::spawn(
-        run_cmd(&config, &[])
-            .env("NOTIFY_SOCKET", &sock_path)
-            .env("WATCHDOG_USEC", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null()),
-    );
+    let (mut p, sock) = run_with_notify_socket(&dir, "1");
     let mut buf = [0u8; 4096];
     loop {
         let n = sock.recv(&mut buf).expect("READY=1 within 10 s");

@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -341,17 +340,6 @@ fn wait_exits_2_on_bad_arguments_and_a_missing_file() {
     }
 }
 
-/// A pipe whose read end is already closed: writing to it is EPIPE.
-fn closed_pipe() -> Stdio {
-    let mut fds = [0; 2];
-    // SAFETY: pipe writes two descriptors into `fds`, which we then own.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: both descriptors are ours and open.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    drop(read);
-    Stdio::from(write)
-}
-
 #[test]
 fn wait_exits_3_when_stdout_is_closed_or_full() {
     let dir = TempDir::new("wait-stdout");
@@ -370,9 +358,9 @@ fn wait_exits_3_when_stdout_is_closed_or_full() {
         )
     };
     for (name, format, stdout) in [
-        ("json/EPIPE", "json", closed_pipe()),
+        ("json/EPIPE", "json", common::closed_pipe()),
         ("json/ENOSPC", "json", full()),
-        ("text/EPIPE", "text", closed_pipe()),
+        ("text/EPIPE", "text", common::closed_pipe()),
         ("text/ENOSPC", "text", full()),
     ] {
         let w = Wait::start_with(&["--config", config, "--format", format], stdout);
