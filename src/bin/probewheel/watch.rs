@@ -98,17 +98,7 @@ pub(crate) fn spawn<R: Rule>(
         .stack_size(256 * 1024)
         .spawn(move || {
             let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-            let mut w = Watch {
-                view,
-                rule,
-                style,
-                drawn: 0,
-                last_draw: None,
-                dirty: false,
-                title_shown: false,
-                rows: BTreeMap::new(),
-                status: None,
-            };
+            let mut w = Watch::new(view, rule, style);
             let end = w
                 .pump(&mut out, &events, &stop)
                 .unwrap_or_else(Ended::Failed);
@@ -135,6 +125,20 @@ struct Watch<R> {
 }
 
 impl<R: Rule> Watch<R> {
+    fn new(view: View, rule: R, style: Style) -> Watch<R> {
+        Watch {
+            view,
+            rule,
+            style,
+            drawn: 0,
+            last_draw: None,
+            dirty: false,
+            title_shown: false,
+            rows: BTreeMap::new(),
+            status: None,
+        }
+    }
+
     fn pump(
         &mut self,
         out: &mut impl Write,

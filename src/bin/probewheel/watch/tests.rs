@@ -6,22 +6,13 @@ use crate::wait::WaitRule;
 use super::*;
 
 fn watch(style: Style) -> Watch<WaitRule> {
-    Watch {
-        view: View::new(1, BTreeMap::new()),
-        rule: WaitRule {
-            generation: 1,
-            soak: Duration::ZERO,
-            deadline: Duration::from_secs(300),
-            deadline_at_us: crate::clock::wall_now_us() + 300_000_000,
-        },
-        style,
-        drawn: 0,
-        last_draw: None,
-        dirty: false,
-        title_shown: false,
-        rows: BTreeMap::new(),
-        status: None,
-    }
+    let rule = WaitRule {
+        generation: 1,
+        soak: Duration::ZERO,
+        deadline: Duration::from_secs(300),
+        deadline_at_us: crate::clock::wall_now_us() + 300_000_000,
+    };
+    Watch::new(View::new(1, BTreeMap::new()), rule, style)
 }
 
 /// Runs the thread's loop over `events` (the channel then closes): how it
