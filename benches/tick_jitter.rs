@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned]
-//!     [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--mixed-floor]
+//!     [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--limit] [--mixed-floor]
 //! ```
 //!
 //! Three implementations run one after another (never concurrently), each
@@ -19,11 +19,16 @@
 //!    (`thread::sleep(deadline - now)`) at the same total rate
 //!    (probes / interval), recording its own lateness. Its timer slack is
 //!    lowered to 1 ns, as the engine thread does for itself, so this is the
-//!    floor a user-space thread reaches on this machine. It is always
-//!    spread (with `--aligned` too): a single thread has no batch to align.
-//!    A deadline already passed is served at once and counted late (each
-//!    of the N probes it stands for would only skip a slot a whole
-//!    interval late).
+//!    floor a user-space thread reaches on this machine. A deadline already
+//!    passed is served at once and counted late (each of the N probes it
+//!    stands for would only skip a slot a whole interval late). With
+//!    `--aligned` it is as many threads as the engine has workers
+//!    (`engine::DEFAULT_WORKERS`), each waking at the instant every probe
+//!    is due and then reading the clock once per run of its share of the
+//!    probes: the least a burst of starts can cost, one clock read each.
+//!    probewheel's line repeats this limit's p50 and p99
+//!    (`limit_p50_us`, `limit_p99_us`) and the ratio of the two p50s
+//!    (`p50_vs_limit`) when both ran.
 //! 3. `probewheel`: the engine through its public API only, with a
 //!    registered no-op kind (`FnRunner::inline` returning a pass: a check
 //!    that never waits runs on the workers, as built-in runs do), in its default
@@ -144,7 +149,7 @@ use probewheel::{Builder, Event, RunnerOutcome, Stats};
 
 const IMPLS: [&str; 3] = ["tokio-interval", "sleep-limit", "probewheel"];
 
-const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--mixed-floor]";
+const USAGE: &str = "usage: cargo bench --bench tick_jitter -- --probes N --interval-ms MS --seconds S [--aligned] [--pin] [--blocking] [--floor-ms MS] [--hung H] [--only IMPL] [--limit] [--mixed-floor]";
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -162,6 +167,9 @@ struct Args {
     /// Run one implementation only (`--only probewheel`, say): for
     /// comparing changes to one of them; the judged output is all three.
     only: Option<&'static str>,
+    /// Run the machine's limit (`sleep-limit`) beside `--only`'s one
+    /// (`--limit`), so that probewheel's line carries the ratio.
+    limit: bool,
     /// Half the no-op probes at the floor, half one second above it
     /// (`--mixed-floor`; probewheel only).
     mixed_floor: bool,
@@ -169,7 +177,7 @@ struct Args {
 
 impl Args {
     fn runs(&self, name: &str) -> bool {
-        self.only.is_none_or(|o| o == name)
+        self.only.is_none_or(|o| o == name) || (self.limit && name == "sleep-limit")
     }
 
     fn run_for(&self) -> Duration {
@@ -241,6 +249,7 @@ fn parse_args() -> Result<Args, String> {
     let mut floor_ms = None;
     let mut hung = 0;
     let mut only = None;
+    let mut limit = false;
     let mut mixed_floor = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -278,6 +287,7 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "--mixed-floor" => mixed_floor = true,
+            "--limit" => limit = true,
             "--bench" => {} // added by `cargo bench`
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -333,6 +343,7 @@ fn parse_args() -> Result<Args, String> {
         floor: Duration::from_millis(floor_ms),
         hung,
         only,
+        limit,
         mixed_floor,
     };
     if args.run_for() <= args.warm_up() {
@@ -383,10 +394,16 @@ fn main() -> ExitCode {
         report_cpu("tokio-interval", cpu, &args);
         println!("{}", summary("tokio-interval", args.probes, tokio_samples));
     }
+    let mut limit = None;
     if args.runs("sleep-limit") {
         let cpu = process_cpu();
-        let floor_samples = run_sleep_limit(&args);
+        let mut floor_samples = run_sleep_limit(&args);
         report_cpu("sleep-limit", cpu, &args);
+        floor_samples.sort_unstable();
+        limit = Some((
+            percentile(&floor_samples, 0.50),
+            percentile(&floor_samples, 0.99),
+        ));
         println!("{}", summary("sleep-limit", args.probes, floor_samples));
     }
     if !args.runs("probewheel") {
@@ -398,8 +415,18 @@ fn main() -> ExitCode {
     report_cpu("probewheel", cpu, &args);
     match run {
         Ok(run) => {
-            let mut line = summary("probewheel", args.probes, run.samples);
+            let mut samples = run.samples;
+            samples.sort_unstable();
+            let p50 = percentile(&samples, 0.50);
+            let mut line = summary("probewheel", args.probes, samples);
             line.pop(); // reopen the object for the extra fields
+            if let Some((limit_p50, limit_p99)) = limit {
+                let _ = write!(
+                    line,
+                    ",\"limit_p50_us\":{limit_p50},\"limit_p99_us\":{limit_p99},\"p50_vs_limit\":{:.2}",
+                    p50 as f64 / limit_p50.max(1) as f64
+                );
+            }
             let window = run.after.wakeups.saturating_sub(run.before.wakeups);
             let runs = run.after.dispatched.saturating_sub(run.before.dispatched);
             let secs = run.window.as_secs_f64();
@@ -661,6 +688,9 @@ fn run_tokio(args: &Args) -> Vec<u64> {
 // Reference 2: one thread sleeping to absolute deadlines.
 
 fn run_sleep_limit(args: &Args) -> Vec<u64> {
+    if args.aligned {
+        return run_burst_limit(args);
+    }
     let args = *args;
     let capacity = args.expected_samples();
     thread::Builder::new()
@@ -694,6 +724,52 @@ fn run_sleep_limit(args: &Args) -> Vec<u64> {
         .expect("spawn sleep-limit")
         .join()
         .expect("sleep-limit thread")
+}
+
+/// The aligned limit: one thread per engine worker, each sleeping to the
+/// instant every probe is due, then starting its share of the burst with
+/// nothing but one clock read per run.
+fn run_burst_limit(args: &Args) -> Vec<u64> {
+    let args = *args;
+    let threads = probewheel::engine::DEFAULT_WORKERS;
+    let t0 = Instant::now() + Duration::from_millis(10);
+    let handles: Vec<_> = (0..threads)
+        .map(|w| {
+            let share = args.probes / threads + usize::from(w < args.probes % threads);
+            thread::Builder::new()
+                .name(format!("burst-limit-{w}"))
+                .spawn(move || {
+                    tighten_timer_slack();
+                    let mut samples = Vec::with_capacity(args.expected_samples() / threads + 1);
+                    let warm_end = t0 + args.interval;
+                    let end = t0 + args.run_for();
+                    let mut k = 0u32;
+                    loop {
+                        let due = t0 + args.interval * k;
+                        if due >= end {
+                            break;
+                        }
+                        let now = Instant::now();
+                        if due > now {
+                            thread::sleep(due - now);
+                        }
+                        for _ in 0..share {
+                            let late = micros(Instant::now().saturating_duration_since(due));
+                            if due >= warm_end {
+                                samples.push(late);
+                            }
+                        }
+                        k += 1;
+                    }
+                    samples
+                })
+                .expect("spawn burst-limit")
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("burst-limit thread"))
+        .collect()
 }
 
 /// Lowers this thread's timer slack to 1 ns, as the engine thread does.
