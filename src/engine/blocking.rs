@@ -42,7 +42,7 @@ struct Inner {
     /// Signalled when a thread ends.
     ended: Condvar,
     shared: Arc<Shared>,
-    done: Sender<Finished>,
+    done: Sender<Vec<Finished>>,
     flags: Arc<WorkerFlags>,
     name: String,
 }
@@ -61,7 +61,7 @@ impl BlockingPool {
     pub(crate) fn new(
         name: &str,
         shared: Arc<Shared>,
-        done: Sender<Finished>,
+        done: Sender<Vec<Finished>>,
         flags: Arc<WorkerFlags>,
     ) -> BlockingPool {
         BlockingPool {
@@ -193,7 +193,7 @@ fn run(inner: &Inner, (job, name, check): Item) {
     }
     if inner
         .done
-        .send(job.finished(started, finished, outcome))
+        .send(vec![job.finished(started, finished, outcome)])
         .is_ok()
     {
         inner.shared.wake.result(&inner.flags.results, finished);

@@ -114,7 +114,7 @@ pub(crate) struct Pool {
     /// Finished runs, one channel per worker and one for the blocking
     /// checks: a worker's sends never touch a cache line another worker
     /// writes.
-    finished: Vec<Receiver<Finished>>,
+    finished: Vec<Receiver<Vec<Finished>>>,
     flags: Vec<Arc<WorkerFlags>>,
     workers: Vec<JoinHandle<()>>,
     blocking: BlockingPool,
@@ -286,7 +286,9 @@ impl Pool {
             EngineWake::take_results(&flags.results);
         }
         for rx in &self.finished {
-            rx.try_iter().for_each(&mut handle);
+            for batch in rx.try_iter() {
+                batch.into_iter().for_each(&mut handle);
+            }
         }
     }
 

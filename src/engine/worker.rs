@@ -13,7 +13,8 @@
 //! Each loop iteration: read the clock, start the runs that are due (first,
 //! for precision), cancel runs of a generation that is gone, take new jobs,
 //! then call the runs whose descriptors, lookups or instants are ready.
-//! Finished runs go back on the worker's result channel, with one
+//! Finished runs go back on the worker's result channel in batches, one
+//! send per iteration (or per `RESULT_BATCH` results), with one
 //! `EngineWake::result` per iteration.
 
 use std::cmp::Reverse;
@@ -36,6 +37,10 @@ use crate::runner::{Prepared, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 const WAKER: Token = Token(0);
+
+/// Results handed to the engine in one send at most: a burst of
+/// thousands of starts sends a few batches, each a small allocation.
+const RESULT_BATCH: usize = 256;
 const TIMER: Token = Token(1);
 /// Runs are registered under `FIRST_RUN + slot`.
 const FIRST_RUN: usize = 2;
@@ -129,7 +134,11 @@ pub(crate) struct Worker {
     inbox: Receiver<Vec<Dispatch>>,
     shared: Arc<Shared>,
     resolver: Arc<Resolver>,
-    done: Sender<Finished>,
+    done: Sender<Vec<Finished>>,
+    /// Finished runs not handed over yet: they go in one send per loop
+    /// turn (or per `RESULT_BATCH`), not one each, so a burst of starts
+    /// pays no channel operation per run.
+    results: Vec<Finished>,
     flags: Arc<WorkerFlags>,
     /// Jobs waiting for their start, in start order (then arrival).
     pending: VecDeque<Dispatch>,
@@ -153,7 +162,7 @@ impl Worker {
         inbox: Receiver<Vec<Dispatch>>,
         shared: Arc<Shared>,
         resolver: Arc<Resolver>,
-        done: Sender<Finished>,
+        done: Sender<Vec<Finished>>,
         flags: Arc<WorkerFlags>,
     ) -> Worker {
         let wake: Arc<dyn Wake> = Arc::clone(&setup.doorbell) as Arc<dyn Wake>;
@@ -167,6 +176,7 @@ impl Worker {
             shared,
             resolver,
             done,
+            results: Vec::new(),
             flags,
             pending: VecDeque::new(),
             slots: Vec::new(),
@@ -191,6 +201,7 @@ impl Worker {
             self.take_jobs();
             self.start_due(clock::mono_now());
             self.serve_ready();
+            self.hand_over_results();
             if let Some(at) = self.unannounced.take() {
                 self.shared.wake.result(&self.flags.results, at);
             }
@@ -406,12 +417,21 @@ impl Worker {
         if self.shared.cancel.is_cancelled(job.generation) {
             return; // the engine would discard it
         }
-        if self
-            .done
-            .send(job.finished(started, finished, outcome))
-            .is_ok()
-        {
-            self.unannounced = Some(self.unannounced.map_or(finished, |t| t.min(finished)));
+        self.results.push(job.finished(started, finished, outcome));
+        self.unannounced = Some(self.unannounced.map_or(finished, |t| t.min(finished)));
+        if self.results.len() >= RESULT_BATCH {
+            self.hand_over_results();
+        }
+    }
+
+    /// Sends the results gathered since the last hand-over, in one batch.
+    fn hand_over_results(&mut self) {
+        if self.results.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.results);
+        if self.done.send(batch).is_err() {
+            self.unannounced = None; // the engine is gone
         }
     }
 
