@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{TempDir, prometheus, wait_until};
@@ -22,29 +22,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_probewheel");
 /// A spawned `probewheel`, stderr collected in the background.
 struct Proc {
     child: Child,
-    /// stderr so far, and whether it reached its end.
-    stderr: Arc<Mutex<(String, bool)>>,
+    stderr: common::StderrReader,
 }
 
 impl Proc {
     fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new((String::new(), false)));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .0
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-            sink.lock().unwrap().1 = true;
-        });
+        let stderr = common::StderrReader::start(child.stderr.take().unwrap());
         Proc { child, stderr }
     }
 
@@ -59,14 +43,13 @@ impl Proc {
 
     /// stderr so far, without waiting.
     fn stderr_now(&self) -> String {
-        self.stderr.lock().unwrap().0.clone()
+        self.stderr.so_far()
     }
 
     /// stderr so far; once the process has exited, all of it (waiting a
     /// little for the reader to reach the end).
     fn stderr(&self) -> String {
-        wait_until(Duration::from_secs(2), || self.stderr.lock().unwrap().1);
-        self.stderr.lock().unwrap().0.clone()
+        self.stderr.all()
     }
 
     fn send(&mut self, bytes: &[u8]) {

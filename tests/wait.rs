@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{TempDir, wait_until};
@@ -26,7 +26,7 @@ struct Wait {
     child: Child,
     lines: mpsc::Receiver<String>,
     stdout: Vec<String>,
-    stderr: Arc<Mutex<String>>,
+    stderr: common::StderrReader,
 }
 
 impl Wait {
@@ -54,20 +54,7 @@ impl Wait {
                 }
             });
         }
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = common::StderrReader::start(child.stderr.take().unwrap());
         Wait {
             child,
             lines,
@@ -92,7 +79,7 @@ impl Wait {
                 Err(e) => panic!(
                     "no matching line within {limit:?} ({e}); stdout {:#?}\nstderr {}",
                     self.stdout,
-                    self.stderr.lock().unwrap()
+                    self.stderr.so_far()
                 ),
             }
         }
@@ -112,17 +99,14 @@ impl Wait {
             panic!(
                 "wait did not exit within {limit:?}; stdout {:#?}\nstderr {}",
                 self.stdout,
-                self.stderr.lock().unwrap()
+                self.stderr.so_far()
             );
         }
         // The readers reach the end of the pipes once the process is gone.
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.stdout.push(l);
         }
-        wait_until(Duration::from_secs(2), || {
-            Arc::strong_count(&self.stderr) == 1
-        });
-        let err = self.stderr.lock().unwrap().clone();
+        let err = self.stderr.all();
         let out = std::mem::take(&mut self.stdout);
         (status.unwrap().code().unwrap_or(-1), out, err)
     }

@@ -813,3 +813,41 @@ pub fn closed_pipe() -> std::process::Stdio {
     drop(read);
     std::process::Stdio::from(write)
 }
+
+/// A child's stderr, read to its end by a thread of its own.
+#[derive(Clone)]
+pub struct StderrReader(Arc<Mutex<(String, bool)>>);
+
+impl StderrReader {
+    pub fn start(mut err: std::process::ChildStderr) -> StderrReader {
+        use std::io::Read;
+        let text = Arc::new(Mutex::new((String::new(), false)));
+        let sink = Arc::clone(&text);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .0
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            sink.lock().unwrap().1 = true;
+        });
+        StderrReader(text)
+    }
+
+    /// What was read so far, without waiting.
+    pub fn so_far(&self) -> String {
+        self.0.lock().unwrap().0.clone()
+    }
+
+    /// All of it once the child has exited (waiting a little for the
+    /// reader to reach the end).
+    pub fn all(&self) -> String {
+        wait_until(Duration::from_secs(2), || self.0.lock().unwrap().1);
+        self.so_far()
+    }
+}
