@@ -1,7 +1,8 @@
 //! Drives a [`Machine`]'s run to its end on the calling thread, with a
 //! private `mio::Poll`: the blocking `Check::run` of the built-in kinds,
-//! for callers of `Registry::prepare` outside the engine. The engine never
-//! uses it: its workers drive runs on their own poll loops.
+//! for callers of `Registry::prepare` outside the engine, and
+//! `runner::Command`, which a custom check calls on its own thread. The
+//! engine's workers drive built-in runs on their own poll loops instead.
 
 use std::io;
 use std::sync::{Arc, OnceLock};
