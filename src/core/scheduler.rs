@@ -273,7 +273,7 @@ pub(crate) struct Scheduler<S> {
     judge: Judge,
     /// The generation's latest verdict, and whether the driver has taken
     /// it since it changed.
-    verdict: Option<RolloutVerdict>,
+    verdict: Option<Arc<RolloutVerdict>>,
     verdict_taken: bool,
 }
 
@@ -448,11 +448,13 @@ impl<S: Sink> Scheduler<S> {
 
     /// The generation's latest verdict, once after each change: what the
     /// driver posts for [`Engine::verdict`](crate::Engine::verdict).
-    pub(crate) fn take_verdict(&mut self) -> Option<&RolloutVerdict> {
+    ///
+    /// Shared, not copied: the board keeps this one copy beside the event's.
+    pub(crate) fn take_verdict(&mut self) -> Option<Arc<RolloutVerdict>> {
         if std::mem::replace(&mut self.verdict_taken, true) {
             return None;
         }
-        self.verdict.as_ref()
+        self.verdict.clone()
     }
 
     fn emit_verdict(&mut self, now: Instant) {
@@ -465,7 +467,7 @@ impl<S: Sink> Scheduler<S> {
             .verdict
             .as_ref()
             .is_none_or(|old| old.header.generation != v.header.generation);
-        self.verdict = Some(v.clone());
+        self.verdict = Some(Arc::new(v.clone()));
         self.verdict_taken = false;
         if first {
             // Right behind the topology, never folded away: a consumer

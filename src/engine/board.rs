@@ -12,7 +12,7 @@
 //! [`Engine::wait_verdict`]: super::Engine::wait_verdict
 
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock;
@@ -23,7 +23,7 @@ struct Posted {
     /// The generation the engine is in (0 before the first reset).
     generation: u64,
     /// Its latest verdict (none until the reset's topology is out).
-    verdict: Option<RolloutVerdict>,
+    verdict: Option<Arc<RolloutVerdict>>,
     /// The engine thread is gone: nothing will be posted any more.
     stopped: bool,
 }
@@ -42,10 +42,10 @@ impl VerdictBoard {
     }
 
     /// The engine thread posts the current generation's verdict.
-    pub(crate) fn post(&self, verdict: &RolloutVerdict) {
+    pub(crate) fn post(&self, verdict: Arc<RolloutVerdict>) {
         let mut posted = self.lock();
         posted.generation = verdict.header.generation;
-        posted.verdict = Some(verdict.clone());
+        posted.verdict = Some(verdict);
         drop(posted);
         self.changed.notify_all();
     }
@@ -61,7 +61,7 @@ impl VerdictBoard {
     pub(crate) fn get(&self, generation: u64) -> Option<RolloutVerdict> {
         let posted = self.lock();
         match &posted.verdict {
-            Some(v) if posted.generation == generation => Some(v.clone()),
+            Some(v) if posted.generation == generation => Some(RolloutVerdict::clone(v)),
             _ => None,
         }
     }
@@ -83,7 +83,7 @@ impl VerdictBoard {
             }
             if posted.generation == generation {
                 if let Some(v) = posted.verdict.as_ref().filter(|v| v.is_final()) {
-                    return Ok(v.clone());
+                    return Ok(RolloutVerdict::clone(v));
                 }
             }
             if posted.stopped {
@@ -96,10 +96,10 @@ impl VerdictBoard {
             if left.is_zero() {
                 let latest = posted
                     .verdict
-                    .as_ref()
+                    .as_deref()
                     .filter(|_| posted.generation == generation)
-                    .cloned();
-                return Err(WaitError::TimedOut(latest.map(Box::new)));
+                    .map(|v| Box::new(v.clone()));
+                return Err(WaitError::TimedOut(latest));
             }
             posted = self
                 .changed
