@@ -255,6 +255,7 @@ pub mod decl;
 pub mod engine;
 pub mod event;
 mod file;
+mod sys;
 pub mod runner;
 pub mod transport;
 mod vocab;
