@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::decl::{Declaration, Declarations, KNOWN_FIELDS};
+use crate::decl::{Declaration, Declarations};
 use crate::runner::{PrepareError, Registry};
 use crate::vocab::Mode;
 
@@ -95,14 +95,9 @@ pub fn escape(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Characters a shell would treat specially; in a string `command` they
-/// are passed literally, since the string is only split on whitespace.
-const SHELL_SYNTAX: &[char] = &[
-    '"', '\'', '\\', '`', '$', '|', '&', ';', '<', '>', '(', ')', '*', '?', '~', '#',
-];
-
 /// Checks every probe as the engine would read it, with the kinds of
-/// `registry` and the floor `min_interval`. Findings come in probe order
+/// `registry` and the floor `min_interval`: the shared fields, then each
+/// kind's own lints and the fields its kind does not read. Findings come in probe order
 /// (sorted by name), errors before warnings within a probe.
 pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -152,46 +147,15 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
             ));
         }
         verdict_fields(d, &mut probe_findings);
-        if let Some(serde_json::Value::String(cmd)) = d.get("command") {
-            if let Some(c) = cmd.chars().find(|c| SHELL_SYNTAX.contains(c)) {
-                probe_findings.push((
-                    Severity::Warning,
-                    "command".into(),
-                    format!(
-                        "a string command is split on whitespace and never run by a shell: \
-                         {c:?} is passed literally; write an argv array (for shell syntax, \
-                         [\"/bin/sh\", \"-c\", \"...\"])"
-                    ),
-                ));
-            }
-        }
-        // 1xx is never a final status: such a probe waits for an interim
-        // response instead of checking the service.
-        if d.kind() == "http" {
-            if let Some(status) = d.get("expectStatus").and_then(|v| v.as_u64()) {
-                if !(200..=599).contains(&status) && (100..=599).contains(&status) {
-                    probe_findings.push((
-                        Severity::Warning,
-                        "expectStatus".into(),
-                        format!(
-                            "{status} is outside 200..=599: a 1xx response is never a final status"
-                        ),
-                    ));
-                }
-            }
-        }
-        let extra = registry
-            .get(d.kind())
-            .map(|r| r.extra_fields())
-            .unwrap_or(&[]);
-        for field in d.field_names() {
-            if !KNOWN_FIELDS.contains(&field) && !extra.contains(&field) {
-                probe_findings.push((
-                    Severity::Warning,
-                    field.to_owned(),
-                    "unknown field, ignored".into(),
-                ));
-            }
+        registry.lint(d, &mut |field, problem| {
+            probe_findings.push((Severity::Warning, field.to_owned(), problem));
+        });
+        for field in registry.unknown_fields(d) {
+            probe_findings.push((
+                Severity::Warning,
+                field.to_owned(),
+                "unknown field, ignored".into(),
+            ));
         }
         probe_findings.sort_by_key(|f| std::cmp::Reverse(f.0));
         for (sev, field, problem) in probe_findings {

@@ -36,38 +36,95 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 /// rather than silently clamped.
 pub const MAX_INTERVAL_SECS: u64 = 365 * 24 * 3600;
 
-/// Every field name of the reference above; anything else is reported by
-/// `probewheel check` as unknown (and otherwise ignored).
-pub const KNOWN_FIELDS: &[&str] = &[
-    "kind",
-    "mode",
-    "intervalSeconds",
-    "runOnce",
-    "url",
-    "expectStatus",
-    "bodyContains",
-    "headers",
-    "host",
-    "port",
-    "connectTimeoutSecs",
-    "tls",
-    "caFile",
-    "tlsServerName",
-    "tlsSkipVerify",
-    "minCertValidityDays",
-    "command",
-    "expectExitCode",
-    "timeoutSecs",
-    "framework",
-    "controls",
-    "controlOverrides",
-    "evidencePath",
-    "maxAgeSeconds",
-    "failureThreshold",
-    "successThreshold",
-    "startupGraceSeconds",
-    "initialDelaySeconds",
+/// A field of the declarations reference: one row of its tables, from
+/// which `docs/declarations.md` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Field {
+    /// The name, as written in the file.
+    pub name: &'static str,
+    /// The type and range, in words.
+    pub ty: &'static str,
+    /// The default, in words (`required` when there is none to take).
+    pub default: &'static str,
+    /// What it does, in a sentence.
+    pub meaning: &'static str,
+}
+
+impl Field {
+    pub(crate) const fn new(
+        name: &'static str,
+        ty: &'static str,
+        default: &'static str,
+        meaning: &'static str,
+    ) -> Field {
+        Field {
+            name,
+            ty,
+            default,
+            meaning,
+        }
+    }
+}
+
+/// The fields every probe has, read here before its kind sees it. The
+/// fields of a kind are its own (`Registry::fields`).
+pub const SHARED_FIELDS: &[Field] = &[
+    Field::new(
+        "kind",
+        "string",
+        "required",
+        "`http`, `tcp`, `exec`, `evidence`, or a kind registered by the embedding program.",
+    ),
+    Field::new(
+        "mode",
+        "string: `enforce`, `observe` or `disabled`",
+        "required",
+        "`enforce` probes gate the rollout verdict; `observe` probes run and report but never gate; `disabled` probes are declared in the topology and never run.",
+    ),
+    Field::new(
+        "intervalSeconds",
+        "integer, 0 to 31536000 (one year)",
+        "30",
+        "Time between the probe's slots.",
+    ),
+    Field::new(
+        "runOnce",
+        "boolean",
+        "false",
+        "Run exactly once per reset (generation) instead of at every interval.",
+    ),
+    Field::new("timeoutSecs", "integer, 1 to 86400", "10", "Bounds every run:"),
+    Field::new(
+        "failureThreshold",
+        "integer, 1 to 100",
+        "1",
+        "Consecutive failed runs before the probe counts as `failing` in the rollout verdict.",
+    ),
+    Field::new(
+        "successThreshold",
+        "integer, 1 to 100",
+        "1",
+        "Consecutive passed runs before the probe counts as `passing` in the rollout verdict.",
+    ),
+    Field::new(
+        "startupGraceSeconds",
+        "integer, 0 to 86400",
+        "0",
+        "After a reset (and the probe's `initialDelaySeconds`), failures hold the verdict `pending` (awaiting `startupGrace`) instead of making it unhealthy,",
+    ),
+    Field::new(
+        "initialDelaySeconds",
+        "integer, 0 to 86400",
+        "0",
+        "The probe's first slot is due this long after the reset;",
+    ),
 ];
+
+/// Whether `field` is one of [`SHARED_FIELDS`].
+pub(crate) fn is_shared(field: &str) -> bool {
+    SHARED_FIELDS.iter().any(|f| f.name == field)
+}
 
 /// `timeoutSecs` when absent: every run of every kind is bounded.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
@@ -195,6 +252,9 @@ pub struct Declaration {
     initial_delay_secs: u64,
     fields: Map<String, Value>,
     invalid: Option<FieldError>,
+    /// Fields nested too deeply to read (kept as `null`): they make the
+    /// declaration invalid if its kind reads one.
+    too_deep: Option<Box<[String]>>,
 }
 
 impl Declaration {
@@ -214,6 +274,7 @@ impl Declaration {
             initial_delay_secs: 0,
             fields: Map::new(),
             invalid: None,
+            too_deep: None,
         };
         let fields = match value {
             Value::Object(map) => map,
@@ -296,7 +357,7 @@ impl Declaration {
             serde_json::from_str(text).expect("an entry of a parsed file parses");
         let mut map = Map::new();
         let mut repeated: Option<String> = None;
-        let mut too_deep: Option<String> = None;
+        let mut too_deep: Vec<String> = Vec::new();
         for (field, value) in fields.0 {
             if map.contains_key(&field) {
                 repeated.get_or_insert(field);
@@ -306,9 +367,7 @@ impl Declaration {
                 Ok(v) => v,
                 Err(_) => {
                     // Only nesting beyond serde_json's recursion limit gets here.
-                    if KNOWN_FIELDS.contains(&field.as_str()) {
-                        too_deep.get_or_insert(field.clone());
-                    }
+                    too_deep.push(field.clone());
                     Value::Null
                 }
             };
@@ -320,8 +379,11 @@ impl Declaration {
                 field,
                 "appears more than once in this declaration",
             ));
-        } else if let Some(field) = too_deep {
-            decl.invalid = Some(FieldError::new(field, "nested too deeply to read"));
+        } else if let Some(field) = too_deep.iter().find(|f| is_shared(f)) {
+            decl.invalid = Some(too_deep_to_read(field));
+        }
+        if !too_deep.is_empty() {
+            decl.too_deep = Some(too_deep.into_boxed_slice());
         }
         decl
     }
@@ -397,6 +459,11 @@ impl Declaration {
             .ok()
             .flatten()
             .unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+
+    /// The fields nested too deeply to read.
+    pub(crate) fn too_deep(&self) -> impl Iterator<Item = &str> {
+        self.too_deep.iter().flat_map(|f| f.iter().map(String::as_str))
     }
 
     /// The first problem with a shared field, if any.
@@ -520,6 +587,11 @@ impl Declaration {
     }
 }
 
+/// The problem of a field nested too deeply to read.
+pub(crate) fn too_deep_to_read(field: &str) -> FieldError {
+    FieldError::new(field, "nested too deeply to read")
+}
+
 /// `expected <what>, got <value>` for `field`, with the value shown short.
 pub(crate) fn expected(field: &str, what: &str, got: &Value) -> FieldError {
     FieldError::new(field, format!("expected {what}, got {}", show(got)))
@@ -565,7 +637,7 @@ impl Declarations {
     ///
     /// ```
     /// use probewheel::{Declaration, Declarations};
-    /// let p = |n: &str| Declaration::from_value(n, serde_json::json!({"kind": "tcp", "mode": "observe", "port": 22}));
+    /// let p = |n: &str| Declaration::from_value(n, serde_json::json!({"kind": "ping", "mode": "observe"}));
     /// let set = Declarations::from_declarations(vec![p("b"), p("a")]).unwrap();
     /// assert_eq!(set.probes()[0].name(), "a");
     /// assert!(Declarations::from_declarations(vec![p("a"), p("a")]).is_err());
@@ -601,8 +673,8 @@ impl Declarations {
 ///
 /// ```
 /// let decls = probewheel::decl::parse(br#"{
-///     "ssh": {"kind": "tcp", "mode": "observe", "port": 22},
-///     "typo": {"kind": "tcp", "mode": "enforec", "port": 99999}
+///     "ssh": {"kind": "ping", "mode": "observe", "host": "db"},
+///     "typo": {"kind": "ping", "mode": "enforec", "intervalSeconds": 99999999999}
 /// }"#).unwrap();
 /// assert_eq!(decls.probes()[0].name(), "ssh");
 /// let typo = &decls.probes()[1];

@@ -18,9 +18,9 @@ fn invalid_reason(json: &str) -> String {
 
 #[test]
 fn shared_fields_and_defaults() {
-    let d = one(r#"{"ssh": {"kind": "tcp", "mode": "observe", "port": 22}}"#);
+    let d = one(r#"{"ssh": {"kind": "ping", "mode": "observe", "port": 22}}"#);
     assert_eq!(d.name(), "ssh");
-    assert_eq!(d.kind(), "tcp");
+    assert_eq!(d.kind(), "ping");
     assert_eq!(d.mode(), Mode::Observe);
     assert_eq!(d.interval_secs(), 30);
     assert!(!d.run_once());
@@ -30,7 +30,7 @@ fn shared_fields_and_defaults() {
 #[test]
 fn nulls_mean_defaults() {
     let d = one(
-        r#"{"p": {"kind": "exec", "mode": "enforce", "intervalSeconds": null,
+        r#"{"p": {"kind": "ping", "mode": "enforce", "intervalSeconds": null,
                   "runOnce": null, "url": null, "port": null}}"#,
     );
     assert_eq!(d.interval_secs(), 30);
@@ -41,7 +41,7 @@ fn nulls_mean_defaults() {
 
 #[test]
 fn unknown_mode_fails_closed() {
-    let d = one(r#"{"p": {"kind": "tcp", "mode": "obsrve", "port": 1}}"#);
+    let d = one(r#"{"p": {"kind": "ping", "mode": "obsrve", "port": 1}}"#);
     assert_eq!(d.mode(), Mode::Enforce);
     assert_eq!(d.unknown_mode(), Some("obsrve"));
     assert!(d.invalid().is_none());
@@ -59,31 +59,31 @@ fn exact_reasons_for_invalid_shared_fields() {
             "invalid declaration: field `kind`: expected a string, got 7",
         ),
         (
-            r#"{"p": {"kind": "tcp"}}"#,
+            r#"{"p": {"kind": "ping"}}"#,
             "invalid declaration: field `mode`: required field is missing",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": ["enforce"]}}"#,
+            r#"{"p": {"kind": "ping", "mode": ["enforce"]}}"#,
             "invalid declaration: field `mode`: expected a string, got an array",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": -1}}"#,
+            r#"{"p": {"kind": "ping", "mode": "enforce", "intervalSeconds": -1}}"#,
             "invalid declaration: field `intervalSeconds`: expected an integer from 0 to 31536000, got -1",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 1.5}}"#,
+            r#"{"p": {"kind": "ping", "mode": "enforce", "intervalSeconds": 1.5}}"#,
             "invalid declaration: field `intervalSeconds`: expected an integer from 0 to 31536000, got 1.5",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": "30"}}"#,
+            r#"{"p": {"kind": "ping", "mode": "enforce", "intervalSeconds": "30"}}"#,
             "invalid declaration: field `intervalSeconds`: expected an integer from 0 to 31536000, got \"30\"",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": "enforce", "intervalSeconds": 99999999999999999999}}"#,
+            r#"{"p": {"kind": "ping", "mode": "enforce", "intervalSeconds": 99999999999999999999}}"#,
             "invalid declaration: field `intervalSeconds`: expected an integer from 0 to 31536000, got 1e+20",
         ),
         (
-            r#"{"p": {"kind": "tcp", "mode": "enforce", "runOnce": "yes"}}"#,
+            r#"{"p": {"kind": "ping", "mode": "enforce", "runOnce": "yes"}}"#,
             "invalid declaration: field `runOnce`: expected true or false, got \"yes\"",
         ),
         (
@@ -102,10 +102,10 @@ fn exact_reasons_for_invalid_shared_fields() {
 
 #[test]
 fn invalid_declaration_keeps_mode_as_written_and_default_interval() {
-    let d = one(r#"{"p": {"kind": "tcp", "mode": "observe", "intervalSeconds": "x"}}"#);
+    let d = one(r#"{"p": {"kind": "ping", "mode": "observe", "intervalSeconds": "x"}}"#);
     assert_eq!(d.mode(), Mode::Observe);
     assert_eq!(d.interval_secs(), 30);
-    let d = one(r#"{"p": {"kind": "tcp", "mode": 3, "intervalSeconds": 60}}"#);
+    let d = one(r#"{"p": {"kind": "ping", "mode": 3, "intervalSeconds": 60}}"#);
     assert_eq!(d.mode(), Mode::Enforce);
     assert_eq!(d.interval_secs(), 60);
 }
@@ -113,8 +113,8 @@ fn invalid_declaration_keeps_mode_as_written_and_default_interval() {
 #[test]
 fn one_bad_entry_does_not_take_the_others_down() {
     let d = parse(
-        br#"{"good": {"kind": "tcp", "mode": "enforce", "port": 22},
-             "bad": {"kind": "tcp", "mode": "enforce", "runOnce": 1}}"#,
+        br#"{"good": {"kind": "ping", "mode": "enforce", "port": 22},
+             "bad": {"kind": "ping", "mode": "enforce", "runOnce": 1}}"#,
     )
     .unwrap();
     assert_eq!(d.len(), 2);
@@ -224,8 +224,8 @@ fn load_unreadable_file_is_rejected() {
 #[test]
 fn a_field_repeated_inside_a_declaration_invalidates_it_and_only_it() {
     let d = parse(
-        br#"{"a": {"kind": "tcp", "mode": "observe", "port": 22, "port": 23},
-             "b": {"kind": "tcp", "mode": "observe", "port": 22}}"#,
+        br#"{"a": {"kind": "ping", "mode": "observe", "port": 22, "port": 23},
+             "b": {"kind": "ping", "mode": "observe", "port": 22}}"#,
     )
     .unwrap();
     let a = &d.probes()[0];
@@ -239,29 +239,32 @@ fn a_field_repeated_inside_a_declaration_invalidates_it_and_only_it() {
 }
 
 #[test]
-fn a_deeply_nested_unknown_field_is_ignored_and_a_known_one_invalidates_one_probe() {
+fn a_field_nested_too_deeply_is_kept_aside_and_a_shared_one_invalidates_one_probe() {
     let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     let text = format!(
-        r#"{{"a": {{"kind": "tcp", "mode": "observe", "port": 22, "x": {}}},
-             "b": {{"kind": "tcp", "mode": "observe", "port": 22, "y": {}}},
-             "c": {{"kind": "tcp", "mode": "observe", "port": {}}}}}"#,
+        r#"{{"a": {{"kind": "ping", "mode": "observe", "port": 22, "x": {}}},
+             "b": {{"kind": "ping", "mode": "observe", "port": 22, "y": {}}},
+             "c": {{"kind": "ping", "mode": "observe", "runOnce": {}}}}}"#,
         nest(127),
         nest(100_000),
         nest(100_000)
     );
     let d = parse(text.as_bytes()).unwrap();
     assert!(d.probes()[0].invalid().is_none());
+    assert_eq!(d.probes()[0].too_deep().count(), 0);
+    // Whether `y` matters is for its kind to say.
     assert!(d.probes()[1].invalid().is_none());
     assert!(d.probes()[1].field_names().any(|f| f == "y"));
+    assert_eq!(d.probes()[1].too_deep().collect::<Vec<_>>(), ["y"]);
     assert_eq!(
         d.probes()[2].invalid().unwrap().to_string(),
-        "invalid declaration: field `port`: nested too deeply to read"
+        "invalid declaration: field `runOnce`: nested too deeply to read"
     );
 }
 
 #[test]
 fn other_encodings_are_rejected_naming_the_encoding() {
-    let json = r#"{"a": {"kind": "tcp", "mode": "observe", "port": 22}}"#;
+    let json = r#"{"a": {"kind": "ping", "mode": "observe", "port": 22}}"#;
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend_from_slice(json.as_bytes());
     assert!(

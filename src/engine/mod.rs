@@ -105,8 +105,6 @@ pub struct Builder {
     deadline: Option<Duration>,
     registry: Registry,
     resolver: Arc<dyn Resolve>,
-    host_key: Option<PathBuf>,
-    hostname: Option<String>,
     thread_name: String,
     child_subreaper: bool,
     pin_workers: bool,
@@ -146,8 +144,6 @@ impl Builder {
             deadline: None,
             registry: Registry::builtin(),
             resolver: Arc::new(SystemResolver),
-            host_key: None,
-            hostname: None,
             thread_name: "probewheel".to_owned(),
             child_subreaper: false,
             pin_workers: false,
@@ -217,50 +213,25 @@ impl Builder {
         self
     }
 
-    /// Registers (or replaces) a probe kind. The last call for a kind wins,
-    /// [`Builder::host_key`] and [`Builder::hostname`] included (they
-    /// replace `evidence`).
+    /// Registers (or replaces) a probe kind. The last call for a kind wins.
     pub fn runner(mut self, kind: impl Into<String>, runner: impl Runner) -> Builder {
         self.registry.insert(kind, runner);
         self
     }
 
     /// The OpenSSH public key that evidence signatures are checked against
-    /// (default `/etc/ssh/ssh_host_ed25519_key.pub`). Registers the
-    /// `evidence` kind with it at once, so [`Builder::registry`] is what
-    /// the engine runs. Without the `evidence` feature it does nothing.
+    /// (default `/etc/ssh/ssh_host_ed25519_key.pub`), by the engine and by
+    /// [`Builder::check`] alike. Without the `evidence` feature it does
+    /// nothing.
     pub fn host_key(mut self, path: impl Into<PathBuf>) -> Builder {
-        self.host_key = Some(path.into());
-        self.register_evidence();
+        self.registry.set_host_key(path.into());
         self
     }
 
     /// The host name that evidence must carry (default: the OS host name).
-    /// Registers the `evidence` kind with it at once, as
-    /// [`Builder::host_key`] does.
     pub fn hostname(mut self, name: impl Into<String>) -> Builder {
-        self.hostname = Some(name.into());
-        self.register_evidence();
+        self.registry.set_hostname(name.into());
         self
-    }
-
-    /// Replaces the `evidence` kind with one for the host key and host name
-    /// set so far (defaults for the one not set).
-    fn register_evidence(&mut self) {
-        #[cfg(feature = "evidence")]
-        {
-            use crate::runner::evidence::{DEFAULT_HOST_KEY, EvidenceRunner};
-            let key = self
-                .host_key
-                .clone()
-                .unwrap_or_else(|| DEFAULT_HOST_KEY.into());
-            let host = self
-                .hostname
-                .clone()
-                .unwrap_or_else(crate::runner::os_hostname);
-            self.registry
-                .insert("evidence", EvidenceRunner::new(key, host));
-        }
     }
 
     /// Prefix of the engine's thread names: `<prefix>-engine` and

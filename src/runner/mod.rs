@@ -25,7 +25,6 @@
 //! [`CommandOutput`] that [`CommandOutput::outcome`] turns into the `exec`
 //! kind's outcome.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,10 +36,16 @@ pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status
 
 #[cfg(feature = "evidence")]
 pub mod evidence;
+#[cfg(not(feature = "evidence"))]
+#[path = "evidence/kind.rs"]
+mod evidence;
 pub(crate) mod exec;
 pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
 pub(crate) mod machine;
+mod registry;
+pub(crate) use registry::{HostFacts, Kind, Prepared};
+pub use registry::{PrepareError, PreparedProbe, Registry};
 pub(crate) mod tcp;
 mod tls_fields;
 
@@ -62,7 +67,8 @@ pub trait Runner: Send + Sync + 'static {
     /// other probes run.
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
 
-    /// Field names this kind reads beyond [`decl::KNOWN_FIELDS`](crate::decl::KNOWN_FIELDS), so that
+    /// Field names this kind reads beyond the shared ones
+    /// ([`decl::SHARED_FIELDS`](crate::decl::SHARED_FIELDS)), so that
     /// `probewheel check` does not report them as unknown.
     fn extra_fields(&self) -> &[&str] {
         &[]
@@ -186,17 +192,6 @@ impl Runner for FnRunner {
     fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
         Ok(Arc::clone(&self.check))
     }
-}
-
-/// How a probe runs on the engine's workers (see `Registry::prepare_task`).
-#[derive(Clone)]
-pub(crate) enum Prepared {
-    /// A built-in run: a state machine on a worker's poll loop.
-    Machine(Arc<dyn machine::Machine>),
-    /// A check that never waits: run right on a worker.
-    Inline(Arc<dyn Check>),
-    /// A custom check that may block: run on a thread of its own.
-    Blocking(Arc<dyn Check>),
 }
 
 /// Cancellation shared by the engine and every run: a run of generation g is
@@ -337,16 +332,6 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn for_test(cancel: &'a CancelState) -> Self {
-        RunContext::new(
-            "test",
-            cancel.generation.load(Ordering::Acquire),
-            clock::mono_now(),
-            None,
-            cancel,
-        )
-    }
 }
 
 fn far(from: Instant) -> Instant {
@@ -366,212 +351,6 @@ impl fmt::Debug for RunContext<'_> {
 /// How often long waits in runners look at the cancel flag: bounds the time
 /// from a reset to the kill of an `exec` child.
 pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(10);
-
-/// Kind name -> runner.
-#[derive(Clone)]
-pub struct Registry {
-    kinds: BTreeMap<String, Arc<dyn Runner>>,
-    /// Built-in kinds that run as state machines on the workers.
-    machines: BTreeMap<String, MachineFn>,
-}
-
-/// Prepares a built-in kind's state machine.
-type MachineFn = fn(&Declaration) -> Result<Arc<dyn machine::Machine>, FieldError>;
-
-impl fmt::Debug for Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.kinds.keys()).finish()
-    }
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Registry::builtin()
-    }
-}
-
-impl Registry {
-    /// No kinds at all.
-    pub fn empty() -> Self {
-        Registry {
-            kinds: BTreeMap::new(),
-            machines: BTreeMap::new(),
-        }
-    }
-
-    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`.
-    pub fn builtin() -> Self {
-        let mut r = Registry::empty();
-        r.insert("tcp", tcp::TcpRunner);
-        r.insert("exec", exec::ExecRunner);
-        r.insert("http", http::HttpRunner);
-        // Their runs are state machines on the workers' poll loops (G13).
-        r.machines.insert("tcp".into(), tcp::machine);
-        r.machines.insert("exec".into(), exec::machine);
-        r.machines.insert("http".into(), http::machine);
-        #[cfg(feature = "evidence")]
-        r.insert(
-            "evidence",
-            evidence::EvidenceRunner::new(
-                evidence::DEFAULT_HOST_KEY.into(),
-                crate::runner::os_hostname(),
-            ),
-        );
-        #[cfg(not(feature = "evidence"))]
-        r.insert(
-            "evidence",
-            Unavailable("evidence probes need probewheel built with the `evidence` feature"),
-        );
-        r
-    }
-
-    /// Registers (or replaces) a kind.
-    pub fn insert(&mut self, kind: impl Into<String>, runner: impl Runner) {
-        let kind = kind.into();
-        self.machines.remove(&kind);
-        self.kinds.insert(kind, Arc::new(runner));
-    }
-
-    /// The runner of a kind.
-    pub(crate) fn get(&self, kind: &str) -> Option<&Arc<dyn Runner>> {
-        self.kinds.get(kind)
-    }
-
-    /// Whether `kind` is registered.
-    pub fn contains(&self, kind: &str) -> bool {
-        self.kinds.contains_key(kind)
-    }
-
-    /// Prepares a declaration: the check to run at every tick, or why every
-    /// tick fails (the error's `Display` is the `failureReason`). Besides
-    /// the kind's own fields, a kind that is not a built-in state machine
-    /// (`tcp`, `http`, `exec`) has its `timeoutSecs` checked here, since
-    /// the engine bounds its runs with it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use probewheel::Declaration;
-    /// use probewheel::runner::{PrepareError, Registry};
-    ///
-    /// let registry = Registry::builtin();
-    /// let typo = Declaration::from_value(
-    ///     "db",
-    ///     serde_json::json!({"kind": "tcp", "mode": "enforce", "port": 70000}),
-    /// );
-    /// match registry.prepare(&typo) {
-    ///     Err(PrepareError::Invalid(e)) => assert_eq!(e.field(), "port"),
-    ///     other => panic!("{:?}", other.err()),
-    /// }
-    /// let odd = Declaration::from_value("x", serde_json::json!({"kind": "ftp", "mode": "observe"}));
-    /// let err = registry.prepare(&odd).err().unwrap();
-    /// assert_eq!(err.to_string(), "unknown probe kind 'ftp'");
-    /// ```
-    pub fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, PrepareError> {
-        if let Some(e) = decl.invalid() {
-            return Err(PrepareError::Invalid(e.clone()));
-        }
-        self.prepare_bounded(decl).map(|(check, _)| check)
-    }
-
-    /// [`Registry::prepare`], with the engine's bound on each run of the
-    /// check: `timeoutSecs`, or `None` for a built-in state machine kind,
-    /// which bounds its own runs (and may not read `timeoutSecs`).
-    fn prepare_bounded(
-        &self,
-        decl: &Declaration,
-    ) -> Result<(Arc<dyn Check>, Option<Duration>), PrepareError> {
-        let Some(runner) = self.get(decl.kind()) else {
-            return Err(PrepareError::UnknownKind(decl.kind().to_owned()));
-        };
-        let check = runner.prepare(decl).map_err(PrepareError::Invalid)?;
-        if self.machines.contains_key(decl.kind()) {
-            return Ok((check, None));
-        }
-        let secs = timeout_secs(decl).map_err(PrepareError::Invalid)?;
-        Ok((check, Some(Duration::from_secs(secs))))
-    }
-
-    /// Prepares a declaration for the engine: a built-in kind as a state
-    /// machine for the workers' poll loops, a custom check where its
-    /// [`Placement`] says, with the engine's bound on each of its runs
-    /// (`timeoutSecs`; `None` for a state machine, which bounds its own).
-    pub(crate) fn prepare_task(
-        &self,
-        decl: &Declaration,
-    ) -> Result<(Prepared, Option<Duration>), String> {
-        if let Some(e) = decl.invalid() {
-            return Err(e.to_string());
-        }
-        if let Some(machine) = self.machines.get(decl.kind()) {
-            return machine(decl)
-                .map(|m| (Prepared::Machine(m), None))
-                .map_err(|e| e.to_string());
-        }
-        let (check, timeout) = self.prepare_bounded(decl).map_err(|e| e.to_string())?;
-        let prepared = match check.placement() {
-            Placement::Inline => Prepared::Inline(check),
-            Placement::Blocking => Prepared::Blocking(check),
-        };
-        Ok((prepared, timeout))
-    }
-}
-
-/// Why [`Registry::prepare`] gives no check; every tick of the probe fails
-/// with this error's `Display` as its `failureReason`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PrepareError {
-    /// A shared or kind-specific field is invalid; shown as the
-    /// [`FieldError`] shows itself (`invalid declaration: ...`).
-    Invalid(FieldError),
-    /// No runner is registered for this kind: `unknown probe kind '<kind>'`.
-    UnknownKind(String),
-}
-
-impl fmt::Display for PrepareError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PrepareError::Invalid(e) => e.fmt(f),
-            PrepareError::UnknownKind(kind) => write!(f, "unknown probe kind '{kind}'"),
-        }
-    }
-}
-
-// No `source`: the `Display` text already is the whole reason (it is what
-// events carry), and a reporter that walks sources would print it twice.
-impl std::error::Error for PrepareError {}
-
-/// The OS host name (`gethostname`), or `""` if it cannot be read: the
-/// default name evidence must carry.
-#[cfg(feature = "evidence")]
-pub(crate) fn os_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for writes of its length; gethostname
-    // NUL-terminates on success when the name fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// A built-in kind that this build cannot run: every tick fails with the
-/// reason.
-#[derive(Debug, Clone, Copy)]
-#[cfg(not(feature = "evidence"))]
-pub(crate) struct Unavailable(pub(crate) &'static str);
-
-#[cfg(not(feature = "evidence"))]
-impl Runner for Unavailable {
-    fn prepare(&self, _decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        let reason = self.0;
-        Ok(Arc::new(move |_: &RunContext<'_>| {
-            RunnerOutcome::fail(reason)
-        }))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -609,6 +388,42 @@ mod tests {
         let http =
             serde_json::json!({"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/"});
         assert_eq!(bound(http), Ok(None));
+    }
+
+    /// A kind that reads a `path` of its own.
+    struct PathKind;
+
+    impl Runner for PathKind {
+        fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
+            decl.get("path");
+            Ok(Arc::new(|_: &RunContext<'_>| RunnerOutcome::pass()))
+        }
+
+        fn extra_fields(&self) -> &[&str] {
+            &["path"]
+        }
+    }
+
+    #[test]
+    fn a_field_nested_too_deeply_invalidates_a_probe_whose_kind_reads_it() {
+        let mut r = Registry::builtin();
+        r.insert("file", PathKind);
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let text = format!(
+            r#"{{"a": {{"kind": "file", "mode": "observe", "path": {0}}},
+                 "b": {{"kind": "file", "mode": "observe", "pth": {0}}},
+                 "c": {{"kind": "tcp", "mode": "observe", "port": {0}}},
+                 "d": {{"kind": "tcp", "mode": "observe", "port": 1, "path": {0}}}}}"#,
+            nest(100_000)
+        );
+        let decls = crate::decl::parse(text.as_bytes()).unwrap();
+        let reasons: Vec<Option<String>> = decls
+            .probes()
+            .iter()
+            .map(|d| r.prepare(d).err().map(|e| e.to_string()))
+            .collect();
+        let deep = |f: &str| Some(format!("invalid declaration: field `{f}`: nested too deeply to read"));
+        assert_eq!(reasons, [deep("path"), None, deep("port"), None]);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! and next to it `<evidencePath>.sig`: one line of standard base64, the
 //! 64-byte ed25519 signature, by the host's SSH host key, over the RFC 8785
 //! (JCS) canonical form of the file's JSON value. The probe checks that
-//! signature against the OpenSSH public key given to [`EvidenceRunner::new`]
-//! (default [`DEFAULT_HOST_KEY`]) before it trusts any content, so the file
+//! signature against the host's OpenSSH public key
+//! ([`Builder::host_key`](crate::Builder::host_key), default
+//! [`DEFAULT_HOST_KEY`]) before it trusts any content, so the file
 //! may be pretty-printed or compact, and fields this version does not know
 //! stay covered by the signature without breaking it.
 //!
@@ -69,13 +70,16 @@ use crate::Mode;
 use crate::clock::{self, Timestamp};
 use crate::decl::{Declaration, FieldError};
 use crate::file::{FileStamp, OpenError, RegularFile};
-use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome};
+use crate::runner::{Check, Placement, RunContext, RunnerOutcome};
 
 mod document;
 mod host_key;
 mod jcs;
 mod json;
+mod kind;
 mod select;
+
+pub(crate) use kind::EvidenceKind;
 #[cfg(test)]
 mod tests;
 
@@ -95,49 +99,6 @@ const MAX_EVIDENCE_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_SIGNATURE_BYTES: u64 = 1024;
 /// Largest public key file read.
 const MAX_KEY_BYTES: u64 = 16 * 1024;
-
-/// The `evidence` kind.
-#[derive(Debug, Clone)]
-pub struct EvidenceRunner {
-    host_key: PathBuf,
-    hostname: String,
-}
-
-impl EvidenceRunner {
-    /// Verifies evidence against the key at `host_key`, for host `hostname`.
-    pub fn new(host_key: PathBuf, hostname: String) -> Self {
-        EvidenceRunner { host_key, hostname }
-    }
-
-    fn check(&self, decl: &Declaration) -> Result<EvidenceCheck, FieldError> {
-        let selection = Selection::from_decl(decl)?;
-        let evidence = match decl.str_field("evidencePath")? {
-            None => PathBuf::from(DEFAULT_EVIDENCE_PATH),
-            Some("") => return Err(FieldError::new("evidencePath", "must not be empty")),
-            Some(p) => PathBuf::from(p),
-        };
-        let max_age_secs = decl.u64_in("maxAgeSeconds", 1, MAX_AGE_LIMIT_SECS)?;
-        let mut signature = evidence.clone().into_os_string();
-        signature.push(".sig");
-        Ok(EvidenceCheck {
-            evidence,
-            signature: PathBuf::from(signature),
-            host_key: self.host_key.clone(),
-            hostname: self.hostname.clone(),
-            max_age_secs,
-            selection,
-            probe_mode: decl.mode(),
-            cache: Mutex::new(None),
-            verifications: AtomicU64::new(0),
-        })
-    }
-}
-
-impl Runner for EvidenceRunner {
-    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        Ok(Arc::new(self.check(decl)?))
-    }
-}
 
 /// One prepared evidence probe, with its verification cache.
 #[derive(Debug)]
@@ -173,6 +134,35 @@ impl Check for EvidenceCheck {
 }
 
 impl EvidenceCheck {
+    /// Reads the probe's fields; evidence is verified against the key at
+    /// `host_key`, for host `hostname`.
+    pub(crate) fn from_decl(
+        decl: &Declaration,
+        host_key: PathBuf,
+        hostname: &str,
+    ) -> Result<EvidenceCheck, FieldError> {
+        let selection = Selection::from_decl(decl)?;
+        let evidence = match decl.str_field("evidencePath")? {
+            None => PathBuf::from(DEFAULT_EVIDENCE_PATH),
+            Some("") => return Err(FieldError::new("evidencePath", "must not be empty")),
+            Some(p) => PathBuf::from(p),
+        };
+        let max_age_secs = decl.u64_in("maxAgeSeconds", 1, MAX_AGE_LIMIT_SECS)?;
+        let mut signature = evidence.clone().into_os_string();
+        signature.push(".sig");
+        Ok(EvidenceCheck {
+            evidence,
+            signature: PathBuf::from(signature),
+            host_key,
+            hostname: hostname.to_owned(),
+            max_age_secs,
+            selection,
+            probe_mode: decl.mode(),
+            cache: Mutex::new(None),
+            verifications: AtomicU64::new(0),
+        })
+    }
+
     /// How many signature verifications this check has done (cache misses).
     #[cfg(test)]
     pub(crate) fn verifications(&self) -> u64 {

@@ -158,9 +158,7 @@ impl Fixture {
     }
 
     fn check(&self, fields: Value) -> EvidenceCheck {
-        EvidenceRunner::new(self.key_path.clone(), HOST.to_owned())
-            .check(&self.decl(fields))
-            .unwrap()
+        EvidenceCheck::from_decl(&self.decl(fields), self.key_path.clone(), HOST).unwrap()
     }
 
     /// Sets every file's mtime to `t`, so that runs after it may cache.
@@ -229,7 +227,7 @@ fn valid_evidence_passes() {
     ),])));
     let check = f.check(nis2());
     let cancel = CancelState::default();
-    let outcome = check.run(&RunContext::for_test(&cancel));
+    let outcome = check.run(&RunContext::new("t", 0, clock::mono_now(), None, &cancel));
     assert_eq!(outcome.status(), Pass, "{outcome:?}");
     assert_eq!(
         rows(&outcome),
@@ -390,7 +388,7 @@ fn the_builders_host_key_and_hostname_are_in_its_registry_at_once() {
     // `Builder::registry` is what the engine runs (and `check` lints
     // with), so the evidence settings must be in it before `build`.
     use crate::Builder;
-    use crate::runner::FnRunner;
+    use crate::runner::{FnRunner, Prepared};
 
     let f = Fixture::new();
     f.write(&doc(json!([control(
@@ -399,9 +397,11 @@ fn the_builders_host_key_and_hostname_are_in_its_registry_at_once() {
         json!({"nis2": ["21.2.a"]})
     )])));
     let cancel = CancelState::default();
-    let run = |b: Builder| {
-        let check = b.registry().prepare(&f.decl(nis2())).unwrap();
-        check.run(&RunContext::for_test(&cancel))
+    let run = |b: Builder| match b.registry().prepare_task(&f.decl(nis2())) {
+        Ok((Prepared::Inline(check) | Prepared::Blocking(check), _)) => {
+            check.run(&RunContext::new("t", 0, clock::mono_now(), None, &cancel))
+        }
+        _ => panic!("not a check"),
     };
     // Either order: the second setter keeps what the first one set.
     for b in [
@@ -991,7 +991,7 @@ fn control_without_frameworks_is_custom_under_controls() {
 #[test]
 fn declaration_errors_are_field_errors() {
     let f = Fixture::new();
-    let runner = EvidenceRunner::new(f.key_path.clone(), HOST.to_owned());
+    let prepare = |d: &Declaration| EvidenceCheck::from_decl(d, f.key_path.clone(), HOST);
     let cases = [
         (
             json!({}),
@@ -1051,8 +1051,7 @@ fn declaration_errors_are_field_errors() {
         ),
     ];
     for (fields, want) in cases {
-        let err = runner
-            .prepare(&f.decl(fields.clone()))
+        let err = prepare(&f.decl(fields.clone()))
             .err()
             .map(|e| e.to_string());
         let err = err.unwrap_or_else(|| panic!("{fields} was accepted"));
@@ -1061,11 +1060,10 @@ fn declaration_errors_are_field_errors() {
     // Renderers write every field, with null or {} where unset.
     let ok = json!({"framework": "nis2", "controls": {}, "controlOverrides": null,
                     "maxAgeSeconds": null});
-    assert!(runner.prepare(&f.decl(ok)).is_ok());
-    let check = runner.check(&f.decl(json!({"framework": "nis2"}))).unwrap();
+    assert!(prepare(&f.decl(ok)).is_ok());
+    let check = prepare(&f.decl(json!({"framework": "nis2"}))).unwrap();
     assert_eq!(check.signature, f.sig);
-    let default = runner
-        .check(&Declaration::from_value(
+    let default = prepare(&Declaration::from_value(
             "c",
             json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
         ))

@@ -10,13 +10,13 @@ use super::command::seconds;
 use super::tests::{PidFile, assert_dead, assert_group_gone, reason, serial};
 use super::*;
 use crate::clock;
-use crate::runner::CancelState;
+use crate::runner::{CancelState, RunContext, RunnerOutcome};
 
 const SH: &str = "/bin/sh";
 
 fn run(command: &Command) -> CommandOutput {
     let cancel = CancelState::default();
-    command.run(&RunContext::for_test(&cancel))
+    command.run(&RunContext::new("test", 0, clock::mono_now(), None, &cancel))
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn cancelling_the_run_kills_the_group_and_returns() {
     let (tx, rx) = mpsc::channel();
     let state = std::sync::Arc::clone(&cancel);
     std::thread::spawn(move || {
-        let _ = tx.send(command.run(&RunContext::for_test(&state)));
+        let _ = tx.send(command.run(&RunContext::new("test", 0, clock::mono_now(), None, &state)));
     });
     let pgid = leader.pid();
     cancel.set_generation(1);
@@ -112,7 +112,7 @@ fn cancelling_the_run_kills_the_group_and_returns() {
 #[test]
 fn a_cancelled_run_starts_nothing() {
     let cancel = CancelState::default();
-    let ctx = RunContext::for_test(&cancel);
+    let ctx = RunContext::new("test", 0, clock::mono_now(), None, &cancel);
     cancel.set_shutdown();
     let out = Command::new(["/no/such"]).run(&ctx);
     assert!(matches!(out.end(), CommandEnd::Cancelled), "{out:?}");

@@ -16,6 +16,7 @@ use super::tests::{
 use super::*;
 use crate::Status;
 use crate::clock;
+use crate::runner::RunnerOutcome;
 use crate::runner::machine::Step;
 use crate::runner::machine::testing::Harness;
 
@@ -363,7 +364,7 @@ fn the_child_starts_with_an_empty_signal_mask() {
 /// the registry's entry point, `machine`).
 #[test]
 fn cancelled_before_the_start_spawns_nothing() {
-    let p = machine(&decl(json!({"command": ["/no/such"]}))).unwrap();
+    let p = crate::runner::machine::testing::machine(&decl(json!({"command": ["/no/such"]}))).unwrap();
     let mut h = Harness::new();
     let mut run = p.start(clock::mono_now());
     let out = match h.cancel(&mut *run, clock::mono_now()) {

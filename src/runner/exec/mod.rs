@@ -48,9 +48,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::decl::{Declaration, FieldError, expected};
-use crate::runner::machine::{self, Machine, Run};
-use crate::runner::{Check, MAX_REASON_BYTES, RunContext, Runner, RunnerOutcome};
+use crate::decl::{Declaration, Field, FieldError, expected};
+use crate::runner::machine::{Machine, Run};
+use crate::runner::{HostFacts, Kind, MAX_REASON_BYTES, Prepared};
 
 mod command;
 #[cfg(test)]
@@ -68,24 +68,57 @@ pub use command::{Command, CommandEnd, CommandOutput};
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
 
 /// The `exec` kind.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExecRunner;
+pub(crate) struct ExecKind;
 
-impl Runner for ExecRunner {
-    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        Ok(Arc::new(ExecProbe::from_decl(decl)?))
+impl Kind for ExecKind {
+    fn fields(&self) -> &'static [&'static [Field]] {
+        &[FIELDS]
+    }
+
+    /// A string command is only split on whitespace: shell syntax in it is
+    /// passed literally.
+    fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
+        let Some(Value::String(cmd)) = decl.get("command") else {
+            return;
+        };
+        if let Some(c) = cmd.chars().find(|c| SHELL_SYNTAX.contains(c)) {
+            warn(
+                "command",
+                format!(
+                    "a string command is split on whitespace and never run by a shell: \
+                     {c:?} is passed literally; write an argv array (for shell syntax, \
+                     [\"/bin/sh\", \"-c\", \"...\"])"
+                ),
+            );
+        }
+    }
+
+    fn prepare(&self, decl: &Declaration, _host: &HostFacts) -> Result<Prepared, FieldError> {
+        Ok(Prepared::Machine(Arc::new(ExecProbe::from_decl(decl)?)))
     }
 }
 
-/// An exec declaration prepared as a [`Machine`], for the workers' poll
-/// loops.
-pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
-    Ok(Arc::new(ExecProbe::from_decl(decl)?))
-}
+const FIELDS: &[Field] = &[
+    Field::new(
+        "command",
+        "array of strings (the argv), or one string split on ASCII whitespace",
+        "required",
+        "The program and its arguments.",
+    ),
+    Field::new(
+        "expectExitCode",
+        "integer, 0 to 255",
+        "0",
+        "The exit code that passes.",
+    ),
+];
 
-/// A prepared `exec` probe: a [`Machine`] whose runs wait on the poll, and,
-/// until the workers drive machines themselves, a blocking [`Check`] through
-/// [`machine::on_caller::run_to_end`].
+/// Characters a shell would treat specially.
+const SHELL_SYNTAX: &[char] = &[
+    '"', '\'', '\\', '`', '$', '|', '&', ';', '<', '>', '(', ')', '*', '?', '~', '#',
+];
+
+/// A prepared `exec` probe: a [`Machine`] whose runs wait on the poll.
 #[derive(Debug, Clone)]
 struct ExecProbe {
     spec: Arc<Spec>,
@@ -126,15 +159,6 @@ impl Machine for ExecProbe {
             now,
             move |output: CommandOutput| output.outcome(expect),
         ))
-    }
-}
-
-impl Check for ExecProbe {
-    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
-        if ctx.is_cancelled() {
-            return RunnerOutcome::fail(CANCELLED);
-        }
-        machine::on_caller::run_to_end(self, ctx)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Status;
 use crate::clock;
-use crate::runner::CancelState;
+use crate::runner::RunnerOutcome;
+use crate::runner::machine::testing;
 
 const TRUNCATED: &str = "...[truncated]";
 
@@ -36,44 +37,24 @@ pub(super) fn decl(fields: Value) -> Declaration {
     Declaration::from_value("t", v)
 }
 
-fn check(fields: Value) -> Arc<dyn Check> {
-    ExecRunner
-        .prepare(&decl(fields))
-        .expect("valid declaration")
+fn check(fields: Value) -> Arc<dyn Machine> {
+    testing::machine(&decl(fields)).expect("valid declaration")
 }
 
 fn field_error(fields: Value) -> String {
-    match ExecRunner.prepare(&decl(fields)) {
+    match testing::machine(&decl(fields)) {
         Ok(_) => panic!("prepared an invalid declaration"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     }
 }
 
-/// Runs on another thread so that a hang fails the test instead of
-/// stalling it; `limit` only guards against a hang.
-fn run_within(check: &Arc<dyn Check>, limit: Duration) -> RunnerOutcome {
-    let cancel = Arc::new(CancelState::default());
-    let (_cancel, rx) = start(check, &cancel);
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("run did not return within {limit:?}"))
+/// `limit` only guards against a hang.
+fn run_within(check: &Arc<dyn Machine>, limit: Duration) -> RunnerOutcome {
+    testing::run_once(&**check, limit)
 }
 
-fn run(check: &Arc<dyn Check>) -> RunnerOutcome {
+fn run(check: &Arc<dyn Machine>) -> RunnerOutcome {
     run_within(check, Duration::from_secs(10))
-}
-
-fn start(
-    check: &Arc<dyn Check>,
-    cancel: &Arc<CancelState>,
-) -> (Arc<CancelState>, mpsc::Receiver<RunnerOutcome>) {
-    let (tx, rx) = mpsc::channel();
-    let check = Arc::clone(check);
-    let state = Arc::clone(cancel);
-    std::thread::spawn(move || {
-        let out = check.run(&RunContext::for_test(&state));
-        let _ = tx.send(out);
-    });
-    (Arc::clone(cancel), rx)
 }
 
 pub(super) fn sh(script: &str) -> Value {
@@ -290,33 +271,6 @@ fn a_grandchild_that_closed_stderr_does_not_survive() {
 }
 
 #[test]
-fn cancellation_kills_the_group_promptly() {
-    let _s = serial();
-    for by_shutdown in [false, true] {
-        let f = PidFile::new();
-        let script = format!("echo $$ > {}; trap '' TERM; sleep 60 & wait", f.path());
-        let c = check(json!({"command": sh(&script), "timeoutSecs": 600}));
-        let cancel = Arc::new(CancelState::default());
-        let (cancel, rx) = start(&c, &cancel);
-        let pgid = f.pid();
-        // Both the shell and its `sleep` are running before the cancel.
-        wait_for("the group's sleep", Duration::from_secs(5), || {
-            live_members(pgid).len() >= 2
-        });
-        if by_shutdown {
-            cancel.set_shutdown();
-        } else {
-            cancel.set_generation(1);
-        }
-        let out = rx
-            .recv_timeout(Duration::from_secs(1))
-            .expect("cancelled run did not return within 1 s");
-        assert_eq!(reason(&out), "exec probe: cancelled");
-        assert_group_gone(pgid, Duration::from_secs(1));
-    }
-}
-
-#[test]
 fn a_stderr_flood_keeps_only_the_end_and_says_it_was_cut() {
     let _s = serial();
     let script = "head -c 100000000 /dev/zero | tr '\\0' x >&2; echo END >&2; exit 1";
@@ -523,5 +477,28 @@ fn invalid_fields_name_the_field() {
     assert_eq!(
         field_error(json!({"command": ["true"], "timeoutSecs": 86401})),
         "invalid declaration: field `timeoutSecs`: expected an integer from 1 to 86400, got 86401"
+    );
+}
+
+#[test]
+fn check_warns_of_shell_syntax_in_a_string_command_only() {
+    let d = crate::decl::parse(
+        br#"{"sh": {"kind": "exec", "mode": "observe", "command": "test -f /a && echo 'ok'"},
+             "argv": {"kind": "exec", "mode": "observe", "command": ["sh", "-c", "a && b"]},
+             "plain": {"kind": "exec", "mode": "observe", "command": "test -f /a"}}"#,
+    )
+    .unwrap();
+    let registry = crate::runner::Registry::builtin();
+    let lines: Vec<String> = crate::check::check(&d, &registry, Duration::from_secs(5))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "warning: sh: command: a string command is split on whitespace and never run by a \
+             shell: '&' is passed literally; write an argv array (for shell syntax, \
+             [\"/bin/sh\", \"-c\", \"...\"])"
+        ]
     );
 }

@@ -7,7 +7,7 @@
 //! `connectTimeoutSecs` (default 5, 1 to 3600), and for `https://` the TLS
 //! fields `caFile`, `tlsServerName`, `tlsSkipVerify` and
 //! `minCertValidityDays` (see `runner::tls_fields` for the trust store).
-//! [`Runner::prepare`] parses the URL, builds the request bytes and (for
+//! [`Kind::prepare`] parses the URL, builds the request bytes and (for
 //! `https://`) the TLS configuration once; a run only resolves (names
 //! only), connects, does the TLS handshake, writes the request and reads.
 //!
@@ -90,10 +90,10 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "tls")]
 use mio::net::TcpStream;
 
-use crate::decl::{Declaration, FieldError};
-use crate::runner::machine::{self, Cx, Machine, Run, Step};
+use crate::decl::{Declaration, Field, FieldError};
+use crate::runner::machine::{Cx, Machine, Run, Step};
 use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
-use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
+use crate::runner::{HostFacts, Kind, Prepared, RunnerOutcome};
 use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
 use crate::transport::stream::Stream;
@@ -102,7 +102,7 @@ use crate::transport::tls::{TlsFail, TlsSession, TlsSetup};
 
 #[cfg(not(feature = "tls"))]
 use super::tls_fields::NOT_BUILT_IN;
-use super::tls_fields::TlsFields;
+use super::tls_fields::{TLS_FIELDS, TlsFields};
 
 mod headers;
 mod response;
@@ -134,20 +134,61 @@ const LATE_READ_BUDGETS: usize = 8;
 const CANCELLED: &str = "http probe: cancelled";
 
 /// The `http` kind.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpRunner;
+pub(crate) struct HttpKind;
 
-impl Runner for HttpRunner {
-    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        Ok(Arc::new(HttpCheck::from_decl(decl)?))
+impl Kind for HttpKind {
+    fn fields(&self) -> &'static [&'static [Field]] {
+        &[FIELDS, TLS_FIELDS]
+    }
+
+    /// 1xx is never a final status: such a probe waits for an interim
+    /// response instead of checking the service.
+    fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
+        if let Some(status @ 100..=199) = decl.get("expectStatus").and_then(|v| v.as_u64()) {
+            warn(
+                "expectStatus",
+                format!("{status} is outside 200..=599: a 1xx response is never a final status"),
+            );
+        }
+    }
+
+    fn prepare(&self, decl: &Declaration, _host: &HostFacts) -> Result<Prepared, FieldError> {
+        Ok(Prepared::Machine(Arc::new(HttpCheck::from_decl(decl)?)))
     }
 }
 
-/// A prepared `http` probe as a state machine, for a worker that drives
-/// runs on its own poll loop.
-pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
-    Ok(Arc::new(HttpCheck::from_decl(decl)?))
-}
+const FIELDS: &[Field] = &[
+    Field::new(
+        "url",
+        "string: an `http://` or `https://` URL",
+        "required",
+        "What to fetch.",
+    ),
+    Field::new(
+        "expectStatus",
+        "integer, 100 to 599",
+        "200",
+        "The status that passes.",
+    ),
+    Field::new(
+        "bodyContains",
+        "string, at most 64 KiB",
+        "none",
+        "The text the body must contain.",
+    ),
+    Field::new(
+        "headers",
+        "object: header name -> string",
+        "`{}`",
+        "Sent with every request, redirects included, except credentials:",
+    ),
+    Field::new(
+        "connectTimeoutSecs",
+        "integer, 1 to 3600",
+        "5",
+        "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake.",
+    ),
+];
 
 /// A prepared `http` probe.
 #[derive(Debug, Clone)]
@@ -230,16 +271,6 @@ impl HttpCheck {
             #[cfg(feature = "tls")]
             tls,
         })))
-    }
-}
-
-impl Check for HttpCheck {
-    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
-        // Cancelled before it began: no socket is opened.
-        if ctx.is_cancelled() {
-            return RunnerOutcome::fail(CANCELLED);
-        }
-        machine::on_caller::run_to_end(self, ctx)
     }
 }
 

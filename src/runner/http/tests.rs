@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::HttpRunner;
 use crate::clock;
 use crate::decl::Declaration;
-use crate::runner::{CancelState, Check, RunContext, Runner, RunnerOutcome, Status};
+use crate::runner::machine::{Machine, testing};
+use crate::runner::{RunnerOutcome, Status};
 
 /// How long a server waits for a connection, or for a request, before it
 /// stops on its own.
@@ -117,19 +117,18 @@ fn hold(stream: &mut TcpStream) {
     let _ = stream.read(&mut [0u8; 16]);
 }
 
-fn prepare(fields: Value) -> Result<Arc<dyn Check>, String> {
+pub(super) fn prepare(fields: Value) -> Result<Arc<dyn Machine>, String> {
     let mut decl = json!({"kind": "http", "mode": "enforce"});
     decl.as_object_mut()
         .unwrap()
         .extend(fields.as_object().unwrap().clone());
-    let decl = Declaration::from_value("web", decl);
-    HttpRunner.prepare(&decl).map_err(|e| e.to_string())
+    testing::machine(&Declaration::from_value("web", decl))
 }
 
+/// Runs once on the real clock; a run ends by its own deadline.
 pub(super) fn run(fields: Value) -> RunnerOutcome {
     let check = prepare(fields).expect("valid declaration");
-    let cancel = CancelState::default();
-    check.run(&RunContext::for_test(&cancel))
+    testing::run_once(&*check, Duration::from_secs(90))
 }
 
 /// Runs and returns the outcome with how long the run took.
@@ -619,31 +618,6 @@ fn close_before_any_response_is_reported() {
 }
 
 #[test]
-fn cancellation_returns_promptly() {
-    let srv = serve(1, |_, s, _| hold(s));
-    let check = prepare(json!({"url": srv.url("/"), "timeoutSecs": 30})).unwrap();
-    let cancel = CancelState::default();
-    cancel.set_generation(1);
-    let (out, late) = thread::scope(|scope| {
-        let run = scope.spawn(|| {
-            let out = check.run(&RunContext::for_test(&cancel));
-            (out, clock::mono_now())
-        });
-        clock::sleep(Duration::from_millis(200));
-        let cancelled_at = clock::mono_now();
-        cancel.set_generation(2);
-        let (out, returned_at) = run.join().unwrap();
-        (out, returned_at - cancelled_at)
-    });
-    assert_fail(&out, "http probe: cancelled");
-    assert!(
-        late < Duration::from_millis(200),
-        "returned {late:?} after the reset"
-    );
-    srv.requests();
-}
-
-#[test]
 fn field_validation_errors_name_the_field() {
     let cases = [
         (
@@ -696,7 +670,7 @@ fn field_validation_errors_name_the_field() {
 }
 
 /// One probe, 1,000 times, against a loopback server: mean time per probe
-/// (through the blocking adapter, one private poll per run). `cargo test --release --lib runner::http::tests::cost -- --ignored --nocapture`
+/// (driven by the test harness, one poll per run). `cargo test --release --lib runner::http::tests::cost -- --ignored --nocapture`
 #[test]
 #[ignore = "measurement, run by hand"]
 fn cost() {
@@ -716,8 +690,6 @@ fn cost() {
             send(&mut s, &bytes);
         }
     });
-    let cancel = CancelState::default();
-    let ctx = RunContext::for_test(&cancel);
     let port = addr.port();
     for fields in [
         json!({"url": format!("http://127.0.0.1:{port}/health")}),
@@ -727,7 +699,7 @@ fn cost() {
         let check = prepare(fields.clone()).unwrap();
         let start = clock::mono_now();
         for _ in 0..N {
-            assert_pass(&check.run(&ctx));
+            assert_pass(&testing::run_once(&*check, TIMEOUT_BOUND));
         }
         let per_probe = (clock::mono_now() - start) / N as u32;
         println!("http probe cost: {per_probe:?} per probe (mean of {N}) for {fields}");
@@ -743,14 +715,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Mutex, mpsc};
 
 use crate::runner::machine::testing::Harness;
-use crate::runner::machine::{Machine, Run, Step};
+use crate::runner::machine::{Run, Step};
 
 pub(super) fn http_machine(fields: Value) -> Arc<dyn Machine> {
-    let mut decl = json!({"kind": "http", "mode": "enforce"});
-    decl.as_object_mut()
-        .unwrap()
-        .extend(fields.as_object().unwrap().clone());
-    super::machine(&Declaration::from_value("web", decl)).expect("valid declaration")
+    prepare(fields).expect("valid declaration")
 }
 
 /// Runs the machine on the real clock with the system resolver.
@@ -1042,4 +1010,30 @@ fn a_run_yields_to_other_runs_after_a_bounded_number_of_reads() {
     assert!(calls >= 3, "{calls} calls for about 45 reads");
     drop(run);
     srv.requests();
+}
+
+#[test]
+fn check_knows_the_tls_and_headers_fields_and_warns_on_a_1xx_expect_status() {
+    let d = crate::decl::parse(
+        br#"{"a": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 101,
+                   "headers": {"X-A": "b"}, "caFile": null, "tlsServerName": "h",
+                   "tlsSkipVerify": false, "minCertValidityDays": 7},
+             "b": {"kind": "tcp", "mode": "enforce", "port": 22, "tls": false},
+             "c": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "expectStatus": 204},
+             "d": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/",
+                   "headers": {"X-A": "one\r\ntwo"}},
+             "e": {"kind": "http", "mode": "enforce", "url": "http://127.0.0.1/", "port": 80}}"#,
+    )
+    .unwrap();
+    let registry = crate::runner::Registry::builtin();
+    let findings = crate::check::check(&d, &registry, Duration::from_secs(5));
+    let lines: Vec<String> = findings.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        "warning: a: expectStatus: 101 is outside 200..=599: a 1xx response is never a final status"
+    );
+    assert!(lines[1].starts_with("error: d: headers: "), "{}", lines[1]);
+    // A field of another kind is not one of this kind's.
+    assert_eq!(lines[2], "warning: e: port: unknown field, ignored");
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::clock;
-use crate::decl::Declaration;
 use crate::runner::machine::testing::Harness;
 use crate::runner::machine::{Machine, Run, Step};
 use crate::runner::{RunnerOutcome, Status};
@@ -21,13 +20,7 @@ use crate::transport::tls::testing::*;
 /// Bound for runs that must end by themselves.
 const BOUND: Duration = Duration::from_secs(10);
 
-fn prepare(fields: Value) -> Result<Arc<dyn Machine>, String> {
-    let mut decl = json!({"kind": "http", "mode": "enforce"});
-    decl.as_object_mut()
-        .unwrap()
-        .extend(fields.as_object().unwrap().clone());
-    super::machine(&Declaration::from_value("web", decl)).map_err(|e| e.to_string())
-}
+use super::tests::prepare;
 
 fn run(fields: Value) -> RunnerOutcome {
     let m = prepare(fields).expect("valid declaration");
@@ -597,12 +590,11 @@ fn an_https_probe_passes_through_the_engine() {
 
 /// One https probe (handshake included), 300 times, against a loopback
 /// TLS server, next to the same probe over plain http: mean time per
-/// probe through the blocking adapter, as the http figure is measured.
+/// probe driven by the test harness, as the http figure is measured.
 /// `cargo test --release --lib runner::http::tls_tests::cost -- --ignored --nocapture`
 #[test]
 #[ignore = "measurement, run by hand"]
 fn cost() {
-    use crate::runner::{CancelState, RunContext, Runner};
     const N: u32 = 300;
     let ca = ca("cost CA");
     let file = ca_file(&ca);
@@ -643,24 +635,16 @@ fn cost() {
             let _ = s.write_all(OK);
         }
     });
-    let cancel = CancelState::default();
-    let ctx = RunContext::for_test(&cancel);
     for fields in [
         json!({"url": format!("http://{plain_addr}/health")}),
         json!({"url": format!("https://{tls_addr}/health"), "caFile": file.path(), "tlsServerName": "localhost"}),
         json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path()}),
         json!({"url": format!("https://localhost:{}/health", tls_addr.port()), "caFile": file.path(), "bodyContains": "ready"}),
     ] {
-        let mut decl = json!({"kind": "http", "mode": "enforce"});
-        decl.as_object_mut()
-            .unwrap()
-            .extend(fields.as_object().unwrap().clone());
-        let check = super::HttpRunner
-            .prepare(&Declaration::from_value("web", decl))
-            .unwrap();
+        let check = prepare(fields.clone()).unwrap();
         let start = clock::mono_now();
         for _ in 0..N {
-            assert_pass(&check.run(&ctx));
+            assert_pass(&Harness::new().run(&*check, BOUND));
         }
         let per_probe = (clock::mono_now() - start) / N;
         println!("probe cost: {per_probe:?} per probe (mean of {N}) for {fields}");

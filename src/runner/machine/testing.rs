@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 use super::{Cx, Machine, Run, Step, Wake};
-use crate::runner::RunnerOutcome;
+use crate::decl::Declaration;
+use crate::runner::{Prepared, Registry, RunnerOutcome};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 const WAKER: Token = Token(0);
@@ -31,6 +32,21 @@ impl Wake for TestWake {
         self.woken.lock().unwrap().push(token);
         let _ = self.waker.wake();
     }
+}
+
+/// A built-in kind's state machine for `decl`, prepared as the engine
+/// prepares it; the reason when the declaration is invalid.
+pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, String> {
+    match Registry::builtin().prepare_task(decl)? {
+        (Prepared::Machine(machine), _) => Ok(machine),
+        _ => panic!("{} is not a state machine kind", decl.kind()),
+    }
+}
+
+/// Runs `machine` once on the real clock with the system resolver (see
+/// [`Harness::run`]).
+pub(crate) fn run_once(machine: &dyn Machine, limit: Duration) -> RunnerOutcome {
+    Harness::new().run(machine, limit)
 }
 
 /// A poll loop for one run at a time.

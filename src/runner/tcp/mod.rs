@@ -46,9 +46,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::decl::{Declaration, FieldError};
-use crate::runner::machine::{self, Cx, Machine, Run, Step};
-use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
+use crate::decl::{Declaration, Field, FieldError};
+use crate::runner::machine::{Cx, Machine, Run, Step};
+use crate::runner::{HostFacts, Kind, Prepared, RunnerOutcome};
 use crate::transport::dial::{Dial, Dialed};
 use crate::transport::resolve::Lookup;
 #[cfg(feature = "tls")]
@@ -56,7 +56,7 @@ use crate::transport::tls::{TlsSession, TlsSetup};
 
 #[cfg(not(feature = "tls"))]
 use super::tls_fields::NOT_BUILT_IN;
-use super::tls_fields::TlsFields;
+use super::tls_fields::{TLS_FIELDS, TlsFields};
 #[cfg(feature = "tls")]
 use mio::net::TcpStream;
 
@@ -71,20 +71,39 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 pub(crate) const MAX_CONNECT_TIMEOUT_SECS: u64 = 3600;
 
 /// The `tcp` kind.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TcpRunner;
+pub(crate) struct TcpKind;
 
-impl Runner for TcpRunner {
-    fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError> {
-        Ok(Arc::new(TcpCheck::from_decl(decl)?))
+impl Kind for TcpKind {
+    fn fields(&self) -> &'static [&'static [Field]] {
+        &[FIELDS, TLS_FIELDS]
+    }
+
+    fn prepare(&self, decl: &Declaration, _host: &HostFacts) -> Result<Prepared, FieldError> {
+        Ok(Prepared::Machine(Arc::new(TcpCheck::from_decl(decl)?)))
     }
 }
 
-/// A prepared `tcp` probe as a state machine, for a worker that drives
-/// runs on its own poll loop.
-pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError> {
-    Ok(Arc::new(TcpCheck::from_decl(decl)?))
-}
+const FIELDS: &[Field] = &[
+    Field::new(
+        "host",
+        "string: a host name, an IPv4 or an IPv6 literal (with or without brackets)",
+        "`127.0.0.1`",
+        "Where to connect.",
+    ),
+    Field::new("port", "integer, 1 to 65535", "required", "The port."),
+    Field::new(
+        "connectTimeoutSecs",
+        "integer, 1 to 3600",
+        "5",
+        "Bounds the whole probe: the lookup, the connect and, with `tls`, the handshake.",
+    ),
+    Field::new(
+        "tls",
+        "boolean",
+        "false",
+        "After connecting, complete a TLS handshake, certificate checks included",
+    ),
+];
 
 /// Where to connect: fixed at prepare time for an IP literal, resolved at
 /// every run for a name (so DNS changes are followed).
@@ -150,17 +169,6 @@ impl TcpCheck {
                 tls,
             }),
         })
-    }
-}
-
-impl Check for TcpCheck {
-    fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome {
-        // Cancelled before it began (a reset or shutdown raced the start):
-        // no socket is opened.
-        if ctx.is_cancelled() {
-            return RunnerOutcome::fail(CANCELLED);
-        }
-        machine::on_caller::run_to_end(self, ctx)
     }
 }
 

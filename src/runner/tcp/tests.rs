@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Status;
 use crate::clock;
-use crate::runner::CancelState;
-use crate::runner::machine::testing::hanging_listener;
+use crate::runner::machine::testing::{self, hanging_listener};
+use crate::runner::machine::Machine;
 
 fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
@@ -22,20 +22,19 @@ fn decl(fields: Value) -> Declaration {
     Declaration::from_value("t", v)
 }
 
-fn check(fields: Value) -> Arc<dyn Check> {
-    TcpRunner.prepare(&decl(fields)).expect("valid declaration")
+fn check(fields: Value) -> Arc<dyn Machine> {
+    testing::machine(&decl(fields)).expect("valid declaration")
 }
 
 fn field_error(fields: Value) -> String {
-    match TcpRunner.prepare(&decl(fields)) {
+    match testing::machine(&decl(fields)) {
         Ok(_) => panic!("prepared an invalid declaration"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     }
 }
 
-fn run(check: &dyn Check) -> RunnerOutcome {
-    let cancel = CancelState::default();
-    check.run(&RunContext::for_test(&cancel))
+fn run(check: &dyn Machine) -> RunnerOutcome {
+    testing::run_once(check, Duration::from_secs(30))
 }
 
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).
@@ -152,51 +151,6 @@ fn connect_that_never_completes_times_out() {
 }
 
 #[test]
-fn cancelling_a_hanging_connect_returns_promptly() {
-    let hang = hanging_listener();
-    let port = hang.addr.port();
-    let check = check(json!({"port": port, "connectTimeoutSecs": 60}));
-    let cancel = Arc::new(CancelState::default());
-    let (tx, rx) = mpsc::channel();
-    {
-        let cancel = Arc::clone(&cancel);
-        std::thread::spawn(move || {
-            let out = check.run(&RunContext::for_test(&cancel));
-            let _ = tx.send(out);
-        });
-    }
-    wait_for(
-        "the probe's SYN_SENT socket",
-        Duration::from_secs(5),
-        || syn_sent_to(port),
-    );
-    assert!(
-        rx.try_recv().is_err(),
-        "the run ended before it was cancelled"
-    );
-    cancel.set_generation(1);
-    let out = rx
-        .recv_timeout(Duration::from_secs(1))
-        .expect("cancelled run did not return within 1 s");
-    assert_eq!(out.reason().unwrap(), "tcp probe: cancelled");
-    wait_for(
-        "the probe's socket to close",
-        Duration::from_secs(2),
-        || !syn_sent_to(port),
-    );
-}
-
-#[test]
-fn a_run_cancelled_by_shutdown_does_not_connect() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let cancel = CancelState::default();
-    cancel.set_shutdown();
-    let out = check(json!({"port": port})).run(&RunContext::for_test(&cancel));
-    assert_eq!(out.reason().unwrap(), "tcp probe: cancelled");
-}
-
-#[test]
 fn resolve_failure_has_the_resolve_reason() {
     // glibc rejects a label longer than 63 bytes before sending any query
     // (checked with strace: no packet leaves the host).
@@ -307,10 +261,10 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use crate::runner::machine::testing::Harness;
-use crate::runner::machine::{Machine, Step};
+use crate::runner::machine::Step;
 
 fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
-    machine(&decl(fields)).expect("valid declaration")
+    testing::machine(&decl(fields)).expect("valid declaration")
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -750,9 +704,7 @@ fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
     );
     // `tls: false` is a plain tcp probe.
     assert!(
-        TcpRunner
-            .prepare(&decl(json!({"port": 443, "tls": false})))
-            .is_ok()
+        testing::machine(&decl(json!({"port": 443, "tls": false}))).is_ok()
     );
 }
 
