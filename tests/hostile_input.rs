@@ -20,7 +20,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 use common::Guarantees;
-use probewheel::decl::{self, KNOWN_FIELDS};
+use probewheel::decl::{self, SHARED_FIELDS};
 use probewheel::runner::{FnRunner, PrepareError, Registry};
 use probewheel::{Builder, Declaration, Event, RunContext, RunnerOutcome, Status};
 
@@ -28,6 +28,19 @@ const MARKER: &str = "...[truncated]";
 
 // ---------------------------------------------------------------------------
 // Strategies
+
+/// Every field of `docs/declarations.md`: the shared ones and each built-in
+/// kind's.
+fn known_fields() -> Vec<&'static str> {
+    let registry = Registry::builtin();
+    let mut fields: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
+    for kind in ["http", "tcp", "exec", "evidence"] {
+        fields.extend(registry.fields(kind).map(|f| f.name));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    fields.retain(|f| seen.insert(*f));
+    fields
+}
 // ---------------------------------------------------------------------------
 
 /// A string that is never a program, host name or existing path.
@@ -152,9 +165,9 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
 /// One probe entry: each field of `docs/declarations.md` present or not, with a
 /// plausible value or any JSON value, sometimes an unknown field too.
 fn probe_entry() -> BoxedStrategy<Value> {
-    let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = KNOWN_FIELDS
-        .iter()
-        .map(|&f| {
+    let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = known_fields()
+        .into_iter()
+        .map(|f| {
             let p = if f == "kind" || f == "mode" { 0.9 } else { 0.3 };
             let value = prop_oneof![3 => plausible(f), 1 => arb_json()];
             prop::option::weighted(p, value)
@@ -221,7 +234,7 @@ fn check_prepared(d: &Declaration) -> Result<(), TestCaseError> {
     };
     let reason = err.to_string();
     if let Some(problem) = reason.strip_prefix("invalid declaration: ") {
-        let names_field = KNOWN_FIELDS
+        let names_field = known_fields()
             .iter()
             .any(|f| problem.starts_with(&format!("field `{f}`: ")))
             || problem.starts_with("expected an object, got ");
