@@ -255,8 +255,8 @@ pub mod decl;
 pub mod engine;
 pub mod event;
 mod file;
-mod sys;
 pub mod runner;
+mod sys;
 pub mod transport;
 mod vocab;
 

@@ -94,7 +94,12 @@ pub const SHARED_FIELDS: &[Field] = &[
         "false",
         "Run exactly once per reset (generation) instead of at every interval.",
     ),
-    Field::new("timeoutSecs", "integer, 1 to 86400", "10", "Bounds every run:"),
+    Field::new(
+        "timeoutSecs",
+        "integer, 1 to 86400",
+        "10",
+        "Bounds every run:",
+    ),
     Field::new(
         "failureThreshold",
         "integer, 1 to 100",
@@ -463,7 +468,9 @@ impl Declaration {
 
     /// The fields nested too deeply to read.
     pub(crate) fn too_deep(&self) -> impl Iterator<Item = &str> {
-        self.too_deep.iter().flat_map(|f| f.iter().map(String::as_str))
+        self.too_deep
+            .iter()
+            .flat_map(|f| f.iter().map(String::as_str))
     }
 
     /// The first problem with a shared field, if any.

@@ -183,6 +183,12 @@ impl Pool {
                 return Err(e);
             }
         }
+        let workers = pool
+            .inboxes
+            .iter()
+            .map(|(_, d)| Arc::clone(d) as _)
+            .collect();
+        shared.cancel.set_workers(workers);
         // After the workers': `stop` pairs the first `n` flags with them.
         pool.finished.push(blocking_finished);
         pool.flags.push(blocking_flags);

@@ -22,7 +22,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -33,7 +34,7 @@ use super::timer::DeadlineTimer;
 use crate::clock;
 use crate::core::{Dispatch, Finished};
 use crate::runner::machine::{Cx, Run, Step, Wake};
-use crate::runner::{Prepared, RunnerOutcome};
+use crate::runner::{Adopt, Adopted, Prepared, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 
 const WAKER: Token = Token(0);
@@ -56,6 +57,10 @@ pub(crate) struct Doorbell {
     inbox: AtomicBool,
     /// Runs whose lookup was answered.
     woken: Mutex<Vec<Token>>,
+    /// Runs handed over by other threads; `None` once the worker is gone.
+    adopted: Mutex<Option<Vec<Adopted>>>,
+    /// The worker's thread, which cannot hand a run to itself.
+    thread: OnceLock<ThreadId>,
 }
 
 impl Doorbell {
@@ -85,6 +90,21 @@ impl Wake for Doorbell {
     }
 }
 
+impl Adopt for Doorbell {
+    fn adopt(&self, run: Adopted) -> Result<(), Adopted> {
+        if self.thread.get() == Some(&thread::current().id()) {
+            return Err(run);
+        }
+        let mut adopted = self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(queue) = adopted.as_mut() else {
+            return Err(run);
+        };
+        queue.push(run);
+        let _ = self.waker.wake();
+        Ok(())
+    }
+}
+
 /// A worker's poll, before its thread starts.
 pub(crate) struct Setup {
     poll: Poll,
@@ -104,6 +124,8 @@ impl Setup {
                 waker,
                 inbox: AtomicBool::new(false),
                 woken: Mutex::new(Vec::new()),
+                adopted: Mutex::new(Some(Vec::new())),
+                thread: OnceLock::new(),
             }),
         })
     }
@@ -123,6 +145,9 @@ struct Slot {
     /// Tells this slot's timer entries from a former occupant's.
     nonce: u64,
     cancelled: bool,
+    /// A run handed over by another thread: its deadline, and where its
+    /// outcome goes instead of the engine.
+    adopted: Option<(Instant, crossbeam_channel::Sender<RunnerOutcome>)>,
 }
 
 pub(crate) struct Worker {
@@ -194,11 +219,13 @@ impl Worker {
     pub(crate) fn run(mut self) {
         // Plain tcp probes on this thread reuse their sockets.
         crate::transport::dial::keep_spares();
+        let _ = self.doorbell.thread.set(thread::current().id());
         loop {
             let now = clock::mono_now();
             self.start_due(now);
             self.sweep_cancelled(now);
             self.take_jobs();
+            self.take_adopted(now);
             self.start_due(clock::mono_now());
             self.serve_ready();
             self.hand_over_results();
@@ -340,6 +367,18 @@ impl Worker {
                 return None;
             }
         };
+        self.begin(run, job, started, None);
+        None
+    }
+
+    /// Gives `run` a slot and makes its first call.
+    fn begin(
+        &mut self,
+        run: Box<dyn Run>,
+        job: Dispatch,
+        started: Instant,
+        adopted: Option<(Instant, crossbeam_channel::Sender<RunnerOutcome>)>,
+    ) {
         let idx = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -352,10 +391,32 @@ impl Worker {
             until: None,
             nonce: self.nonce,
             cancelled: false,
+            adopted,
         });
         self.live += 1;
         self.call(idx, started);
-        None
+    }
+
+    /// Starts the runs other threads handed over (see `runner::Adopt`);
+    /// one of a generation that is gone is dropped unstarted.
+    fn take_adopted(&mut self, now: Instant) {
+        let handed = match self.doorbell.adopted.lock() {
+            Ok(mut queue) => queue.as_mut().map(std::mem::take),
+            Err(poisoned) => poisoned.into_inner().as_mut().map(std::mem::take),
+        };
+        for a in handed.unwrap_or_default() {
+            if self.stopping.is_some() || self.shared.cancel.is_cancelled(a.generation) {
+                continue;
+            }
+            let job = Dispatch {
+                probe: u32::MAX,
+                generation: a.generation,
+                tick: 0,
+                due: now,
+                timeout: None,
+            };
+            self.begin(a.machine.start(now), job, now, Some((a.deadline, a.reply)));
+        }
     }
 
     /// Calls the run in `idx` (advance, or cancel once cancelled).
@@ -363,6 +424,13 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
             return; // a stale token: the run has ended
         };
+        if slot
+            .adopted
+            .as_ref()
+            .is_some_and(|(deadline, _)| now >= *deadline)
+        {
+            slot.cancelled = true;
+        }
         let mut cx = Cx::new(
             now,
             Token(FIRST_RUN + idx),
@@ -386,7 +454,10 @@ impl Worker {
             )))
         });
         match step {
-            Step::Wait(until) => {
+            Step::Wait(mut until) => {
+                if let Some((deadline, _)) = slot.adopted.as_ref().filter(|_| !slot.cancelled) {
+                    until = until.min(*deadline);
+                }
                 // An unchanged instant keeps its timer entry.
                 if slot.until != Some(until) {
                     slot.until = Some(until);
@@ -400,7 +471,9 @@ impl Worker {
                 self.free.push(idx);
                 self.live -= 1;
                 let finished = clock::mono_now();
-                if !slot.cancelled {
+                if let Some((_, reply)) = slot.adopted {
+                    let _ = reply.send(outcome);
+                } else if !slot.cancelled {
                     self.finish(&slot.job, slot.started, finished, outcome);
                 }
             }
@@ -528,5 +601,18 @@ impl Worker {
         for idx in due {
             self.call(idx, now);
         }
+    }
+}
+
+impl Drop for Worker {
+    /// Refuses further handed-over runs, and drops the queued ones: their
+    /// threads stop waiting.
+    fn drop(&mut self) {
+        let mut adopted = self
+            .doorbell
+            .adopted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *adopted = None;
     }
 }

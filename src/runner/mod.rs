@@ -26,8 +26,8 @@
 //! kind's outcome.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::clock;
@@ -43,6 +43,7 @@ pub(crate) mod exec;
 pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
 pub(crate) mod machine;
+use machine::Machine;
 mod registry;
 pub(crate) use registry::{HostFacts, Kind, Prepared};
 pub use registry::{PrepareError, PreparedProbe, Registry};
@@ -196,13 +197,59 @@ impl Runner for FnRunner {
 
 /// Cancellation shared by the engine and every run: a run of generation g is
 /// cancelled once the engine's generation moves past g, or on shutdown.
-#[derive(Debug, Default)]
+/// With it, the workers a run can hand a state machine to.
+#[derive(Default)]
 pub(crate) struct CancelState {
     generation: AtomicU64,
     shutdown: AtomicBool,
+    workers: OnceLock<Box<[Arc<dyn Adopt>]>>,
+    next_worker: AtomicUsize,
+}
+
+impl fmt::Debug for CancelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelState")
+            .field("generation", &self.generation)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A worker that drives runs handed over from other threads.
+pub(crate) trait Adopt: Send + Sync + 'static {
+    /// Takes `run`, or gives it back: on the worker's own thread (which
+    /// cannot wait for itself), or once the worker has stopped.
+    fn adopt(&self, run: Adopted) -> Result<(), Adopted>;
+}
+
+/// A run handed to a worker: it drives it as any run, cancels it with its
+/// generation or at `deadline`, and sends its outcome to `reply`.
+pub(crate) struct Adopted {
+    pub(crate) machine: Arc<dyn Machine>,
+    pub(crate) generation: u64,
+    pub(crate) deadline: Instant,
+    pub(crate) reply: crossbeam_channel::Sender<RunnerOutcome>,
 }
 
 impl CancelState {
+    /// The workers runs are handed to (the engine, once they started).
+    pub(crate) fn set_workers(&self, workers: Vec<Arc<dyn Adopt>>) {
+        let _ = self.workers.set(workers.into());
+    }
+
+    /// Hands `run` to the next worker that takes it.
+    fn hand_over(&self, mut run: Adopted) -> Result<(), Adopted> {
+        let workers = self.workers.get().map_or(&[][..], |w| &w[..]);
+        let first = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        for i in 0..workers.len() {
+            match workers[(first + i) % workers.len()].adopt(run) {
+                Ok(()) => return Ok(()),
+                Err(back) => run = back,
+            }
+        }
+        Err(run)
+    }
+
     pub(crate) fn set_generation(&self, g: u64) {
         self.generation.store(g, Ordering::Release);
     }
@@ -315,6 +362,22 @@ impl<'a> RunContext<'a> {
         clock::mono_now()
     }
 
+    /// Runs `machine` once on one of the engine's workers, cancelled with
+    /// this run (its generation, a shutdown, its deadline), and waits for
+    /// the outcome; `None` when no worker took it or it was dropped
+    /// unfinished (the engine stopped).
+    pub(crate) fn hand_over(&self, machine: Arc<dyn Machine>) -> Option<RunnerOutcome> {
+        let (reply, outcome) = crossbeam_channel::bounded(1);
+        let run = Adopted {
+            machine,
+            generation: self.generation,
+            deadline: self.deadline,
+            reply,
+        };
+        self.cancel.hand_over(run).ok()?;
+        outcome.recv().ok()
+    }
+
     /// Waits up to `d`, returning early (with `true`) if the run is
     /// cancelled: at its deadline, or within 10 ms of a reset or shutdown.
     pub fn sleep(&self, d: Duration) -> bool {
@@ -331,7 +394,6 @@ impl<'a> RunContext<'a> {
             clock::sleep(until.saturating_duration_since(now).min(CANCEL_POLL));
         }
     }
-
 }
 
 fn far(from: Instant) -> Instant {
@@ -422,7 +484,11 @@ mod tests {
             .iter()
             .map(|d| r.prepare(d).err().map(|e| e.to_string()))
             .collect();
-        let deep = |f: &str| Some(format!("invalid declaration: field `{f}`: nested too deeply to read"));
+        let deep = |f: &str| {
+            Some(format!(
+                "invalid declaration: field `{f}`: nested too deeply to read"
+            ))
+        };
         assert_eq!(reasons, [deep("path"), None, deep("port"), None]);
     }
 

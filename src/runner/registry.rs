@@ -167,7 +167,11 @@ impl Registry {
     fn reads(entry: &Entry, field: &str) -> bool {
         decl::is_shared(field)
             || match entry {
-                Entry::BuiltIn(kind) => kind.fields().iter().flat_map(|t| t.iter()).any(|f| f.name == field),
+                Entry::BuiltIn(kind) => kind
+                    .fields()
+                    .iter()
+                    .flat_map(|t| t.iter())
+                    .any(|f| f.name == field),
                 Entry::Custom(runner) => runner.extra_fields().contains(&field),
             }
     }

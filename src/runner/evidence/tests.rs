@@ -1064,10 +1064,10 @@ fn declaration_errors_are_field_errors() {
     let check = prepare(&f.decl(json!({"framework": "nis2"}))).unwrap();
     assert_eq!(check.signature, f.sig);
     let default = prepare(&Declaration::from_value(
-            "c",
-            json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
-        ))
-        .unwrap();
+        "c",
+        json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
+    ))
+    .unwrap();
     assert_eq!(default.evidence, Path::new(DEFAULT_EVIDENCE_PATH));
 }
 

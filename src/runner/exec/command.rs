@@ -1,8 +1,8 @@
 //! [`Command`]: a custom check runs a command the way `exec` probes run
 //! theirs. The run is the exec kind's own state machine ([`ExecRun`]),
-//! driven to its end on the check's thread by
-//! [`machine::on_caller`](crate::runner::machine::on_caller); only its
-//! output is handed back instead of judged.
+//! handed to one of the engine's workers, which drives it as any run while
+//! the check's thread waits; only its output is handed back instead of
+//! judged.
 
 use std::fmt;
 use std::io;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::run::ExecRun;
 use super::{CANCELLED, PREFIX, STDERR_TAIL_BYTES, Tail, with_stderr};
 use crate::decl::DEFAULT_TIMEOUT_SECS;
-use crate::runner::machine::{Machine, Run, on_caller};
+use crate::runner::machine::{Machine, Run};
 use crate::runner::{RunContext, RunnerOutcome};
 
 /// A command that a custom [`Check`](crate::Check) runs with the machinery
@@ -38,12 +38,14 @@ use crate::runner::{RunContext, RunnerOutcome};
 ///   [`Builder::child_subreaper`](crate::Builder::child_subreaper), the
 ///   killed grandchildren are reaped too, before `run` returns.
 ///
-/// The wait costs no CPU: the thread sleeps in `poll(2)` on a pidfd of the
-/// leader and on the stderr pipe, and wakes at least every 10 ms to look at
-/// the cancel flag, so a cancelled run's group is killed within about
-/// 10 ms. Call it from a check that may block, [`Placement::Blocking`]
-/// (the default): an [`Inline`](crate::Placement::Inline) check that runs
-/// a command holds its worker that long.
+/// The wait costs no CPU and no thread of its own: the engine's workers
+/// wait on a pidfd of the leader and on the stderr pipe, as for an `exec`
+/// probe, and kill the group at once when the run is cancelled, while the
+/// calling thread waits for the end. Call it from a check that may block,
+/// [`Placement::Blocking`] (the default): in an
+/// [`Inline`](crate::Placement::Inline) check, which must never wait, a
+/// command runs only if another worker takes it, and otherwise ends with
+/// [`CommandEnd::WaitFailed`] without being started.
 ///
 /// A command that cannot be started is an output too
 /// ([`CommandEnd::SpawnFailed`]), never a panic.
@@ -142,26 +144,35 @@ impl Command {
         self
     }
 
-    /// Runs the command to its end, on the calling thread (see the type's
-    /// docs): until it exits, the timeout passes or `ctx` is cancelled. In
-    /// every case the whole process group is killed and the leader reaped
-    /// before it returns. A run already cancelled starts nothing.
+    /// Runs the command to its end, blocking the calling check (see the
+    /// type's docs): until it exits, the timeout passes or `ctx` is
+    /// cancelled. In every case the whole process group is killed and the
+    /// leader reaped before it returns. A run already cancelled starts
+    /// nothing.
     pub fn run(&self, ctx: &RunContext<'_>) -> CommandOutput {
         if ctx.is_cancelled() {
             return self.output(CommandEnd::Cancelled);
         }
         let slot = Arc::new(Mutex::new(None));
-        let machine = OnCaller {
+        let machine = Handed {
             command: self.clone(),
             slot: Arc::clone(&slot),
         };
-        let outcome = on_caller::run_to_end(&machine, ctx);
+        let outcome = ctx.hand_over(Arc::new(machine));
         let output = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        output.unwrap_or_else(|| {
-            // The driver could not poll (no descriptor left, say); dropping
-            // the run killed the group.
-            let why = outcome.reason().unwrap_or("no output").to_owned();
-            self.output(CommandEnd::WaitFailed(io::Error::other(why)))
+        output.unwrap_or_else(|| match outcome {
+            // Dropped unstarted or unfinished (a shutdown): dropping the run
+            // killed the group.
+            None if ctx.is_cancelled() => self.output(CommandEnd::Cancelled),
+            None => self.output(CommandEnd::WaitFailed(io::Error::other(
+                "no worker of the engine could run it (a command in an inline check \
+                 needs another worker)",
+            ))),
+            // The run panicked.
+            Some(outcome) => {
+                let why = outcome.reason().unwrap_or("no output").to_owned();
+                self.output(CommandEnd::WaitFailed(io::Error::other(why)))
+            }
         })
     }
 
@@ -171,14 +182,14 @@ impl Command {
     }
 }
 
-/// A [`Command`]'s run for [`on_caller`]: the output goes to `slot`, where
-/// [`Command::run`] takes it, instead of being judged.
-struct OnCaller {
+/// A [`Command`]'s run, handed to a worker: the output goes to `slot`,
+/// where [`Command::run`] takes it, instead of being judged.
+struct Handed {
     command: Command,
     slot: Arc<Mutex<Option<CommandOutput>>>,
 }
 
-impl Machine for OnCaller {
+impl Machine for Handed {
     fn start(&self, now: Instant) -> Box<dyn Run> {
         let slot = Arc::clone(&self.slot);
         Box::new(ExecRun::new(

@@ -1,22 +1,65 @@
-//! [`Command`] on the calling thread, with real processes: the typed
-//! output and its outcome (the end-to-end tests through an engine are
+//! [`Command`] in a custom check of an engine, with real processes: the
+//! typed output and its outcome (more end-to-end tests are
 //! `tests/custom_command.rs`).
 
 use std::os::unix::process::ExitStatusExt;
-use std::sync::mpsc;
 use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use serde_json::json;
 
 use super::command::seconds;
 use super::tests::{PidFile, assert_dead, assert_group_gone, reason, serial};
 use super::*;
 use crate::clock;
-use crate::runner::{CancelState, RunContext, RunnerOutcome};
+use crate::runner::{CancelState, FnRunner, RunContext, RunnerOutcome};
+use crate::{Builder, Declarations, Engine};
 
 const SH: &str = "/bin/sh";
 
+/// An engine whose one probe runs `command` once per reset, from a check
+/// of the given placement, on `workers` workers; each output comes on the
+/// receiver.
+fn engine_running(
+    command: Command,
+    inline: bool,
+    workers: usize,
+) -> (Engine, Receiver<CommandOutput>) {
+    let (tx, outputs) = crossbeam_channel::unbounded();
+    let check = move |ctx: &RunContext<'_>| {
+        let _ = tx.send(command.run(ctx));
+        RunnerOutcome::pass()
+    };
+    let runner = if inline {
+        FnRunner::inline(check)
+    } else {
+        FnRunner::new(check)
+    };
+    let decl = Declaration::from_value(
+        "cmd",
+        json!({"kind": "cmd", "mode": "enforce", "runOnce": true, "timeoutSecs": 600}),
+    );
+    let (engine, _events) = Builder::new()
+        .declarations(Declarations::from_declarations([decl]).unwrap())
+        .runner("cmd", runner)
+        .workers(workers)
+        .build()
+        .unwrap();
+    engine.reset("test").unwrap();
+    (engine, outputs)
+}
+
+fn output(outputs: &Receiver<CommandOutput>) -> CommandOutput {
+    outputs
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the check ran the command")
+}
+
 fn run(command: &Command) -> CommandOutput {
-    let cancel = CancelState::default();
-    command.run(&RunContext::new("test", 0, clock::mono_now(), None, &cancel))
+    let (engine, outputs) = engine_running(command.clone(), false, 1);
+    let out = output(&outputs);
+    engine.shutdown().unwrap();
+    out
 }
 
 #[test]
@@ -93,20 +136,33 @@ fn cancelling_the_run_kills_the_group_and_returns() {
     let leader = PidFile::new();
     let script = format!("echo $$ > {}; sleep 30 & sleep 30", leader.path());
     let command = Command::new([SH, "-c", &script]).timeout(Duration::from_secs(60));
-    let cancel = std::sync::Arc::new(CancelState::default());
-    let (tx, rx) = mpsc::channel();
-    let state = std::sync::Arc::clone(&cancel);
-    std::thread::spawn(move || {
-        let _ = tx.send(command.run(&RunContext::new("test", 0, clock::mono_now(), None, &state)));
-    });
+    let (engine, outputs) = engine_running(command, false, 1);
     let pgid = leader.pid();
-    cancel.set_generation(1);
-    let out = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("a cancelled run returns");
+    engine.reset("again").unwrap();
+    let out = output(&outputs);
     assert!(matches!(out.end(), CommandEnd::Cancelled), "{out:?}");
     assert_eq!(reason(&out.outcome(0)), "exec probe: cancelled");
     assert_group_gone(pgid, Duration::from_secs(2));
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn an_inline_check_runs_a_command_only_on_another_worker() {
+    let _s = serial();
+    for (workers, ran) in [(1, false), (2, true)] {
+        let (engine, outputs) = engine_running(Command::new(["/bin/true"]), true, workers);
+        let out = output(&outputs);
+        engine.shutdown().unwrap();
+        if ran {
+            assert_eq!(out.code(), Some(0), "{out:?}");
+        } else {
+            assert!(matches!(out.end(), CommandEnd::WaitFailed(_)), "{out:?}");
+            assert!(
+                reason(&out.outcome(0)).contains("needs another worker"),
+                "{out:?}"
+            );
+        }
+    }
 }
 
 #[test]

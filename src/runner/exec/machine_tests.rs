@@ -364,7 +364,8 @@ fn the_child_starts_with_an_empty_signal_mask() {
 /// the registry's entry point, `machine`).
 #[test]
 fn cancelled_before_the_start_spawns_nothing() {
-    let p = crate::runner::machine::testing::machine(&decl(json!({"command": ["/no/such"]}))).unwrap();
+    let p =
+        crate::runner::machine::testing::machine(&decl(json!({"command": ["/no/such"]}))).unwrap();
     let mut h = Harness::new();
     let mut run = p.start(clock::mono_now());
     let out = match h.cancel(&mut *run, clock::mono_now()) {

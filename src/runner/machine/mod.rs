@@ -38,7 +38,6 @@ use crate::runner::RunnerOutcome;
 use crate::transport::Watch;
 use crate::transport::resolve::{Lookup, Resolver};
 
-pub(crate) mod on_caller;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Status;
 use crate::clock;
-use crate::runner::machine::testing::{self, hanging_listener};
 use crate::runner::machine::Machine;
+use crate::runner::machine::testing::{self, hanging_listener};
 
 fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
@@ -260,8 +260,8 @@ fn host_forms() {
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-use crate::runner::machine::testing::Harness;
 use crate::runner::machine::Step;
+use crate::runner::machine::testing::Harness;
 
 fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
     testing::machine(&decl(fields)).expect("valid declaration")
@@ -703,9 +703,7 @@ fn tls_without_the_feature_is_an_invalid_declaration_naming_it() {
         "invalid declaration: field `tls`: TLS is not built into this probewheel (it was built without the cargo feature `tls`)"
     );
     // `tls: false` is a plain tcp probe.
-    assert!(
-        testing::machine(&decl(json!({"port": 443, "tls": false}))).is_ok()
-    );
+    assert!(testing::machine(&decl(json!({"port": 443, "tls": false}))).is_ok());
 }
 
 /// Reads the server side of an accepted connection: a passing probe must
