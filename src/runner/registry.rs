@@ -37,8 +37,10 @@ pub(crate) enum Prepared {
     Blocking(Arc<dyn Check>),
 }
 
-/// What the built-in kinds know of the host they run on.
+/// What the built-in kinds know of the host they run on (only the
+/// `evidence` kind reads it).
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "evidence"), allow(dead_code))]
 pub(crate) struct HostFacts {
     host_key: Option<PathBuf>,
     hostname: Option<String>,
@@ -54,8 +56,8 @@ impl HostFacts {
             .unwrap_or_else(|| evidence::DEFAULT_HOST_KEY.into())
     }
 
-    /// The host name evidence must carry: the one set, or the OS's (`""`
-    /// if it cannot be read).
+    /// The host name evidence must carry: the one set, or the OS's.
+    #[cfg(feature = "evidence")]
     pub(crate) fn hostname(&self) -> &str {
         self.hostname.as_deref().unwrap_or_else(|| {
             self.os_hostname.get_or_init(|| {
