@@ -69,61 +69,17 @@ impl Field {
 
 /// The fields every probe has, read here before its kind sees it. The
 /// fields of a kind are its own (`Registry::fields`).
+#[rustfmt::skip]
 pub const SHARED_FIELDS: &[Field] = &[
-    Field::new(
-        "kind",
-        "string",
-        "required",
-        "`http`, `tcp`, `exec`, `evidence`, or a kind registered by the embedding program.",
-    ),
-    Field::new(
-        "mode",
-        "string: `enforce`, `observe` or `disabled`",
-        "required",
-        "`enforce` probes gate the rollout verdict; `observe` probes run and report but never gate; `disabled` probes are declared in the topology and never run.",
-    ),
-    Field::new(
-        "intervalSeconds",
-        "integer, 0 to 31536000 (one year)",
-        "30",
-        "Time between the probe's slots.",
-    ),
-    Field::new(
-        "runOnce",
-        "boolean",
-        "false",
-        "Run exactly once per reset (generation) instead of at every interval.",
-    ),
-    Field::new(
-        "timeoutSecs",
-        "integer, 1 to 86400",
-        "10",
-        "Bounds every run:",
-    ),
-    Field::new(
-        "failureThreshold",
-        "integer, 1 to 100",
-        "1",
-        "Consecutive failed runs before the probe counts as `failing` in the rollout verdict.",
-    ),
-    Field::new(
-        "successThreshold",
-        "integer, 1 to 100",
-        "1",
-        "Consecutive passed runs before the probe counts as `passing` in the rollout verdict.",
-    ),
-    Field::new(
-        "startupGraceSeconds",
-        "integer, 0 to 86400",
-        "0",
-        "After a reset (and the probe's `initialDelaySeconds`), failures hold the verdict `pending` (awaiting `startupGrace`) instead of making it unhealthy,",
-    ),
-    Field::new(
-        "initialDelaySeconds",
-        "integer, 0 to 86400",
-        "0",
-        "The probe's first slot is due this long after the reset;",
-    ),
+    Field::new("kind", "string", "required", "`http`, `tcp`, `exec`, `evidence`, or a kind registered by the embedding program."),
+    Field::new("mode", "string: `enforce`, `observe` or `disabled`", "required", "`enforce` probes gate the rollout verdict; `observe` probes run and report but never gate; `disabled` probes are declared in the topology and never run."),
+    Field::new("intervalSeconds", "integer, 0 to 31536000 (one year)", "30", "Time between the probe's slots."),
+    Field::new("runOnce", "boolean", "false", "Run exactly once per reset (generation) instead of at every interval."),
+    Field::new("timeoutSecs", "integer, 1 to 86400", "10", "Bounds every run:"),
+    Field::new("failureThreshold", "integer, 1 to 100", "1", "Consecutive failed runs before the probe counts as `failing` in the rollout verdict."),
+    Field::new("successThreshold", "integer, 1 to 100", "1", "Consecutive passed runs before the probe counts as `passing` in the rollout verdict."),
+    Field::new("startupGraceSeconds", "integer, 0 to 86400", "0", "After a reset (and the probe's `initialDelaySeconds`), failures hold the verdict `pending` (awaiting `startupGrace`) instead of making it unhealthy,"),
+    Field::new("initialDelaySeconds", "integer, 0 to 86400", "0", "The probe's first slot is due this long after the reset;"),
 ];
 
 /// Whether `field` is one of [`SHARED_FIELDS`].

@@ -147,7 +147,7 @@ struct Slot {
     cancelled: bool,
     /// A run handed over by another thread: its deadline, and where its
     /// outcome goes instead of the engine.
-    adopted: Option<(Instant, crossbeam_channel::Sender<RunnerOutcome>)>,
+    adopted: Option<(Instant, Sender<RunnerOutcome>)>,
 }
 
 pub(crate) struct Worker {
@@ -377,7 +377,7 @@ impl Worker {
         run: Box<dyn Run>,
         job: Dispatch,
         started: Instant,
-        adopted: Option<(Instant, crossbeam_channel::Sender<RunnerOutcome>)>,
+        adopted: Option<(Instant, Sender<RunnerOutcome>)>,
     ) {
         let idx = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
@@ -400,10 +400,13 @@ impl Worker {
     /// Starts the runs other threads handed over (see `runner::Adopt`);
     /// one of a generation that is gone is dropped unstarted.
     fn take_adopted(&mut self, now: Instant) {
-        let handed = match self.doorbell.adopted.lock() {
-            Ok(mut queue) => queue.as_mut().map(std::mem::take),
-            Err(poisoned) => poisoned.into_inner().as_mut().map(std::mem::take),
-        };
+        let mut queue = self
+            .doorbell
+            .adopted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let handed = queue.as_mut().map(std::mem::take);
+        drop(queue);
         for a in handed.unwrap_or_default() {
             if self.stopping.is_some() || self.shared.cancel.is_cancelled(a.generation) {
                 continue;

@@ -91,29 +91,10 @@ impl TlsFields {
 }
 
 /// The reference of the TLS fields, shared by `tcp` and `http`.
+#[rustfmt::skip]
 pub(crate) const TLS_FIELDS: &[Field] = &[
-    Field::new(
-        "caFile",
-        "string: path of a PEM bundle, not empty",
-        "the system trust store",
-        "The certificates trusted instead of the system store",
-    ),
-    Field::new(
-        "tlsServerName",
-        "string: a DNS name or an IP address, not empty",
-        "the URL's host, or `host`",
-        "The name sent as SNI and verified against the certificate.",
-    ),
-    Field::new(
-        "tlsSkipVerify",
-        "boolean",
-        "false",
-        "Complete the handshake without checking the chain, the name or the dates",
-    ),
-    Field::new(
-        "minCertValidityDays",
-        "integer, 0 to 3650",
-        "none",
-        "Fail when a certificate the server presents, chain included, expires in fewer days.",
-    ),
+    Field::new("caFile", "string: path of a PEM bundle, not empty", "the system trust store", "The certificates trusted instead of the system store"),
+    Field::new("tlsServerName", "string: a DNS name or an IP address, not empty", "the URL's host, or `host`", "The name sent as SNI and verified against the certificate."),
+    Field::new("tlsSkipVerify", "boolean", "false", "Complete the handshake without checking the chain, the name or the dates"),
+    Field::new("minCertValidityDays", "integer, 0 to 3650", "none", "Fail when a certificate the server presents, chain included, expires in fewer days."),
 ];

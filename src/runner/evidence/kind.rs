@@ -32,35 +32,11 @@ impl Kind for EvidenceKind {
     }
 }
 
+#[rustfmt::skip]
 const FIELDS: &[Field] = &[
-    Field::new(
-        "framework",
-        "string, not empty",
-        "none",
-        "Judge every control that covers this framework, one row per article,",
-    ),
-    Field::new(
-        "controls",
-        "object: control id -> `{\"mode\": ..., \"reason\": ...}`",
-        "`{}`",
-        "Judge only these controls, each in its own mode",
-    ),
-    Field::new(
-        "controlOverrides",
-        "object: control id -> `{\"mode\": ..., \"reason\": ...}`",
-        "`{}`",
-        "With `framework` only: the mode (and reason) of the named controls.",
-    ),
-    Field::new(
-        "evidencePath",
-        "string, not empty",
-        "`/var/lib/nixfleet-compliance/evidence.json`",
-        "The evidence file;",
-    ),
-    Field::new(
-        "maxAgeSeconds",
-        "integer, 1 to 3153600000 (100 years)",
-        "none",
-        "Fail when the evidence's `collectedAt` is older than this.",
-    ),
+    Field::new("framework", "string, not empty", "none", "Judge every control that covers this framework, one row per article,"),
+    Field::new("controls", "object: control id -> `{\"mode\": ..., \"reason\": ...}`", "`{}`", "Judge only these controls, each in its own mode"),
+    Field::new("controlOverrides", "object: control id -> `{\"mode\": ..., \"reason\": ...}`", "`{}`", "With `framework` only: the mode (and reason) of the named controls."),
+    Field::new("evidencePath", "string, not empty", "`/var/lib/nixfleet-compliance/evidence.json`", "The evidence file;"),
+    Field::new("maxAgeSeconds", "integer, 1 to 3153600000 (100 years)", "none", "Fail when the evidence's `collectedAt` is older than this."),
 ];

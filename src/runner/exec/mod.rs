@@ -98,19 +98,10 @@ impl Kind for ExecKind {
     }
 }
 
+#[rustfmt::skip]
 const FIELDS: &[Field] = &[
-    Field::new(
-        "command",
-        "array of strings (the argv), or one string split on ASCII whitespace",
-        "required",
-        "The program and its arguments.",
-    ),
-    Field::new(
-        "expectExitCode",
-        "integer, 0 to 255",
-        "0",
-        "The exit code that passes.",
-    ),
+    Field::new("command", "array of strings (the argv), or one string split on ASCII whitespace", "required", "The program and its arguments."),
+    Field::new("expectExitCode", "integer, 0 to 255", "0", "The exit code that passes."),
 ];
 
 /// Characters a shell would treat specially.

@@ -157,37 +157,13 @@ impl Kind for HttpKind {
     }
 }
 
+#[rustfmt::skip]
 const FIELDS: &[Field] = &[
-    Field::new(
-        "url",
-        "string: an `http://` or `https://` URL",
-        "required",
-        "What to fetch.",
-    ),
-    Field::new(
-        "expectStatus",
-        "integer, 100 to 599",
-        "200",
-        "The status that passes.",
-    ),
-    Field::new(
-        "bodyContains",
-        "string, at most 64 KiB",
-        "none",
-        "The text the body must contain.",
-    ),
-    Field::new(
-        "headers",
-        "object: header name -> string",
-        "`{}`",
-        "Sent with every request, redirects included, except credentials:",
-    ),
-    Field::new(
-        "connectTimeoutSecs",
-        "integer, 1 to 3600",
-        "5",
-        "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake.",
-    ),
+    Field::new("url", "string: an `http://` or `https://` URL", "required", "What to fetch."),
+    Field::new("expectStatus", "integer, 100 to 599", "200", "The status that passes."),
+    Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
+    Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
+    Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
 
 /// A prepared `http` probe.

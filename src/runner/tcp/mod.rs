@@ -83,26 +83,12 @@ impl Kind for TcpKind {
     }
 }
 
+#[rustfmt::skip]
 const FIELDS: &[Field] = &[
-    Field::new(
-        "host",
-        "string: a host name, an IPv4 or an IPv6 literal (with or without brackets)",
-        "`127.0.0.1`",
-        "Where to connect.",
-    ),
+    Field::new("host", "string: a host name, an IPv4 or an IPv6 literal (with or without brackets)", "`127.0.0.1`", "Where to connect."),
     Field::new("port", "integer, 1 to 65535", "required", "The port."),
-    Field::new(
-        "connectTimeoutSecs",
-        "integer, 1 to 3600",
-        "5",
-        "Bounds the whole probe: the lookup, the connect and, with `tls`, the handshake.",
-    ),
-    Field::new(
-        "tls",
-        "boolean",
-        "false",
-        "After connecting, complete a TLS handshake, certificate checks included",
-    ),
+    Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the whole probe: the lookup, the connect and, with `tls`, the handshake."),
+    Field::new("tls", "boolean", "false", "After connecting, complete a TLS handshake, certificate checks included"),
 ];
 
 /// Where to connect: fixed at prepare time for an IP literal, resolved at
