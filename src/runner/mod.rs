@@ -1,7 +1,9 @@
-//! Probe runners: the one trait every probe kind implements, and the
-//! registry that maps kind names to runners.
+//! Probe kinds: the [`Registry`] that maps kind names to kinds, the
+//! built-in ones (each in a module of its own, with its fields, its lints
+//! and its prepare) and the [`Runner`] trait an embedding program
+//! implements for a kind of its own.
 //!
-//! A kind is two steps. [`Runner::prepare`] reads a declaration's
+//! A registered kind is two steps. [`Runner::prepare`] reads a declaration's
 //! kind-specific fields once per reset and returns a [`Check`], or a
 //! [`FieldError`] that makes the probe fail with `invalid declaration: ...`.
 //! [`Check::run`] then runs on a worker thread at every tick. A run must
@@ -21,7 +23,8 @@
 //!
 //! A check that runs a command uses [`Command`]: the `exec` kind's process
 //! handling (a process group of its own, killed whole at the end, on a
-//! timeout and on cancellation; never a shell), with a typed
+//! timeout and on cancellation; never a shell), on the engine's workers,
+//! with a typed
 //! [`CommandOutput`] that [`CommandOutput::outcome`] turns into the `exec`
 //! kind's outcome.
 
