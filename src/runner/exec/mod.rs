@@ -1,10 +1,7 @@
 //! `exec` probes: run a command in its own process group; pass iff its exit
 //! code is `expectExitCode`.
 //!
-//! Fields (`docs/declarations.md`): `command` (required: an array of strings, the argv,
-//! or one string split on ASCII whitespace; never run through a shell),
-//! `expectExitCode` (default 0, 0-255) and `timeoutSecs` (default 10,
-//! 1-86400, wall clock).
+//! Fields: [`FIELDS`], and `timeoutSecs` (wall clock).
 //!
 //! A run ([`run`]) is a state machine on its worker's poll loop
 //! ([`crate::runner::machine`]). It spawns `argv[0]` ([`spawn`]: looked up
@@ -98,6 +95,7 @@ impl Kind for ExecKind {
     }
 }
 
+/// Its own fields, as `docs/declarations.md` lists them.
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
     Field::new("command", "array of strings (the argv), or one string split on ASCII whitespace", "required", "The program and its arguments."),

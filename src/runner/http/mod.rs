@@ -1,13 +1,8 @@
 //! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
 //! state machine on a worker's poll loop.
 //!
-//! Fields (`docs/declarations.md`): `url` (required, `http://` or `https://`),
-//! `expectStatus` (default 200, 100 to 599), `bodyContains` (optional),
-//! `headers` (optional), `timeoutSecs` (default 10, 1 to 86400),
-//! `connectTimeoutSecs` (default 5, 1 to 3600), and for `https://` the TLS
-//! fields `caFile`, `tlsServerName`, `tlsSkipVerify` and
-//! `minCertValidityDays` (see `runner::tls_fields` for the trust store).
-//! [`Kind::prepare`] parses the URL, builds the request bytes and (for
+//! Fields: [`FIELDS`], `timeoutSecs`, and for `https://` the TLS fields
+//! (`runner::tls_fields`). [`Kind::prepare`] parses the URL, builds the request bytes and (for
 //! `https://`) the TLS configuration once; a run only resolves (names
 //! only), connects, does the TLS handshake, writes the request and reads.
 //!
@@ -157,6 +152,7 @@ impl Kind for HttpKind {
     }
 }
 
+/// Its own fields, as `docs/declarations.md` lists them.
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
     Field::new("url", "string: an `http://` or `https://` URL", "required", "What to fetch."),

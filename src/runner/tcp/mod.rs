@@ -1,10 +1,6 @@
 //! `tcp` probes: connect with a deadline, then close. Pass iff connected.
 //!
-//! Fields (`docs/declarations.md`): `host` (default `127.0.0.1`; an IP literal, IPv6 with
-//! or without brackets, or a name resolved at every run), `port` (required,
-//! 1-65535), `connectTimeoutSecs` (default 5, 1-3600), and `tls` (default
-//! false) with the TLS fields `caFile`, `tlsServerName`, `tlsSkipVerify`
-//! and `minCertValidityDays` (see `runner::tls_fields`).
+//! Fields: [`FIELDS`], and the TLS fields (`runner::tls_fields`).
 //!
 //! With `tls: true` the probe passes only once a TLS handshake with the
 //! server has completed (certificate checks included), then closes. The
@@ -83,6 +79,7 @@ impl Kind for TcpKind {
     }
 }
 
+/// Its own fields, as `docs/declarations.md` lists them.
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
     Field::new("host", "string: a host name, an IPv4 or an IPv6 literal (with or without brackets)", "`127.0.0.1`", "Where to connect."),
