@@ -255,9 +255,10 @@ pub mod decl;
 pub mod engine;
 pub mod event;
 mod file;
-mod sys;
 pub mod runner;
+mod sys;
 pub mod transport;
+mod util;
 mod vocab;
 
 pub use crate::clock::Timestamp;

@@ -3,9 +3,13 @@
 
 mod blocking;
 mod board;
+mod custom;
 mod driver;
 mod pool;
+mod results;
 mod rollout;
+mod shared;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -31,12 +35,15 @@ use crate::clock;
 use crate::core::{Config, Scheduler};
 use crate::decl::Declarations;
 use crate::event::{Event, RolloutVerdict};
-use crate::runner::{CancelState, Registry, Runner};
+use crate::runner::{Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::board::VerdictBoard;
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
-use self::pool::{Pool, Shared};
+use self::pool::Pool;
+use self::results::Results;
+use self::shared::Shared;
+use self::timer::DeadlineTimer;
 use self::wake::EngineWake;
 
 /// Where the declarations file lives unless told otherwise.
@@ -327,6 +334,56 @@ impl Builder {
     /// Starts the engine thread and the worker pool. The engine runs no
     /// probe until the first [`Engine::reset`].
     pub fn build(self) -> Result<(Engine, Receiver<Event>), EngineError> {
+        self.validate()?;
+        if self.child_subreaper {
+            set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
+        }
+        // A quarter of the shortest interval at most, so a run is never
+        // handed over before the previous slot of its probe is due.
+        let lead = DISPATCH_LEAD.min(self.min_interval / 4);
+        let (poll, timer, shared) = engine_wake(lead)?;
+        let mut results = Results::default();
+        // From here on, what fails drops the pool, which stops its threads.
+        let pool = self.start_pool(&shared, &mut results)?;
+        let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
+        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let board = Arc::new(VerdictBoard::default());
+        // The runners are shared: the engine's copy is what the driver runs.
+        let registry = self.registry.clone();
+        let (min_interval, name) = (self.min_interval, format!("{}-engine", self.thread_name));
+        let driver = Driver {
+            board: Arc::clone(&board),
+            poll,
+            timer,
+            core: self.scheduler(lead, events_tx),
+            commands: commands_rx,
+            shared: Arc::clone(&shared),
+            pool,
+            results,
+            registry: self.registry,
+            source: self.source,
+            wakeups: 0,
+            previous: None,
+        };
+        let thread = thread::Builder::new()
+            .name(name)
+            .stack_size(512 * 1024)
+            .spawn(move || driver.run())
+            .map_err(EngineError::io("spawn engine thread"))?;
+        let engine = Engine {
+            commands: commands_tx,
+            shared,
+            board,
+            resets: std::sync::Mutex::new(0),
+            thread: Some(thread),
+            registry,
+            min_interval,
+        };
+        Ok((engine, events_rx))
+    }
+
+    /// Rejects settings out of range.
+    fn validate(&self) -> Result<(), EngineError> {
         if self.workers == 0 {
             return Err(EngineError::config("workers must be at least 1"));
         }
@@ -349,43 +406,30 @@ impl Builder {
                 "minimum interval must be at least 1 ms",
             ));
         }
-        if self.child_subreaper {
-            set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
-        }
-        // A quarter of the shortest interval at most, so a run is never
-        // handed over before the previous slot of its probe is due.
-        let lead = DISPATCH_LEAD.min(self.min_interval / 4);
-        let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
-        let waker =
-            mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
-        let timer = timer::DeadlineTimer::new(poll.registry(), TIMER)
-            .map_err(EngineError::io("create timer"))?;
-        let shared = Arc::new(Shared {
-            cancel: CancelState::default(),
-            wake: EngineWake::new(
-                waker,
-                timer
-                    .remote()
-                    .map_err(EngineError::io("duplicate the timer"))?,
-                lead,
-                clock::mono_now(),
-            ),
-            tasks: std::sync::Mutex::new((0, Arc::new(Vec::new()))),
-        });
-        let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
-        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
-        let resolver = Arc::new(Resolver::new(
-            self.resolver,
+        Ok(())
+    }
+
+    /// Starts the resolver and the workers, which hand their results over
+    /// to `results`.
+    fn start_pool(&self, shared: &Arc<Shared>, results: &mut Results) -> Result<Pool, EngineError> {
+        let resolver = Resolver::new(
+            Arc::clone(&self.resolver),
             format!("{}-resolve", self.thread_name),
-        ));
-        let pool = Pool::start(
-            self.workers,
-            &self.thread_name,
-            Arc::clone(&shared),
-            resolver,
+        );
+        let (n, name) = (self.workers, &self.thread_name);
+        Pool::start(
+            n,
+            name,
+            shared,
+            results,
+            Arc::new(resolver),
             self.pin_workers,
         )
-        .map_err(EngineError::io("spawn worker"))?;
+        .map_err(EngineError::io("spawn worker"))
+    }
+
+    /// The scheduling core, sending its events on `events`.
+    fn scheduler(&self, lead: Duration, events: Sender<Event>) -> Scheduler<ChannelSink> {
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
@@ -393,51 +437,27 @@ impl Builder {
             soak: self.soak,
             deadline: self.deadline,
         };
-        let now = clock::mono_now();
-        let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
-        let board = Arc::new(VerdictBoard::default());
-        // The runners are shared: the engine's copy is what the driver runs.
-        let registry = self.registry.clone();
-        let driver = Driver {
-            board: Arc::clone(&board),
-            poll,
-            timer,
-            core,
-            commands: commands_rx,
-            shared: Arc::clone(&shared),
-            pool,
-            registry: self.registry,
-            source: self.source,
-            wakeups: 0,
-            previous: None,
-        };
-        let thread = thread::Builder::new()
-            .name(format!("{}-engine", self.thread_name))
-            .stack_size(512 * 1024)
-            .spawn(move || driver.run())
-            .map_err(EngineError::io("spawn engine thread"))?;
-        let engine = Engine {
-            commands: commands_tx,
-            shared,
-            board,
-            resets: std::sync::Mutex::new(0),
-            thread: Some(thread),
-            registry,
-            min_interval: self.min_interval,
-        };
-        Ok((engine, events_rx))
+        let sink = ChannelSink::new(events);
+        Scheduler::new(config, clock::mono_now(), clock::wall_now(), sink)
     }
 }
 
-#[cfg(target_os = "linux")]
-fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// The engine thread's poll and timer, and what it shares with the threads
+/// that wake it; results bring its wake-up forward by at most `hold`.
+fn engine_wake(hold: Duration) -> Result<(mio::Poll, DeadlineTimer, Arc<Shared>), EngineError> {
+    let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
+    let waker = mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
+    let timer =
+        DeadlineTimer::new(poll.registry(), TIMER).map_err(EngineError::io("create timer"))?;
+    let remote = timer
+        .remote()
+        .map_err(EngineError::io("duplicate the timer"))?;
+    let wake = EngineWake::new(waker, remote, hold, clock::mono_now());
+    Ok((poll, timer, Arc::new(Shared::new(wake))))
 }
+
+#[cfg(target_os = "linux")]
+use crate::sys::process::set_child_subreaper;
 
 #[cfg(not(target_os = "linux"))]
 fn set_child_subreaper() -> io::Result<()> {
