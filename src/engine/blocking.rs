@@ -11,16 +11,17 @@
 //! engine thread (see `core::scheduler`); its thread stays with it until
 //! it returns.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::custom::run_check;
 use super::results::ResultSender;
 use super::shared::Shared;
 use crate::clock;
 use crate::core::Dispatch;
-use crate::runner::{CANCEL_POLL, Check, RunnerOutcome};
+use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
 use crate::util::elastic::{Elastic, Limits, Refusal, Refused};
+use crate::vocab::panic_message;
 
 /// Most threads running blocking custom checks at a time.
 pub const MAX_BLOCKING_THREADS: usize = 256;
@@ -102,4 +103,40 @@ fn run(shared: &Shared, results: &ResultSender, (job, name, check): Item) {
         return; // the engine would discard it
     }
     results.send(job.finished(started, finished, outcome));
+}
+
+/// Runs `job`'s custom `check`, started at `started`, on the calling
+/// thread (this pool's, or a worker's for an inline check); a panic becomes a failed run. Returns the outcome and when the
+/// run finished (one clock read serves the deadline and the duration).
+///
+/// The run's deadline is enforced by the engine thread, not here (see
+/// `core::scheduler`): a check that hangs holds this thread, so nothing on
+/// it could report the timeout. The context only tells the check.
+pub(crate) fn run_check(
+    check: &dyn Check,
+    name: &str,
+    job: &Dispatch,
+    started: Instant,
+    cancel: &CancelState,
+) -> (RunnerOutcome, Instant) {
+    let deadline = job.deadline();
+    if deadline.is_some_and(|d| started >= d) {
+        // It waited past its deadline (behind a check that hangs): the
+        // engine records it timed out whatever happens here, so it is
+        // not run; this outcome only frees the probe.
+        return (job.timed_out(), started);
+    }
+    let ctx = RunContext::new(name, job.generation, started, deadline, cancel);
+    let outcome =
+        panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
+            RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+        });
+    let finished = clock::mono_now();
+    if deadline.is_some_and(|d| finished >= d) {
+        // Returned at or after its deadline (a check that honours it
+        // returns right then): timed out, the same whether this result or
+        // the engine's cut-off reaches the engine first.
+        return (job.timed_out(), finished);
+    }
+    (outcome, finished)
 }

@@ -3,7 +3,6 @@
 
 mod blocking;
 mod board;
-mod custom;
 mod driver;
 mod pool;
 mod results;

@@ -1,14 +1,12 @@
-//! The worker pool: poll-loop workers, blocking-check threads, and what
-//! they share with the engine thread.
+//! The worker pool: poll-loop workers, blocking-check threads, and the
+//! routing between.
 //!
 //! The engine hands each worker batches of runs (each probe always goes to
 //! the same worker) and wakes it once per batch; a worker carries any
 //! number of runs that wait (see `worker.rs`). Custom checks that may
-//! block go to threads of their own (`blocking.rs`). Each worker hands
-//! finished runs back on a channel of its own and makes sure the engine
-//! wakes within the result hold, by moving the engine's timer rather than
-//! waking it at once (see `wake.rs`). A panicking check is
-//! caught and becomes a failed run; the worker lives on.
+//! block go to threads of their own (`blocking.rs`). Finished runs come
+//! back through `results.rs`. A panicking check is caught and becomes a
+//! failed run; the worker lives on.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -20,10 +18,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::blocking::BlockingPool;
-use super::results::Results;
+use super::results::{ResultSender, Results};
 use super::shared::Shared;
 use super::tasks::{Task, TaskTable};
-use super::worker::{Doorbell, Handle, Setup};
+use super::worker::{Doorbell, Setup, Worker};
 
 use crate::clock;
 use crate::core::Dispatch;
@@ -87,13 +85,8 @@ impl Pool {
         };
         for i in 0..n {
             let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-            let started = Setup::new(
-                Arc::clone(shared),
-                Arc::clone(&pool.resolver),
-                results.sender(&shared.wake),
-            )
-            .and_then(|worker| pool.start_worker(i, name, worker, &exit_tx, cpu));
-            if let Err(e) = started {
+            let results = results.sender(&shared.wake);
+            if let Err(e) = pool.start_worker(i, name, shared, results, &exit_tx, cpu) {
                 // Only the started workers' senders are left: `stop` sees
                 // them all exit.
                 drop(exit_tx);
@@ -105,19 +98,25 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Starts `worker` as worker `i`.
+    /// Starts worker `i`.
     fn start_worker(
         &mut self,
         i: usize,
         name: &str,
-        (worker, handle): (Setup, Handle),
+        shared: &Arc<Shared>,
+        results: ResultSender,
         exit_tx: &Sender<()>,
         cpu: Option<usize>,
     ) -> io::Result<()> {
-        let exit_tx = exit_tx.clone();
-        // Dropped with the closure if the thread cannot start: the
-        // worker's descriptors close.
-        let thread = thread::Builder::new()
+        // Dropped with the closure if the thread cannot start: its
+        // descriptors close.
+        let setup = Setup::new()?;
+        let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
+        let doorbell = Arc::clone(setup.doorbell());
+        let busy = Arc::new(AtomicBool::new(false));
+        let (shared, resolver) = (Arc::clone(shared), Arc::clone(&self.resolver));
+        let (exit_tx, worker_busy) = (exit_tx.clone(), Arc::clone(&busy));
+        let handle = thread::Builder::new()
             .name(format!("{name}-worker-{i}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
@@ -126,10 +125,10 @@ impl Pool {
                 if let Some(cpu) = cpu {
                     pin_to(cpu);
                 }
-                worker.run();
+                Worker::new(setup, inbox_rx, shared, resolver, results, worker_busy).run();
             })?;
-        self.inboxes.push((handle.inbox, handle.doorbell));
-        self.workers.push((thread, handle.busy));
+        self.inboxes.push((inbox_tx, doorbell));
+        self.workers.push((handle, busy));
         Ok(())
     }
 

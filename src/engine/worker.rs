@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mio::{Events, Poll, Token, Waker};
 
-use super::custom::run_check;
+use super::blocking::run_check;
 use super::results::ResultSender;
 use super::shared::Shared;
 use super::tasks::{Task, TaskTable};
@@ -84,64 +84,31 @@ impl Wake for Doorbell {
     }
 }
 
-/// The engine's side of a worker.
-pub(crate) struct Handle {
-    pub(crate) inbox: Sender<Vec<Dispatch>>,
-    pub(crate) doorbell: Arc<Doorbell>,
-    /// Set while the worker runs a check on its own thread.
-    pub(crate) busy: Arc<AtomicBool>,
-}
-
-/// A worker before its thread starts: what it is made of, all of it `Send`
-/// (its runs are not).
+/// A worker's poll, before its thread starts.
 pub(crate) struct Setup {
     poll: Poll,
     timer: DeadlineTimer,
     doorbell: Arc<Doorbell>,
-    inbox: Receiver<Vec<Dispatch>>,
-    shared: Arc<Shared>,
-    resolver: Arc<Resolver>,
-    results: ResultSender,
-    busy: Arc<AtomicBool>,
 }
 
 impl Setup {
-    /// A worker's poll, timer and inbox, and the engine's handle on it.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        resolver: Arc<Resolver>,
-        results: ResultSender,
-    ) -> io::Result<(Setup, Handle)> {
+    pub(crate) fn new() -> io::Result<Setup> {
         let poll = Poll::new()?;
-        let doorbell = Arc::new(Doorbell {
-            waker: Waker::new(poll.registry(), WAKER)?,
-            inbox: AtomicBool::new(false),
-            woken: Mutex::new(Vec::new()),
-        });
+        let waker = Waker::new(poll.registry(), WAKER)?;
         let timer = DeadlineTimer::new(poll.registry(), TIMER)?;
-        let (inbox_tx, inbox) = crossbeam_channel::unbounded();
-        let busy = Arc::new(AtomicBool::new(false));
-        let handle = Handle {
-            inbox: inbox_tx,
-            doorbell: Arc::clone(&doorbell),
-            busy: Arc::clone(&busy),
-        };
-        let setup = Setup {
+        Ok(Setup {
             poll,
             timer,
-            doorbell,
-            inbox,
-            shared,
-            resolver,
-            results,
-            busy,
-        };
-        Ok((setup, handle))
+            doorbell: Arc::new(Doorbell {
+                waker,
+                inbox: AtomicBool::new(false),
+                woken: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
-    /// Runs the worker on the calling thread until it stops.
-    pub(crate) fn run(self) {
-        Worker::new(self).run();
+    pub(crate) fn doorbell(&self) -> &Arc<Doorbell> {
+        &self.doorbell
     }
 }
 
@@ -183,23 +150,21 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    fn new(setup: Setup) -> Worker {
-        let Setup {
-            poll,
-            timer,
-            doorbell,
-            inbox,
-            shared,
-            resolver,
-            results,
-            busy,
-        } = setup;
+    pub(crate) fn new(
+        setup: Setup,
+        inbox: Receiver<Vec<Dispatch>>,
+        shared: Arc<Shared>,
+        resolver: Arc<Resolver>,
+        results: ResultSender,
+        busy: Arc<AtomicBool>,
+    ) -> Worker {
+        let wake: Arc<dyn Wake> = Arc::clone(&setup.doorbell) as Arc<dyn Wake>;
         Worker {
-            poll,
+            poll: setup.poll,
             events: Events::with_capacity(256),
-            timer,
-            wake: Arc::clone(&doorbell) as Arc<dyn Wake>,
-            doorbell,
+            timer: setup.timer,
+            doorbell: setup.doorbell,
+            wake,
             inbox,
             shared,
             resolver,
@@ -454,39 +419,17 @@ impl Worker {
             self.stop(now);
             return;
         }
-        let cancel = &self.shared.cancel;
-        let gone: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|s| !s.cancelled && cancel.is_cancelled(s.job.generation))
-                    .map(|_| i)
-            })
-            .collect();
-        for idx in gone {
-            self.cancel_slot(idx, now);
-        }
+        let shared = Arc::clone(&self.shared);
+        self.cancel_where(now, |s| shared.cancel.is_cancelled(s.job.generation));
         // Jobs of the old generation are skipped when their start comes.
     }
 
     fn cancel_where(&mut self, now: Instant, pick: impl Fn(&Slot) -> bool) {
-        let picked: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| !s.cancelled && pick(s)).map(|_| i))
-            .collect();
-        for idx in picked {
-            self.cancel_slot(idx, now);
-        }
-    }
-
-    fn cancel_slot(&mut self, idx: usize, now: Instant) {
-        if let Some(slot) = self.slots[idx].as_mut() {
-            slot.cancelled = true;
-            self.call(idx, now);
+        for idx in 0..self.slots.len() {
+            if let Some(slot) = self.slots[idx].as_mut().filter(|s| !s.cancelled && pick(s)) {
+                slot.cancelled = true;
+                self.call(idx, now);
+            }
         }
     }
 

@@ -106,10 +106,8 @@ pub(crate) struct Resolver {
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let load = self.pool.load();
         f.debug_struct("Resolver")
-            .field("threads", &load.threads)
-            .field("queued", &load.queued)
+            .field("threads", &self.pool.threads().0)
             .finish_non_exhaustive()
     }
 }

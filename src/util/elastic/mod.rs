@@ -1,12 +1,11 @@
-//! An elastic thread pool: for work that blocks and cannot be interrupted
+//! An elastic thread pool, for work that blocks and cannot be interrupted
 //! (name lookups, custom checks that block), kept off the poll loops.
 //!
-//! Threads start on demand, one per job in flight, at most
-//! [`Limits::threads`]; beyond that, jobs queue for the next free thread.
-//! A thread without work for [`Limits::idle`] ends, so a pool that is not
-//! used costs no thread. Stopping drops the queued jobs and waits, up to a
-//! deadline, for the threads to end; a thread stuck in its job is left
-//! behind (it ends when the job returns), and counted.
+//! Threads start on demand, one per job in flight, up to a cap; beyond it,
+//! jobs queue for the next free thread. A thread idle for its limit ends,
+//! so an unused pool costs no thread. Stopping drops the queued jobs and
+//! waits, up to a deadline, for the threads; a thread still in a job is
+//! left behind (it ends when the job returns), and counted.
 
 use std::collections::VecDeque;
 use std::io;
@@ -19,7 +18,6 @@ use crate::clock;
 /// How many threads a pool may have, and how long they live.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// Most threads at a time.
     pub(crate) threads: usize,
     /// A thread without work for this long ends.
     pub(crate) idle: Duration,
@@ -34,7 +32,7 @@ pub(crate) struct Elastic<J> {
 
 struct Inner<J> {
     state: Mutex<State<J>>,
-    /// Signalled when a job is queued for an idle thread, or at stop.
+    /// Signalled when a job is queued for an idle thread, and at stop.
     work: Condvar,
     /// Signalled when a thread ends.
     ended: Condvar,
@@ -45,6 +43,7 @@ struct Inner<J> {
 
 struct State<J> {
     queue: VecDeque<J>,
+    /// Threads running (busy or idle), and of those the idle ones.
     threads: usize,
     idle: usize,
     spawned: u64,
@@ -59,24 +58,11 @@ pub(crate) struct Refused<J> {
     pub(crate) why: Refusal,
 }
 
-/// Why the pool did not take a job.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    /// The pool is stopped.
     Stopped,
     /// No thread runs and none could start.
     NoThread(io::Error),
-}
-
-/// A pool's threads and queue at one instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Load {
-    /// Threads running, busy or idle.
-    pub(crate) threads: usize,
-    /// Threads waiting for a job.
-    pub(crate) idle: usize,
-    /// Jobs waiting for a thread.
-    pub(crate) queued: usize,
 }
 
 impl<J: Send + 'static> Elastic<J> {
@@ -85,7 +71,7 @@ impl<J: Send + 'static> Elastic<J> {
         name: String,
         limits: Limits,
         run: impl Fn(J) + Send + Sync + 'static,
-    ) -> Elastic<J> {
+    ) -> Self {
         let state = State {
             queue: VecDeque::new(),
             threads: 0,
@@ -94,21 +80,23 @@ impl<J: Send + 'static> Elastic<J> {
             stopped: false,
             warned: false,
         };
+        let (work, ended, run) = (Condvar::new(), Condvar::new(), Box::new(run));
+        let inner = Inner {
+            state: Mutex::new(state),
+            work,
+            ended,
+            limits,
+            name,
+            run,
+        };
         Elastic {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                work: Condvar::new(),
-                ended: Condvar::new(),
-                limits,
-                name,
-                run: Box::new(run),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
-    /// Queues `job`; starts a thread for it unless one is idle or the cap
-    /// is reached. Gives it back when stopped, or when no thread runs and
-    /// none can start.
+    /// Queues `job`, starting a thread for it unless one is idle or the
+    /// cap is reached. Gives it back when stopped, or when no thread runs
+    /// and none can start.
     pub(crate) fn submit(&self, job: J) -> Result<(), Refused<J>> {
         let inner = &self.inner;
         let mut st = inner.lock();
@@ -121,79 +109,66 @@ impl<J: Send + 'static> Elastic<J> {
         st.queue.push_back(job);
         if st.idle >= st.queue.len() {
             inner.work.notify_one();
-            return Ok(());
-        }
-        if st.threads >= inner.limits.threads {
+        } else if st.threads >= inner.limits.threads {
             if !std::mem::replace(&mut st.warned, true) {
-                log::warn!(
-                    "{}: all {} threads busy; further work waits for one",
-                    inner.name,
-                    inner.limits.threads
-                );
+                let (name, max) = (&inner.name, inner.limits.threads);
+                log::warn!("{name}: all {max} threads busy; further work waits for one");
             }
-            return Ok(());
-        }
-        st.spawned += 1;
-        // Under the lock: a thread that cannot start leaves the state as
-        // it found it.
-        match self.spawn(st.spawned) {
-            Ok(()) => st.threads += 1,
-            Err(e) if st.threads == 0 => {
-                let job = st.queue.pop_back().expect("queued above");
-                return Err(Refused {
-                    job,
-                    why: Refusal::NoThread(e),
+        } else {
+            st.spawned += 1;
+            // Under the lock, so a failure leaves the state as it was.
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{}", inner.name, st.spawned))
+                .stack_size(inner.limits.stack)
+                .spawn({
+                    let inner = Arc::clone(inner);
+                    move || serve(&inner)
                 });
+            match spawned {
+                Ok(_) => st.threads += 1,
+                Err(e) if st.threads == 0 => {
+                    let job = st.queue.pop_back().expect("queued above");
+                    return Err(Refused {
+                        job,
+                        why: Refusal::NoThread(e),
+                    });
+                }
+                Err(e) => log::warn!(
+                    "{}: cannot start a thread ({e}); the work waits",
+                    inner.name
+                ),
             }
-            Err(e) => log::warn!(
-                "{}: cannot start a thread ({e}); the work waits for a running one",
-                inner.name
-            ),
         }
         Ok(())
-    }
-
-    fn spawn(&self, n: u64) -> io::Result<()> {
-        let inner = Arc::clone(&self.inner);
-        thread::Builder::new()
-            .name(format!("{}-{n}", self.inner.name))
-            .stack_size(self.inner.limits.stack)
-            .spawn(move || serve(&inner))
-            .map(drop)
     }
 
     /// Drops the queued jobs and waits until `deadline` for the threads to
     /// end; returns how many are left behind (still in a job).
     pub(crate) fn stop(&self, deadline: Instant) -> usize {
-        let inner = &self.inner;
-        let mut st = inner.lock();
+        let mut st = self.inner.lock();
         st.stopped = true;
         let queued = std::mem::take(&mut st.queue);
-        inner.work.notify_all();
-        while st.threads > 0 {
-            let now = clock::mono_now();
-            if now >= deadline {
+        self.inner.work.notify_all();
+        while let Some(left) = deadline.checked_duration_since(clock::mono_now()) {
+            if st.threads == 0 {
                 break;
             }
-            st = inner
+            st = self
+                .inner
                 .ended
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
         let left = st.threads;
-        drop(st);
-        drop(queued); // a job's own `Drop` runs outside the lock
+        drop((st, queued)); // the jobs' own `Drop` outside the lock
         left
     }
 
-    pub(crate) fn load(&self) -> Load {
+    /// Threads running and of those idle.
+    pub(crate) fn threads(&self) -> (usize, usize) {
         let st = self.inner.lock();
-        Load {
-            threads: st.threads,
-            idle: st.idle,
-            queued: st.queue.len(),
-        }
+        (st.threads, st.idle)
     }
 }
 
@@ -216,10 +191,7 @@ impl<J> Drop for Exit<'_, J> {
 fn serve<J>(inner: &Inner<J>) {
     let _exit = Exit(inner);
     let mut st = inner.lock();
-    loop {
-        if st.stopped {
-            return;
-        }
+    while !st.stopped {
         if let Some(job) = st.queue.pop_front() {
             drop(st);
             (inner.run)(job);

@@ -21,17 +21,21 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// A pool whose jobs block until their gate sender is dropped.
-fn gated(name: &str) -> Elastic<mpsc::Receiver<()>> {
-    Elastic::new(name.into(), LIMITS, |gate: mpsc::Receiver<()>| {
+/// A pool whose jobs count their start in `started`, then block until
+/// their gate sender is dropped.
+fn gated(name: &str, started: &Arc<AtomicUsize>) -> Elastic<mpsc::Receiver<()>> {
+    let started = Arc::clone(started);
+    Elastic::new(name.into(), LIMITS, move |gate: mpsc::Receiver<()>| {
+        started.fetch_add(1, Ordering::SeqCst);
         let _ = gate.recv();
     })
 }
 
 #[test]
 fn threads_start_on_demand_up_to_the_cap_and_end_when_idle() {
-    let pool = gated("t-cap");
-    assert_eq!(pool.load().threads, 0, "no thread before any work");
+    let started = Arc::new(AtomicUsize::new(0));
+    let pool = gated("t-cap", &started);
+    assert_eq!(pool.threads(), (0, 0), "no thread before any work");
     let gates: Vec<mpsc::Sender<()>> = (0..5)
         .map(|_| {
             let (tx, rx) = mpsc::channel();
@@ -39,22 +43,25 @@ fn threads_start_on_demand_up_to_the_cap_and_end_when_idle() {
             tx
         })
         .collect();
-    assert!(
-        eventually(|| pool.load().threads == 3 && pool.load().queued == 2),
-        "{:?}",
-        pool.load()
-    );
+    assert!(eventually(|| started.load(Ordering::SeqCst) == 3));
+    assert_eq!(pool.threads(), (3, 0), "the others wait for a thread");
     drop(gates);
-    assert!(eventually(|| pool.load().threads == 0), "{:?}", pool.load());
+    assert!(eventually(|| started.load(Ordering::SeqCst) == 5));
+    assert!(
+        eventually(|| pool.threads() == (0, 0)),
+        "{:?}",
+        pool.threads()
+    );
     assert_eq!(pool.stop(clock::mono_now()), 0);
 }
 
 #[test]
 fn stop_reports_the_threads_left_in_a_job_and_refuses_more() {
-    let pool = gated("t-stop");
+    let started = Arc::new(AtomicUsize::new(0));
+    let pool = gated("t-stop", &started);
     let (stuck, rx) = mpsc::channel();
     assert!(pool.submit(rx).is_ok());
-    assert!(eventually(|| pool.load().queued == 0));
+    assert!(eventually(|| started.load(Ordering::SeqCst) == 1));
     let left = pool.stop(clock::mono_now() + Duration::from_millis(20));
     assert_eq!(left, 1, "the thread in a job is left behind");
     let (_tx, rx) = mpsc::channel();
@@ -62,7 +69,7 @@ fn stop_reports_the_threads_left_in_a_job_and_refuses_more() {
     assert!(matches!(refused.why, Refusal::Stopped));
     drop(stuck);
     assert!(
-        eventually(|| pool.load().threads == 0),
+        eventually(|| pool.threads() == (0, 0)),
         "it ends when its job returns"
     );
 }
@@ -79,6 +86,10 @@ fn a_job_that_panics_ends_its_thread_counted() {
         assert!(pool.submit(n % 2).is_ok());
         assert!(eventually(|| runs.load(Ordering::SeqCst) > n));
     }
-    assert!(eventually(|| pool.load().threads == 0), "{:?}", pool.load());
+    assert!(
+        eventually(|| pool.threads() == (0, 0)),
+        "{:?}",
+        pool.threads()
+    );
     assert_eq!(pool.stop(clock::mono_now()), 0);
 }
