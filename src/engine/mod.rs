@@ -4,10 +4,12 @@
 mod blocking;
 mod board;
 mod driver;
+mod error;
 mod pool;
 mod results;
 mod rollout;
 mod shared;
+mod stats;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -17,17 +19,17 @@ mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
 pub use self::board::WaitError;
+pub use self::error::{EngineError, ErrorKind};
 pub use self::rollout::{MAX_ROLLOUT_ID_BYTES, validate_rollout_id};
+pub use self::stats::Stats;
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Finding};
 use crate::clock;
@@ -39,6 +41,7 @@ use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::board::VerdictBoard;
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
+use self::error::Repr;
 use self::pool::Pool;
 use self::results::Results;
 use self::shared::Shared;
@@ -335,7 +338,8 @@ impl Builder {
     pub fn build(self) -> Result<(Engine, Receiver<Event>), EngineError> {
         self.validate()?;
         if self.child_subreaper {
-            set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
+            crate::sys::process::set_child_subreaper()
+                .map_err(EngineError::io("become a child subreaper"))?;
         }
         // A quarter of the shortest interval at most, so a run is never
         // handed over before the previous slot of its probe is due.
@@ -415,16 +419,9 @@ impl Builder {
             Arc::clone(&self.resolver),
             format!("{}-resolve", self.thread_name),
         );
-        let (n, name) = (self.workers, &self.thread_name);
-        Pool::start(
-            n,
-            name,
-            shared,
-            results,
-            Arc::new(resolver),
-            self.pin_workers,
-        )
-        .map_err(EngineError::io("spawn worker"))
+        let (n, name, pin) = (self.workers, &self.thread_name, self.pin_workers);
+        Pool::start(n, name, shared, results, Arc::new(resolver), pin)
+            .map_err(EngineError::io("spawn worker"))
     }
 
     /// The scheduling core, sending its events on `events`.
@@ -453,17 +450,6 @@ fn engine_wake(hold: Duration) -> Result<(mio::Poll, DeadlineTimer, Arc<Shared>)
         .map_err(EngineError::io("duplicate the timer"))?;
     let wake = EngineWake::new(waker, remote, hold, clock::mono_now());
     Ok((poll, timer, Arc::new(Shared::new(wake))))
-}
-
-#[cfg(target_os = "linux")]
-use crate::sys::process::set_child_subreaper;
-
-#[cfg(not(target_os = "linux"))]
-fn set_child_subreaper() -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "child subreapers are Linux-only",
-    ))
 }
 
 /// A running engine. Dropping it shuts it down (see [`Engine::shutdown`]).
@@ -626,195 +612,6 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-/// A snapshot of the engine's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct Stats {
-    /// Current generation (0 before the first reset).
-    pub generation: u64,
-    /// Current rollout.
-    pub rollout_id: String,
-    /// Probes declared in this generation.
-    pub probes: u64,
-    /// Timer entries in the wheel.
-    pub timers: u64,
-    /// Times the engine thread woke from its wait (for a deadline, a
-    /// command or a finished run).
-    pub wakeups: u64,
-    /// Runs handed to the pool.
-    pub dispatched: u64,
-    /// Results accepted (current generation at the time).
-    pub results: u64,
-    /// Ticks skipped (run in flight, late wake-up, or the floor).
-    pub skipped_ticks: u64,
-    /// Results of older generations discarded.
-    pub stale_results: u64,
-    /// Events accepted by the channel.
-    pub events_sent: u64,
-    /// Results folded into later ones while the consumer was behind.
-    pub coalesced: u64,
-    /// Events of an older generation still waiting at a reset, dropped.
-    pub dropped_at_reset: u64,
-    /// Events discarded because the receiver was dropped.
-    pub dropped_no_receiver: u64,
-    /// Events waiting for room in the channel now.
-    pub backlog: u64,
-    /// `seq` of the last event sent.
-    pub last_seq: u64,
-    /// Results behind the lateness percentiles.
-    pub lateness_samples: u64,
-    /// Median lateness, µs.
-    pub lateness_p50_us: u64,
-    /// 90th percentile lateness, µs.
-    pub lateness_p90_us: u64,
-    /// 99th percentile lateness, µs.
-    pub lateness_p99_us: u64,
-    /// 99.9th percentile lateness, µs.
-    pub lateness_p999_us: u64,
-    /// Largest lateness seen, µs.
-    pub lateness_max_us: u64,
-}
-
-/// The engine could not do what was asked. (A failing probe is never an
-/// error: it is an event.) [`EngineError::kind`] says which case it is,
-/// as [`std::io::Error::kind`] does.
-///
-/// # Examples
-///
-/// ```
-/// use probewheel::Builder;
-/// use probewheel::engine::ErrorKind;
-///
-/// let (engine, _events) = Builder::new().declarations_json("{}").build()?;
-/// let err = engine.reset("two words").unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::InvalidRolloutId);
-/// match engine.stats() {
-///     Ok(stats) => assert_eq!(stats.generation, 0),
-///     Err(e) if e.kind() == ErrorKind::Busy => { /* ask again later */ }
-///     Err(e) => return Err(e),
-/// }
-/// # Ok::<(), probewheel::EngineError>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct EngineError {
-    repr: Repr,
-}
-
-/// The kind of an [`EngineError`]. More kinds may be added: match with a
-/// `_` arm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A [`Builder`] setting is out of range.
-    Config,
-    /// The OS refused something the engine needs to start (a thread, a
-    /// poll instance, a timer); the error's
-    /// [`source`](std::error::Error::source) is the [`io::Error`].
-    Io,
-    /// The engine thread is gone: shut down, or stopped on a fatal error.
-    Stopped,
-    /// The engine thread is running but did not answer in time (see
-    /// [`Engine::stats_timeout`]): it is busy, for example with a reset that
-    /// prepares many probes, or with a [`Runner::prepare`] that blocks. It
-    /// may answer a later request.
-    Busy,
-    /// [`Engine::reset`] was given a rollout id that breaks the rule of
-    /// [`validate_rollout_id`]; nothing was changed.
-    InvalidRolloutId,
-    /// The engine thread panicked ([`Engine::shutdown`]).
-    Panicked,
-}
-
-#[derive(Debug)]
-enum Repr {
-    Config(&'static str),
-    /// A setting above its maximum: the setting and the maximum.
-    ConfigAtMost(&'static str, usize),
-    Io(&'static str, io::Error),
-    Stopped,
-    Busy(Duration),
-    InvalidRolloutId(String),
-    Panicked,
-}
-
-impl EngineError {
-    fn new(repr: Repr) -> Self {
-        EngineError { repr }
-    }
-
-    fn config(msg: &'static str) -> Self {
-        EngineError::new(Repr::Config(msg))
-    }
-
-    fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
-        move |e| EngineError::new(Repr::Io(what, e))
-    }
-
-    fn stopped() -> Self {
-        EngineError::new(Repr::Stopped)
-    }
-
-    fn busy(waited: Duration) -> Self {
-        EngineError::new(Repr::Busy(waited))
-    }
-
-    pub(crate) fn invalid_rollout_id(reason: String) -> Self {
-        EngineError::new(Repr::InvalidRolloutId(reason))
-    }
-
-    /// Which case this is.
-    pub fn kind(&self) -> ErrorKind {
-        match self.repr {
-            Repr::Config(_) | Repr::ConfigAtMost(..) => ErrorKind::Config,
-            Repr::Io(..) => ErrorKind::Io,
-            Repr::Stopped => ErrorKind::Stopped,
-            Repr::Busy(_) => ErrorKind::Busy,
-            Repr::InvalidRolloutId(_) => ErrorKind::InvalidRolloutId,
-            Repr::Panicked => ErrorKind::Panicked,
-        }
-    }
-
-    /// The engine thread is gone (shut down, or it stopped on a fatal
-    /// error): `kind() == ErrorKind::Stopped`. A [busy](ErrorKind::Busy)
-    /// engine is not stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.kind() == ErrorKind::Stopped
-    }
-}
-
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
-            Repr::ConfigAtMost(what, max) => {
-                write!(
-                    f,
-                    "invalid engine configuration: {what} must be at most {max}"
-                )
-            }
-            Repr::Io(what, e) => write!(f, "cannot {what}: {e}"),
-            Repr::Stopped => f.write_str("the engine has stopped"),
-            Repr::Busy(waited) => write!(
-                f,
-                "the engine is busy: it is running but did not answer within {waited:?}"
-            ),
-            Repr::InvalidRolloutId(reason) => f.write_str(reason),
-            Repr::Panicked => f.write_str("the engine thread panicked"),
-        }
-    }
-}
-
-impl std::error::Error for EngineError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.repr {
-            Repr::Io(_, e) => Some(e),
-            _ => None,
-        }
     }
 }
 

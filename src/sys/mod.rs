@@ -9,7 +9,6 @@
 
 #[allow(unsafe_code)]
 pub(crate) mod memory;
-#[cfg(target_os = "linux")]
 pub(crate) mod process;
 #[cfg(target_os = "linux")]
 pub(crate) mod thread;
