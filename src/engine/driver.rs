@@ -128,7 +128,7 @@ impl Driver {
     /// The engine thread's loop: each turn takes what came in, hands over
     /// what is due, sends events, and sleeps until the next thing to do.
     pub(crate) fn run(mut self) {
-        crate::engine::timer::tighten_timer_slack();
+        crate::sys::thread::tighten_timer_slack();
         let mut events = Events::with_capacity(16);
         let mut retry = MIN_RETRY;
         loop {

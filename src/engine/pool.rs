@@ -23,10 +23,10 @@ use super::shared::Shared;
 use super::tasks::{Task, TaskTable};
 use super::worker::{Doorbell, Setup, Worker};
 
-use crate::clock;
 use crate::core::Dispatch;
 use crate::runner::Prepared;
 use crate::transport::resolve::Resolver;
+use crate::{clock, sys};
 
 /// The workers, the blocking-check threads, and the routing between.
 pub(crate) struct Pool {
@@ -121,9 +121,11 @@ impl Pool {
             .stack_size(WORKER_STACK)
             .spawn(move || {
                 let _exit = exit_tx; // dropped when the worker ends
-                super::timer::tighten_timer_slack(); // precise starts
+                sys::thread::tighten_timer_slack(); // precise starts
                 if let Some(cpu) = cpu {
-                    pin_to(cpu);
+                    if let Err(e) = sys::thread::pin_to(cpu) {
+                        log::warn!("cannot pin a worker to CPU {cpu}: {e}");
+                    }
                 }
                 Worker::new(setup, inbox_rx, shared, resolver, results, worker_busy).run();
             })?;
@@ -231,21 +233,8 @@ impl Drop for Pool {
 
 /// The CPUs this process may run on, in order (empty where unknown).
 fn allowed_cpus() -> Vec<usize> {
-    #[cfg(target_os = "linux")]
-    return crate::sys::thread::allowed_cpus().unwrap_or_else(|e| {
+    sys::thread::allowed_cpus().unwrap_or_else(|e| {
         log::warn!("cannot read the CPU affinity ({e}); workers are not pinned");
         Vec::new()
-    });
-    #[cfg(not(target_os = "linux"))]
-    Vec::new()
-}
-
-/// Pins the calling thread to `cpu`; a failure is logged and ignored.
-fn pin_to(cpu: usize) {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = crate::sys::thread::pin_to(cpu) {
-        log::warn!("cannot pin a worker to CPU {cpu}: {e}");
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cpu;
+    })
 }

@@ -112,10 +112,3 @@ impl RemoteTimer {
         }
     }
 }
-
-/// Lowers this thread's timer slack so the kernel does not batch our
-/// wake-ups. Best effort; Linux only.
-pub(crate) fn tighten_timer_slack() {
-    #[cfg(target_os = "linux")]
-    crate::sys::thread::tighten_timer_slack();
-}

@@ -10,7 +10,6 @@
 #[allow(unsafe_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
-#[cfg(target_os = "linux")]
 pub(crate) mod thread;
 #[cfg(target_os = "linux")]
 pub(crate) mod timer;

@@ -1,25 +1,37 @@
-//! The calling thread's scheduling: timer slack and CPU affinity.
+//! The calling thread's scheduling: timer slack and CPU affinity (Linux;
+//! elsewhere they do nothing, or say they cannot).
 
 use std::io;
-use std::num::NonZeroU64;
-
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity, set_current_timer_slack};
 
 /// Lowers the calling thread's timer slack to 1 ns so the kernel does not
 /// batch its wake-ups (the default slack is 50 µs). Best effort.
 pub(crate) fn tighten_timer_slack() {
-    let _ = set_current_timer_slack(NonZeroU64::new(1));
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
 }
 
 /// The CPUs this process may run on, in order.
+#[cfg(target_os = "linux")]
 pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
-    let set = sched_getaffinity(None)?;
+    use rustix::thread::CpuSet;
+    let set = rustix::thread::sched_getaffinity(None)?;
     Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
 /// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
 pub(crate) fn pin_to(cpu: usize) -> io::Result<()> {
-    let mut set = CpuSet::new();
+    let mut set = rustix::thread::CpuSet::new();
     set.set(cpu);
-    Ok(sched_setaffinity(None, &set)?)
+    Ok(rustix::thread::sched_setaffinity(None, &set)?)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pin_to(_cpu: usize) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }

@@ -81,13 +81,12 @@ impl fmt::Debug for Lookup {
 impl Lookup {
     /// The answer, if it has come (taken: a second call gives `None`).
     pub(crate) fn take(&self) -> Option<Answer> {
-        lock(&self.slot.answer).take()
+        lock(&self.slot).take()
     }
 }
 
-struct Slot {
-    answer: Mutex<Option<Answer>>,
-}
+/// Where a lookup's answer lands.
+type Slot = Mutex<Option<Answer>>;
 
 struct Request {
     host: String,
@@ -136,9 +135,7 @@ impl Resolver {
         port: u16,
         on_answer: impl FnOnce() + Send + 'static,
     ) -> Lookup {
-        let slot = Arc::new(Slot {
-            answer: Mutex::new(None),
-        });
+        let slot = Arc::new(Mutex::new(None));
         let lookup = Lookup {
             slot: Arc::clone(&slot),
         };
@@ -186,7 +183,7 @@ fn resolve_contained(resolve: &dyn Resolve, host: &str, port: u16) -> Answer {
 /// tells the run.
 fn answer(request: Request, result: Answer) {
     if let Some(slot) = request.slot.upgrade() {
-        *lock(&slot.answer) = Some(result);
+        *lock(&slot) = Some(result);
         drop(slot);
         (request.on_answer)();
     }
