@@ -111,3 +111,6 @@ impl ResultSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
