@@ -283,7 +283,7 @@ impl Driver {
                     decls.len()
                 );
                 let (specs, tasks) = self.prepare(&decls);
-                (Ok(specs), tasks)
+                (Ok(specs), TaskTable::new(generation, tasks))
             }
             Err(r) if r.is_transient() && self.previous.is_some() => {
                 let specs = self.previous.take().unwrap_or_default();
@@ -294,15 +294,14 @@ impl Driver {
                     generation - 1
                 );
                 unread = Some(r.reason().to_owned());
-                (Ok(specs), self.pool.tasks().tasks().to_vec())
+                (Ok(specs), self.pool.tasks().renumbered(generation))
             }
             Err(r) => {
                 log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}");
-                (Err(r), Vec::new())
+                (Err(r), TaskTable::new(generation, Vec::new()))
             }
         };
-        self.pool
-            .publish_tasks(&self.shared, TaskTable::new(generation, tasks));
+        self.pool.publish_tasks(&self.shared, tasks);
         // Tick 0 is due now: after reading and preparing, not before.
         let declared = match &probes {
             Ok(specs) => Ok(specs.as_slice()),
@@ -317,7 +316,7 @@ impl Driver {
         );
         debug_assert_eq!(g, generation);
         // Runs find their probe in the task table by the core's index.
-        assert_eq!(self.core.probe_count(), self.pool.tasks().tasks().len());
+        assert_eq!(self.core.probe_count(), self.pool.tasks().len());
         // What a later reset keeps if it cannot read the file.
         self.previous = probes.ok();
         // The reset's temporary parse goes back to the OS.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::runner::Prepared;
 
 /// A probe of a generation.
-#[derive(Clone)]
 pub(crate) struct Task {
     pub(crate) name: Arc<str>,
     /// How it runs; `None` for a disabled probe.
@@ -33,7 +32,13 @@ impl TaskTable {
         self.tasks.get(probe as usize)
     }
 
-    pub(crate) fn tasks(&self) -> &[Task] {
-        &self.tasks
+    /// The same probes, as those of `generation`.
+    pub(crate) fn renumbered(&self, generation: u64) -> TaskTable {
+        let tasks = Arc::clone(&self.tasks);
+        TaskTable { generation, tasks }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
     }
 }
