@@ -258,6 +258,7 @@ mod file;
 pub mod runner;
 mod sys;
 pub mod transport;
+mod util;
 mod vocab;
 
 pub use crate::clock::Timestamp;

@@ -2,181 +2,92 @@
 //!
 //! A custom [`Check`] keeps the simple blocking `run`; it runs here, on a
 //! thread of its own, never on a worker, so a check that hangs holds up
-//! neither built-in runs nor other custom checks. Threads start on demand,
-//! one per run in flight, at most [`MAX_BLOCKING_THREADS`]; beyond that,
-//! runs queue for the next free thread (and only blocking custom checks
-//! wait). A thread without work for [`BLOCKING_IDLE`] ends, so an engine
-//! without custom kinds has none. A check still running at its deadline
-//! has its timeout recorded by the engine thread (see `core::scheduler`);
-//! its thread stays with it until it returns.
+//! neither built-in runs nor other custom checks. The threads are an
+//! elastic pool: started on demand, one per run in flight, at most
+//! [`MAX_BLOCKING_THREADS`]; beyond that, runs queue for the next free
+//! thread (and only blocking custom checks wait). A thread without work
+//! for [`BLOCKING_IDLE`] ends, so an engine without custom kinds has none.
+//! A check still running at its deadline has its timeout recorded by the
+//! engine thread (see `core::scheduler`); its thread stays with it until
+//! it returns.
 
-use std::collections::VecDeque;
-use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
-use super::pool::{Shared, WorkerFlags, run_check};
+use super::results::ResultSender;
+use super::shared::Shared;
 use crate::clock;
-use crate::core::{Dispatch, Finished};
-use crate::runner::{CANCEL_POLL, Check};
+use crate::core::Dispatch;
+use crate::runner::{CANCEL_POLL, CancelState, Check, RunContext, RunnerOutcome};
+use crate::util::elastic::{Elastic, Limits, Refusal, Refused};
+use crate::vocab::panic_message;
 
 /// Most threads running blocking custom checks at a time.
 pub const MAX_BLOCKING_THREADS: usize = 256;
 /// A blocking-check thread without work for this long ends.
 pub const BLOCKING_IDLE: Duration = Duration::from_secs(10);
-/// Stack of a blocking-check thread (reserved, not touched).
-const STACK: usize = 256 * 1024;
+
+const LIMITS: Limits = Limits {
+    threads: MAX_BLOCKING_THREADS,
+    idle: BLOCKING_IDLE,
+    stack: 256 * 1024,
+};
 
 type Item = (Dispatch, Arc<str>, Arc<dyn Check>);
 
 pub(crate) struct BlockingPool {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    state: Mutex<State>,
-    work: Condvar,
-    /// Signalled when a thread ends.
-    ended: Condvar,
+    threads: Elastic<Item>,
     shared: Arc<Shared>,
-    done: Sender<Vec<Finished>>,
-    flags: Arc<WorkerFlags>,
-    name: String,
-}
-
-#[derive(Default)]
-struct State {
-    queue: VecDeque<Item>,
-    threads: usize,
-    idle: usize,
-    spawned: u64,
-    stopped: bool,
-    warned: bool,
+    results: Arc<ResultSender>,
 }
 
 impl BlockingPool {
-    pub(crate) fn new(
-        name: &str,
-        shared: Arc<Shared>,
-        done: Sender<Vec<Finished>>,
-        flags: Arc<WorkerFlags>,
-    ) -> BlockingPool {
+    /// A pool whose threads are named `<name>-check-<n>`.
+    pub(crate) fn new(name: &str, shared: Arc<Shared>, results: ResultSender) -> BlockingPool {
+        let results = Arc::new(results);
+        let (on_shared, on_results) = (Arc::clone(&shared), Arc::clone(&results));
+        let threads = Elastic::new(format!("{name}-check"), LIMITS, move |item| {
+            run(&on_shared, &on_results, item);
+        });
         BlockingPool {
-            inner: Arc::new(Inner {
-                state: Mutex::new(State::default()),
-                work: Condvar::new(),
-                ended: Condvar::new(),
-                shared,
-                done,
-                flags,
-                name: name.to_owned(),
-            }),
+            threads,
+            shared,
+            results,
         }
     }
 
-    /// Queues a run; starts a thread for it unless one is idle or the cap
-    /// is reached.
+    /// Queues a run for the next free thread.
     pub(crate) fn submit(&self, job: Dispatch, name: Arc<str>, check: Arc<dyn Check>) {
-        let mut st = lock(&self.inner.state);
-        if st.stopped {
+        let Err(Refused {
+            job: (job, ..),
+            why,
+        }) = self.threads.submit((job, name, check))
+        else {
             return;
-        }
-        st.queue.push_back((job, name, check));
-        if st.idle >= st.queue.len() {
-            self.inner.work.notify_one();
-            return;
-        }
-        if st.threads >= MAX_BLOCKING_THREADS {
-            if !st.warned {
-                st.warned = true;
-                log::warn!(
-                    "{MAX_BLOCKING_THREADS} blocking custom checks in flight; further ones wait for a thread"
-                );
-            }
-            return;
-        }
-        st.threads += 1;
-        st.spawned += 1;
-        let n = st.spawned;
-        drop(st);
-        if let Err(e) = self.spawn(n) {
+        };
+        // Stopped: the engine is shutting down and wants no result.
+        if let Refusal::NoThread(e) = why {
             log::error!("cannot start a thread for a custom check: {e}");
-            let mut st = lock(&self.inner.state);
-            st.threads -= 1;
+            if !self.shared.cancel.is_cancelled(job.generation) {
+                let now = clock::mono_now();
+                let outcome = RunnerOutcome::fail(format!("cannot start a thread: {e}"));
+                self.results.send(job.finished(now, now, outcome));
+            }
         }
-    }
-
-    fn spawn(&self, n: u64) -> io::Result<()> {
-        let inner = Arc::clone(&self.inner);
-        thread::Builder::new()
-            .name(format!("{}-check-{n}", self.inner.name))
-            .stack_size(STACK)
-            .spawn(move || {
-                serve(&inner);
-                let mut st = lock(&inner.state);
-                st.threads -= 1;
-                inner.ended.notify_all();
-            })
-            .map(drop)
     }
 
     /// Drops queued runs and waits until `deadline` for the threads to end;
     /// returns how many are left behind (stuck in a check that ignores
     /// cancellation; they end when it returns).
     pub(crate) fn stop(&self, deadline: Instant) -> usize {
-        let mut st = lock(&self.inner.state);
-        st.stopped = true;
-        st.queue.clear();
-        self.inner.work.notify_all();
-        while st.threads > 0 {
-            let now = clock::mono_now();
-            if now >= deadline {
-                break;
-            }
-            st = self
-                .inner
-                .ended
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        st.threads
-    }
-}
-
-fn serve(inner: &Inner) {
-    loop {
-        let item = {
-            let mut st = lock(&inner.state);
-            loop {
-                if st.stopped {
-                    return;
-                }
-                if let Some(item) = st.queue.pop_front() {
-                    break item;
-                }
-                st.idle += 1;
-                let (next, timeout) = inner
-                    .work
-                    .wait_timeout(st, BLOCKING_IDLE)
-                    .unwrap_or_else(|e| e.into_inner());
-                st = next;
-                st.idle -= 1;
-                if timeout.timed_out() && st.queue.is_empty() {
-                    return;
-                }
-            }
-        };
-        run(inner, item);
+        self.threads.stop(deadline)
     }
 }
 
 /// Runs one check at its start, unless its generation is gone.
-fn run(inner: &Inner, (job, name, check): Item) {
-    let cancel = &inner.shared.cancel;
+fn run(shared: &Shared, results: &ResultSender, (job, name, check): Item) {
+    let cancel = &shared.cancel;
     let mut started = clock::mono_now();
     // Handed over early: wait for the start, in slices so that a reset or
     // a shutdown is seen within CANCEL_POLL.
@@ -191,15 +102,41 @@ fn run(inner: &Inner, (job, name, check): Item) {
     if cancel.is_cancelled(job.generation) {
         return; // the engine would discard it
     }
-    if inner
-        .done
-        .send(vec![job.finished(started, finished, outcome)])
-        .is_ok()
-    {
-        inner.shared.wake.result(&inner.flags.results, finished);
-    }
+    results.send(job.finished(started, finished, outcome));
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Runs `job`'s custom `check`, started at `started`, on the calling
+/// thread (this pool's, or a worker's for an inline check); a panic becomes a failed run. Returns the outcome and when the
+/// run finished (one clock read serves the deadline and the duration).
+///
+/// The run's deadline is enforced by the engine thread, not here (see
+/// `core::scheduler`): a check that hangs holds this thread, so nothing on
+/// it could report the timeout. The context only tells the check.
+pub(crate) fn run_check(
+    check: &dyn Check,
+    name: &str,
+    job: &Dispatch,
+    started: Instant,
+    cancel: &CancelState,
+) -> (RunnerOutcome, Instant) {
+    let deadline = job.deadline();
+    if deadline.is_some_and(|d| started >= d) {
+        // It waited past its deadline (behind a check that hangs): the
+        // engine records it timed out whatever happens here, so it is
+        // not run; this outcome only frees the probe.
+        return (job.timed_out(), started);
+    }
+    let ctx = RunContext::new(name, job.generation, started, deadline, cancel);
+    let outcome =
+        panic::catch_unwind(AssertUnwindSafe(|| check.run(&ctx))).unwrap_or_else(|payload| {
+            RunnerOutcome::fail(format!("runner panicked: {}", panic_message(&*payload)))
+        });
+    let finished = clock::mono_now();
+    if deadline.is_some_and(|d| finished >= d) {
+        // Returned at or after its deadline (a check that honours it
+        // returns right then): timed out, the same whether this result or
+        // the engine's cut-off reaches the engine first.
+        return (job.timed_out(), finished);
+    }
+    (outcome, finished)
 }

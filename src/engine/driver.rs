@@ -18,12 +18,16 @@ use mio::{Events, Poll, Token};
 use crate::clock;
 use crate::core::{ProbeSpec, Scheduler, Sink, VerdictSpec};
 use crate::decl::{self, Declaration, Declarations, Mode, Rejection};
-use crate::engine::Stats;
 use crate::engine::board::VerdictBoard;
-use crate::engine::pool::{Pool, Shared, Task, panic_message};
+use crate::engine::pool::Pool;
+use crate::engine::results::Results;
+use crate::engine::shared::Shared;
+use crate::engine::stats::Stats;
+use crate::engine::tasks::{Task, TaskTable};
 use crate::engine::timer::DeadlineTimer;
 use crate::event::Event;
 use crate::runner::{Check, Prepared, Registry, RunContext, RunnerOutcome};
+use crate::vocab::panic_message;
 
 pub(crate) const WAKER: Token = Token(0);
 pub(crate) const TIMER: Token = Token(1);
@@ -110,6 +114,7 @@ pub(crate) struct Driver {
     pub(crate) commands: Receiver<Command>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) pool: Pool,
+    pub(crate) results: Results,
     pub(crate) registry: Registry,
     pub(crate) source: Source,
     pub(crate) wakeups: u64,
@@ -123,7 +128,7 @@ impl Driver {
     /// The engine thread's loop: each turn takes what came in, hands over
     /// what is due, sends events, and sleeps until the next thing to do.
     pub(crate) fn run(mut self) {
-        crate::engine::timer::tighten_timer_slack();
+        crate::sys::thread::tighten_timer_slack();
         let mut events = Events::with_capacity(16);
         let mut retry = MIN_RETRY;
         loop {
@@ -156,8 +161,8 @@ impl Driver {
     fn take_commands(&mut self) -> ControlFlow<()> {
         // Cleared before draining: a wake skipped because the flag was
         // still set is for something sent before this point, which the
-        // drain below sees. (Results: `drain_finished` clears the workers'
-        // flags the same way.)
+        // drain below sees. (`Results::drain` clears the senders' flags the
+        // same way.)
         self.shared.wake.take_commands();
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -174,7 +179,7 @@ impl Driver {
     /// Gives the core every run the workers have finished.
     fn take_results(&mut self) {
         let core = &mut self.core;
-        self.pool.drain_finished(|f| {
+        self.results.drain(|f| {
             core.handle_finished(f);
         });
     }
@@ -237,7 +242,7 @@ impl Driver {
         // on the published time, so after this arm). A result that arrived
         // before they could see it is taken now.
         self.shared.wake.sleeping_until(wake_at);
-        if self.pool.has_finished() {
+        if !self.results.is_empty() {
             self.shared.wake.awake(now);
             return ControlFlow::Continue(());
         }
@@ -278,7 +283,7 @@ impl Driver {
                     decls.len()
                 );
                 let (specs, tasks) = self.prepare(&decls);
-                (Ok(specs), tasks)
+                (Ok(specs), TaskTable::new(generation, tasks))
             }
             Err(r) if r.is_transient() && self.previous.is_some() => {
                 let specs = self.previous.take().unwrap_or_default();
@@ -289,14 +294,14 @@ impl Driver {
                     generation - 1
                 );
                 unread = Some(r.reason().to_owned());
-                (Ok(specs), self.pool.tasks().to_vec())
+                (Ok(specs), self.pool.tasks().renumbered(generation))
             }
             Err(r) => {
                 log::warn!("reset to {rollout:?} (generation {generation}): {path} rejected: {r}");
-                (Err(r), Vec::new())
+                (Err(r), TaskTable::new(generation, Vec::new()))
             }
         };
-        self.pool.publish_tasks(&self.shared, generation, tasks);
+        self.pool.publish_tasks(&self.shared, tasks);
         // Tick 0 is due now: after reading and preparing, not before.
         let declared = match &probes {
             Ok(specs) => Ok(specs.as_slice()),
@@ -311,10 +316,11 @@ impl Driver {
         );
         debug_assert_eq!(g, generation);
         // Runs find their probe in the task table by the core's index.
-        assert_eq!(self.core.probe_count(), self.pool.task_count());
+        assert_eq!(self.core.probe_count(), self.pool.tasks().len());
         // What a later reset keeps if it cannot read the file.
         self.previous = probes.ok();
-        release_freed_memory();
+        // The reset's temporary parse goes back to the OS.
+        crate::sys::memory::release_freed_memory();
     }
 
     /// The core's view of each probe and the workers' task, built in one
@@ -357,7 +363,10 @@ impl Driver {
                 },
                 initial_delay: Duration::from_secs(d.initial_delay_secs()),
             });
-            tasks.push((Arc::clone(d.name_arc()), prepared));
+            tasks.push(Task {
+                name: Arc::clone(d.name_arc()),
+                prepared,
+            });
         }
         (specs, tasks)
     }
@@ -401,16 +410,6 @@ impl Driver {
         }
         // Dropping `self` drops the event sender: the receiver disconnects
         // once it has read what was sent.
-    }
-}
-
-/// Returns the memory of the reset's temporary parse to the OS; glibc
-/// would otherwise keep it resident.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -4,8 +4,13 @@
 mod blocking;
 mod board;
 mod driver;
+mod error;
 mod pool;
+mod results;
 mod rollout;
+mod shared;
+mod stats;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -14,29 +19,33 @@ mod worker;
 
 pub use self::blocking::{BLOCKING_IDLE, MAX_BLOCKING_THREADS};
 pub use self::board::WaitError;
+pub use self::error::{EngineError, ErrorKind};
 pub use self::rollout::{MAX_ROLLOUT_ID_BYTES, validate_rollout_id};
+pub use self::stats::Stats;
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Finding};
 use crate::clock;
 use crate::core::{Config, Scheduler};
 use crate::decl::Declarations;
 use crate::event::{Event, RolloutVerdict};
-use crate::runner::{CancelState, Registry, Runner};
+use crate::runner::{Registry, Runner};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
 
 use self::board::VerdictBoard;
 use self::driver::{ChannelSink, Command, Driver, Source, TIMER, WAKER};
-use self::pool::{Pool, Shared};
+use self::error::Repr;
+use self::pool::Pool;
+use self::results::Results;
+use self::shared::Shared;
+use self::timer::DeadlineTimer;
 use self::wake::EngineWake;
 
 /// Where the declarations file lives unless told otherwise.
@@ -298,6 +307,57 @@ impl Builder {
     /// Starts the engine thread and the worker pool. The engine runs no
     /// probe until the first [`Engine::reset`].
     pub fn build(self) -> Result<(Engine, Receiver<Event>), EngineError> {
+        self.validate()?;
+        if self.child_subreaper {
+            crate::sys::process::set_child_subreaper()
+                .map_err(EngineError::io("become a child subreaper"))?;
+        }
+        // A quarter of the shortest interval at most, so a run is never
+        // handed over before the previous slot of its probe is due.
+        let lead = DISPATCH_LEAD.min(self.min_interval / 4);
+        let (poll, timer, shared) = engine_wake(lead)?;
+        let mut results = Results::default();
+        // From here on, what fails drops the pool, which stops its threads.
+        let pool = self.start_pool(&shared, &mut results)?;
+        let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
+        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let board = Arc::new(VerdictBoard::default());
+        // The runners are shared: the engine's copy is what the driver runs.
+        let registry = self.registry.clone();
+        let (min_interval, name) = (self.min_interval, format!("{}-engine", self.thread_name));
+        let driver = Driver {
+            board: Arc::clone(&board),
+            poll,
+            timer,
+            core: self.scheduler(lead, events_tx),
+            commands: commands_rx,
+            shared: Arc::clone(&shared),
+            pool,
+            results,
+            registry: self.registry,
+            source: self.source,
+            wakeups: 0,
+            previous: None,
+        };
+        let thread = thread::Builder::new()
+            .name(name)
+            .stack_size(512 * 1024)
+            .spawn(move || driver.run())
+            .map_err(EngineError::io("spawn engine thread"))?;
+        let engine = Engine {
+            commands: commands_tx,
+            shared,
+            board,
+            resets: std::sync::Mutex::new(0),
+            thread: Some(thread),
+            registry,
+            min_interval,
+        };
+        Ok((engine, events_rx))
+    }
+
+    /// Rejects settings out of range.
+    fn validate(&self) -> Result<(), EngineError> {
         if self.workers == 0 {
             return Err(EngineError::config("workers must be at least 1"));
         }
@@ -320,43 +380,23 @@ impl Builder {
                 "minimum interval must be at least 1 ms",
             ));
         }
-        if self.child_subreaper {
-            set_child_subreaper().map_err(EngineError::io("become a child subreaper"))?;
-        }
-        // A quarter of the shortest interval at most, so a run is never
-        // handed over before the previous slot of its probe is due.
-        let lead = DISPATCH_LEAD.min(self.min_interval / 4);
-        let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
-        let waker =
-            mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
-        let timer = timer::DeadlineTimer::new(poll.registry(), TIMER)
-            .map_err(EngineError::io("create timer"))?;
-        let shared = Arc::new(Shared {
-            cancel: CancelState::default(),
-            wake: EngineWake::new(
-                waker,
-                timer
-                    .remote()
-                    .map_err(EngineError::io("duplicate the timer"))?,
-                lead,
-                clock::mono_now(),
-            ),
-            tasks: std::sync::Mutex::new((0, Arc::new(Vec::new()))),
-        });
-        let (events_tx, events_rx) = crossbeam_channel::bounded(self.events_capacity);
-        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
-        let resolver = Arc::new(Resolver::new(
-            self.resolver,
+        Ok(())
+    }
+
+    /// Starts the resolver and the workers, which hand their results over
+    /// to `results`.
+    fn start_pool(&self, shared: &Arc<Shared>, results: &mut Results) -> Result<Pool, EngineError> {
+        let resolver = Resolver::new(
+            Arc::clone(&self.resolver),
             format!("{}-resolve", self.thread_name),
-        ));
-        let pool = Pool::start(
-            self.workers,
-            &self.thread_name,
-            Arc::clone(&shared),
-            resolver,
-            self.pin_workers,
-        )
-        .map_err(EngineError::io("spawn worker"))?;
+        );
+        let (n, name, pin) = (self.workers, &self.thread_name, self.pin_workers);
+        Pool::start(n, name, shared, results, Arc::new(resolver), pin)
+            .map_err(EngineError::io("spawn worker"))
+    }
+
+    /// The scheduling core, sending its events on `events`.
+    fn scheduler(&self, lead: Duration, events: Sender<Event>) -> Scheduler<ChannelSink> {
         let config = Config {
             min_interval: self.min_interval,
             stagger: self.stagger,
@@ -364,58 +404,23 @@ impl Builder {
             soak: self.soak,
             deadline: self.deadline,
         };
-        let now = clock::mono_now();
-        let core = Scheduler::new(config, now, clock::wall_now(), ChannelSink::new(events_tx));
-        let board = Arc::new(VerdictBoard::default());
-        // The runners are shared: the engine's copy is what the driver runs.
-        let registry = self.registry.clone();
-        let driver = Driver {
-            board: Arc::clone(&board),
-            poll,
-            timer,
-            core,
-            commands: commands_rx,
-            shared: Arc::clone(&shared),
-            pool,
-            registry: self.registry,
-            source: self.source,
-            wakeups: 0,
-            previous: None,
-        };
-        let thread = thread::Builder::new()
-            .name(format!("{}-engine", self.thread_name))
-            .stack_size(512 * 1024)
-            .spawn(move || driver.run())
-            .map_err(EngineError::io("spawn engine thread"))?;
-        let engine = Engine {
-            commands: commands_tx,
-            shared,
-            board,
-            resets: std::sync::Mutex::new(0),
-            thread: Some(thread),
-            registry,
-            min_interval: self.min_interval,
-        };
-        Ok((engine, events_rx))
+        let sink = ChannelSink::new(events);
+        Scheduler::new(config, clock::mono_now(), clock::wall_now(), sink)
     }
 }
 
-#[cfg(target_os = "linux")]
-fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_child_subreaper() -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "child subreapers are Linux-only",
-    ))
+/// The engine thread's poll and timer, and what it shares with the threads
+/// that wake it; results bring its wake-up forward by at most `hold`.
+fn engine_wake(hold: Duration) -> Result<(mio::Poll, DeadlineTimer, Arc<Shared>), EngineError> {
+    let poll = mio::Poll::new().map_err(EngineError::io("create poll"))?;
+    let waker = mio::Waker::new(poll.registry(), WAKER).map_err(EngineError::io("create waker"))?;
+    let timer =
+        DeadlineTimer::new(poll.registry(), TIMER).map_err(EngineError::io("create timer"))?;
+    let remote = timer
+        .remote()
+        .map_err(EngineError::io("duplicate the timer"))?;
+    let wake = EngineWake::new(waker, remote, hold, clock::mono_now());
+    Ok((poll, timer, Arc::new(Shared::new(wake))))
 }
 
 /// A running engine. Dropping it shuts it down (see [`Engine::shutdown`]).
@@ -578,195 +583,6 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-/// A snapshot of the engine's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct Stats {
-    /// Current generation (0 before the first reset).
-    pub generation: u64,
-    /// Current rollout.
-    pub rollout_id: String,
-    /// Probes declared in this generation.
-    pub probes: u64,
-    /// Timer entries in the wheel.
-    pub timers: u64,
-    /// Times the engine thread woke from its wait (for a deadline, a
-    /// command or a finished run).
-    pub wakeups: u64,
-    /// Runs handed to the pool.
-    pub dispatched: u64,
-    /// Results accepted (current generation at the time).
-    pub results: u64,
-    /// Ticks skipped (run in flight, late wake-up, or the floor).
-    pub skipped_ticks: u64,
-    /// Results of older generations discarded.
-    pub stale_results: u64,
-    /// Events accepted by the channel.
-    pub events_sent: u64,
-    /// Results folded into later ones while the consumer was behind.
-    pub coalesced: u64,
-    /// Events of an older generation still waiting at a reset, dropped.
-    pub dropped_at_reset: u64,
-    /// Events discarded because the receiver was dropped.
-    pub dropped_no_receiver: u64,
-    /// Events waiting for room in the channel now.
-    pub backlog: u64,
-    /// `seq` of the last event sent.
-    pub last_seq: u64,
-    /// Results behind the lateness percentiles.
-    pub lateness_samples: u64,
-    /// Median lateness, µs.
-    pub lateness_p50_us: u64,
-    /// 90th percentile lateness, µs.
-    pub lateness_p90_us: u64,
-    /// 99th percentile lateness, µs.
-    pub lateness_p99_us: u64,
-    /// 99.9th percentile lateness, µs.
-    pub lateness_p999_us: u64,
-    /// Largest lateness seen, µs.
-    pub lateness_max_us: u64,
-}
-
-/// The engine could not do what was asked. (A failing probe is never an
-/// error: it is an event.) [`EngineError::kind`] says which case it is,
-/// as [`std::io::Error::kind`] does.
-///
-/// # Examples
-///
-/// ```
-/// use probewheel::Builder;
-/// use probewheel::engine::ErrorKind;
-///
-/// let (engine, _events) = Builder::new().declarations_json("{}").build()?;
-/// let err = engine.reset("two words").unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::InvalidRolloutId);
-/// match engine.stats() {
-///     Ok(stats) => assert_eq!(stats.generation, 0),
-///     Err(e) if e.kind() == ErrorKind::Busy => { /* ask again later */ }
-///     Err(e) => return Err(e),
-/// }
-/// # Ok::<(), probewheel::EngineError>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct EngineError {
-    repr: Repr,
-}
-
-/// The kind of an [`EngineError`]. More kinds may be added: match with a
-/// `_` arm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A [`Builder`] setting is out of range.
-    Config,
-    /// The OS refused something the engine needs to start (a thread, a
-    /// poll instance, a timer); the error's
-    /// [`source`](std::error::Error::source) is the [`io::Error`].
-    Io,
-    /// The engine thread is gone: shut down, or stopped on a fatal error.
-    Stopped,
-    /// The engine thread is running but did not answer in time (see
-    /// [`Engine::stats_timeout`]): it is busy, for example with a reset that
-    /// prepares many probes, or with a [`Runner::prepare`] that blocks. It
-    /// may answer a later request.
-    Busy,
-    /// [`Engine::reset`] was given a rollout id that breaks the rule of
-    /// [`validate_rollout_id`]; nothing was changed.
-    InvalidRolloutId,
-    /// The engine thread panicked ([`Engine::shutdown`]).
-    Panicked,
-}
-
-#[derive(Debug)]
-enum Repr {
-    Config(&'static str),
-    /// A setting above its maximum: the setting and the maximum.
-    ConfigAtMost(&'static str, usize),
-    Io(&'static str, io::Error),
-    Stopped,
-    Busy(Duration),
-    InvalidRolloutId(String),
-    Panicked,
-}
-
-impl EngineError {
-    fn new(repr: Repr) -> Self {
-        EngineError { repr }
-    }
-
-    fn config(msg: &'static str) -> Self {
-        EngineError::new(Repr::Config(msg))
-    }
-
-    fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
-        move |e| EngineError::new(Repr::Io(what, e))
-    }
-
-    fn stopped() -> Self {
-        EngineError::new(Repr::Stopped)
-    }
-
-    fn busy(waited: Duration) -> Self {
-        EngineError::new(Repr::Busy(waited))
-    }
-
-    pub(crate) fn invalid_rollout_id(reason: String) -> Self {
-        EngineError::new(Repr::InvalidRolloutId(reason))
-    }
-
-    /// Which case this is.
-    pub fn kind(&self) -> ErrorKind {
-        match self.repr {
-            Repr::Config(_) | Repr::ConfigAtMost(..) => ErrorKind::Config,
-            Repr::Io(..) => ErrorKind::Io,
-            Repr::Stopped => ErrorKind::Stopped,
-            Repr::Busy(_) => ErrorKind::Busy,
-            Repr::InvalidRolloutId(_) => ErrorKind::InvalidRolloutId,
-            Repr::Panicked => ErrorKind::Panicked,
-        }
-    }
-
-    /// The engine thread is gone (shut down, or it stopped on a fatal
-    /// error): `kind() == ErrorKind::Stopped`. A [busy](ErrorKind::Busy)
-    /// engine is not stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.kind() == ErrorKind::Stopped
-    }
-}
-
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Config(msg) => write!(f, "invalid engine configuration: {msg}"),
-            Repr::ConfigAtMost(what, max) => {
-                write!(
-                    f,
-                    "invalid engine configuration: {what} must be at most {max}"
-                )
-            }
-            Repr::Io(what, e) => write!(f, "cannot {what}: {e}"),
-            Repr::Stopped => f.write_str("the engine has stopped"),
-            Repr::Busy(waited) => write!(
-                f,
-                "the engine is busy: it is running but did not answer within {waited:?}"
-            ),
-            Repr::InvalidRolloutId(reason) => f.write_str(reason),
-            Repr::Panicked => f.write_str("the engine thread panicked"),
-        }
-    }
-}
-
-impl std::error::Error for EngineError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.repr {
-            Repr::Io(_, e) => Some(e),
-            _ => None,
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The rule for rollout ids, shared by [`Engine::reset`](super::Engine::reset)
 //! and the binary's `--rollout` flag and `reset` command.
 
-use super::EngineError;
+use super::error::EngineError;
 
 /// Longest rollout id, in bytes.
 pub const MAX_ROLLOUT_ID_BYTES: usize = 256;

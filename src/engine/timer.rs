@@ -10,10 +10,18 @@ use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+#[cfg(target_os = "linux")]
+use crate::sys::timer::TimerFd;
+
 /// How the engine thread waits for its next deadline.
 pub(crate) enum DeadlineTimer {
     #[cfg(target_os = "linux")]
-    TimerFd(linux::TimerFd),
+    TimerFd {
+        fd: TimerFd,
+        /// The deadline the timer is armed for, if any: most wake-ups (a
+        /// command, a result) leave it as it was, and then cost no syscall.
+        armed: Option<Instant>,
+    },
     /// Portable: the poll timeout.
     PollTimeout,
 }
@@ -22,13 +30,13 @@ impl DeadlineTimer {
     pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<DeadlineTimer> {
         #[cfg(target_os = "linux")]
         {
-            let fd = linux::TimerFd::new()?;
+            let fd = TimerFd::new()?;
             registry.register(
                 &mut mio::unix::SourceFd(&fd.raw()),
                 token,
                 mio::Interest::READABLE,
             )?;
-            Ok(DeadlineTimer::TimerFd(fd))
+            Ok(DeadlineTimer::TimerFd { fd, armed: None })
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -46,8 +54,11 @@ impl DeadlineTimer {
     ) -> io::Result<Option<Duration>> {
         match self {
             #[cfg(target_os = "linux")]
-            DeadlineTimer::TimerFd(fd) => {
-                fd.set(deadline, now)?;
+            DeadlineTimer::TimerFd { fd, armed } => {
+                if deadline != *armed {
+                    fd.fire_in(deadline.map(|d| d.saturating_duration_since(now)))?;
+                    *armed = deadline;
+                }
                 Ok(None)
             }
             DeadlineTimer::PollTimeout => Ok(deadline.map(|d| {
@@ -64,7 +75,7 @@ impl DeadlineTimer {
     pub(crate) fn remote(&self) -> io::Result<Option<RemoteTimer>> {
         match self {
             #[cfg(target_os = "linux")]
-            DeadlineTimer::TimerFd(fd) => Ok(Some(RemoteTimer(fd.fd.try_clone()?))),
+            DeadlineTimer::TimerFd { fd, .. } => Ok(Some(RemoteTimer(fd.try_clone()?))),
             DeadlineTimer::PollTimeout => Ok(None),
         }
     }
@@ -72,8 +83,9 @@ impl DeadlineTimer {
     /// Clears the readiness after the timer fired.
     pub(crate) fn acknowledge(&mut self) {
         #[cfg(target_os = "linux")]
-        if let DeadlineTimer::TimerFd(fd) = self {
+        if let DeadlineTimer::TimerFd { fd, armed } = self {
             fd.drain();
+            *armed = None;
         }
     }
 }
@@ -86,131 +98,17 @@ impl DeadlineTimer {
 /// Only ever arms the timer *earlier* than the engine's own deadline: the
 /// caller wins a compare-and-swap on the published wake-up time first (see
 /// `EngineWake::result`), and the engine arms before it publishes.
-pub(crate) struct RemoteTimer(#[cfg(target_os = "linux")] std::os::fd::OwnedFd);
+pub(crate) struct RemoteTimer(#[cfg(target_os = "linux")] TimerFd);
 
 impl RemoteTimer {
     /// Makes the timer fire `after` from now.
     pub(crate) fn fire_in(&self, after: Duration) -> io::Result<()> {
         #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                it_value: linux::timespec(after),
-            };
-            // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
-            let rc = unsafe {
-                libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut())
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        }
+        return self.0.fire_in(Some(after));
         #[cfg(not(target_os = "linux"))]
         {
             let _ = after;
             Err(io::Error::from(io::ErrorKind::Unsupported))
         }
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod linux {
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::time::{Duration, Instant};
-
-    pub(crate) struct TimerFd {
-        pub(super) fd: OwnedFd,
-        /// The deadline the timer is armed for, if any.
-        armed: Option<Instant>,
-    }
-
-    /// An expiry `d` from now. Zero would disarm: the smallest expiry
-    /// fires at once.
-    pub(super) fn timespec(d: Duration) -> libc::timespec {
-        libc::timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
-            tv_nsec: d.subsec_nanos().max(u32::from(d.as_secs() == 0)) as libc::c_long,
-        }
-    }
-
-    impl TimerFd {
-        pub(crate) fn new() -> io::Result<TimerFd> {
-            // SAFETY: plain syscall; the result is checked before use.
-            let fd = unsafe {
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` is a freshly created descriptor that we own.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            Ok(TimerFd { fd, armed: None })
-        }
-
-        pub(crate) fn raw(&self) -> RawFd {
-            self.fd.as_raw_fd()
-        }
-
-        /// Arms the timer for `deadline` (relative to `now`), or disarms
-        /// it. Most wake-ups (a command, a result) leave the deadline as it
-        /// was: then no syscall is made.
-        pub(crate) fn set(&mut self, deadline: Option<Instant>, now: Instant) -> io::Result<()> {
-            if deadline == self.armed {
-                return Ok(());
-            }
-            let after = deadline.map(|d| d.saturating_duration_since(now));
-            let value = match after {
-                None if self.armed.is_none() => return Ok(()),
-                None => libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                Some(d) => timespec(d),
-            };
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                it_value: value,
-            };
-            // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
-            let rc = unsafe { libc::timerfd_settime(self.raw(), 0, &spec, std::ptr::null_mut()) };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            self.armed = deadline;
-            Ok(())
-        }
-
-        pub(crate) fn drain(&mut self) {
-            let mut buf = [0u8; 8];
-            // SAFETY: reads at most 8 bytes into a valid 8-byte buffer; a
-            // non-blocking fd with nothing to read returns EAGAIN, ignored.
-            unsafe {
-                libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len());
-            }
-            self.armed = None;
-        }
-    }
-}
-
-/// Lowers this thread's timer slack to 1 ns so the kernel does not batch
-/// our wake-ups (the default slack is 50 µs). Best effort.
-pub(crate) fn tighten_timer_slack() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only
-    // the calling thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
 }

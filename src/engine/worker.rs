@@ -13,9 +13,8 @@
 //! Each loop iteration: read the clock, start the runs that are due (first,
 //! for precision), cancel runs of a generation that is gone, take new jobs,
 //! then call the runs whose descriptors, lookups or instants are ready.
-//! Finished runs go back on the worker's result channel in batches, one
-//! send per iteration (or per `RESULT_BATCH` results), with one
-//! `EngineWake::result` per iteration.
+//! Finished runs go back on the worker's [`ResultSender`], flushed once
+//! per iteration.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -29,19 +28,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token, Waker};
 
-use super::pool::{Shared, Tasks, WorkerFlags, panic_message, run_check};
+use super::blocking::run_check;
+use super::results::ResultSender;
+use super::shared::Shared;
+use super::tasks::{Task, TaskTable};
 use super::timer::DeadlineTimer;
 use crate::clock;
-use crate::core::{Dispatch, Finished};
+use crate::core::Dispatch;
 use crate::runner::machine::{Cx, Run, Step, Wake};
 use crate::runner::{Adopt, Adopted, Prepared, RunnerOutcome};
 use crate::transport::resolve::Resolver;
+use crate::vocab::panic_message;
 
 const WAKER: Token = Token(0);
-
-/// Results handed to the engine in one send at most: a burst of
-/// thousands of starts sends a few batches, each a small allocation.
-const RESULT_BATCH: usize = 256;
 const TIMER: Token = Token(1);
 /// Runs are registered under `FIRST_RUN + slot`.
 const FIRST_RUN: usize = 2;
@@ -159,12 +158,8 @@ pub(crate) struct Worker {
     inbox: Receiver<Vec<Dispatch>>,
     shared: Arc<Shared>,
     resolver: Arc<Resolver>,
-    done: Sender<Vec<Finished>>,
-    /// Finished runs not handed over yet: they go in one send per loop
-    /// turn (or per `RESULT_BATCH`), not one each, so a burst of starts
-    /// pays no channel operation per run.
-    results: Vec<Finished>,
-    flags: Arc<WorkerFlags>,
+    results: ResultSender,
+    busy: Arc<AtomicBool>,
     /// Jobs waiting for their start, in start order (then arrival).
     pending: VecDeque<Dispatch>,
     slots: Vec<Option<Slot>>,
@@ -172,11 +167,9 @@ pub(crate) struct Worker {
     live: usize,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     nonce: u64,
-    tasks: Option<Tasks>,
+    tasks: TaskTable,
     /// The cancellation epoch last swept for.
     seen_epoch: u64,
-    /// The earliest finish since results were last announced.
-    unannounced: Option<Instant>,
     /// Set once the inbox closed or shutdown was seen: cancel, then end.
     stopping: Option<Instant>,
 }
@@ -187,8 +180,8 @@ impl Worker {
         inbox: Receiver<Vec<Dispatch>>,
         shared: Arc<Shared>,
         resolver: Arc<Resolver>,
-        done: Sender<Vec<Finished>>,
-        flags: Arc<WorkerFlags>,
+        results: ResultSender,
+        busy: Arc<AtomicBool>,
     ) -> Worker {
         let wake: Arc<dyn Wake> = Arc::clone(&setup.doorbell) as Arc<dyn Wake>;
         Worker {
@@ -200,18 +193,16 @@ impl Worker {
             inbox,
             shared,
             resolver,
-            done,
-            results: Vec::new(),
-            flags,
+            results,
+            busy,
             pending: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
             timers: BinaryHeap::new(),
             nonce: 0,
-            tasks: None,
+            tasks: TaskTable::default(),
             seen_epoch: 0,
-            unannounced: None,
             stopping: None,
         }
     }
@@ -228,10 +219,7 @@ impl Worker {
             self.take_adopted(now);
             self.start_due(clock::mono_now());
             self.serve_ready();
-            self.hand_over_results();
-            if let Some(at) = self.unannounced.take() {
-                self.shared.wake.result(&self.flags.results, at);
-            }
+            self.results.flush();
             if let Some(since) = self.stopping {
                 if self.live == 0 || clock::mono_now() >= since + STOP_GRACE {
                     return; // dropping the runs closes what they hold
@@ -339,26 +327,25 @@ impl Worker {
         if cancel.is_cancelled(job.generation) {
             return None; // reset or shutdown while queued: never started
         }
-        if self.tasks.as_ref().is_none_or(|c| c.0 != job.generation) {
-            self.tasks = self
-                .shared
-                .tasks_of(job.generation)
-                .map(|t| (job.generation, t));
+        if self.tasks.generation != job.generation {
+            match self.shared.tasks_of(job.generation) {
+                Some(table) => self.tasks = table,
+                None => return None, // a newer generation was published meanwhile
+            }
         }
-        let Some((name, Some(prepared))) = self
-            .tasks
-            .as_ref()
-            .and_then(|c| c.1.get(job.probe as usize))
+        let Some(Task {
+            name,
+            prepared: Some(prepared),
+        }) = self.tasks.get(job.probe)
         else {
-            return None; // a newer generation was published meanwhile
+            return None; // a disabled probe
         };
         let run = match prepared {
             Prepared::Machine(machine) => machine.start(started),
             Prepared::Inline(check) => {
-                let busy = &self.flags.busy;
-                busy.store(true, Ordering::Release);
+                self.busy.store(true, Ordering::Release);
                 let (outcome, finished) = run_check(&**check, name, &job, started, cancel);
-                busy.store(false, Ordering::Release);
+                self.busy.store(false, Ordering::Release);
                 self.finish(&job, started, finished, outcome);
                 return Some(finished);
             }
@@ -494,21 +481,6 @@ impl Worker {
             return; // the engine would discard it
         }
         self.results.push(job.finished(started, finished, outcome));
-        self.unannounced = Some(self.unannounced.map_or(finished, |t| t.min(finished)));
-        if self.results.len() >= RESULT_BATCH {
-            self.hand_over_results();
-        }
-    }
-
-    /// Sends the results gathered since the last hand-over, in one batch.
-    fn hand_over_results(&mut self) {
-        if self.results.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.results);
-        if self.done.send(batch).is_err() {
-            self.unannounced = None; // the engine is gone
-        }
     }
 
     /// Cancels runs of generations that are gone (a reset) or all of them
@@ -523,39 +495,17 @@ impl Worker {
             self.stop(now);
             return;
         }
-        let cancel = &self.shared.cancel;
-        let gone: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|s| !s.cancelled && cancel.is_cancelled(s.job.generation))
-                    .map(|_| i)
-            })
-            .collect();
-        for idx in gone {
-            self.cancel_slot(idx, now);
-        }
+        let shared = Arc::clone(&self.shared);
+        self.cancel_where(now, |s| shared.cancel.is_cancelled(s.job.generation));
         // Jobs of the old generation are skipped when their start comes.
     }
 
     fn cancel_where(&mut self, now: Instant, pick: impl Fn(&Slot) -> bool) {
-        let picked: Vec<usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| !s.cancelled && pick(s)).map(|_| i))
-            .collect();
-        for idx in picked {
-            self.cancel_slot(idx, now);
-        }
-    }
-
-    fn cancel_slot(&mut self, idx: usize, now: Instant) {
-        if let Some(slot) = self.slots[idx].as_mut() {
-            slot.cancelled = true;
-            self.call(idx, now);
+        for idx in 0..self.slots.len() {
+            if let Some(slot) = self.slots[idx].as_mut().filter(|s| !s.cancelled && pick(s)) {
+                slot.cancelled = true;
+                self.call(idx, now);
+            }
         }
     }
 

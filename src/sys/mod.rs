@@ -6,3 +6,10 @@
 //! must stay async-signal-safe and so calls libc directly. Where rustix has
 //! the call, it is used (typed, no `unsafe` of ours); what it lacks is a
 //! short `unsafe` block here with its `// SAFETY:` line.
+
+#[allow(unsafe_code)]
+pub(crate) mod memory;
+pub(crate) mod process;
+pub(crate) mod thread;
+#[cfg(target_os = "linux")]
+pub(crate) mod timer;

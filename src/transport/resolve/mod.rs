@@ -1,24 +1,23 @@
 //! Name resolution off the workers.
 //!
 //! `getaddrinfo` is the one call a probe makes that blocks and cannot be
-//! interrupted, so lookups go to a small pool of resolver threads (at most
-//! [`MAX_RESOLVER_THREADS`], started on demand, gone after
-//! [`RESOLVER_IDLE`] without work). A lookup is a [`Lookup`] handle: the
-//! run that asked keeps it and is woken through the callback it gave when
-//! the answer is in. A run that gives up (its deadline, a reset) drops the
+//! interrupted, so lookups go to a small elastic pool of resolver threads
+//! (at most [`MAX_RESOLVER_THREADS`]). A lookup is a [`Lookup`] handle:
+//! the run that asked keeps it and is woken through the callback it gave
+//! when the answer is in. A run that gives up (its deadline, a reset) drops the
 //! handle: a lookup not started yet is then skipped, one in progress is
 //! forgotten when it returns. So a resolver that never answers costs at
 //! most the pool's threads, never a worker, and never more threads.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::clock;
+use crate::util::elastic::{Elastic, Limits, Refusal, Refused};
 use crate::vocab::panic_message;
 
 /// Resolves host names for `tcp` and `http` probes. The default is
@@ -56,10 +55,13 @@ impl Resolve for SystemResolver {
 
 /// Most resolver threads at a time.
 pub(crate) const MAX_RESOLVER_THREADS: usize = 4;
-/// A resolver thread without work for this long ends.
-pub(crate) const RESOLVER_IDLE: Duration = Duration::from_secs(10);
+/// The resolver threads: started on demand, gone after 10 s without work.
 /// `getaddrinfo` may load NSS modules; the stack is reserved, not touched.
-const RESOLVER_STACK: usize = 256 * 1024;
+const LIMITS: Limits = Limits {
+    threads: MAX_RESOLVER_THREADS,
+    idle: Duration::from_secs(10),
+    stack: 256 * 1024,
+};
 
 /// What a lookup answers.
 pub(crate) type Answer = io::Result<Vec<SocketAddr>>;
@@ -79,13 +81,12 @@ impl fmt::Debug for Lookup {
 impl Lookup {
     /// The answer, if it has come (taken: a second call gives `None`).
     pub(crate) fn take(&self) -> Option<Answer> {
-        lock(&self.slot.answer).take()
+        lock(&self.slot).take()
     }
 }
 
-struct Slot {
-    answer: Mutex<Option<Answer>>,
-}
+/// Where a lookup's answer lands.
+type Slot = Mutex<Option<Answer>>;
 
 struct Request {
     host: String,
@@ -99,44 +100,29 @@ struct Request {
 /// pool.
 #[derive(Clone)]
 pub(crate) struct Resolver {
-    inner: Arc<Inner>,
+    pool: Arc<Elastic<Request>>,
 }
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = lock(&self.inner.state);
         f.debug_struct("Resolver")
-            .field("threads", &s.threads)
-            .field("queued", &s.queue.len())
+            .field("threads", &self.pool.threads().0)
             .finish_non_exhaustive()
     }
 }
 
-struct Inner {
-    resolve: Arc<dyn Resolve>,
-    thread_name: String,
-    state: Mutex<State>,
-    work: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    queue: VecDeque<Request>,
-    threads: usize,
-    idle: usize,
-    stopped: bool,
-}
-
 impl Resolver {
-    /// A pool that runs `resolve`; its threads are named `<thread_name>`.
+    /// A pool that runs `resolve`; its threads are named `<thread_name>-<n>`.
     pub(crate) fn new(resolve: Arc<dyn Resolve>, thread_name: String) -> Resolver {
+        let pool = Elastic::new(thread_name, LIMITS, move |request: Request| {
+            if request.slot.strong_count() == 0 {
+                return; // abandoned before its turn
+            }
+            let result = resolve_contained(&*resolve, &request.host, request.port);
+            answer(request, result);
+        });
         Resolver {
-            inner: Arc::new(Inner {
-                resolve,
-                thread_name,
-                state: Mutex::new(State::default()),
-                work: Condvar::new(),
-            }),
+            pool: Arc::new(pool),
         }
     }
 
@@ -149,9 +135,7 @@ impl Resolver {
         port: u16,
         on_answer: impl FnOnce() + Send + 'static,
     ) -> Lookup {
-        let slot = Arc::new(Slot {
-            answer: Mutex::new(None),
-        });
+        let slot = Arc::new(Mutex::new(None));
         let lookup = Lookup {
             slot: Arc::clone(&slot),
         };
@@ -161,85 +145,25 @@ impl Resolver {
             slot: Arc::downgrade(&slot),
             on_answer: Box::new(on_answer),
         };
-        let mut s = lock(&self.inner.state);
-        if s.stopped {
-            drop(s);
-            answer(request, Err(io::Error::other("the engine is stopping")));
-            return lookup;
-        }
-        s.queue.push_back(request);
-        if s.idle > s.queue.len().saturating_sub(1) {
-            self.inner.work.notify_one();
-            return lookup;
-        }
-        if s.threads < MAX_RESOLVER_THREADS {
-            s.threads += 1;
-            let inner = Arc::clone(&self.inner);
-            let spawned = thread::Builder::new()
-                .name(self.inner.thread_name.clone())
-                .stack_size(RESOLVER_STACK)
-                .spawn(move || serve(&inner));
-            if let Err(e) = spawned {
-                s.threads -= 1;
-                if s.threads == 0 {
-                    // Nobody will ever take it: answer it here.
-                    let request = s.queue.pop_back().expect("pushed above");
-                    drop(s);
-                    let e =
-                        io::Error::new(e.kind(), format!("cannot start a resolver thread: {e}"));
-                    answer(request, Err(e));
+        // Taken: it waits for a thread when all are busy, and its run gives
+        // up at its deadline if its turn does not come.
+        if let Err(Refused { job, why }) = self.pool.submit(request) {
+            let e = match why {
+                Refusal::Stopped => io::Error::other("the engine is stopping"),
+                Refusal::NoThread(e) => {
+                    io::Error::new(e.kind(), format!("cannot start a resolver thread: {e}"))
                 }
-            }
+            };
+            answer(job, Err(e));
         }
-        // Otherwise every thread is busy: the lookup waits its turn, and
-        // its run gives up at its deadline if the turn does not come.
         lookup
-    }
-
-    /// Resolver threads running now (busy or idle).
-    #[cfg(test)]
-    pub(crate) fn threads(&self) -> usize {
-        lock(&self.inner.state).threads
     }
 
     /// Stops the pool: queued lookups are dropped, idle threads end, busy
     /// ones end when their lookup returns.
     pub(crate) fn stop(&self) {
-        let mut s = lock(&self.inner.state);
-        s.stopped = true;
-        s.queue.clear();
-        self.inner.work.notify_all();
+        self.pool.stop(clock::mono_now());
     }
-}
-
-fn serve(inner: &Inner) {
-    let mut s = lock(&inner.state);
-    loop {
-        if s.stopped {
-            break;
-        }
-        let Some(request) = s.queue.pop_front() else {
-            s.idle += 1;
-            let (guard, timeout) = inner
-                .work
-                .wait_timeout(s, RESOLVER_IDLE)
-                .unwrap_or_else(|e| e.into_inner());
-            s = guard;
-            s.idle -= 1;
-            if timeout.timed_out() && s.queue.is_empty() {
-                break;
-            }
-            continue;
-        };
-        if request.slot.strong_count() == 0 {
-            continue; // abandoned before its turn
-        }
-        drop(s);
-        let result = resolve_contained(&*inner.resolve, &request.host, request.port);
-        answer(request, result);
-        s = lock(&inner.state);
-    }
-    s.threads -= 1;
 }
 
 /// Runs the embedder's resolver: a panic is that lookup's error
@@ -259,7 +183,7 @@ fn resolve_contained(resolve: &dyn Resolve, host: &str, port: u16) -> Answer {
 /// tells the run.
 fn answer(request: Request, result: Answer) {
     if let Some(slot) = request.slot.upgrade() {
-        *lock(&slot.answer) = Some(result);
+        *lock(&slot) = Some(result);
         drop(slot);
         (request.on_answer)();
     }

@@ -1,6 +1,7 @@
 use super::*;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Condvar;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -75,15 +76,15 @@ fn a_resolver_that_never_answers_holds_at_most_the_pool() {
         assert!(crate::clock::mono_now() < end, "lookups did not start");
         crate::clock::sleep(Duration::from_millis(1));
     }
-    assert_eq!(resolver.threads(), MAX_RESOLVER_THREADS);
+    assert_eq!(resolver.pool.threads().0, MAX_RESOLVER_THREADS);
     assert_eq!(gate.started.load(Ordering::SeqCst), MAX_RESOLVER_THREADS);
     // The runs give up (their deadlines pass): every lookup is abandoned.
     drop(lookups);
     gate.open();
     let end = crate::clock::mono_now() + Duration::from_secs(5);
     let busy = |r: &Resolver| {
-        let s = lock(&r.inner.state);
-        s.threads > 0 && s.idle < s.threads
+        let (threads, idle) = r.pool.threads();
+        threads > 0 && idle < threads
     };
     while busy(&resolver) {
         assert!(crate::clock::mono_now() < end, "threads did not go idle");
@@ -119,7 +120,7 @@ fn a_kept_lookup_is_answered_after_the_queue_drains() {
     for (i, l) in lookups.iter().enumerate() {
         assert_eq!(l.take().unwrap().unwrap(), [loopback(i as u16)]);
     }
-    assert!(resolver.threads() <= MAX_RESOLVER_THREADS);
+    assert!(resolver.pool.threads().0 <= MAX_RESOLVER_THREADS);
     resolver.stop();
 }
 

@@ -1,0 +1,3 @@
+//! Building blocks the engine and the transport share, below both.
+
+pub(crate) mod elastic;
