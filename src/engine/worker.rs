@@ -134,6 +134,8 @@ pub(crate) struct Worker {
     inbox: Receiver<Vec<Dispatch>>,
     shared: Arc<Shared>,
     resolver: Arc<Resolver>,
+    /// Spare sockets and a read buffer, lent to the runs.
+    stock: crate::runner::machine::Stock,
     done: Sender<Vec<Finished>>,
     /// Finished runs not handed over yet: they go in one send per loop
     /// turn (or per `RESULT_BATCH`), not one each, so a burst of starts
@@ -175,6 +177,7 @@ impl Worker {
             inbox,
             shared,
             resolver,
+            stock: Default::default(),
             done,
             results: Vec::new(),
             flags,
@@ -192,8 +195,6 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
-        // Plain tcp probes on this thread reuse their sockets.
-        crate::transport::dial::keep_spares();
         loop {
             let now = clock::mono_now();
             self.start_due(now);
@@ -369,6 +370,7 @@ impl Worker {
             self.poll.registry(),
             &self.resolver,
             &self.wake,
+            &mut self.stock,
         );
         let cancelled = slot.cancelled;
         let run = &mut slot.run;

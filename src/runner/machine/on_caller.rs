@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::{Cx, Machine, Step, Wake};
+use super::{Cx, Machine, Step, Stock, Wake};
 use crate::runner::{CANCEL_POLL, RunContext, RunnerOutcome};
 use crate::transport::{SystemResolver, resolve::Resolver};
 
@@ -44,8 +44,17 @@ fn drive(machine: &dyn Machine, ctx: &RunContext<'_>) -> io::Result<RunnerOutcom
     let wake: Arc<dyn Wake> = Arc::new(WakeRun(waker));
     let mut events = Events::with_capacity(16);
     let now = ctx.now();
+    // Dropped with the run: no descriptor outlives it on this thread.
+    let mut stock = Stock::default();
     let mut run = machine.start(now);
-    let mut step = run.advance(&mut Cx::new(now, RUN, poll.registry(), resolver(), &wake));
+    let mut step = run.advance(&mut Cx::new(
+        now,
+        RUN,
+        poll.registry(),
+        resolver(),
+        &wake,
+        &mut stock,
+    ));
     let mut cancelled = false;
     loop {
         let until = match step {
@@ -60,7 +69,7 @@ fn drive(machine: &dyn Machine, ctx: &RunContext<'_>) -> io::Result<RunnerOutcom
             Err(e) => return Err(e),
         }
         let now = ctx.now();
-        let mut cx = Cx::new(now, RUN, poll.registry(), resolver(), &wake);
+        let mut cx = Cx::new(now, RUN, poll.registry(), resolver(), &wake, &mut stock);
         step = if !cancelled && ctx.is_cancelled() {
             cancelled = true;
             run.cancel(&mut cx)

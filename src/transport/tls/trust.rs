@@ -30,6 +30,7 @@ use rustls::{
     WantsVerifier,
 };
 
+use super::SetupError;
 use crate::file::{FileStamp, RegularFile};
 
 /// Bundle locations, most common first (Debian/Ubuntu/Alpine, Fedora/RHEL,
@@ -103,12 +104,12 @@ pub(super) fn system_candidates() -> Vec<PathBuf> {
 }
 
 /// The trust of a `caFile`: every certificate in it must be usable.
-pub(super) fn ca_file(path: &Path) -> Result<Trust, String> {
-    shared(path, Role::CaFile).map_err(|e| format!("caFile {}: {e}", path.display()))
+pub(super) fn ca_file(path: &Path) -> Result<Trust, SetupError> {
+    shared(path, Role::CaFile).map_err(|why| SetupError::ca_file(path, why))
 }
 
 /// The trust of the first usable bundle among `candidates`.
-pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, String> {
+pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, SetupError> {
     let mut tried = Vec::with_capacity(candidates.len());
     for path in candidates {
         match shared(path, Role::System) {
@@ -116,18 +117,17 @@ pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, String> {
             Err(e) => tried.push(format!("{}: {e}", path.display())),
         }
     }
-    Err(format!(
-        "no system trust store found (set caFile, or SSL_CERT_FILE); looked at {}",
-        tried.join("; ")
-    ))
+    Err(SetupError::NoSystemStore {
+        looked_at: tried.join("; "),
+    })
 }
 
 /// `tlsSkipVerify`: one configuration for the whole process, since it
 /// depends on no file.
-pub(super) fn skip_verify() -> Result<Trust, String> {
-    static SKIP: OnceLock<Result<Trust, String>> = OnceLock::new();
+pub(super) fn skip_verify() -> Result<Trust, SetupError> {
+    static SKIP: OnceLock<Result<Trust, SetupError>> = OnceLock::new();
     SKIP.get_or_init(|| {
-        let builder = builder()?;
+        let builder = builder().map_err(SetupError::Config)?;
         let algorithms = builder.crypto_provider().signature_verification_algorithms;
         let config = builder
             .dangerous()
@@ -215,7 +215,8 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
             format!("the system trust store {}", path.display())
         }
     };
-    let config = builder()?
+    let config = builder()
+        .map_err(|why| format!("TLS setup: {why}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Trust {
@@ -225,11 +226,11 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
 }
 
 /// A client configuration with the ring provider and the safe protocol
-/// versions, before its verifier.
+/// versions, before its verifier; rustls's refusal in words.
 fn builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, String> {
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {}", super::words::error(&e)))
+        .map_err(|e| super::words::error(&e))
 }
 
 fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
