@@ -1,25 +1,17 @@
-//! Connecting to a server: resolve, dial, and (optionally) a TLS
-//! handshake, under one deadline. The one connect machine of the `tcp`
-//! kind and of every `http` hop.
+//! Connecting to a server: resolve, dial and (for TLS) the handshake,
+//! under one deadline. The one connect of the `tcp` kind and of every
+//! `http` hop.
 //!
 //! ```text
 //!  Start ──name──> Resolving ──addresses──> Dialing ──tls──> Handshaking ──> connected
 //!    └────IP literal──────────────────────────┘  └──plain──────────────────────┘
 //! ```
 //!
-//! A [`Connect`] is a step of a run's state machine: the run calls
-//! [`Connect::advance`] whenever it is called, and waits (for readiness or
-//! a lookup's answer, until [`Connect::deadline`]) while it returns
-//! `Ok(None)`. Nothing blocks: the lookup runs on the resolver pool (an IP
-//! literal is never looked up), the dial is non-blocking and tries every
-//! address in turn (`dial`), and the handshake is driven over the same
-//! socket (`tls`). Called at or after the deadline, it fails with
-//! [`ConnectFail::TimedOut`], which says how far it got.
-//!
-//! Failures stay typed ([`ConnectFail`]); their `Display` is the reason
-//! text after the probe kind's prefix: `connect 127.0.0.1:22: Connection
-//! refused (os error 111)`, `resolve db.test:5432: no addresses`,
-//! `127.0.0.1:443: TLS certificate not trusted: ...`.
+//! A run calls [`Connect::advance`] at each of its calls until it is
+//! connected, waiting (for readiness or the lookup's answer) until
+//! [`Connect::deadline`] at the latest. Nothing blocks: see `resolve`,
+//! `dial` and `tls`. A call at or after the deadline fails, with the
+//! failure of the step it was in (`timed out after N s`).
 
 use std::fmt;
 use std::io;
@@ -78,6 +70,7 @@ pub(crate) struct Connection {
     pub(crate) stream: Stream,
     pub(crate) addr: SocketAddr,
     /// How long the TLS handshake took (zero without TLS).
+    #[cfg(feature = "tls")]
     pub(crate) handshake: Duration,
 }
 
@@ -113,72 +106,37 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Why a connect failed.
+/// Why a connect failed. `Display` is the reason after the probe kind's
+/// prefix: `connect 127.0.0.1:22: Connection refused (os error 111)`,
+/// `resolve db.test:5432: no addresses`, `127.0.0.1:443: TLS certificate
+/// not trusted: ...`.
 #[derive(Debug)]
 pub(crate) enum ConnectFail {
-    /// The lookup failed (`None`: it found no address).
+    /// The lookup failed, found no address, or did not come back in time.
     Resolve {
         name: String,
         port: u16,
-        error: Option<io::Error>,
+        error: io::Error,
     },
-    /// Every address failed.
+    /// Every address failed (the last one maybe by timing out).
     Refused(Failures),
     /// The TLS configuration or session could not be made.
     #[cfg(feature = "tls")]
     Setup(SetupError),
-    /// The TLS handshake failed.
+    /// The TLS handshake failed (or timed out).
     #[cfg(feature = "tls")]
     Tls(SocketAddr, TlsFail),
-    /// The deadline came `after` the connect started, at `stage`, with
-    /// the addresses `tried` before failed.
-    TimedOut {
-        stage: Stage,
-        after: Duration,
-        name: String,
-        port: u16,
-        tried: Failures,
-    },
 }
 
 impl fmt::Display for ConnectFail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectFail::Resolve { name, port, error } => match error {
-                Some(e) => write!(f, "resolve {name}:{port}: {e}"),
-                None => write!(f, "resolve {name}:{port}: no addresses"),
-            },
+            ConnectFail::Resolve { name, port, error } => write!(f, "resolve {name}:{port}: {error}"),
             ConnectFail::Refused(failures) => failures.fmt(f),
             #[cfg(feature = "tls")]
             ConnectFail::Setup(e) => e.fmt(f),
             #[cfg(feature = "tls")]
             ConnectFail::Tls(addr, fail) => write!(f, "{addr}: {fail}"),
-            ConnectFail::TimedOut {
-                stage,
-                after,
-                name,
-                port,
-                tried,
-            } => {
-                let secs = after.as_secs();
-                match stage {
-                    Stage::Resolving => write!(f, "resolve {name}:{port}: timed out after {secs} s"),
-                    Stage::Connecting(addr) => {
-                        if !tried.is_empty() {
-                            write!(f, "{tried}; ")?;
-                        }
-                        write!(f, "connect {addr}: timed out after {secs} s")
-                    }
-                    #[cfg(feature = "tls")]
-                    Stage::Handshake { addr, heard } => {
-                        let fail = TlsFail::HandshakeTimeout {
-                            after: *after,
-                            heard: *heard,
-                        };
-                        write!(f, "{addr}: {fail}")
-                    }
-                }
-            }
         }
     }
 }
@@ -302,15 +260,9 @@ impl Connect {
     fn resolving(&self, lookup: Lookup) -> Result<Progress, ConnectFail> {
         match lookup.take() {
             None => Ok(Progress::Wait(State::Resolving(lookup))),
-            Some(Ok(addrs)) if !addrs.is_empty() => Ok(Progress::To(State::Dialing(self.dial(addrs)))),
-            Some(answer) => {
-                let (name, port) = self.name_port();
-                Err(ConnectFail::Resolve {
-                    name: name.to_owned(),
-                    port,
-                    error: answer.err(),
-                })
-            }
+            Some(Ok(addrs)) if addrs.is_empty() => Err(self.unresolved(io::Error::other("no addresses"))),
+            Some(Ok(addrs)) => Ok(Progress::To(State::Dialing(self.dial(addrs)))),
+            Some(Err(e)) => Err(self.unresolved(e)),
         }
     }
 
@@ -341,31 +293,38 @@ impl Connect {
         Ok(Progress::Done(Connected::Open(Connection {
             stream: Stream::Plain(tcp),
             addr,
+            #[cfg(feature = "tls")]
             handshake: Duration::ZERO,
         })))
     }
 
-    /// The host name looked up (empty for an address) and the port.
-    fn name_port(&self) -> (&str, u16) {
-        match &self.target {
-            Target::Addr(addr) => ("", addr.port()),
-            Target::Name(name, port) => (name, *port),
-        }
+    /// A failed lookup of the target (named by its host, empty for an
+    /// address, and port).
+    fn unresolved(&self, error: io::Error) -> ConnectFail {
+        let (name, port) = match &self.target {
+            Target::Addr(addr) => (String::new(), addr.port()),
+            Target::Name(name, port) => (name.clone(), *port),
+        };
+        ConnectFail::Resolve { name, port, error }
     }
 
+    /// The failure of the step the deadline came in.
     fn timed_out(&mut self) -> ConnectFail {
-        let stage = self.stage();
-        let tried = match &mut self.state {
-            State::Dialing(dial) => dial.failures(),
-            _ => Failures::default(),
-        };
-        let (name, port) = self.name_port();
-        ConnectFail::TimedOut {
-            stage,
-            after: self.deadline.saturating_duration_since(self.started),
-            name: name.to_owned(),
-            port,
-            tried,
+        let after = self.deadline.saturating_duration_since(self.started);
+        match &mut self.state {
+            State::Dialing(dial) => ConnectFail::Refused(dial.timed_out(after)),
+            #[cfg(feature = "tls")]
+            State::Handshaking { session, addr, .. } => ConnectFail::Tls(
+                *addr,
+                TlsFail::HandshakeTimeout {
+                    after,
+                    heard: session.heard(),
+                },
+            ),
+            _ => {
+                let why = format!("timed out after {} s", after.as_secs());
+                self.unresolved(io::Error::new(io::ErrorKind::TimedOut, why))
+            }
         }
     }
 }

@@ -39,6 +39,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use mio::Interest;
 use mio::net::TcpStream;
@@ -171,9 +172,24 @@ impl Dial {
         self.current.as_ref().map(|(addr, _)| *addr)
     }
 
-    /// The attempts that failed so far, taken.
+    /// The attempts that failed, taken.
     pub(crate) fn failures(&mut self) -> Failures {
         std::mem::take(&mut self.failures)
+    }
+
+    /// The attempts that failed, then the one in flight (or the last one
+    /// tried) as `timed out after <secs> s`: when the caller's deadline,
+    /// `after` the start, came while dialing.
+    pub(crate) fn timed_out(&mut self, after: Duration) -> Failures {
+        let addr = self
+            .current()
+            .or_else(|| self.addrs.get(self.next.saturating_sub(1)).copied());
+        if let Some(addr) = addr {
+            let why = format!("timed out after {} s", after.as_secs());
+            let e = io::Error::new(io::ErrorKind::TimedOut, why);
+            self.failures.0.push((addr, e));
+        }
+        self.failures()
     }
 }
 
@@ -181,12 +197,6 @@ impl Dial {
 /// connect B: <error>`.
 #[derive(Debug, Default)]
 pub(crate) struct Failures(Vec<(SocketAddr, io::Error)>);
-
-impl Failures {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 impl fmt::Display for Failures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

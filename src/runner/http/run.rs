@@ -22,8 +22,7 @@ use super::url::{Host, Url, UrlError};
 use super::{HttpCheck, Hop, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
-use crate::transport::connect::{self, Connect, ConnectFail, Connected, Stage, Then};
-use crate::transport::stream::Stream;
+use crate::transport::connect::{self, Connect, Connected, Connection as Conn, Stage, Then};
 #[cfg(feature = "tls")]
 use crate::transport::tls::TlsSetup;
 
@@ -124,31 +123,20 @@ enum State {
     Ended,
 }
 
-/// An open connection of one hop.
-#[derive(Debug)]
-struct Conn {
-    stream: Stream,
-    addr: SocketAddr,
+fn failed(conn: &Conn, phase: Phase, e: &io::Error) -> Fail {
+    let addr = conn.addr;
+    Fail::Other(format!("connection to {addr} failed while {phase}: {e}"))
 }
 
-impl Conn {
-    fn failed(&self, phase: Phase, e: &io::Error) -> Fail {
-        Fail::Other(format!(
-            "connection to {} failed while {phase}: {e}",
-            self.addr
-        ))
-    }
-
-    /// Reads into `buf`: `Ok(None)` when nothing is there yet.
-    fn read(&mut self, buf: &mut [u8], phase: Phase) -> Result<Option<usize>, Fail> {
-        loop {
-            return match self.stream.read(buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(self.failed(phase, &e)),
-            };
-        }
+/// Reads into `buf`: `Ok(None)` when nothing is there yet.
+fn read(conn: &mut Conn, buf: &mut [u8], phase: Phase) -> Result<Option<usize>, Fail> {
+    loop {
+        return match conn.stream.read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(failed(conn, phase, &e)),
+        };
     }
 }
 
@@ -257,22 +245,14 @@ impl HttpRun {
     }
 
     fn connecting(&self, mut connect: Connect, cx: &mut Cx<'_>) -> Result<Next, Fail> {
+        let until = connect.deadline();
+        if cx.now() >= until {
+            return Err(Fail::ConnectTimedOut(Phase::Connect(connect.stage())));
+        }
         match connect.advance(cx, cx.now()) {
-            Ok(None) => {
-                let until = connect.deadline();
-                Ok(Next::Stop(State::Connecting(connect), Flow::Wait(until)))
-            }
-            Ok(Some(Connected::Open(c))) => Ok(Next::To(State::Sending {
-                conn: Conn {
-                    stream: c.stream,
-                    addr: c.addr,
-                },
-                written: 0,
-            })),
+            Ok(None) => Ok(Next::Stop(State::Connecting(connect), Flow::Wait(until))),
+            Ok(Some(Connected::Open(conn))) => Ok(Next::To(State::Sending { conn, written: 0 })),
             Ok(Some(Connected::Closed)) => unreachable!("an http connection is kept"),
-            Err(ConnectFail::TimedOut { stage, .. }) => {
-                Err(Fail::ConnectTimedOut(Phase::Connect(stage)))
-            }
             Err(e) => Err(Fail::Other(e.to_string())),
         }
     }
@@ -284,14 +264,14 @@ impl HttpRun {
             match conn.stream.write(&request[written..]) {
                 Ok(0) => {
                     let e = io::ErrorKind::WriteZero.into();
-                    return Err(conn.failed(Phase::Sending, &e));
+                    return Err(failed(&conn, Phase::Sending, &e));
                 }
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Next::Stop(State::Sending { conn, written }, wait));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(conn.failed(Phase::Sending, &e)),
+                Err(e) => return Err(failed(&conn, Phase::Sending, &e)),
             }
         }
         match conn.stream.flush() {
@@ -299,7 +279,7 @@ impl HttpRun {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Ok(Next::Stop(State::Sending { conn, written }, wait));
             }
-            Err(e) => return Err(conn.failed(Phase::Sending, &e)),
+            Err(e) => return Err(failed(&conn, Phase::Sending, &e)),
         }
         let skip_interim = !(100..200).contains(&self.probe.expect);
         Ok(Next::To(State::Head {
@@ -320,7 +300,7 @@ impl HttpRun {
                 return Ok(Next::Stop(State::Head { conn, reader }, Flow::Again));
             }
             *reads += 1;
-            let Some(n) = conn.read(reader.spare(), Phase::Head)? else {
+            let Some(n) = read(&mut conn, reader.spare(), Phase::Head)? else {
                 let wait = Flow::Wait(self.deadline);
                 return Ok(Next::Stop(State::Head { conn, reader }, wait));
             };
@@ -359,7 +339,7 @@ impl HttpRun {
                 return Ok(Next::Stop(State::Body { conn, search }, Flow::Again));
             }
             *reads += 1;
-            let Some(n) = conn.read(search.spare()?, Phase::Body)? else {
+            let Some(n) = read(&mut conn, search.spare()?, Phase::Body)? else {
                 let wait = Flow::Wait(self.deadline);
                 return Ok(Next::Stop(State::Body { conn, search }, wait));
             };
