@@ -15,11 +15,13 @@
 
 use std::fmt;
 use std::io;
+#[cfg(feature = "tls")]
 use std::mem;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
 #[cfg(feature = "tls")]
+use std::time::Duration;
+use std::time::Instant;
+
 use mio::net::TcpStream;
 
 use super::Watch;
@@ -48,11 +50,10 @@ pub(crate) enum Then {
     Close,
     /// To talk over it in plain text.
     Plain,
-    /// To talk over it after a TLS handshake: the probe's setup (or why
-    /// there is none, reported once connected) and the host name the
-    /// session asks for unless the setup names another.
+    /// To talk over it after a TLS handshake, with the probe's setup (or
+    /// why there is none, reported once connected).
     #[cfg(feature = "tls")]
-    Tls(Result<TlsSetup, SetupError>, String),
+    Tls(Result<TlsSetup, SetupError>),
 }
 
 /// A connection made by [`Connect`].
@@ -72,6 +73,17 @@ pub(crate) struct Connection {
     /// How long the TLS handshake took (zero without TLS).
     #[cfg(feature = "tls")]
     pub(crate) handshake: Duration,
+}
+
+impl Connection {
+    fn plain(tcp: TcpStream, addr: SocketAddr) -> Connection {
+        Connection {
+            stream: Stream::Plain(tcp),
+            addr,
+            #[cfg(feature = "tls")]
+            handshake: Duration::ZERO,
+        }
+    }
 }
 
 /// How far a connect got.
@@ -131,7 +143,9 @@ pub(crate) enum ConnectFail {
 impl fmt::Display for ConnectFail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectFail::Resolve { name, port, error } => write!(f, "resolve {name}:{port}: {error}"),
+            ConnectFail::Resolve { name, port, error } => {
+                write!(f, "resolve {name}:{port}: {error}")
+            }
             ConnectFail::Refused(failures) => failures.fmt(f),
             #[cfg(feature = "tls")]
             ConnectFail::Setup(e) => e.fmt(f),
@@ -151,6 +165,7 @@ pub(crate) struct Connect {
     state: State,
 }
 
+/// The steps, in the order they are taken.
 #[derive(Debug)]
 enum State {
     Start,
@@ -166,15 +181,6 @@ enum State {
     },
     /// Connected or failed.
     Ended,
-}
-
-/// What a state's step found.
-enum Progress {
-    /// Go on to this state now.
-    To(State),
-    /// Wait in this state.
-    Wait(State),
-    Done(Connected),
 }
 
 impl Connect {
@@ -209,7 +215,8 @@ impl Connect {
     }
 
     /// Makes what progress can be made now (`now` is the time of the
-    /// run's call): `Ok(None)` while it waits.
+    /// run's call): `Ok(None)` while it waits. Each step falls through to
+    /// the next as soon as it is done.
     pub(crate) fn advance(
         &mut self,
         cx: &mut impl Watch,
@@ -218,36 +225,82 @@ impl Connect {
         if now >= self.deadline {
             return Err(self.timed_out());
         }
-        loop {
-            let progress = match mem::replace(&mut self.state, State::Ended) {
-                State::Start => Progress::To(self.start(cx)),
-                State::Resolving(lookup) => self.resolving(lookup)?,
-                State::Dialing(dial) => self.dialing(dial, cx, now)?,
-                #[cfg(feature = "tls")]
-                State::Handshaking {
-                    tcp,
-                    session,
-                    addr,
-                    started,
-                } => handshaking(tcp, session, addr, started, now)?,
-                State::Ended => unreachable!("a connect is not advanced after its end"),
+        if let State::Start = self.state {
+            self.state = match &self.target {
+                Target::Addr(addr) => State::Dialing(self.dial(vec![*addr])),
+                Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),
             };
-            match progress {
-                Progress::To(state) => self.state = state,
-                Progress::Wait(state) => {
-                    self.state = state;
-                    return Ok(None);
+        }
+        if let State::Resolving(lookup) = &self.state {
+            let addrs = match lookup.take() {
+                None => return Ok(None),
+                Some(Ok(addrs)) if addrs.is_empty() => {
+                    return Err(self.unresolved(io::Error::other("no addresses")));
                 }
-                Progress::Done(connected) => return Ok(Some(connected)),
+                Some(Ok(addrs)) => addrs,
+                Some(Err(e)) => return Err(self.unresolved(e)),
+            };
+            self.state = State::Dialing(self.dial(addrs));
+        }
+        if let State::Dialing(dial) = &mut self.state {
+            let (tcp, addr) = match dial.advance(cx) {
+                Dialed::Pending => return Ok(None),
+                Dialed::Failed => return Err(ConnectFail::Refused(dial.failures())),
+                Dialed::Reached => return Ok(Some(Connected::Closed)),
+                Dialed::Connected(tcp, addr) => (tcp, addr),
+            };
+            #[cfg(feature = "tls")]
+            if let Then::Tls(setup) = &self.then {
+                let setup = setup.as_ref().map_err(|e| ConnectFail::Setup(e.clone()))?;
+                // The name asked for unless `tlsServerName` says otherwise:
+                // the host as written (an IP literal without brackets).
+                let host = match &self.target {
+                    Target::Addr(addr) => addr.ip().to_string(),
+                    Target::Name(name, _) => name.clone(),
+                };
+                let session = TlsSession::new(setup, &host).map_err(ConnectFail::Setup)?;
+                self.state = State::Handshaking {
+                    tcp,
+                    session: Box::new(session),
+                    addr,
+                    started: now,
+                };
+            } else {
+                self.state = State::Ended;
+                return Ok(Some(Connected::Open(Connection::plain(tcp, addr))));
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                self.state = State::Ended;
+                return Ok(Some(Connected::Open(Connection::plain(tcp, addr))));
             }
         }
-    }
-
-    fn start(&self, cx: &mut impl Watch) -> State {
-        match &self.target {
-            Target::Addr(addr) => State::Dialing(self.dial(vec![*addr])),
-            Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),
+        #[cfg(feature = "tls")]
+        if let State::Handshaking {
+            tcp,
+            session,
+            addr,
+            started,
+        } = &mut self.state
+        {
+            match session.handshake(tcp) {
+                Ok(false) => return Ok(None),
+                Err(fail) => return Err(ConnectFail::Tls(*addr, fail)),
+                Ok(true) => {}
+            }
+            let (addr, handshake) = (*addr, now - *started);
+            let State::Handshaking { tcp, session, .. } =
+                mem::replace(&mut self.state, State::Ended)
+            else {
+                unreachable!("matched above")
+            };
+            return Ok(Some(Connected::Open(Connection {
+                stream: Stream::Tls(tcp, session),
+                addr,
+                handshake,
+            })));
         }
+        unreachable!("a connect is not advanced after its end")
     }
 
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
@@ -255,47 +308,6 @@ impl Connect {
             Then::Close => Dial::connect_only(addrs),
             _ => Dial::new(addrs),
         }
-    }
-
-    fn resolving(&self, lookup: Lookup) -> Result<Progress, ConnectFail> {
-        match lookup.take() {
-            None => Ok(Progress::Wait(State::Resolving(lookup))),
-            Some(Ok(addrs)) if addrs.is_empty() => Err(self.unresolved(io::Error::other("no addresses"))),
-            Some(Ok(addrs)) => Ok(Progress::To(State::Dialing(self.dial(addrs)))),
-            Some(Err(e)) => Err(self.unresolved(e)),
-        }
-    }
-
-    fn dialing(
-        &self,
-        mut dial: Dial,
-        cx: &mut impl Watch,
-        now: Instant,
-    ) -> Result<Progress, ConnectFail> {
-        let (tcp, addr) = match dial.advance(cx) {
-            Dialed::Pending => return Ok(Progress::Wait(State::Dialing(dial))),
-            Dialed::Failed => return Err(ConnectFail::Refused(dial.failures())),
-            Dialed::Reached => return Ok(Progress::Done(Connected::Closed)),
-            Dialed::Connected(tcp, addr) => (tcp, addr),
-        };
-        #[cfg(feature = "tls")]
-        if let Then::Tls(setup, host) = &self.then {
-            let setup = setup.as_ref().map_err(|e| ConnectFail::Setup(e.clone()))?;
-            let session = TlsSession::new(setup, host).map_err(ConnectFail::Setup)?;
-            return Ok(Progress::To(State::Handshaking {
-                tcp,
-                session: Box::new(session),
-                addr,
-                started: now,
-            }));
-        }
-        let _ = now;
-        Ok(Progress::Done(Connected::Open(Connection {
-            stream: Stream::Plain(tcp),
-            addr,
-            #[cfg(feature = "tls")]
-            handshake: Duration::ZERO,
-        })))
     }
 
     /// A failed lookup of the target (named by its host, empty for an
@@ -326,29 +338,5 @@ impl Connect {
                 self.unresolved(io::Error::new(io::ErrorKind::TimedOut, why))
             }
         }
-    }
-}
-
-#[cfg(feature = "tls")]
-fn handshaking(
-    mut tcp: TcpStream,
-    mut session: Box<TlsSession>,
-    addr: SocketAddr,
-    started: Instant,
-    now: Instant,
-) -> Result<Progress, ConnectFail> {
-    match session.handshake(&mut tcp) {
-        Ok(true) => Ok(Progress::Done(Connected::Open(Connection {
-            stream: Stream::Tls(tcp, session),
-            addr,
-            handshake: now - started,
-        }))),
-        Ok(false) => Ok(Progress::Wait(State::Handshaking {
-            tcp,
-            session,
-            addr,
-            started,
-        })),
-        Err(fail) => Err(ConnectFail::Tls(addr, fail)),
     }
 }

@@ -126,7 +126,11 @@ impl Dial {
                 return Dialed::Failed;
             };
             self.next += 1;
-            let spare = if self.keep { None } else { cx.spares().take(&addr) };
+            let spare = if self.keep {
+                None
+            } else {
+                cx.spares().take(&addr)
+            };
             let mut stream =
                 match spare.map_or_else(|| TcpStream::connect(addr), |s| connect_on(s, &addr)) {
                     Ok(stream) => stream,

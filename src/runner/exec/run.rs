@@ -233,7 +233,10 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
             return Step::Done(RunnerOutcome::fail(CANCELLED));
         };
         if let Phase::Running = live.phase {
-            let more = live.stderr.as_mut().is_some_and(|s| s.drain(cx.scratch(READ_CHUNK), READ_SLICE));
+            let more = live
+                .stderr
+                .as_mut()
+                .is_some_and(|s| s.drain(cx.scratch(READ_CHUNK), READ_SLICE));
             // Exit is looked at before the clock, so a leader that exited
             // since the last call counts as exited, not timed out.
             if live.group.leader_exited() {

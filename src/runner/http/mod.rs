@@ -89,6 +89,7 @@ use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS}
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
 #[cfg(feature = "tls")]
 use crate::transport::TlsOptions;
+use crate::transport::connect::Target;
 #[cfg(feature = "tls")]
 use crate::transport::tls::{SetupError, TlsSetup};
 
@@ -248,24 +249,24 @@ struct Probe {
     tls: OnceLock<Result<TlsSetup, SetupError>>,
 }
 
-/// One URL to fetch, with its request bytes and (for IP literals) its
-/// address, so the first hop is ready to send at every tick.
+/// One URL to fetch, with its request bytes and where to connect (for IP
+/// literals the address), so the first hop is ready to send at every tick.
 #[derive(Debug)]
 struct Hop {
     url: Url,
     request: Box<[u8]>,
-    addr: Option<SocketAddr>,
+    target: Target,
 }
 
 impl Hop {
     fn new(url: Url, headers: &Headers) -> Hop {
-        let addr = match url.host() {
-            Host::Ip(ip) => Some(SocketAddr::new(*ip, url.port())),
-            Host::Name(_) => None,
+        let target = match url.host() {
+            Host::Ip(ip) => Target::Addr(SocketAddr::new(*ip, url.port())),
+            Host::Name(name) => Target::Name(name.clone(), url.port()),
         };
         Hop {
             request: url.request(headers),
-            addr,
+            target,
             url,
         }
     }

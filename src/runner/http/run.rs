@@ -14,15 +14,15 @@
 use std::fmt;
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::response::{BodySearch, Head, HeadReader, Needle, NotFound, Search};
-use super::url::{Host, Url, UrlError};
-use super::{HttpCheck, Hop, Probe, REDIRECTS};
+use super::url::{Url, UrlError};
+use super::{Hop, HttpCheck, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
-use crate::transport::connect::{self, Connect, Connected, Connection as Conn, Stage, Then};
+use crate::transport::connect::{Connect, Connected, Connection as Conn, Stage, Then};
 #[cfg(feature = "tls")]
 use crate::transport::tls::TlsSetup;
 
@@ -46,7 +46,7 @@ impl Machine for HttpCheck {
         Box::new(HttpRun {
             state: State::Connecting(probe.connect(&probe.first, now, deadline)),
             deadline,
-            probe: std::sync::Arc::clone(probe),
+            probe: Arc::clone(probe),
             redirected: None,
             left_origin: false,
             redirects: 0,
@@ -58,21 +58,16 @@ impl Probe {
     /// The connect of `hop`, starting at `now`: `connectTimeoutSecs`
     /// bounds it, within the run's `deadline`.
     fn connect(&self, hop: &Hop, now: Instant, deadline: Instant) -> Connect {
-        let target = match (hop.addr, hop.url.host()) {
-            (Some(addr), _) => connect::Target::Addr(addr),
-            (None, Host::Name(name)) => connect::Target::Name(name.clone(), hop.url.port()),
-            (None, Host::Ip(ip)) => connect::Target::Addr(SocketAddr::new(*ip, hop.url.port())),
-        };
         #[cfg(feature = "tls")]
         let then = if hop.url.is_tls() {
-            Then::Tls(self.tls_setup(), hop.url.host_name())
+            Then::Tls(self.tls_setup())
         } else {
             Then::Plain
         };
         #[cfg(not(feature = "tls"))]
         let then = Then::Plain;
         let connect_by = (now + Duration::from_secs(self.connect_secs)).min(deadline);
-        Connect::new(target, then, now, connect_by)
+        Connect::new(hop.target.clone(), then, now, connect_by)
     }
 
     /// The TLS configuration: built at prepare for an `https://` URL, on
@@ -88,7 +83,7 @@ impl Probe {
 /// One run of an `http` probe.
 #[derive(Debug)]
 struct HttpRun {
-    probe: std::sync::Arc<Probe>,
+    probe: Arc<Probe>,
     /// `timeoutSecs` after the start: bounds the whole run.
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
@@ -331,7 +326,12 @@ impl HttpRun {
         }
     }
 
-    fn body(&self, mut conn: Conn, mut search: BodySearch, reads: &mut usize) -> Result<Next, Fail> {
+    fn body(
+        &self,
+        mut conn: Conn,
+        mut search: BodySearch,
+        reads: &mut usize,
+    ) -> Result<Next, Fail> {
         let needle = self.probe.needle.as_ref();
         let needle = needle.expect("a body is read only for a needle");
         loop {
@@ -354,9 +354,7 @@ impl HttpRun {
     /// Follows the redirect `head` is, on a new connection.
     fn redirect(&mut self, mut conn: Conn, head: &Head, cx: &mut Cx<'_>) -> Result<Next, Fail> {
         if self.redirects == MAX_REDIRECTS {
-            return Err(Fail::Other(format!(
-                "too many redirects ({MAX_REDIRECTS})"
-            )));
+            return Err(Fail::Other(format!("too many redirects ({MAX_REDIRECTS})")));
         }
         let next = redirect_target(&self.hop().url, head.status, head.location())?;
         let now = cx.now();
@@ -374,7 +372,11 @@ impl HttpRun {
         };
         let hop = self.redirected.insert(Hop::new(next, headers));
         self.redirects += 1;
-        Ok(Next::To(State::Connecting(p.connect(hop, now, self.deadline))))
+        Ok(Next::To(State::Connecting(p.connect(
+            hop,
+            now,
+            self.deadline,
+        ))))
     }
 
     /// The failure of a body search that did not find the needle.

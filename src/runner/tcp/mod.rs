@@ -48,6 +48,7 @@ use std::sync::Arc;
 use crate::decl::{Declaration, FieldError};
 use crate::runner::machine::{self, Machine};
 use crate::runner::{Check, RunContext, Runner, RunnerOutcome};
+use crate::transport::connect::Target;
 #[cfg(feature = "tls")]
 use crate::transport::tls::{SetupError, TlsSetup};
 
@@ -86,14 +87,6 @@ pub(crate) fn machine(decl: &Declaration) -> Result<Arc<dyn Machine>, FieldError
     Ok(Arc::new(TcpCheck::from_decl(decl)?))
 }
 
-/// Where to connect: fixed at prepare time for an IP literal, resolved at
-/// every run for a name (so DNS changes are followed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    Addr(SocketAddr),
-    Name(String),
-}
-
 /// A prepared `tcp` probe.
 #[derive(Debug, Clone)]
 struct TcpCheck {
@@ -103,8 +96,9 @@ struct TcpCheck {
 /// What every run of one probe shares.
 #[derive(Debug)]
 struct Probe {
+    /// Fixed at prepare time for an IP literal, resolved at every run for
+    /// a name (so DNS changes are followed).
     target: Target,
-    port: u16,
     timeout_secs: u64,
     /// `tls: true`: the configuration, or why it could not be built.
     #[cfg(feature = "tls")]
@@ -123,7 +117,7 @@ impl TcpCheck {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
         let target = match parse_host(host).map_err(|p| FieldError::new("host", p))? {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(ip, port)),
-            Host::Name(name) => Target::Name(name.to_owned()),
+            Host::Name(name) => Target::Name(name.to_owned(), port),
         };
         let tls = decl.bool_field("tls")?.unwrap_or(false);
         let tls_options = tls_options(decl)?;
@@ -139,7 +133,6 @@ impl TcpCheck {
         Ok(TcpCheck {
             probe: Arc::new(Probe {
                 target,
-                port,
                 timeout_secs,
                 #[cfg(feature = "tls")]
                 tls,

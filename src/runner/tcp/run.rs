@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "tls")]
 use mio::net::TcpStream;
 
-use super::{Probe, Target, TcpCheck};
+use super::{Probe, TcpCheck};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
-use crate::transport::connect::{self, Connect, Connected, Then};
+use crate::transport::connect::{Connect, Connected, Then};
 #[cfg(feature = "tls")]
 use crate::transport::{connect::Connection, stream::Stream, tls::TlsSession};
 
@@ -26,7 +26,7 @@ impl Machine for TcpCheck {
         let p = &self.probe;
         let deadline = now + Duration::from_secs(p.timeout_secs);
         Box::new(TcpRun {
-            connect: Connect::new(p.target(), p.then(), now, deadline),
+            connect: Connect::new(p.target.clone(), p.then(), now, deadline),
             #[cfg(feature = "tls")]
             verdict: None,
         })
@@ -34,24 +34,11 @@ impl Machine for TcpCheck {
 }
 
 impl Probe {
-    fn target(&self) -> connect::Target {
-        match &self.target {
-            Target::Addr(addr) => connect::Target::Addr(*addr),
-            Target::Name(name) => connect::Target::Name(name.clone(), self.port),
-        }
-    }
-
     /// Without TLS the connection is closed as soon as it is made.
     fn then(&self) -> Then {
         #[cfg(feature = "tls")]
         if let Some(setup) = &self.tls {
-            // The name asked for unless `tlsServerName` says otherwise:
-            // the host as written (an IP literal without brackets).
-            let host = match &self.target {
-                Target::Name(name) => name.clone(),
-                Target::Addr(addr) => addr.ip().to_string(),
-            };
-            return Then::Tls(setup.clone(), host);
+            return Then::Tls(setup.clone());
         }
         Then::Close
     }

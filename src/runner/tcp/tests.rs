@@ -225,7 +225,7 @@ fn defaults_are_localhost_and_five_seconds() {
     assert_eq!(c.probe.target, Target::Addr("[::1]:8080".parse().unwrap()));
     assert_eq!(c.probe.timeout_secs, 3600);
     let c = TcpCheck::from_decl(&decl(json!({"port": 1, "host": "db-1.internal"}))).unwrap();
-    assert_eq!(c.probe.target, Target::Name("db-1.internal".into()));
+    assert_eq!(c.probe.target, Target::Name("db-1.internal".into(), 1));
 }
 
 #[test]
@@ -791,10 +791,7 @@ fn a_worker_reuses_one_socket_and_still_resets_each_connection() {
     let port = listener.local_addr().unwrap().port();
     let m = tcp_machine(json!({"port": port}));
     for _ in 0..5 {
-        assert_eq!(
-            h.run(&*m, Duration::from_secs(5)),
-            RunnerOutcome::pass()
-        );
+        assert_eq!(h.run(&*m, Duration::from_secs(5)), RunnerOutcome::pass());
         assert_reset(&listener);
         // One socket serves every run: a new one per run would pile up
         // here (up to the list's bound).
@@ -812,19 +809,13 @@ fn a_worker_reuses_one_socket_and_still_resets_each_connection() {
         format!("tcp probe: connect 127.0.0.1:{closed}: {}", refused())
     );
     assert_eq!(h.spares_held(), [1, 0]);
-    assert_eq!(
-        h.run(&*m, Duration::from_secs(5)),
-        RunnerOutcome::pass()
-    );
+    assert_eq!(h.run(&*m, Duration::from_secs(5)), RunnerOutcome::pass());
     assert_reset(&listener);
     // The families are kept apart.
     let Some(l6) = bind_v6() else { return };
     let m6 = tcp_machine(json!({"host": "::1", "port": l6.local_addr().unwrap().port()}));
     for _ in 0..2 {
-        assert_eq!(
-            h.run(&*m6, Duration::from_secs(5)),
-            RunnerOutcome::pass()
-        );
+        assert_eq!(h.run(&*m6, Duration::from_secs(5)), RunnerOutcome::pass());
         assert_reset(&l6);
     }
     assert_eq!(h.spares_held(), [1, 1]);

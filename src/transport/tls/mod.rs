@@ -9,27 +9,11 @@
 //!   logs `tlsSkipVerify` as a warning. Every run shares it, and every
 //!   probe with the same trust shares the same `ClientConfig`: a trust
 //!   file is parsed once, not once per probe (see `trust`).
-//! - [`TlsSession`] is one connection's TLS state. It never waits: a run's
-//!   state machine calls it after readiness, and a `WouldBlock` from the
-//!   socket comes back as "not yet", with [`TlsSession::interest`] saying
-//!   what to wait for. The run's deadline stays the caller's: when it passes
-//!   with the handshake unfinished, [`TlsSession::timed_out`] gives the
-//!   failure to report.
-//!
-//! The driver contract, for a run on a worker's poll loop (see
-//! `runner::machine`):
-//!
-//! ```text
-//! connected:   session = TlsSession::new(&setup, host)?   (register READABLE | WRITABLE)
-//! handshaking: on every call, session.handshake(&mut stream)
-//!                Ok(true)  -> sending
-//!                Ok(false) -> Step::Wait(deadline); at the deadline fail with session.timed_out(..)
-//!                Err(fail) -> fail with fail.to_string()
-//! sending:     n = session.write_plain(&mut stream, &request[sent..]) until all is taken,
-//!              then session.flush(&mut stream) until Ok(())   (WouldBlock = wait)
-//! receiving:   session.read_plain(&mut stream, &mut buf)      (Ok(0) = end of stream,
-//!              WouldBlock = wait, other errors: TlsFail::from_io)
-//! ```
+//! - [`TlsSession`] is one connection's TLS state. It never waits: the
+//!   connect machine (`transport::connect`) calls it after readiness, and
+//!   a `WouldBlock` from the socket comes back as "not yet"; the deadline
+//!   stays the caller's. After the handshake it reads and writes for
+//!   `transport::stream` (`WouldBlock` = wait, `Ok(0)` = end of stream).
 //!
 //! A server that closes the TCP connection without a TLS `close_notify`
 //! is read as the end of the stream, as curl does: an http response's own
@@ -337,22 +321,6 @@ impl TlsSession {
         } else {
             mio::Interest::READABLE
         }
-    }
-
-    /// Whether TLS input is needed to make progress.
-    // The runs keep the dial's readable-and-writable registration (edge
-    // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg(test)]
-    pub(crate) fn wants_read(&self) -> bool {
-        self.conn.wants_read()
-    }
-
-    /// Whether TLS output is waiting to be written.
-    // The runs keep the dial's readable-and-writable registration (edge
-    // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg(test)]
-    pub(crate) fn wants_write(&self) -> bool {
-        self.conn.wants_write()
     }
 
     /// Whether the server sent anything during the handshake (for the
