@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use std::time::Instant;
 
+#[cfg(feature = "tls")]
 use mio::net::TcpStream;
 
 use super::Watch;
@@ -30,6 +31,10 @@ use super::resolve::Lookup;
 use super::stream::Stream;
 #[cfg(feature = "tls")]
 use super::tls::{SetupError, TlsFail, TlsSession, TlsSetup};
+
+/// The shortest wait for a server's verdict on the client certificate.
+#[cfg(feature = "tls")]
+const VERDICT_WAIT_MIN: Duration = Duration::from_millis(250);
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,45 +50,27 @@ pub(crate) enum Target {
 #[derive(Debug)]
 pub(crate) enum Then {
     /// Only to see that it can be made: it is closed at once (a plain
-    /// `tcp` probe; a socket that connected within the call is kept as a
-    /// spare, see `dial`).
+    /// `tcp` probe; see `dial` for the spare sockets this allows).
     Close,
     /// To talk over it in plain text.
     Plain,
-    /// To talk over it after a TLS handshake, with the probe's setup (or
-    /// why there is none, reported once connected).
+    /// A TLS handshake with the probe's setup (or why there is none,
+    /// reported once connected); then `keep` it to talk over, or close it.
     #[cfg(feature = "tls")]
-    Tls(Result<TlsSetup, SetupError>),
+    Tls {
+        setup: Result<TlsSetup, SetupError>,
+        keep: bool,
+    },
 }
 
 /// A connection made by [`Connect`].
 #[derive(Debug)]
 pub(crate) enum Connected {
-    /// Made and closed, as [`Then::Close`] asked.
+    /// Made (and the handshake accepted) and closed, as asked.
     Closed,
-    /// Open and registered with the run's token for reading and writing.
-    Open(Connection),
-}
-
-/// An open connection.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) stream: Stream,
-    pub(crate) addr: SocketAddr,
-    /// How long the TLS handshake took (zero without TLS).
-    #[cfg(feature = "tls")]
-    pub(crate) handshake: Duration,
-}
-
-impl Connection {
-    fn plain(tcp: TcpStream, addr: SocketAddr) -> Connection {
-        Connection {
-            stream: Stream::Plain(tcp),
-            addr,
-            #[cfg(feature = "tls")]
-            handshake: Duration::ZERO,
-        }
-    }
+    /// Open, registered with the run's token for reading and writing, to
+    /// the address.
+    Open(Stream, SocketAddr),
 }
 
 /// How far a connect got.
@@ -179,6 +166,16 @@ enum State {
         addr: SocketAddr,
         started: Instant,
     },
+    /// The TLS 1.3 handshake is done but the server asked for a client
+    /// certificate: its verdict on the one we did not send comes after,
+    /// by `until`.
+    #[cfg(feature = "tls")]
+    Verdict {
+        tcp: TcpStream,
+        session: Box<TlsSession>,
+        addr: SocketAddr,
+        until: Instant,
+    },
     /// Connected or failed.
     Ended,
 }
@@ -196,8 +193,13 @@ impl Connect {
         }
     }
 
-    /// The instant the connect fails at: when to be called at the latest.
+    /// When to be called at the latest: the deadline, or the end of the
+    /// wait for a server's verdict.
     pub(crate) fn deadline(&self) -> Instant {
+        #[cfg(feature = "tls")]
+        if let State::Verdict { until, .. } = self.state {
+            return until;
+        }
         self.deadline
     }
 
@@ -206,10 +208,12 @@ impl Connect {
         match &self.state {
             State::Dialing(dial) => dial.current().map_or(Stage::Resolving, Stage::Connecting),
             #[cfg(feature = "tls")]
-            State::Handshaking { session, addr, .. } => Stage::Handshake {
-                addr: *addr,
-                heard: session.heard(),
-            },
+            State::Handshaking { session, addr, .. } | State::Verdict { session, addr, .. } => {
+                Stage::Handshake {
+                    addr: *addr,
+                    heard: session.heard(),
+                }
+            }
             State::Start | State::Resolving(_) | State::Ended => Stage::Resolving,
         }
     }
@@ -222,6 +226,10 @@ impl Connect {
         cx: &mut impl Watch,
         now: Instant,
     ) -> Result<Option<Connected>, ConnectFail> {
+        #[cfg(feature = "tls")]
+        if let State::Verdict { .. } = self.state {
+            return self.verdict(now); // its wait ends by the deadline
+        }
         if now >= self.deadline {
             return Err(self.timed_out());
         }
@@ -250,7 +258,7 @@ impl Connect {
                 Dialed::Connected(tcp, addr) => (tcp, addr),
             };
             #[cfg(feature = "tls")]
-            if let Then::Tls(setup) = &self.then {
+            if let Then::Tls { setup, .. } = &self.then {
                 let setup = setup.as_ref().map_err(|e| ConnectFail::Setup(e.clone()))?;
                 // The name asked for unless `tlsServerName` says otherwise:
                 // the host as written (an IP literal without brackets).
@@ -265,42 +273,86 @@ impl Connect {
                     addr,
                     started: now,
                 };
-            } else {
-                self.state = State::Ended;
-                return Ok(Some(Connected::Open(Connection::plain(tcp, addr))));
+                return self.handshake(now);
             }
-            #[cfg(not(feature = "tls"))]
-            {
-                self.state = State::Ended;
-                return Ok(Some(Connected::Open(Connection::plain(tcp, addr))));
-            }
+            self.state = State::Ended;
+            return Ok(Some(Connected::Open(Stream::Plain(tcp), addr)));
         }
         #[cfg(feature = "tls")]
-        if let State::Handshaking {
+        if let State::Handshaking { .. } = self.state {
+            return self.handshake(now);
+        }
+        unreachable!("a connect is not advanced after its end")
+    }
+
+    #[cfg(feature = "tls")]
+    fn handshake(&mut self, now: Instant) -> Result<Option<Connected>, ConnectFail> {
+        let State::Handshaking {
+            tcp, session, addr, ..
+        } = &mut self.state
+        else {
+            unreachable!("called while handshaking")
+        };
+        match session.handshake(tcp) {
+            Ok(false) => return Ok(None),
+            Err(fail) => return Err(ConnectFail::Tls(*addr, fail)),
+            Ok(true) => {}
+        }
+        let State::Handshaking {
             tcp,
             session,
             addr,
             started,
-        } = &mut self.state
-        {
-            match session.handshake(tcp) {
-                Ok(false) => return Ok(None),
-                Err(fail) => return Err(ConnectFail::Tls(*addr, fail)),
-                Ok(true) => {}
-            }
-            let (addr, handshake) = (*addr, now - *started);
-            let State::Handshaking { tcp, session, .. } =
-                mem::replace(&mut self.state, State::Ended)
-            else {
-                unreachable!("matched above")
-            };
-            return Ok(Some(Connected::Open(Connection {
-                stream: Stream::Tls(tcp, session),
-                addr,
-                handshake,
-            })));
+        } = mem::replace(&mut self.state, State::Ended)
+        else {
+            unreachable!("matched above")
+        };
+        if let Then::Tls { keep: true, .. } = self.then {
+            return Ok(Some(Connected::Open(Stream::Tls(tcp, session), addr)));
         }
-        unreachable!("a connect is not advanced after its end")
+        // Established: it closes as it drops, unless the server may still
+        // refuse this client.
+        if !session.verdict_pending() {
+            return Ok(Some(Connected::Closed));
+        }
+        // The server refuses a client without a certificate one round
+        // trip after our last flight. The handshake took at least a round
+        // trip and the server's work, so twice its time (at least
+        // VERDICT_WAIT_MIN, for jitter on fast links) covers a server that
+        // says no; one that says nothing by then accepted us. A server
+        // that carries on (a session ticket, as most send) ends the wait
+        // at once, and one that did not ask never waits.
+        let wait = (2 * (now - started)).max(VERDICT_WAIT_MIN);
+        let until = (now + wait).min(self.deadline);
+        self.state = State::Verdict {
+            tcp,
+            session,
+            addr,
+            until,
+        };
+        self.verdict(now)
+    }
+
+    #[cfg(feature = "tls")]
+    fn verdict(&mut self, now: Instant) -> Result<Option<Connected>, ConnectFail> {
+        let State::Verdict {
+            tcp,
+            session,
+            addr,
+            until,
+        } = &mut self.state
+        else {
+            unreachable!("called while waiting for the verdict")
+        };
+        match session.verdict(tcp) {
+            // Quiet until the wait's end: no objection came.
+            Ok(accepted) if accepted || now >= *until => {
+                self.state = State::Ended;
+                Ok(Some(Connected::Closed))
+            }
+            Ok(_) => Ok(None),
+            Err(fail) => Err(ConnectFail::Tls(*addr, fail)),
+        }
     }
 
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {

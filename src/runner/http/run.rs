@@ -14,6 +14,7 @@
 use std::fmt;
 use std::io;
 use std::mem;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ use super::url::{Url, UrlError};
 use super::{Hop, HttpCheck, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
-use crate::transport::connect::{Connect, Connected, Connection as Conn, Stage, Then};
+use crate::transport::connect::{Connect, Connected, Stage, Then};
+use crate::transport::stream::Stream;
 #[cfg(feature = "tls")]
 use crate::transport::tls::TlsSetup;
 
@@ -60,7 +62,10 @@ impl Probe {
     fn connect(&self, hop: &Hop, now: Instant, deadline: Instant) -> Connect {
         #[cfg(feature = "tls")]
         let then = if hop.url.is_tls() {
-            Then::Tls(self.tls_setup())
+            Then::Tls {
+                setup: self.tls_setup(),
+                keep: true,
+            }
         } else {
             Then::Plain
         };
@@ -118,17 +123,35 @@ enum State {
     Ended,
 }
 
+/// An open connection of one hop.
+#[derive(Debug)]
+struct Conn {
+    stream: Stream,
+    addr: SocketAddr,
+}
+
 fn failed(conn: &Conn, phase: Phase, e: &io::Error) -> Fail {
     let addr = conn.addr;
     Fail::Other(format!("connection to {addr} failed while {phase}: {e}"))
 }
 
-/// Reads into `buf`: `Ok(None)` when nothing is there yet.
-fn read(conn: &mut Conn, buf: &mut [u8], phase: Phase) -> Result<Option<usize>, Fail> {
+/// Reads into `buf`, one of the call's `reads`: the byte count, or how
+/// to stop (the call's reads are spent, or nothing is there yet).
+fn read(
+    conn: &mut Conn,
+    buf: &mut [u8],
+    phase: Phase,
+    reads: &mut usize,
+    deadline: Instant,
+) -> Result<Result<usize, Flow>, Fail> {
+    if *reads == READS_PER_CALL {
+        return Ok(Err(Flow::Again));
+    }
+    *reads += 1;
     loop {
         return match conn.stream.read(buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Ok(n) => Ok(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Err(Flow::Wait(deadline))),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => Err(failed(conn, phase, &e)),
         };
@@ -246,7 +269,10 @@ impl HttpRun {
         }
         match connect.advance(cx, cx.now()) {
             Ok(None) => Ok(Next::Stop(State::Connecting(connect), Flow::Wait(until))),
-            Ok(Some(Connected::Open(conn))) => Ok(Next::To(State::Sending { conn, written: 0 })),
+            Ok(Some(Connected::Open(stream, addr))) => {
+                let conn = Conn { stream, addr };
+                Ok(Next::To(State::Sending { conn, written: 0 }))
+            }
             Ok(Some(Connected::Closed)) => unreachable!("an http connection is kept"),
             Err(e) => Err(Fail::Other(e.to_string())),
         }
@@ -291,13 +317,9 @@ impl HttpRun {
         cx: &mut Cx<'_>,
     ) -> Result<Next, Fail> {
         let head = loop {
-            if *reads == READS_PER_CALL {
-                return Ok(Next::Stop(State::Head { conn, reader }, Flow::Again));
-            }
-            *reads += 1;
-            let Some(n) = read(&mut conn, reader.spare(), Phase::Head)? else {
-                let wait = Flow::Wait(self.deadline);
-                return Ok(Next::Stop(State::Head { conn, reader }, wait));
+            let n = match read(&mut conn, reader.spare(), Phase::Head, reads, self.deadline)? {
+                Ok(n) => n,
+                Err(stop) => return Ok(Next::Stop(State::Head { conn, reader }, stop)),
             };
             if let Some(head) = reader.received(n)? {
                 break head;
@@ -335,13 +357,15 @@ impl HttpRun {
         let needle = self.probe.needle.as_ref();
         let needle = needle.expect("a body is read only for a needle");
         loop {
-            if *reads == READS_PER_CALL {
-                return Ok(Next::Stop(State::Body { conn, search }, Flow::Again));
-            }
-            *reads += 1;
-            let Some(n) = read(&mut conn, search.spare()?, Phase::Body)? else {
-                let wait = Flow::Wait(self.deadline);
-                return Ok(Next::Stop(State::Body { conn, search }, wait));
+            let n = match read(
+                &mut conn,
+                search.spare()?,
+                Phase::Body,
+                reads,
+                self.deadline,
+            )? {
+                Ok(n) => n,
+                Err(stop) => return Ok(Next::Stop(State::Body { conn, search }, stop)),
             };
             match search.received(n, needle)? {
                 Search::More => {}
