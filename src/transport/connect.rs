@@ -159,25 +159,25 @@ enum State {
     /// Waiting for the resolver; dropping the lookup abandons it.
     Resolving(Lookup),
     Dialing(Dial),
+    /// The TLS handshake, begun at the instant.
     #[cfg(feature = "tls")]
-    Handshaking {
-        tcp: TcpStream,
-        session: Box<TlsSession>,
-        addr: SocketAddr,
-        started: Instant,
-    },
+    Handshaking(Tls, Instant),
     /// The TLS 1.3 handshake is done but the server asked for a client
     /// certificate: its verdict on the one we did not send comes after,
-    /// by `until`.
+    /// by the instant.
     #[cfg(feature = "tls")]
-    Verdict {
-        tcp: TcpStream,
-        session: Box<TlsSession>,
-        addr: SocketAddr,
-        until: Instant,
-    },
+    Verdict(Tls, Instant),
     /// Connected or failed.
     Ended,
+}
+
+/// A TLS session over its connection.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct Tls {
+    tcp: TcpStream,
+    session: Box<TlsSession>,
+    addr: SocketAddr,
 }
 
 impl Connect {
@@ -197,7 +197,7 @@ impl Connect {
     /// wait for a server's verdict.
     pub(crate) fn deadline(&self) -> Instant {
         #[cfg(feature = "tls")]
-        if let State::Verdict { until, .. } = self.state {
+        if let State::Verdict(_, until) = self.state {
             return until;
         }
         self.deadline
@@ -208,12 +208,10 @@ impl Connect {
         match &self.state {
             State::Dialing(dial) => dial.current().map_or(Stage::Resolving, Stage::Connecting),
             #[cfg(feature = "tls")]
-            State::Handshaking { session, addr, .. } | State::Verdict { session, addr, .. } => {
-                Stage::Handshake {
-                    addr: *addr,
-                    heard: session.heard(),
-                }
-            }
+            State::Handshaking(tls, _) | State::Verdict(tls, _) => Stage::Handshake {
+                addr: tls.addr,
+                heard: tls.session.heard(),
+            },
             State::Start | State::Resolving(_) | State::Ended => Stage::Resolving,
         }
     }
@@ -227,7 +225,7 @@ impl Connect {
         now: Instant,
     ) -> Result<Option<Connected>, ConnectFail> {
         #[cfg(feature = "tls")]
-        if let State::Verdict { .. } = self.state {
+        if let State::Verdict(..) = self.state {
             return self.verdict(now); // its wait ends by the deadline
         }
         if now >= self.deadline {
@@ -267,19 +265,15 @@ impl Connect {
                     Target::Name(name, _) => name.clone(),
                 };
                 let session = TlsSession::new(setup, &host).map_err(ConnectFail::Setup)?;
-                self.state = State::Handshaking {
-                    tcp,
-                    session: Box::new(session),
-                    addr,
-                    started: now,
-                };
+                let session = Box::new(session);
+                self.state = State::Handshaking(Tls { tcp, session, addr }, now);
                 return self.handshake(now);
             }
             self.state = State::Ended;
             return Ok(Some(Connected::Open(Stream::Plain(tcp), addr)));
         }
         #[cfg(feature = "tls")]
-        if let State::Handshaking { .. } = self.state {
+        if let State::Handshaking(..) = self.state {
             return self.handshake(now);
         }
         unreachable!("a connect is not advanced after its end")
@@ -287,32 +281,27 @@ impl Connect {
 
     #[cfg(feature = "tls")]
     fn handshake(&mut self, now: Instant) -> Result<Option<Connected>, ConnectFail> {
-        let State::Handshaking {
-            tcp, session, addr, ..
-        } = &mut self.state
+        let State::Handshaking(mut tls, started) = mem::replace(&mut self.state, State::Ended)
         else {
             unreachable!("called while handshaking")
         };
-        match session.handshake(tcp) {
-            Ok(false) => return Ok(None),
-            Err(fail) => return Err(ConnectFail::Tls(*addr, fail)),
+        match tls.session.handshake(&mut tls.tcp) {
+            Ok(false) => {
+                self.state = State::Handshaking(tls, started);
+                return Ok(None);
+            }
+            Err(fail) => return Err(ConnectFail::Tls(tls.addr, fail)),
             Ok(true) => {}
         }
-        let State::Handshaking {
-            tcp,
-            session,
-            addr,
-            started,
-        } = mem::replace(&mut self.state, State::Ended)
-        else {
-            unreachable!("matched above")
-        };
         if let Then::Tls { keep: true, .. } = self.then {
-            return Ok(Some(Connected::Open(Stream::Tls(tcp, session), addr)));
+            return Ok(Some(Connected::Open(
+                Stream::Tls(tls.tcp, tls.session),
+                tls.addr,
+            )));
         }
         // Established: it closes as it drops, unless the server may still
         // refuse this client.
-        if !session.verdict_pending() {
+        if !tls.session.verdict_pending() {
             return Ok(Some(Connected::Closed));
         }
         // The server refuses a client without a certificate one round
@@ -323,35 +312,23 @@ impl Connect {
         // that carries on (a session ticket, as most send) ends the wait
         // at once, and one that did not ask never waits.
         let wait = (2 * (now - started)).max(VERDICT_WAIT_MIN);
-        let until = (now + wait).min(self.deadline);
-        self.state = State::Verdict {
-            tcp,
-            session,
-            addr,
-            until,
-        };
+        self.state = State::Verdict(tls, (now + wait).min(self.deadline));
         self.verdict(now)
     }
 
     #[cfg(feature = "tls")]
     fn verdict(&mut self, now: Instant) -> Result<Option<Connected>, ConnectFail> {
-        let State::Verdict {
-            tcp,
-            session,
-            addr,
-            until,
-        } = &mut self.state
-        else {
+        let State::Verdict(tls, until) = &mut self.state else {
             unreachable!("called while waiting for the verdict")
         };
-        match session.verdict(tcp) {
+        match tls.session.verdict(&mut tls.tcp) {
             // Quiet until the wait's end: no objection came.
             Ok(accepted) if accepted || now >= *until => {
                 self.state = State::Ended;
                 Ok(Some(Connected::Closed))
             }
             Ok(_) => Ok(None),
-            Err(fail) => Err(ConnectFail::Tls(*addr, fail)),
+            Err(fail) => Err(ConnectFail::Tls(tls.addr, fail)),
         }
     }
 
@@ -378,13 +355,10 @@ impl Connect {
         match &mut self.state {
             State::Dialing(dial) => ConnectFail::Refused(dial.timed_out(after)),
             #[cfg(feature = "tls")]
-            State::Handshaking { session, addr, .. } => ConnectFail::Tls(
-                *addr,
-                TlsFail::HandshakeTimeout {
-                    after,
-                    heard: session.heard(),
-                },
-            ),
+            State::Handshaking(tls, _) => {
+                let heard = tls.session.heard();
+                ConnectFail::Tls(tls.addr, TlsFail::HandshakeTimeout { after, heard })
+            }
             _ => {
                 let why = format!("timed out after {} s", after.as_secs());
                 self.unresolved(io::Error::new(io::ErrorKind::TimedOut, why))

@@ -52,6 +52,7 @@ impl Machine for HttpCheck {
             redirected: None,
             left_origin: false,
             redirects: 0,
+            reads: 0,
         })
     }
 }
@@ -99,6 +100,8 @@ struct HttpRun {
     /// by the other origin).
     left_origin: bool,
     redirects: usize,
+    /// Reads made in this call (at most [`READS_PER_CALL`]).
+    reads: usize,
     state: State,
 }
 
@@ -133,29 +136,6 @@ struct Conn {
 fn failed(conn: &Conn, phase: Phase, e: &io::Error) -> Fail {
     let addr = conn.addr;
     Fail::Other(format!("connection to {addr} failed while {phase}: {e}"))
-}
-
-/// Reads into `buf`, one of the call's `reads`: the byte count, or how
-/// to stop (the call's reads are spent, or nothing is there yet).
-fn read(
-    conn: &mut Conn,
-    buf: &mut [u8],
-    phase: Phase,
-    reads: &mut usize,
-    deadline: Instant,
-) -> Result<Result<usize, Flow>, Fail> {
-    if *reads == READS_PER_CALL {
-        return Ok(Err(Flow::Again));
-    }
-    *reads += 1;
-    loop {
-        return match conn.stream.read(buf) {
-            Ok(n) => Ok(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Err(Flow::Wait(deadline))),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(failed(conn, phase, &e)),
-        };
-    }
 }
 
 /// What the run does next, when it has not failed.
@@ -241,7 +221,7 @@ impl HttpRun {
     /// Advances through the states as far as the socket and the resolver
     /// allow without waiting.
     fn progress(&mut self, cx: &mut Cx<'_>) -> Result<Flow, Fail> {
-        let mut reads = 0;
+        self.reads = 0;
         loop {
             let next = match mem::replace(&mut self.state, State::Ended) {
                 State::Ended => {
@@ -249,8 +229,8 @@ impl HttpRun {
                 }
                 State::Connecting(connect) => self.connecting(connect, cx)?,
                 State::Sending { conn, written } => self.sending(conn, written)?,
-                State::Head { conn, reader } => self.head(conn, reader, &mut reads, cx)?,
-                State::Body { conn, search } => self.body(conn, search, &mut reads)?,
+                State::Head { conn, reader } => self.head(conn, reader, cx)?,
+                State::Body { conn, search } => self.body(conn, search)?,
             };
             match next {
                 Next::To(state) => self.state = state,
@@ -313,11 +293,10 @@ impl HttpRun {
         &mut self,
         mut conn: Conn,
         mut reader: HeadReader,
-        reads: &mut usize,
         cx: &mut Cx<'_>,
     ) -> Result<Next, Fail> {
         let head = loop {
-            let n = match read(&mut conn, reader.spare(), Phase::Head, reads, self.deadline)? {
+            let n = match self.read(&mut conn, reader.spare(), Phase::Head)? {
                 Ok(n) => n,
                 Err(stop) => return Ok(Next::Stop(State::Head { conn, reader }, stop)),
             };
@@ -348,22 +327,14 @@ impl HttpRun {
         }
     }
 
-    fn body(
-        &self,
-        mut conn: Conn,
-        mut search: BodySearch,
-        reads: &mut usize,
-    ) -> Result<Next, Fail> {
-        let needle = self.probe.needle.as_ref();
-        let needle = needle.expect("a body is read only for a needle");
+    fn body(&mut self, mut conn: Conn, mut search: BodySearch) -> Result<Next, Fail> {
+        let probe = Arc::clone(&self.probe);
+        let needle = probe
+            .needle
+            .as_ref()
+            .expect("a body is read only for a needle");
         loop {
-            let n = match read(
-                &mut conn,
-                search.spare()?,
-                Phase::Body,
-                reads,
-                self.deadline,
-            )? {
+            let n = match self.read(&mut conn, search.spare()?, Phase::Body)? {
                 Ok(n) => n,
                 Err(stop) => return Ok(Next::Stop(State::Body { conn, search }, stop)),
             };
@@ -396,11 +367,32 @@ impl HttpRun {
         };
         let hop = self.redirected.insert(Hop::new(next, headers));
         self.redirects += 1;
-        Ok(Next::To(State::Connecting(p.connect(
-            hop,
-            now,
-            self.deadline,
-        ))))
+        let connect = p.connect(hop, now, self.deadline);
+        Ok(Next::To(State::Connecting(connect)))
+    }
+
+    /// Reads into `buf`, one of the call's reads: the byte count, or how
+    /// to stop (the call's reads are spent, or nothing is there yet).
+    fn read(
+        &mut self,
+        conn: &mut Conn,
+        buf: &mut [u8],
+        phase: Phase,
+    ) -> Result<Result<usize, Flow>, Fail> {
+        if self.reads == READS_PER_CALL {
+            return Ok(Err(Flow::Again));
+        }
+        self.reads += 1;
+        loop {
+            return match conn.stream.read(buf) {
+                Ok(n) => Ok(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Ok(Err(Flow::Wait(self.deadline)))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(failed(conn, phase, &e)),
+            };
+        }
     }
 
     /// The failure of a body search that did not find the needle.
