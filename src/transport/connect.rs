@@ -30,7 +30,7 @@ use super::dial::{Dial, Dialed, Failures};
 use super::resolve::Lookup;
 use super::stream::Stream;
 #[cfg(feature = "tls")]
-use super::tls::{SetupError, TlsFail, TlsSession, TlsSetup};
+use super::tls::{SetupError, TlsFail, TlsSession, TlsSetup, unfinished};
 
 /// The shortest wait for a server's verdict on the client certificate.
 #[cfg(feature = "tls")]
@@ -92,15 +92,13 @@ impl fmt::Display for Stage {
             Stage::Resolving => f.write_str("resolving"),
             Stage::Connecting(addr) => write!(f, "connecting to {addr}"),
             #[cfg(feature = "tls")]
-            Stage::Handshake { addr, heard } => write!(
-                f,
-                "in the TLS handshake with {addr} ({})",
-                if *heard {
-                    "the server did not finish it"
-                } else {
-                    "no answer to the ClientHello"
-                }
-            ),
+            Stage::Handshake { addr, heard } => {
+                write!(
+                    f,
+                    "in the TLS handshake with {addr} ({})",
+                    unfinished(*heard)
+                )
+            }
         }
     }
 }

@@ -306,7 +306,7 @@ impl HttpRun {
         };
         let p = &*self.probe;
         if p.follow && REDIRECTS.contains(&head.status) {
-            return self.redirect(conn, &head, cx);
+            return self.redirect(conn, &head, cx.now());
         }
         if head.status != p.expect {
             return Err(Fail::Other(format!(
@@ -347,17 +347,15 @@ impl HttpRun {
     }
 
     /// Follows the redirect `head` is, on a new connection.
-    fn redirect(&mut self, mut conn: Conn, head: &Head, cx: &mut Cx<'_>) -> Result<Next, Fail> {
+    fn redirect(&mut self, conn: Conn, head: &Head, now: Instant) -> Result<Next, Fail> {
         if self.redirects == MAX_REDIRECTS {
             return Err(Fail::Other(format!("too many redirects ({MAX_REDIRECTS})")));
         }
         let next = redirect_target(&self.hop().url, head.status, head.location())?;
-        let now = cx.now();
         if now >= self.deadline {
             return Err(Fail::TimedOutBeforeRedirect(next.to_string()));
         }
-        conn.stream.deregister(cx);
-        drop(conn);
+        drop(conn); // closing it stops the poll watching it
         let p = &*self.probe;
         self.left_origin |= !next.same_origin(&p.first.url);
         let headers = if self.left_origin {

@@ -44,7 +44,7 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use self::fail::TlsFail;
+pub(crate) use self::fail::{TlsFail, unfinished};
 
 use self::der::cert_info;
 use super::TlsOptions;
