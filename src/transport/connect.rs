@@ -331,10 +331,7 @@ impl Connect {
     }
 
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
-        match self.then {
-            Then::Close => Dial::connect_only(addrs),
-            _ => Dial::new(addrs),
-        }
+        Dial::new(addrs, !matches!(self.then, Then::Close))
     }
 
     /// A failed lookup of the target (named by its host, empty for an

@@ -13,8 +13,8 @@
 //! `peer_addr` tell the outcome; a spurious wake-up shows as "not
 //! connected yet" and costs nothing.
 //!
-//! The dial has no clock: the run owns the deadline, checks it before every
-//! call, and when it passes describes the failure with
+//! The dial has no clock: its caller (`connect`) owns the deadline, checks
+//! it before every call, and when it passes describes the failure with
 //! [`Dial::timed_out`]. One deadline covers every address, so an address
 //! that never answers (a black hole) uses up the budget of the ones after
 //! it; addresses that fail at once (refused, unreachable) cost nothing.
@@ -55,7 +55,7 @@ pub(crate) enum Dialed {
     /// Connected; the stream stays registered with the run's token for
     /// reading and writing.
     Connected(TcpStream, SocketAddr),
-    /// Connected and, as asked ([`Dial::connect_only`]), closed at once.
+    /// Connected and, as asked (no `keep`), closed at once.
     Reached,
     /// Every address failed ([`Dial::failures`] says how).
     Failed,
@@ -78,24 +78,17 @@ pub(crate) struct Dial {
 
 impl Dial {
     /// Will try `addrs` in order; nothing happens before [`Dial::advance`].
-    pub(crate) fn new(addrs: Vec<SocketAddr>) -> Dial {
+    /// Without `keep` (a plain `tcp` probe, which only wants to know that
+    /// a connection can be made), the connection is closed as soon as it
+    /// is made, and one that completes at once, as on loopback, is never
+    /// registered with the poll and leaves a spare.
+    pub(crate) fn new(addrs: Vec<SocketAddr>, keep: bool) -> Dial {
         Dial {
             addrs,
             next: 0,
             current: None,
             failures: Failures::default(),
-            keep: true,
-        }
-    }
-
-    /// Like [`Dial::new`], for a caller that only wants to know that a
-    /// connection can be made (a plain `tcp` probe): it is closed as soon
-    /// as it is made, and a connect that completes at once, as on
-    /// loopback, is never registered with the poll and leaves a spare.
-    pub(crate) fn connect_only(addrs: Vec<SocketAddr>) -> Dial {
-        Dial {
-            keep: false,
-            ..Dial::new(addrs)
+            keep,
         }
     }
 

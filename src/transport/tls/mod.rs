@@ -25,7 +25,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,15 +63,6 @@ pub(crate) enum SetupError {
     ServerName(String),
     /// rustls refused the configuration, in words.
     Config(String),
-}
-
-impl SetupError {
-    fn ca_file(path: &Path, why: String) -> SetupError {
-        SetupError::CaFile {
-            path: path.to_owned(),
-            why,
-        }
-    }
 }
 
 impl fmt::Display for SetupError {

@@ -105,7 +105,8 @@ pub(super) fn system_candidates() -> Vec<PathBuf> {
 
 /// The trust of a `caFile`: every certificate in it must be usable.
 pub(super) fn ca_file(path: &Path) -> Result<Trust, SetupError> {
-    shared(path, Role::CaFile).map_err(|why| SetupError::ca_file(path, why))
+    let path = path.to_owned();
+    shared(&path, Role::CaFile).map_err(|why| SetupError::CaFile { path, why })
 }
 
 /// The trust of the first usable bundle among `candidates`.
