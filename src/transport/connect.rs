@@ -3,9 +3,14 @@
 //! `http` hop.
 //!
 //! ```text
-//!  Start ──name──> Resolving ──addresses──> Dialing ──tls──> Handshaking ──> connected
-//!    └────IP literal──────────────────────────┘  └──plain──────────────────────┘
+//!  Start ──name──> Resolving ──addresses──> Dialing ──tls──> Handshaking ──(Verdict)──> connected
+//!    └────IP literal──────────────────────────┘  └──plain──────────────────────────────────┘
 //! ```
+//!
+//! A connection made only to be closed (a `tcp` probe) with TLS counts
+//! once the server accepted the handshake: a TLS 1.3 server that asked
+//! for a client certificate is given a short wait (`Verdict`) to refuse
+//! the client that sent none.
 //!
 //! A run calls [`Connect::advance`] at each of its calls until it is
 //! connected, waiting (for readiness or the lookup's answer) until

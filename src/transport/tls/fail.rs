@@ -22,8 +22,8 @@ use super::words;
 /// prefixes it with the probe kind and address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TlsFail {
-    /// The caller's deadline passed with the handshake unfinished
-    /// (made by [`TlsSession::timed_out`](super::TlsSession::timed_out)).
+    /// The caller's deadline passed with the handshake unfinished (see
+    /// [`TlsSession::heard`](super::TlsSession::heard)).
     HandshakeTimeout {
         /// How long the caller waited.
         after: Duration,
