@@ -409,15 +409,8 @@ impl TlsSession {
     /// server is sent if the stream takes it now (best effort).
     fn rejected(&mut self, e: rustls::Error, io: &mut impl Write) -> TlsFail {
         let _ = self.send_tls(io);
-        // A TLS record starts with a byte in 0x14..=0x18: text means the
-        // server speaks something else (plain http on a TLS port, say).
-        if self.heard_plain_text() {
-            return TlsFail::Protocol(format!(
-                "the server answered in plain text ({:?}...), not TLS",
-                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
-            ));
-        }
-        TlsFail::from_rustls(e, &self.trust)
+        self.plain_text()
+            .unwrap_or_else(|| TlsFail::from_rustls(e, &self.trust))
     }
 
     /// A socket error during the handshake: a peer that hangs up is named so.
@@ -431,23 +424,22 @@ impl TlsSession {
     }
 
     fn closed_early(&self) -> TlsFail {
-        if self.heard_plain_text() {
-            return TlsFail::Protocol(format!(
-                "the server answered in plain text ({:?}...), not TLS",
-                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
-            ));
-        }
-        TlsFail::Closed
+        self.plain_text().unwrap_or(TlsFail::Closed)
     }
 
-    /// Whether the server's first bytes look like text (`HTTP/`, `SSH-`,
-    /// `220 `) rather than a TLS record (which starts with 0x14..=0x18).
-    fn heard_plain_text(&self) -> bool {
-        let n = self.heard.min(self.first.len());
-        n > 0
-            && self.first[..n]
-                .iter()
-                .all(|&b| b.is_ascii_graphic() || b == b' ')
+    /// The failure when the server's first bytes look like text (`HTTP/`,
+    /// `SSH-`, `220 `) rather than a TLS record (which starts with a byte
+    /// in 0x14..=0x18): it speaks something else (plain http on a TLS
+    /// port, say).
+    fn plain_text(&self) -> Option<TlsFail> {
+        let first = &self.first[..self.heard.min(self.first.len())];
+        let text = !first.is_empty() && first.iter().all(|&b| b.is_ascii_graphic() || b == b' ');
+        text.then(|| {
+            TlsFail::Protocol(format!(
+                "the server answered in plain text ({:?}...), not TLS",
+                String::from_utf8_lossy(first)
+            ))
+        })
     }
 
     /// `minCertValidityDays` against every certificate presented.

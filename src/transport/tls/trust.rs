@@ -87,6 +87,21 @@ struct Shared {
     label: Arc<str>,
 }
 
+impl Shared {
+    /// The shared trust, when `fresh` says this version is still the
+    /// file's and a probe still holds it.
+    fn trust_if(&self, fresh: impl FnOnce(&Shared) -> bool) -> Option<Trust> {
+        if !fresh(self) {
+            return None;
+        }
+        let config = self.config.upgrade()?;
+        Some(Trust {
+            config,
+            label: Arc::clone(&self.label),
+        })
+    }
+}
+
 /// The trust files parsed so far, one entry per path and role. Process
 /// wide because prepare has no per-reset context to keep them in; the
 /// entries hold their configurations weakly, so nothing stays alive that
@@ -154,28 +169,16 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
     let entry = all
         .iter()
         .position(|s| s.path == path && s.role == role && s.config.strong_count() > 0);
-    if let Some(i) = entry {
-        let s = &all[i];
-        if s.stamp.is_some() && s.stamp == trusted {
-            if let Some(config) = s.config.upgrade() {
-                return Ok(Trust {
-                    config,
-                    label: Arc::clone(&s.label),
-                });
-            }
-        }
+    if let Some(trust) =
+        entry.and_then(|i| all[i].trust_if(|s| s.stamp.is_some() && s.stamp == trusted))
+    {
+        return Ok(trust);
     }
     let bytes = file.read().map_err(|e| e.to_string())?;
     if let Some(i) = entry {
-        let s = &mut all[i];
-        if *s.bytes == *bytes {
-            if let Some(config) = s.config.upgrade() {
-                s.stamp = trusted;
-                return Ok(Trust {
-                    config,
-                    label: Arc::clone(&s.label),
-                });
-            }
+        if let Some(trust) = all[i].trust_if(|s| *s.bytes == *bytes) {
+            all[i].stamp = trusted;
+            return Ok(trust);
         }
     }
     let trust = parse(path, role, &bytes)?;
