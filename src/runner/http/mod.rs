@@ -61,13 +61,13 @@
 //!   `minCertValidityDays`, protocol error, alert from the server
 //!   (`transport::tls`).
 //!
-//! How a run waits: it never blocks. A host name goes to the shared
-//! resolver pool (`Cx::resolve`) and the run is woken by the answer, or
-//! abandons the lookup at its deadline; the connect, the write and the
-//! reads are non-blocking on one socket registered with the worker's poll
-//! (`transport::dial`, `transport::stream`); the TLS handshake is one more
-//! state over that socket (`transport::tls`), and the response is pushed
-//! into a parser as it arrives (`response.rs`). A server that never answers
+//! How a run waits (`run.rs`): it never blocks. A host name goes to the
+//! shared resolver pool and the run is woken by the answer, or abandons
+//! the lookup at its deadline; the connect, the write and the reads are
+//! non-blocking on one socket registered with the worker's poll
+//! (`transport::connect`, `transport::stream`); the TLS handshake is one
+//! more step over that socket, and the response is pushed into a parser
+//! as it arrives (`response.rs`). A server that never answers
 //! costs a socket and a timer entry until the deadline, not a thread. A run
 //! reads at most `READS_PER_CALL` (16) times per call and then yields to
 //! the worker's other runs, so a fast peer cannot monopolise a worker
