@@ -35,7 +35,7 @@ use super::tasks::{Task, TaskTable};
 use super::timer::DeadlineTimer;
 use crate::clock;
 use crate::core::Dispatch;
-use crate::runner::machine::{Cx, Run, Step, Wake};
+use crate::runner::machine::{Cx, Run, Step, Stock, Wake};
 use crate::runner::{Adopt, Adopted, Prepared, RunnerOutcome};
 use crate::transport::resolve::Resolver;
 use crate::vocab::panic_message;
@@ -160,6 +160,8 @@ pub(crate) struct Worker {
     resolver: Arc<Resolver>,
     results: ResultSender,
     busy: Arc<AtomicBool>,
+    /// Spare sockets and a read buffer, lent to the runs.
+    stock: Stock,
     /// Jobs waiting for their start, in start order (then arrival).
     pending: VecDeque<Dispatch>,
     slots: Vec<Option<Slot>>,
@@ -195,6 +197,7 @@ impl Worker {
             resolver,
             results,
             busy,
+            stock: Stock::default(),
             pending: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -208,8 +211,6 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
-        // Plain tcp probes on this thread reuse their sockets.
-        crate::transport::dial::keep_spares();
         let _ = self.doorbell.thread.set(thread::current().id());
         loop {
             let now = clock::mono_now();
@@ -427,6 +428,7 @@ impl Worker {
             self.poll.registry(),
             &self.resolver,
             &self.wake,
+            &mut self.stock,
         );
         let cancelled = slot.cancelled;
         let run = &mut slot.run;

@@ -16,12 +16,12 @@
 //! A host without a system bundle is not the declaration's fault: that
 //! probe's runs fail with a reason naming every place looked at.
 
-#[cfg(feature = "tls")]
 use std::path::PathBuf;
 
 use crate::decl::{Declaration, Field, FieldError};
+use crate::transport::TlsOptions;
 #[cfg(feature = "tls")]
-use crate::transport::tls::{TlsSettings, TlsSetup, check_server_name};
+use crate::transport::tls::{SetupError, TlsSetup, check_server_name};
 
 /// Largest `minCertValidityDays`: ten years.
 const MAX_VALIDITY_DAYS: u64 = 3650;
@@ -31,62 +31,46 @@ const MAX_VALIDITY_DAYS: u64 = 3650;
 pub(crate) const NOT_BUILT_IN: &str =
     "TLS is not built into this probewheel (it was built without the cargo feature `tls`)";
 
-/// A probe's TLS fields, checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TlsFields {
-    ca_file: Option<String>,
-    server_name: Option<String>,
-    skip_verify: bool,
-    min_validity_days: Option<u32>,
+/// Reads and checks a probe's TLS fields; absent or `null` means the
+/// default.
+pub(crate) fn tls_options(decl: &Declaration) -> Result<TlsOptions, FieldError> {
+    let ca_file = match decl.str_field("caFile")? {
+        Some("") => return Err(FieldError::new("caFile", "an empty path")),
+        other => other.map(PathBuf::from),
+    };
+    let server_name = match decl.str_field("tlsServerName")? {
+        Some("") => return Err(FieldError::new("tlsServerName", "an empty name")),
+        Some(name) => {
+            #[cfg(feature = "tls")]
+            check_server_name(name).map_err(|e| FieldError::new("tlsServerName", e.to_string()))?;
+            Some(name.to_owned())
+        }
+        None => None,
+    };
+    let skip_verify = decl.bool_field("tlsSkipVerify")?.unwrap_or(false);
+    let min_validity_days = decl
+        .u64_in("minCertValidityDays", 0, MAX_VALIDITY_DAYS)?
+        .map(|d| u32::try_from(d).expect("bounded to 3650"));
+    Ok(TlsOptions {
+        ca_file,
+        server_name,
+        skip_verify,
+        min_validity_days,
+    })
 }
 
-impl TlsFields {
-    /// Reads and checks the fields; absent or `null` means the default.
-    pub(crate) fn from_decl(decl: &Declaration) -> Result<TlsFields, FieldError> {
-        let ca_file = match decl.str_field("caFile")? {
-            Some("") => return Err(FieldError::new("caFile", "an empty path")),
-            other => other.map(str::to_owned),
-        };
-        let server_name = match decl.str_field("tlsServerName")? {
-            Some("") => return Err(FieldError::new("tlsServerName", "an empty name")),
-            Some(name) => {
-                #[cfg(feature = "tls")]
-                check_server_name(name).map_err(|e| FieldError::new("tlsServerName", e))?;
-                Some(name.to_owned())
-            }
-            None => None,
-        };
-        let skip_verify = decl.bool_field("tlsSkipVerify")?.unwrap_or(false);
-        let min_validity_days = decl
-            .u64_in("minCertValidityDays", 0, MAX_VALIDITY_DAYS)?
-            .map(|d| u32::try_from(d).expect("bounded to 3650"));
-        Ok(TlsFields {
-            ca_file,
-            server_name,
-            skip_verify,
-            min_validity_days,
-        })
-    }
-
-    /// Finds the trust store and the client configuration (shared with
-    /// every probe that trusts the same file), once per reset. `Err(Ok(field error))`: the declaration is invalid (a
-    /// `caFile` that cannot be used); `Err(Err(reason))`: it is valid but
-    /// every run fails with the reason (no system trust store).
-    #[cfg(feature = "tls")]
-    pub(crate) fn setup(&self) -> Result<TlsSetup, Result<FieldError, String>> {
-        let settings = TlsSettings {
-            ca_file: self.ca_file.as_ref().map(PathBuf::from),
-            server_name: self.server_name.clone(),
-            skip_verify: self.skip_verify,
-            min_validity_days: self.min_validity_days,
-        };
-        TlsSetup::new(&settings).map_err(|e| match &self.ca_file {
-            Some(_) => Ok(FieldError::new(
-                "caFile",
-                e.strip_prefix("caFile ").unwrap_or(&e).to_owned(),
-            )),
-            None => Err(e),
-        })
+/// Finds the trust store and the client configuration (shared with every
+/// probe that trusts the same file), once per reset. `Err`: the
+/// declaration is invalid (a `caFile` that cannot be used); `Ok(Err)`: it
+/// is valid, but every run fails with the error (no system trust store).
+#[cfg(feature = "tls")]
+pub(crate) fn tls_setup(options: &TlsOptions) -> Result<Result<TlsSetup, SetupError>, FieldError> {
+    match TlsSetup::new(options) {
+        Err(SetupError::CaFile { path, why }) => Err(FieldError::new(
+            "caFile",
+            format!("{}: {why}", path.display()),
+        )),
+        setup => Ok(setup),
     }
 }
 

@@ -10,6 +10,7 @@
 #[allow(unsafe_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod socket;
 pub(crate) mod thread;
 #[cfg(target_os = "linux")]
 pub(crate) mod timer;

@@ -13,37 +13,38 @@
 //! `peer_addr` tell the outcome; a spurious wake-up shows as "not
 //! connected yet" and costs nothing.
 //!
-//! The dial has no clock: the run owns the deadline, checks it before every
-//! call, and when it passes describes the failure with
+//! The dial has no clock: its caller (`connect`) owns the deadline, checks
+//! it before every call, and when it passes describes the failure with
 //! [`Dial::timed_out`]. One deadline covers every address, so an address
 //! that never answers (a black hole) uses up the budget of the ones after
 //! it; addresses that fail at once (refused, unreachable) cost nothing.
 //!
 //! Spare sockets: a plain `tcp` probe only wants to know that a connection
-//! can be made. On a worker thread (one that called [`keep_spares`]), a
-//! socket whose connect completed within the call, and so was never
-//! registered with the poll, is not closed after the run: `connect` with
-//! `AF_UNSPEC` dissolves the connection (the kernel's `tcp_disconnect`,
-//! which resets an established connection with a RST, as the reset close
-//! below does) and the socket waits in a small per-thread list for the
-//! next run to the same address family. A run that takes one skips the
-//! socket's creation and destruction, which were a third of the kernel's
-//! work per loopback probe. A spare socket holds no port and no
-//! connection, is close-on-exec, and is closed when its thread ends.
+//! can be made. A socket whose connect completed within the call, and so
+//! was never registered with the poll, is not closed after the run:
+//! `connect` with `AF_UNSPEC` dissolves the connection (the kernel's
+//! `tcp_disconnect`, which resets an established connection with a RST,
+//! as the reset close below does) and the socket waits in the [`Spares`]
+//! the run's worker lends it, for the next run to the same address family.
+//! A run that takes one skips the socket's creation and destruction, which
+//! were a third of the kernel's work per loopback probe. A spare socket
+//! holds no port and no connection, is close-on-exec, and is closed with
+//! the `Spares` that hold it.
 //!
 //! Failure texts, in the wording the probes' reasons have always used:
 //! `connect 127.0.0.1:22: Connection refused (os error 111)`, several joined
 //! with `; `, and `connect [::1]:8080: timed out after 5 s`.
 
-use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use mio::Interest;
 use mio::net::TcpStream;
 
+use crate::sys::socket;
 use crate::transport::Watch;
 
 /// What a call of [`Dial::advance`] found.
@@ -54,6 +55,8 @@ pub(crate) enum Dialed {
     /// Connected; the stream stays registered with the run's token for
     /// reading and writing.
     Connected(TcpStream, SocketAddr),
+    /// Connected and, as asked (no `keep`), closed at once.
+    Reached,
     /// Every address failed ([`Dial::failures`] says how).
     Failed,
 }
@@ -67,54 +70,48 @@ pub(crate) struct Dial {
     /// The attempt in flight.
     current: Option<(SocketAddr, TcpStream)>,
     /// The attempts that failed, in order.
-    failures: Vec<(SocketAddr, io::Error)>,
-    /// Whether a connection that completes at once (loopback) is still
-    /// registered: not when the caller only wants to know it connected.
+    failures: Failures,
+    /// Whether the connection is kept: not when the caller only wants to
+    /// know it can be made.
     keep: bool,
-    /// The connection returned last was never registered with the poll,
-    /// so [`Dial::close`] may keep its socket as a spare: its address.
-    unregistered: Option<SocketAddr>,
 }
 
 impl Dial {
     /// Will try `addrs` in order; nothing happens before [`Dial::advance`].
-    pub(crate) fn new(addrs: Vec<SocketAddr>) -> Dial {
+    /// Without `keep` (a plain `tcp` probe, which only wants to know that
+    /// a connection can be made), the connection is closed as soon as it
+    /// is made, and one that completes at once, as on loopback, is never
+    /// registered with the poll and leaves a spare.
+    pub(crate) fn new(addrs: Vec<SocketAddr>, keep: bool) -> Dial {
         Dial {
             addrs,
             next: 0,
             current: None,
-            failures: Vec::new(),
-            keep: true,
-            unregistered: None,
-        }
-    }
-
-    /// Like [`Dial::new`], for a caller that closes the connection as soon
-    /// as it is made (a plain `tcp` probe): a connect that completes at
-    /// once, as on loopback, is never registered with the poll.
-    pub(crate) fn connect_only(addrs: Vec<SocketAddr>) -> Dial {
-        Dial {
-            keep: false,
-            ..Dial::new(addrs)
+            failures: Failures::default(),
+            keep,
         }
     }
 
     /// Makes what progress can be made now: learns the outcome of the
     /// attempt in flight, and starts the next one after a failure.
-    pub(crate) fn advance(&mut self, cx: &impl Watch) -> Dialed {
+    pub(crate) fn advance(&mut self, cx: &mut impl Watch) -> Dialed {
         loop {
             if let Some((addr, stream)) = &mut self.current {
                 match outcome(stream) {
                     Ok(false) => return Dialed::Pending,
                     Ok(true) => {
                         let (addr, stream) = self.current.take().expect("checked above");
-                        return Dialed::Connected(stream, addr);
+                        if self.keep {
+                            return Dialed::Connected(stream, addr);
+                        }
+                        close_at_once(stream);
+                        return Dialed::Reached;
                     }
                     Err(e) => {
                         let addr = *addr;
                         let _ = cx.unwatch(stream);
                         self.current = None; // closes the socket
-                        self.failures.push((addr, e));
+                        self.failures.0.push((addr, e));
                     }
                 }
             }
@@ -122,12 +119,16 @@ impl Dial {
                 return Dialed::Failed;
             };
             self.next += 1;
-            let spare = if self.keep { None } else { take_spare(&addr) };
+            let spare = if self.keep {
+                None
+            } else {
+                cx.spares().take(&addr)
+            };
             let mut stream =
                 match spare.map_or_else(|| TcpStream::connect(addr), |s| connect_on(s, &addr)) {
                     Ok(stream) => stream,
                     Err(e) => {
-                        self.failures.push((addr, e));
+                        self.failures.0.push((addr, e));
                         continue;
                     }
                 };
@@ -136,22 +137,24 @@ impl Dial {
             // no registration.
             // (`SO_ERROR` is cleared by reading it: a failure seen here is
             // recorded here.)
-            let connected = match outcome(&stream) {
+            let connected = outcome(&stream);
+            if !self.keep && !matches!(connected, Ok(false)) {
+                cx.spares().recycle(stream, &addr);
+                match connected {
+                    Err(e) => self.failures.0.push((addr, e)),
+                    _ => return Dialed::Reached,
+                }
+                continue;
+            }
+            let connected = match connected {
                 Ok(connected) => connected,
                 Err(e) => {
-                    self.failures.push((addr, e));
-                    if !self.keep {
-                        recycle(stream, &addr);
-                    }
+                    self.failures.0.push((addr, e));
                     continue;
                 }
             };
-            if connected && !self.keep {
-                self.unregistered = Some(addr);
-                return Dialed::Connected(stream, addr);
-            }
             if let Err(e) = cx.watch(&mut stream, Interest::READABLE | Interest::WRITABLE) {
-                self.failures.push((addr, e));
+                self.failures.0.push((addr, e));
                 continue;
             }
             if connected {
@@ -161,49 +164,44 @@ impl Dial {
         }
     }
 
-    /// Ends a connection this dial made and the caller only wanted to see
-    /// made: a socket never registered with the poll becomes a spare on a
-    /// worker thread (see the module docs); any other is closed with a
-    /// reset ([`close_at_once`]).
-    pub(crate) fn close(&mut self, stream: TcpStream) {
-        if let Some(addr) = self.unregistered.take() {
-            recycle(stream, &addr);
-        } else {
-            close_at_once(stream);
-        }
-    }
-
     /// The address of the attempt in flight.
     pub(crate) fn current(&self) -> Option<SocketAddr> {
         self.current.as_ref().map(|(addr, _)| *addr)
     }
 
-    /// `connect A: <error>; connect B: <error>`: every failed attempt.
-    pub(crate) fn failed(&self) -> String {
-        let mut s = String::new();
-        for (addr, e) in &self.failures {
-            if !s.is_empty() {
-                s.push_str("; ");
-            }
-            let _ = write!(s, "connect {addr}: {e}");
-        }
-        s
+    /// The attempts that failed, taken.
+    pub(crate) fn failures(&mut self) -> Failures {
+        std::mem::take(&mut self.failures)
     }
 
-    /// The failed attempts, then `connect <current>: timed out after
-    /// <secs> s`: the reason when the deadline came while dialing.
-    pub(crate) fn timed_out(&self, secs: u64) -> String {
-        let mut s = self.failed();
+    /// The attempts that failed, then the one in flight (or the last one
+    /// tried) as `timed out after <secs> s`: when the caller's deadline,
+    /// `after` the start, came while dialing.
+    pub(crate) fn timed_out(&mut self, after: Duration) -> Failures {
         let addr = self
             .current()
             .or_else(|| self.addrs.get(self.next.saturating_sub(1)).copied());
         if let Some(addr) = addr {
-            if !s.is_empty() {
-                s.push_str("; ");
-            }
-            let _ = write!(s, "connect {addr}: timed out after {secs} s");
+            let why = format!("timed out after {} s", after.as_secs());
+            let e = io::Error::new(io::ErrorKind::TimedOut, why);
+            self.failures.0.push((addr, e));
         }
-        s
+        self.failures()
+    }
+}
+
+/// Failed connect attempts, in order. `Display`: `connect A: <error>;
+/// connect B: <error>`.
+#[derive(Debug, Default)]
+pub(crate) struct Failures(Vec<(SocketAddr, io::Error)>);
+
+impl fmt::Display for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (addr, e)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}connect {addr}: {e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -222,115 +220,54 @@ fn outcome(stream: &TcpStream) -> io::Result<bool> {
     }
 }
 
-/// Most spare sockets a thread keeps per address family: a worker has one
-/// loopback connect in flight at a time (it completes within the call), so
-/// a few cover a burst of any size.
+/// Most spare sockets kept per address family: a worker has one loopback
+/// connect in flight at a time (it completes within the call), so a few
+/// cover a burst of any size.
 const SPARES_PER_FAMILY: usize = 4;
 
-thread_local! {
-    /// Whether this thread keeps spare sockets ([`keep_spares`]).
-    static KEEPS_SPARES: Cell<bool> = const { Cell::new(false) };
-    /// This thread's spare sockets: IPv4, IPv6.
-    static SPARES: RefCell<[Vec<OwnedFd>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
-}
+/// Sockets whose connections were dissolved, waiting to connect again:
+/// IPv4, IPv6. A worker owns one and lends it to its runs; dropping it
+/// closes them.
+#[derive(Debug, Default)]
+pub(crate) struct Spares([Vec<OwnedFd>; 2]);
 
-/// Lets the calling thread keep spare sockets for plain `tcp` probes. A
-/// worker calls it when it starts; other threads (a caller driving a run
-/// through the blocking adapter) close their sockets as before, so no
-/// descriptor outlives a run there.
-pub(crate) fn keep_spares() {
-    KEEPS_SPARES.with(|k| k.set(true));
-}
+impl Spares {
+    /// How many spare sockets are held: IPv4, IPv6.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> [usize; 2] {
+        self.0.each_ref().map(Vec::len)
+    }
 
-/// How many spare sockets this thread holds: IPv4, IPv6.
-#[cfg(test)]
-pub(crate) fn spares_held() -> [usize; 2] {
-    SPARES.with(|s| s.borrow().each_ref().map(Vec::len))
+    fn take(&mut self, addr: &SocketAddr) -> Option<OwnedFd> {
+        self.0[family(addr)].pop()
+    }
+
+    /// Dissolves the connection on `stream` (a RST if it was established)
+    /// and keeps the socket, or closes it with a reset when the list is
+    /// full or the kernel refuses. `addr` is the address it was connected
+    /// to (for its family).
+    fn recycle(&mut self, stream: TcpStream, addr: &SocketAddr) {
+        let list = &mut self.0[family(addr)];
+        if list.len() == SPARES_PER_FAMILY {
+            return close_at_once(stream);
+        }
+        let fd = OwnedFd::from(stream);
+        if socket::dissolve(&fd).is_ok() {
+            list.push(fd);
+        }
+    }
 }
 
 fn family(addr: &SocketAddr) -> usize {
     usize::from(addr.is_ipv6())
 }
 
-fn take_spare(addr: &SocketAddr) -> Option<OwnedFd> {
-    if !KEEPS_SPARES.with(Cell::get) {
-        return None;
-    }
-    SPARES.with(|s| s.borrow_mut()[family(addr)].pop())
-}
-
-/// Dissolves the connection on `stream` (a RST if it was established) and
-/// keeps the socket as a spare, or closes it with a reset when this thread
-/// keeps no spares, its list is full, or the kernel refuses. `addr` is the
-/// address it was connected to (for its family).
-fn recycle(stream: TcpStream, addr: &SocketAddr) {
-    if !KEEPS_SPARES.with(Cell::get) {
-        return close_at_once(stream);
-    }
-    let fd = OwnedFd::from(stream);
-    // SAFETY: a `sockaddr` of family AF_UNSPEC (the rest zero) is a valid
-    // address of its length for `connect`, which only reads it.
-    let dissolved = unsafe {
-        let mut unspec: libc::sockaddr = std::mem::zeroed();
-        unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-        libc::connect(
-            fd.as_raw_fd(),
-            &unspec,
-            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
-        ) == 0
-    };
-    if !dissolved {
-        return; // dropping `fd` closes it
-    }
-    SPARES.with(|s| {
-        let list = &mut s.borrow_mut()[family(addr)];
-        if list.len() < SPARES_PER_FAMILY {
-            list.push(fd);
-        }
-    });
-}
-
 /// Starts a non-blocking connect on a spare socket, as
 /// `TcpStream::connect` does on a new one.
 fn connect_on(fd: OwnedFd, addr: &SocketAddr) -> io::Result<TcpStream> {
-    // SAFETY: `sockaddr_storage` is plain data, valid when zeroed; it is
-    // filled below as the `sockaddr_in`/`sockaddr_in6` its family says,
-    // both of which fit in it, and `connect` reads `len` bytes of it.
-    let rc = unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let len = match addr {
-            SocketAddr::V4(a) => {
-                let sin = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
-                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
-                (*sin).sin_port = a.port().to_be();
-                (*sin).sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                std::mem::size_of::<libc::sockaddr_in>()
-            }
-            SocketAddr::V6(a) => {
-                let sin6 =
-                    (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
-                (*sin6).sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                (*sin6).sin6_port = a.port().to_be();
-                (*sin6).sin6_flowinfo = a.flowinfo();
-                (*sin6).sin6_addr.s6_addr = a.ip().octets();
-                (*sin6).sin6_scope_id = a.scope_id();
-                std::mem::size_of::<libc::sockaddr_in6>()
-            }
-        };
-        libc::connect(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e); // dropping `fd` closes it
-        }
-    }
     // `fd` is an open, non-blocking, close-on-exec TCP socket (made so by
-    // `TcpStream::connect`, and kept so).
+    // `TcpStream::connect`, and kept so); dropping it on failure closes it.
+    socket::start_connect(&fd, addr)?;
     Ok(TcpStream::from(fd))
 }
 
@@ -340,20 +277,5 @@ fn connect_on(fd: OwnedFd, addr: &SocketAddr) -> io::Result<TcpStream> {
 /// probe (kubelet closes its TCP probes the same way). Best effort: if the
 /// option cannot be set, the close is the ordinary one.
 pub(crate) fn close_at_once(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid
-    // `linger` on a descriptor `stream` owns for the duration of the call.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(stream);
+    let _ = socket::reset_on_close(&stream);
 }

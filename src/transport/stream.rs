@@ -13,7 +13,6 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use crate::transport::Watch;
 #[cfg(feature = "tls")]
 use crate::transport::tls::TlsSession;
 
@@ -53,19 +52,6 @@ impl Stream {
             Stream::Plain(_) => Ok(()),
             #[cfg(feature = "tls")]
             Stream::Tls(s, session) => session.flush(s),
-        }
-    }
-
-    /// Stops watching the connection (closing it does so too).
-    pub(crate) fn deregister(&mut self, cx: &impl Watch) {
-        match self {
-            Stream::Plain(s) => {
-                let _ = cx.unwatch(s);
-            }
-            #[cfg(feature = "tls")]
-            Stream::Tls(s, _) => {
-                let _ = cx.unwatch(s);
-            }
         }
     }
 }

@@ -18,7 +18,6 @@
 //! child subreaper) are polled with `waitpid(WNOHANG)` in 1 ms timer steps
 //! for at most [`ORPHAN_REAP_LIMIT`] after the kill.
 
-use std::cell::RefCell;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ChildStderr, ExitStatus};
@@ -53,12 +52,6 @@ const READ_SLICE: usize = 64 * 1024;
 /// Most stderr bytes read after the group is dead (what is left in the
 /// pipe; a pipe holds at most 1 MiB by default).
 const READ_FINAL: usize = 1024 * 1024;
-
-thread_local! {
-    /// The read buffer, one per worker thread rather than one per run: a
-    /// waiting run holds no buffer.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
-}
 
 /// A run of a command: ends in a [`CommandOutput`], which `finish` turns
 /// into the run's outcome.
@@ -196,7 +189,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
         };
         let mut tail = Tail::default();
         if let Some(mut s) = live.stderr.take() {
-            s.drain(READ_FINAL);
+            s.drain(cx.scratch(READ_CHUNK), READ_FINAL);
             let _ = cx.deregister(&mut SourceFd(&s.fd()));
             tail = std::mem::take(&mut s.tail);
         }
@@ -240,7 +233,10 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
             return Step::Done(RunnerOutcome::fail(CANCELLED));
         };
         if let Phase::Running = live.phase {
-            let more = live.stderr.as_mut().is_some_and(|s| s.drain(READ_SLICE));
+            let more = live
+                .stderr
+                .as_mut()
+                .is_some_and(|s| s.drain(cx.scratch(READ_CHUNK), READ_SLICE));
             // Exit is looked at before the clock, so a leader that exited
             // since the last call counts as exited, not timed out.
             if live.group.leader_exited() {
@@ -433,28 +429,27 @@ impl StderrPipe {
         self.pipe.as_raw_fd()
     }
 
-    /// Reads what is available now, at most about `budget` bytes; never
+    /// Reads what is available now through `buf` (the worker's, so a
+    /// waiting run holds no buffer), at most about `budget` bytes; never
     /// blocks. True if it stopped at the budget (there may be more).
-    fn drain(&mut self, budget: usize) -> bool {
-        SCRATCH.with_borrow_mut(|buf| {
-            let mut read = 0;
-            while self.open {
-                if read >= budget {
-                    return true;
-                }
-                match self.pipe.read(buf) {
-                    Ok(0) => self.open = false,
-                    Ok(n) => {
-                        self.tail.push(&buf[..n]);
-                        read += n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                    Err(_) => self.open = false,
-                }
+    fn drain(&mut self, buf: &mut [u8], budget: usize) -> bool {
+        let mut read = 0;
+        while self.open {
+            if read >= budget {
+                return true;
             }
-            false
-        })
+            match self.pipe.read(buf) {
+                Ok(0) => self.open = false,
+                Ok(n) => {
+                    self.tail.push(&buf[..n]);
+                    read += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => self.open = false,
+            }
+        }
+        false
     }
 }
 

@@ -839,6 +839,27 @@ fn the_next_address_is_tried_when_the_first_refuses() {
 }
 
 #[test]
+fn a_failed_lookup_names_the_host_and_port_as_tcp_does() {
+    // The port tells `http://svc.test:8080/` from `https://svc.test/`.
+    let resolver = |host: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
+        match port {
+            8080 => Ok(Vec::new()),
+            _ => Err(io::Error::other(format!("no such host {host}"))),
+        }
+    };
+    let mut h = Harness::with_resolver(resolver);
+    let m = http_machine(json!({"url": "http://svc.test:8080/"}));
+    let out = h.run(&*m, TIMEOUT_BOUND);
+    assert_fail(&out, "http probe: resolve svc.test:8080: no addresses");
+    let m = http_machine(json!({"url": "http://svc.test/"}));
+    let out = h.run(&*m, TIMEOUT_BOUND);
+    assert_fail(
+        &out,
+        "http probe: resolve svc.test:80: no such host svc.test",
+    );
+}
+
+#[test]
 fn a_silent_server_times_out_at_the_deadline_in_virtual_time() {
     let (srv, asked, read) = silent_server();
     let m = http_machine(json!({"url": srv.url("/"), "timeoutSecs": 3}));

@@ -168,15 +168,6 @@ impl Url {
         self.tls
     }
 
-    /// The host as written, without IPv6 brackets: the TLS server name.
-    #[cfg(feature = "tls")]
-    pub(crate) fn host_name(&self) -> String {
-        match &self.host {
-            Host::Ip(ip) => ip.to_string(),
-            Host::Name(name) => name.clone(),
-        }
-    }
-
     pub(crate) fn host(&self) -> &Host {
         &self.host
     }

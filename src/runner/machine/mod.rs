@@ -36,6 +36,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::runner::RunnerOutcome;
 use crate::transport::Watch;
+use crate::transport::dial::Spares;
 use crate::transport::resolve::{Lookup, Resolver};
 
 #[cfg(test)]
@@ -77,6 +78,15 @@ pub(crate) trait Wake: Send + Sync + 'static {
     fn wake(&self, token: Token);
 }
 
+/// What a worker keeps for its runs and lends them one call at a time, so
+/// a waiting run holds none of it: spare sockets (plain `tcp` probes) and
+/// a read buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Stock {
+    pub(crate) spares: Spares,
+    scratch: Vec<u8>,
+}
+
 /// What a run sees of its worker during one call.
 pub(crate) struct Cx<'a> {
     now: Instant,
@@ -84,6 +94,7 @@ pub(crate) struct Cx<'a> {
     registry: &'a Registry,
     resolver: &'a Resolver,
     wake: &'a Arc<dyn Wake>,
+    stock: &'a mut Stock,
 }
 
 impl fmt::Debug for Cx<'_> {
@@ -102,6 +113,7 @@ impl<'a> Cx<'a> {
         registry: &'a Registry,
         resolver: &'a Resolver,
         wake: &'a Arc<dyn Wake>,
+        stock: &'a mut Stock,
     ) -> Cx<'a> {
         Cx {
             now,
@@ -109,6 +121,7 @@ impl<'a> Cx<'a> {
             registry,
             resolver,
             wake,
+            stock,
         }
     }
 
@@ -127,12 +140,12 @@ impl<'a> Cx<'a> {
         self.registry.deregister(source)
     }
 
-    /// Looks up `host` on the resolver pool; the run is called again when
-    /// the answer is in ([`Lookup::take`]). Dropping the lookup abandons it.
-    pub(crate) fn resolve(&self, host: &str, port: u16) -> Lookup {
-        let wake = Arc::clone(self.wake);
-        let token = self.token;
-        self.resolver.lookup(host, port, move || wake.wake(token))
+    /// The worker's read buffer, at least `len` bytes long.
+    pub(crate) fn scratch(&mut self, len: usize) -> &mut [u8] {
+        if self.stock.scratch.len() < len {
+            self.stock.scratch.resize(len, 0);
+        }
+        &mut self.stock.scratch
     }
 }
 
@@ -143,5 +156,15 @@ impl Watch for Cx<'_> {
 
     fn unwatch(&self, stream: &mut mio::net::TcpStream) -> io::Result<()> {
         self.deregister(stream)
+    }
+
+    fn resolve(&self, host: &str, port: u16) -> Lookup {
+        let wake = Arc::clone(self.wake);
+        let token = self.token;
+        self.resolver.lookup(host, port, move || wake.wake(token))
+    }
+
+    fn spares(&mut self) -> &mut Spares {
+        &mut self.stock.spares
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::{Cx, Machine, Run, Step, Wake};
+use super::{Cx, Machine, Run, Step, Stock, Wake};
 use crate::decl::Declaration;
 use crate::runner::{Prepared, Registry, RunnerOutcome};
 use crate::transport::{Resolve, SystemResolver, resolve::Resolver};
@@ -56,6 +56,8 @@ pub(crate) struct Harness {
     resolver: Resolver,
     wake: Arc<dyn Wake>,
     test_wake: Arc<TestWake>,
+    /// Lent to the runs, as a worker lends its own.
+    stock: Stock,
 }
 
 impl Harness {
@@ -79,6 +81,7 @@ impl Harness {
             resolver: Resolver::new(Arc::new(resolve), "test-resolve".into()),
             wake,
             test_wake,
+            stock: Stock::default(),
         }
     }
 
@@ -114,14 +117,22 @@ impl Harness {
 
     /// Calls the run's `advance` as at `now`.
     pub(crate) fn advance(&mut self, run: &mut dyn Run, now: Instant) -> Step {
-        let mut cx = Cx::new(now, RUN, self.poll.registry(), &self.resolver, &self.wake);
-        run.advance(&mut cx)
+        run.advance(&mut self.cx(now))
     }
 
     /// Calls the run's `cancel` as at `now`.
     pub(crate) fn cancel(&mut self, run: &mut dyn Run, now: Instant) -> Step {
-        let mut cx = Cx::new(now, RUN, self.poll.registry(), &self.resolver, &self.wake);
-        run.cancel(&mut cx)
+        run.cancel(&mut self.cx(now))
+    }
+
+    fn cx(&mut self, now: Instant) -> Cx<'_> {
+        let poll = self.poll.registry();
+        Cx::new(now, RUN, poll, &self.resolver, &self.wake, &mut self.stock)
+    }
+
+    /// How many spare sockets the runs left: IPv4, IPv6.
+    pub(crate) fn spares_held(&self) -> [usize; 2] {
+        self.stock.spares.held()
     }
 
     /// Waits up to `max` (real time) for the run's descriptors or a wake;

@@ -16,13 +16,13 @@
 //! `tlsServerName` defaults to `host`. Without the `tls` feature,
 //! `tls: true` makes the declaration invalid, naming the feature.
 //!
-//! A run is a state machine (`runner::machine::Machine`) on a worker's poll
-//! loop: it resolves a name on the shared resolver pool (`Cx::resolve`; IP
-//! literals are parsed once at prepare time), then dials through the
-//! transport layer (`transport::dial`), which tries the addresses in order,
-//! the next as soon as one fails. `connectTimeoutSecs` bounds the whole
-//! run, the lookup and the TLS handshake included: a resolver that never answers costs the run
-//! its timeout, and the lookup is abandoned then. Nothing here blocks, so a
+//! A run (`run.rs`) is a state machine on a worker's poll loop over the
+//! transport's connect (`transport::connect`): a name is resolved on the
+//! shared resolver pool (IP literals are parsed once at prepare time),
+//! then the addresses are tried in order, the next as soon as one fails.
+//! `connectTimeoutSecs` bounds the whole run, the lookup and the TLS
+//! handshake included: a resolver that never answers costs the run its
+//! timeout, and the lookup is abandoned then. Nothing here blocks, so a
 //! probe whose server never answers costs a socket and a timer entry, not a
 //! worker.
 //!
@@ -40,22 +40,20 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::decl::{Declaration, Field, FieldError};
-use crate::runner::machine::{Cx, Machine, Run, Step};
-use crate::runner::{HostFacts, Kind, Prepared, RunnerOutcome};
-use crate::transport::dial::{Dial, Dialed};
-use crate::transport::resolve::Lookup;
+use crate::runner::{HostFacts, Kind, Prepared};
+use crate::transport::connect::Target;
 #[cfg(feature = "tls")]
-use crate::transport::tls::{TlsSession, TlsSetup};
+use crate::transport::tls::{SetupError, TlsSetup};
 
 #[cfg(not(feature = "tls"))]
 use super::tls_fields::NOT_BUILT_IN;
-use super::tls_fields::{TLS_FIELDS, TlsFields};
 #[cfg(feature = "tls")]
-use mio::net::TcpStream;
+use super::tls_fields::tls_setup;
+use super::tls_fields::{TLS_FIELDS, tls_options};
 
+mod run;
 #[cfg(test)]
 mod tests;
 
@@ -88,14 +86,6 @@ const FIELDS: &[Field] = &[
     Field::new("tls", "boolean", "false", "After connecting, complete a TLS handshake, certificate checks included"),
 ];
 
-/// Where to connect: fixed at prepare time for an IP literal, resolved at
-/// every run for a name (so DNS changes are followed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    Addr(SocketAddr),
-    Name(String),
-}
-
 /// A prepared `tcp` probe.
 #[derive(Debug, Clone)]
 struct TcpCheck {
@@ -105,12 +95,13 @@ struct TcpCheck {
 /// What every run of one probe shares.
 #[derive(Debug)]
 struct Probe {
+    /// Fixed at prepare time for an IP literal, resolved at every run for
+    /// a name (so DNS changes are followed).
     target: Target,
-    port: u16,
     timeout_secs: u64,
     /// `tls: true`: the configuration, or why it could not be built.
     #[cfg(feature = "tls")]
-    tls: Option<Result<TlsSetup, String>>,
+    tls: Option<Result<TlsSetup, SetupError>>,
 }
 
 impl TcpCheck {
@@ -125,274 +116,27 @@ impl TcpCheck {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
         let target = match parse_host(host).map_err(|p| FieldError::new("host", p))? {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(ip, port)),
-            Host::Name(name) => Target::Name(name.to_owned()),
+            Host::Name(name) => Target::Name(name.to_owned(), port),
         };
         let tls = decl.bool_field("tls")?.unwrap_or(false);
-        let tls_fields = TlsFields::from_decl(decl)?;
+        let tls_options = tls_options(decl)?;
         #[cfg(not(feature = "tls"))]
         {
-            drop(tls_fields);
+            drop(tls_options);
             if tls {
                 return Err(FieldError::new("tls", NOT_BUILT_IN));
             }
         }
         #[cfg(feature = "tls")]
-        let tls = match tls.then(|| tls_fields.setup()) {
-            None => None,
-            Some(Ok(setup)) => Some(Ok(setup)),
-            Some(Err(Ok(invalid))) => return Err(invalid),
-            Some(Err(Err(reason))) => Some(Err(reason)),
-        };
+        let tls = tls.then(|| tls_setup(&tls_options)).transpose()?;
         Ok(TcpCheck {
             probe: Arc::new(Probe {
                 target,
-                port,
                 timeout_secs,
                 #[cfg(feature = "tls")]
                 tls,
             }),
         })
-    }
-}
-
-impl Machine for TcpCheck {
-    fn start(&self, now: Instant) -> Box<dyn Run> {
-        Box::new(TcpRun {
-            deadline: now + Duration::from_secs(self.probe.timeout_secs),
-            probe: Arc::clone(&self.probe),
-            state: State::Start,
-        })
-    }
-}
-
-const PREFIX: &str = "tcp probe: ";
-const CANCELLED: &str = "tcp probe: cancelled";
-
-/// One run of a `tcp` probe.
-#[derive(Debug)]
-struct TcpRun {
-    probe: Arc<Probe>,
-    /// `connectTimeoutSecs` after the start: bounds the whole run.
-    deadline: Instant,
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    Start,
-    /// Waiting for the resolver; dropping the lookup abandons it.
-    Resolving(Lookup),
-    Connecting(Dial),
-    /// Connected, `tls: true`: the handshake.
-    #[cfg(feature = "tls")]
-    Handshaking {
-        tcp: TcpStream,
-        session: Box<TlsSession>,
-        addr: SocketAddr,
-        started: Instant,
-    },
-    /// The TLS 1.3 handshake is done but the server asked for a client
-    /// certificate: its verdict on the one we did not send comes after.
-    #[cfg(feature = "tls")]
-    Verdict {
-        tcp: TcpStream,
-        session: Box<TlsSession>,
-        addr: SocketAddr,
-        until: Instant,
-    },
-}
-
-/// The shortest wait for a server's verdict on the client certificate.
-#[cfg(feature = "tls")]
-const VERDICT_WAIT_MIN: Duration = Duration::from_millis(250);
-
-impl Run for TcpRun {
-    fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
-        match self.step(cx) {
-            Ok(None) => Step::Wait(match &self.state {
-                #[cfg(feature = "tls")]
-                State::Verdict { until, .. } => *until,
-                _ => self.deadline,
-            }),
-            Ok(Some(())) => Step::Done(RunnerOutcome::pass()),
-            Err(reason) => Step::Done(RunnerOutcome::fail(reason)),
-        }
-    }
-
-    fn cancel(&mut self, _cx: &mut Cx<'_>) -> Step {
-        // Dropping the run closes the socket and abandons the lookup.
-        Step::Done(RunnerOutcome::fail(CANCELLED))
-    }
-}
-
-impl Probe {
-    /// Without TLS the connection is closed as soon as it is made.
-    fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            return Dial::new(addrs);
-        }
-        Dial::connect_only(addrs)
-    }
-}
-
-impl TcpRun {
-    /// `Ok(None)`: wait; `Ok(Some(()))`: connected; `Err`: the reason.
-    fn step(&mut self, cx: &Cx<'_>) -> Result<Option<()>, String> {
-        let p = &*self.probe;
-        let now = cx.now();
-        #[cfg(feature = "tls")]
-        let verdict = matches!(self.state, State::Verdict { .. });
-        #[cfg(not(feature = "tls"))]
-        let verdict = false;
-        // The verdict's wait ends by the deadline; its state judges that.
-        if now >= self.deadline && !verdict {
-            return Err(match &self.state {
-                State::Start | State::Resolving(_) => format!(
-                    "{PREFIX}resolve {}:{}: timed out after {} s",
-                    p.name(),
-                    p.port,
-                    p.timeout_secs
-                ),
-                State::Connecting(dial) => format!("{PREFIX}{}", dial.timed_out(p.timeout_secs)),
-                #[cfg(feature = "tls")]
-                State::Handshaking { session, addr, .. } => format!(
-                    "{PREFIX}{addr}: {}",
-                    // The probe's timeout, which the handshake ended.
-                    session.timed_out(Duration::from_secs(p.timeout_secs))
-                ),
-                #[cfg(feature = "tls")]
-                State::Verdict { .. } => unreachable!("judged in its state"),
-            });
-        }
-        loop {
-            match &mut self.state {
-                State::Start => {
-                    self.state = match &p.target {
-                        Target::Addr(addr) => State::Connecting(p.dial(vec![*addr])),
-                        Target::Name(name) => State::Resolving(cx.resolve(name, p.port)),
-                    };
-                }
-                State::Resolving(lookup) => {
-                    let name = p.name();
-                    let addrs = match lookup.take() {
-                        None => return Ok(None),
-                        Some(Err(e)) => {
-                            return Err(format!("{PREFIX}resolve {name}:{}: {e}", p.port));
-                        }
-                        Some(Ok(addrs)) if addrs.is_empty() => {
-                            return Err(format!("{PREFIX}resolve {name}:{}: no addresses", p.port));
-                        }
-                        Some(Ok(addrs)) => addrs,
-                    };
-                    self.state = State::Connecting(p.dial(addrs));
-                }
-                State::Connecting(dial) => {
-                    return match dial.advance(cx) {
-                        Dialed::Pending => Ok(None),
-                        #[cfg(feature = "tls")]
-                        Dialed::Connected(tcp, addr) if p.tls.is_some() => {
-                            let setup = match &p.tls {
-                                Some(Ok(setup)) => setup,
-                                Some(Err(reason)) => return Err(format!("{PREFIX}{reason}")),
-                                None => unreachable!("matched on tls"),
-                            };
-                            let session = TlsSession::new(setup, &p.tls_name())
-                                .map_err(|e| format!("{PREFIX}{e}"))?;
-                            self.state = State::Handshaking {
-                                tcp,
-                                session: Box::new(session),
-                                addr,
-                                started: now,
-                            };
-                            continue;
-                        }
-                        // Connected: that is all a plain tcp probe asks.
-                        Dialed::Connected(stream, _) => {
-                            dial.close(stream);
-                            Ok(Some(()))
-                        }
-                        Dialed::Failed => Err(format!("{PREFIX}{}", dial.failed())),
-                    };
-                }
-                #[cfg(feature = "tls")]
-                State::Handshaking {
-                    tcp,
-                    session,
-                    addr,
-                    started,
-                } => {
-                    return match session.handshake(tcp) {
-                        Ok(true) if session.verdict_pending() => {
-                            // The server refuses a client without a
-                            // certificate one round trip after our last
-                            // flight. The handshake took at least a round
-                            // trip and the server's work, so twice its
-                            // time (at least VERDICT_WAIT_MIN, for jitter
-                            // on fast links) covers a server that says no;
-                            // one that says nothing by then accepted us.
-                            // A server that carries on (a session ticket,
-                            // as most send) ends the wait at once, and one
-                            // that did not ask never waits.
-                            let wait = (2 * (now - *started)).max(VERDICT_WAIT_MIN);
-                            let until = (now + wait).min(self.deadline);
-                            let State::Handshaking {
-                                tcp, session, addr, ..
-                            } = std::mem::replace(&mut self.state, State::Start)
-                            else {
-                                unreachable!("matched above");
-                            };
-                            self.state = State::Verdict {
-                                tcp,
-                                session,
-                                addr,
-                                until,
-                            };
-                            continue;
-                        }
-                        // Established: the connection closes when the run drops.
-                        Ok(true) => Ok(Some(())),
-                        Ok(false) => Ok(None),
-                        Err(fail) => Err(format!("{PREFIX}{addr}: {fail}")),
-                    };
-                }
-                #[cfg(feature = "tls")]
-                State::Verdict {
-                    tcp,
-                    session,
-                    addr,
-                    until,
-                } => {
-                    return match session.verdict(tcp) {
-                        Ok(true) => Ok(Some(())),
-                        // Quiet until the wait's end: no objection came.
-                        Ok(false) if now >= *until => Ok(Some(())),
-                        Ok(false) => Ok(None),
-                        Err(fail) => Err(format!("{PREFIX}{addr}: {fail}")),
-                    };
-                }
-            }
-        }
-    }
-}
-
-impl Probe {
-    /// The name the TLS session asks for unless `tlsServerName` says
-    /// otherwise: the host as written (an IP literal without brackets).
-    #[cfg(feature = "tls")]
-    fn tls_name(&self) -> String {
-        match &self.target {
-            Target::Name(name) => name.clone(),
-            Target::Addr(addr) => addr.ip().to_string(),
-        }
-    }
-
-    /// The host name looked up (empty for an IP literal, never looked up).
-    fn name(&self) -> &str {
-        match &self.target {
-            Target::Name(name) => name,
-            Target::Addr(_) => "",
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::Status;
+use crate::{RunnerOutcome, Status};
 use crate::clock;
 use crate::runner::machine::Machine;
 use crate::runner::machine::testing::{self, hanging_listener};
@@ -179,7 +179,7 @@ fn defaults_are_localhost_and_five_seconds() {
     assert_eq!(c.probe.target, Target::Addr("[::1]:8080".parse().unwrap()));
     assert_eq!(c.probe.timeout_secs, 3600);
     let c = TcpCheck::from_decl(&decl(json!({"port": 1, "host": "db-1.internal"}))).unwrap();
-    assert_eq!(c.probe.target, Target::Name("db-1.internal".into()));
+    assert_eq!(c.probe.target, Target::Name("db-1.internal".into(), 1));
 }
 
 #[test]
@@ -731,31 +731,26 @@ fn a_passing_probe_closes_with_a_reset_and_leaves_no_time_wait() {
     assert_reset(&listener);
 }
 
-// Spare sockets (`transport::dial`): on a thread that keeps them, as a
-// worker does, a plain probe's socket is dissolved and reused.
-
-use crate::transport::dial;
+// Spare sockets (`transport::dial`): lent by the worker (here the
+// harness) to its runs, a plain probe's socket is dissolved and reused.
 
 #[test]
-fn a_thread_that_keeps_spares_reuses_one_socket_and_still_resets_each_connection() {
-    dial::keep_spares();
+fn a_worker_reuses_one_socket_and_still_resets_each_connection() {
+    let mut h = Harness::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let m = tcp_machine(json!({"port": port}));
     for _ in 0..5 {
-        assert_eq!(
-            Harness::new().run(&*m, Duration::from_secs(5)),
-            RunnerOutcome::pass()
-        );
+        assert_eq!(h.run(&*m, Duration::from_secs(5)), RunnerOutcome::pass());
         assert_reset(&listener);
         // One socket serves every run: a new one per run would pile up
         // here (up to the list's bound).
-        assert_eq!(dial::spares_held(), [1, 0]);
+        assert_eq!(h.spares_held(), [1, 0]);
     }
     // Refused on a reused socket: the same reason as on a new one, and
     // the socket is kept for the next run, which passes.
     let closed = closed_port_v4();
-    let out = Harness::new().run(
+    let out = h.run(
         &*tcp_machine(json!({"port": closed})),
         Duration::from_secs(5),
     );
@@ -763,45 +758,38 @@ fn a_thread_that_keeps_spares_reuses_one_socket_and_still_resets_each_connection
         out.reason().unwrap(),
         format!("tcp probe: connect 127.0.0.1:{closed}: {}", refused())
     );
-    assert_eq!(dial::spares_held(), [1, 0]);
-    assert_eq!(
-        Harness::new().run(&*m, Duration::from_secs(5)),
-        RunnerOutcome::pass()
-    );
+    assert_eq!(h.spares_held(), [1, 0]);
+    assert_eq!(h.run(&*m, Duration::from_secs(5)), RunnerOutcome::pass());
     assert_reset(&listener);
     // The families are kept apart.
     let Some(l6) = bind_v6() else { return };
     let m6 = tcp_machine(json!({"host": "::1", "port": l6.local_addr().unwrap().port()}));
     for _ in 0..2 {
-        assert_eq!(
-            Harness::new().run(&*m6, Duration::from_secs(5)),
-            RunnerOutcome::pass()
-        );
+        assert_eq!(h.run(&*m6, Duration::from_secs(5)), RunnerOutcome::pass());
         assert_reset(&l6);
     }
-    assert_eq!(dial::spares_held(), [1, 1]);
+    assert_eq!(h.spares_held(), [1, 1]);
 }
 
 #[test]
 fn a_reused_socket_whose_connect_is_in_flight_waits_and_is_not_kept() {
-    dial::keep_spares();
+    let mut h = Harness::new();
     // Dissolving an established connection leaves ECONNRESET pending on
     // the socket; the next connect must not report it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     assert_eq!(
-        Harness::new().run(&*tcp_machine(json!({"port": port})), Duration::from_secs(5)),
+        h.run(&*tcp_machine(json!({"port": port})), Duration::from_secs(5)),
         RunnerOutcome::pass()
     );
-    assert_eq!(dial::spares_held(), [1, 0]);
+    assert_eq!(h.spares_held(), [1, 0]);
     let hang = hanging_listener();
     let hport = hang.addr.port();
     let m = tcp_machine(json!({"port": hport, "connectTimeoutSecs": 60}));
-    let mut h = Harness::new();
     let t0 = clock::mono_now();
     let (mut run, step) = h.start(&*m, t0);
     assert_eq!(step, Step::Wait(t0 + Duration::from_secs(60)));
-    assert_eq!(dial::spares_held(), [0, 0], "the spare was not taken");
+    assert_eq!(h.spares_held(), [0, 0], "the spare was not taken");
     wait_for("the run's SYN_SENT socket", Duration::from_secs(5), || {
         syn_sent_to(hport)
     });
@@ -816,5 +804,5 @@ fn a_reused_socket_whose_connect_is_in_flight_waits_and_is_not_kept() {
     wait_for("the run's socket to close", Duration::from_secs(2), || {
         !syn_sent_to(hport)
     });
-    assert_eq!(dial::spares_held(), [0, 0]);
+    assert_eq!(h.spares_held(), [0, 0]);
 }

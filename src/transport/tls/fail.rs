@@ -22,8 +22,8 @@ use super::words;
 /// prefixes it with the probe kind and address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TlsFail {
-    /// The caller's deadline passed with the handshake unfinished
-    /// (made by [`TlsSession::timed_out`](super::TlsSession::timed_out)).
+    /// The caller's deadline passed with the handshake unfinished (see
+    /// [`TlsSession::heard`](super::TlsSession::heard)).
     HandshakeTimeout {
         /// How long the caller waited.
         after: Duration,
@@ -130,6 +130,16 @@ impl TlsFail {
     }
 }
 
+/// Why a handshake given up on is unfinished: whether the server sent
+/// anything at all.
+pub(crate) fn unfinished(heard: bool) -> &'static str {
+    if heard {
+        "the server did not finish it"
+    } else {
+        "no answer to the ClientHello"
+    }
+}
+
 fn secs(t: rustls::pki_types::UnixTime) -> i64 {
     i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
@@ -138,12 +148,8 @@ impl fmt::Display for TlsFail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsFail::HandshakeTimeout { after, heard } => {
-                write!(f, "TLS handshake timed out after {}", Secs(*after))?;
-                if *heard {
-                    f.write_str(" (the server did not finish it)")
-                } else {
-                    f.write_str(" (no answer to the ClientHello)")
-                }
+                let why = unfinished(*heard);
+                write!(f, "TLS handshake timed out after {} ({why})", Secs(*after))
             }
             TlsFail::UnknownIssuer { trust } => {
                 write!(

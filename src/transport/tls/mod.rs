@@ -4,32 +4,16 @@
 //! Two pieces, with the lifetimes of their work:
 //!
 //! - [`TlsSetup`] is made once per probe per reset from its
-//!   [`TlsSettings`]: it finds its trust (a `caFile`, or the system
+//!   [`TlsOptions`]: it finds its trust (a `caFile`, or the system
 //!   bundle) and the rustls `ClientConfig` that verifies against it, and
 //!   logs `tlsSkipVerify` as a warning. Every run shares it, and every
 //!   probe with the same trust shares the same `ClientConfig`: a trust
 //!   file is parsed once, not once per probe (see `trust`).
-//! - [`TlsSession`] is one connection's TLS state. It never waits: a run's
-//!   state machine calls it after readiness, and a `WouldBlock` from the
-//!   socket comes back as "not yet", with [`TlsSession::interest`] saying
-//!   what to wait for. The run's deadline stays the caller's: when it passes
-//!   with the handshake unfinished, [`TlsSession::timed_out`] gives the
-//!   failure to report.
-//!
-//! The driver contract, for a run on a worker's poll loop (see
-//! `runner::machine`):
-//!
-//! ```text
-//! connected:   session = TlsSession::new(&setup, host)?   (register READABLE | WRITABLE)
-//! handshaking: on every call, session.handshake(&mut stream)
-//!                Ok(true)  -> sending
-//!                Ok(false) -> Step::Wait(deadline); at the deadline fail with session.timed_out(..)
-//!                Err(fail) -> fail with fail.to_string()
-//! sending:     n = session.write_plain(&mut stream, &request[sent..]) until all is taken,
-//!              then session.flush(&mut stream) until Ok(())   (WouldBlock = wait)
-//! receiving:   session.read_plain(&mut stream, &mut buf)      (Ok(0) = end of stream,
-//!              WouldBlock = wait, other errors: TlsFail::from_io)
-//! ```
+//! - [`TlsSession`] is one connection's TLS state. It never waits: the
+//!   connect machine (`transport::connect`) calls it after readiness, and
+//!   a `WouldBlock` from the socket comes back as "not yet"; the deadline
+//!   stays the caller's. After the handshake it reads and writes for
+//!   `transport::stream` (`WouldBlock` = wait, `Ok(0)` = end of stream).
 //!
 //! A server that closes the TCP connection without a TLS `close_notify`
 //! is read as the end of the stream, as curl does: an http response's own
@@ -44,7 +28,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::ServerName;
@@ -60,23 +44,39 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use self::fail::TlsFail;
+pub(crate) use self::fail::{TlsFail, unfinished};
 
 use self::der::cert_info;
+use super::TlsOptions;
 
-/// A probe's TLS fields (`docs/declarations.md`), already parsed and range-checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TlsSettings {
-    /// `caFile`: the PEM bundle to trust instead of the system store.
-    pub(crate) ca_file: Option<PathBuf>,
-    /// `tlsServerName`: the name sent (SNI) and verified, instead of the
-    /// host the probe connects to.
-    pub(crate) server_name: Option<String>,
-    /// `tlsSkipVerify`: handshake without checking the chain or the name.
-    pub(crate) skip_verify: bool,
-    /// `minCertValidityDays`: fail when a presented certificate expires
-    /// in fewer days.
-    pub(crate) min_validity_days: Option<u32>,
+/// Why a probe's TLS configuration (or a session) cannot be made.
+/// `Display` gives the reason text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SetupError {
+    /// The `caFile` cannot be used (missing, unreadable, not a regular
+    /// file, no usable certificate in it): the declaration's fault.
+    CaFile { path: PathBuf, why: String },
+    /// No `caFile`, and no system bundle on this host: every place looked
+    /// at, with why it was passed over.
+    NoSystemStore { looked_at: String },
+    /// Not a name a TLS session can ask for.
+    ServerName(String),
+    /// rustls refused the configuration, in words.
+    Config(String),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::CaFile { path, why } => write!(f, "caFile {}: {why}", path.display()),
+            SetupError::NoSystemStore { looked_at } => write!(
+                f,
+                "no system trust store found (set caFile, or SSL_CERT_FILE); looked at {looked_at}"
+            ),
+            SetupError::ServerName(name) => write!(f, "not a valid TLS server name: {name:?}"),
+            SetupError::Config(why) => write!(f, "TLS setup: {why}"),
+        }
+    }
 }
 
 /// What every connection of one probe shares, built once per reset.
@@ -107,25 +107,25 @@ impl TlsSetup {
     /// Fails (the probe cannot run at all) when the `caFile` cannot be
     /// read or holds no usable certificate, or when no system bundle is
     /// found; the reason names the file, or every place looked at.
-    pub(crate) fn new(settings: &TlsSettings) -> Result<TlsSetup, String> {
-        TlsSetup::with_system_candidates(settings, &trust::system_candidates())
+    pub(crate) fn new(options: &TlsOptions) -> Result<TlsSetup, SetupError> {
+        TlsSetup::with_system_candidates(options, &trust::system_candidates())
     }
 
     /// [`TlsSetup::new`] with the system bundle looked for in `candidates`.
     fn with_system_candidates(
-        settings: &TlsSettings,
+        options: &TlsOptions,
         candidates: &[PathBuf],
-    ) -> Result<TlsSetup, String> {
-        if let Some(name) = &settings.server_name {
+    ) -> Result<TlsSetup, SetupError> {
+        if let Some(name) = &options.server_name {
             server_name(name)?;
         }
         // A caFile is read even with tlsSkipVerify: a broken path is a
         // mistake worth reporting whatever the other fields say.
-        let ca = match &settings.ca_file {
+        let ca = match &options.ca_file {
             Some(path) => Some(trust::ca_file(path)?),
             None => None,
         };
-        let trust = if settings.skip_verify {
+        let trust = if options.skip_verify {
             log::warn!(
                 "tlsSkipVerify: TLS certificates are not verified (chain and name); \
                  the handshake alone is checked"
@@ -139,28 +139,26 @@ impl TlsSetup {
         };
         Ok(TlsSetup {
             config: trust.config,
-            server_name: settings.server_name.clone(),
-            min_validity_days: settings.min_validity_days,
+            server_name: options.server_name.clone(),
+            min_validity_days: options.min_validity_days,
             trust: trust.label,
         })
     }
 }
 
-/// Checks a `tlsServerName` at prepare time: the reason says what is
-/// wrong with it.
-pub(crate) fn check_server_name(name: &str) -> Result<(), String> {
+/// Checks a `tlsServerName` at prepare time.
+pub(crate) fn check_server_name(name: &str) -> Result<(), SetupError> {
     server_name(name).map(drop)
 }
 
 /// `name` as rustls takes it: a DNS name or an IP address (an IPv6
 /// literal with or without brackets).
-fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+fn server_name(name: &str) -> Result<ServerName<'static>, SetupError> {
     let bare = name
         .strip_prefix('[')
         .and_then(|n| n.strip_suffix(']'))
         .unwrap_or(name);
-    ServerName::try_from(bare.to_owned())
-        .map_err(|_| format!("not a valid TLS server name: {name:?}"))
+    ServerName::try_from(bare.to_owned()).map_err(|_| SetupError::ServerName(name.to_owned()))
 }
 
 /// One TLS connection over a non-blocking stream (see the module docs for
@@ -194,7 +192,7 @@ impl TlsSession {
     /// probe's `host`), unless the setup names another server name.
     /// Makes no I/O: the ClientHello goes out on the first
     /// [`TlsSession::handshake`].
-    pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, String> {
+    pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, SetupError> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
         // A copy of the shared configuration (reference counts and a few
         // small vectors, nothing next to a handshake) whose certificate
@@ -204,7 +202,7 @@ impl TlsSession {
         config.client_auth_cert_resolver =
             Arc::new(NoteCertificateRequest(Arc::clone(&certificate_asked)));
         let conn = ClientConnection::new(Arc::new(config), name)
-            .map_err(|e| format!("TLS setup: {}", words::error(&e)))?;
+            .map_err(|e| SetupError::Config(words::error(&e)))?;
         Ok(TlsSession {
             conn,
             certificate_asked,
@@ -316,29 +314,11 @@ impl TlsSession {
         }
     }
 
-    /// Whether TLS input is needed to make progress.
-    // The runs keep the dial's readable-and-writable registration (edge
-    // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg(test)]
-    pub(crate) fn wants_read(&self) -> bool {
-        self.conn.wants_read()
-    }
-
-    /// Whether TLS output is waiting to be written.
-    // The runs keep the dial's readable-and-writable registration (edge
-    // triggered, so it costs no wake-ups); tests that register by hand use it.
-    #[cfg(test)]
-    pub(crate) fn wants_write(&self) -> bool {
-        self.conn.wants_write()
-    }
-
-    /// The failure to report when the caller's deadline passed, `after`
-    /// the handshake started, with [`TlsSession::handshake`] unfinished.
-    pub(crate) fn timed_out(&self, after: Duration) -> TlsFail {
-        TlsFail::HandshakeTimeout {
-            after,
-            heard: self.heard > 0,
-        }
+    /// Whether the server sent anything during the handshake (for the
+    /// failure when the caller's deadline passes with it unfinished:
+    /// `TlsFail::HandshakeTimeout`).
+    pub(crate) fn heard(&self) -> bool {
+        self.heard > 0
     }
 
     /// Takes as much of `data` as the session buffers (at least one byte
@@ -429,15 +409,8 @@ impl TlsSession {
     /// server is sent if the stream takes it now (best effort).
     fn rejected(&mut self, e: rustls::Error, io: &mut impl Write) -> TlsFail {
         let _ = self.send_tls(io);
-        // A TLS record starts with a byte in 0x14..=0x18: text means the
-        // server speaks something else (plain http on a TLS port, say).
-        if self.heard_plain_text() {
-            return TlsFail::Protocol(format!(
-                "the server answered in plain text ({:?}...), not TLS",
-                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
-            ));
-        }
-        TlsFail::from_rustls(e, &self.trust)
+        self.plain_text()
+            .unwrap_or_else(|| TlsFail::from_rustls(e, &self.trust))
     }
 
     /// A socket error during the handshake: a peer that hangs up is named so.
@@ -451,23 +424,22 @@ impl TlsSession {
     }
 
     fn closed_early(&self) -> TlsFail {
-        if self.heard_plain_text() {
-            return TlsFail::Protocol(format!(
-                "the server answered in plain text ({:?}...), not TLS",
-                String::from_utf8_lossy(&self.first[..self.heard.min(5)])
-            ));
-        }
-        TlsFail::Closed
+        self.plain_text().unwrap_or(TlsFail::Closed)
     }
 
-    /// Whether the server's first bytes look like text (`HTTP/`, `SSH-`,
-    /// `220 `) rather than a TLS record (which starts with 0x14..=0x18).
-    fn heard_plain_text(&self) -> bool {
-        let n = self.heard.min(self.first.len());
-        n > 0
-            && self.first[..n]
-                .iter()
-                .all(|&b| b.is_ascii_graphic() || b == b' ')
+    /// The failure when the server's first bytes look like text (`HTTP/`,
+    /// `SSH-`, `220 `) rather than a TLS record (which starts with a byte
+    /// in 0x14..=0x18): it speaks something else (plain http on a TLS
+    /// port, say).
+    fn plain_text(&self) -> Option<TlsFail> {
+        let first = &self.first[..self.heard.min(self.first.len())];
+        let text = !first.is_empty() && first.iter().all(|&b| b.is_ascii_graphic() || b == b' ');
+        text.then(|| {
+            TlsFail::Protocol(format!(
+                "the server answered in plain text ({:?}...), not TLS",
+                String::from_utf8_lossy(first)
+            ))
+        })
     }
 
     /// `minCertValidityDays` against every certificate presented.

@@ -21,7 +21,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection};
 
-use super::TlsSettings;
+use crate::transport::TlsOptions;
 
 /// How long a test waits for anything that should happen.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
@@ -146,10 +146,10 @@ pub(crate) fn ca_file(ca: &Ca) -> TempFile {
     TempFile::new(ca.cert.pem().as_bytes())
 }
 
-pub(crate) fn trusting(file: &TempFile) -> TlsSettings {
-    TlsSettings {
+pub(crate) fn trusting(file: &TempFile) -> TlsOptions {
+    TlsOptions {
         ca_file: Some(file.path().to_owned()),
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     }
 }
 

@@ -151,8 +151,8 @@ fn in_words(fail: TlsFail) -> TlsFail {
 
 /// The setup's failure, which must read as words.
 #[track_caller]
-fn setup_err(settings: &TlsSettings) -> String {
-    let err = TlsSetup::new(settings).unwrap_err();
+fn setup_err(settings: &TlsOptions) -> String {
+    let err = TlsSetup::new(settings).unwrap_err().to_string();
     assert_words(&err);
     err
 }
@@ -254,7 +254,7 @@ fn tls_server_name_replaces_the_host_for_sni_and_verification() {
         ..LeafSpec::default()
     };
     let server = tls_server(leaf(&ca, &spec), RESPONSE);
-    let settings = TlsSettings {
+    let settings = TlsOptions {
         server_name: Some("svc.internal".into()),
         ..trusting(&file)
     };
@@ -331,7 +331,7 @@ fn a_certificate_expiring_within_min_validity_days_fails_naming_subject_and_date
         until: 10,
         ..LeafSpec::default()
     };
-    let settings = |days| TlsSettings {
+    let settings = |days| TlsOptions {
         min_validity_days: Some(days),
         ..trusting(&file)
     };
@@ -409,9 +409,9 @@ fn a_self_signed_certificate_is_an_unknown_issuer_unless_verification_is_skipped
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
     assert!(matches!(fail, TlsFail::UnknownIssuer { .. }), "{fail:?}");
 
-    let skip = TlsSettings {
+    let skip = TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     };
     let server = tls_server(self_signed(&LeafSpec::default()), RESPONSE);
     let setup = TlsSetup::new(&skip).unwrap();
@@ -423,9 +423,9 @@ fn a_self_signed_certificate_is_an_unknown_issuer_unless_verification_is_skipped
 
 #[test]
 fn skip_verify_ignores_name_and_dates_but_not_min_validity_days() {
-    let skip = TlsSettings {
+    let skip = TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     };
     let stale = LeafSpec {
         names: &["elsewhere.example"],
@@ -438,7 +438,7 @@ fn skip_verify_ignores_name_and_dates_but_not_min_validity_days() {
     Client::connect(server.addr, &setup, "localhost").handshake_ok();
 
     let server = tls_server(self_signed(&stale), RESPONSE);
-    let setup = TlsSetup::new(&TlsSettings {
+    let setup = TlsSetup::new(&TlsOptions {
         min_validity_days: Some(1),
         ..skip
     })
@@ -472,15 +472,12 @@ fn a_server_that_never_answers_leaves_the_handshake_waiting_until_the_deadline()
     assert!(mono_now() - started >= limit);
     // Still waiting for the ServerHello, and the caller knows what to say.
     assert_eq!(client.session.handshake(&mut client.stream), Ok(false));
-    assert!(client.session.wants_read() && !client.session.wants_write());
-    let fail = client.session.timed_out(limit);
-    assert_eq!(
-        fail,
-        TlsFail::HandshakeTimeout {
-            after: limit,
-            heard: false
-        }
-    );
+    assert_eq!(client.session.interest(), mio::Interest::READABLE);
+    assert!(!client.session.heard());
+    let fail = TlsFail::HandshakeTimeout {
+        after: limit,
+        heard: client.session.heard(),
+    };
     assert_eq!(
         fail.to_string(),
         "TLS handshake timed out after 200 ms (no answer to the ClientHello)"
@@ -498,9 +495,9 @@ fn plain_http_on_the_port_is_a_protocol_error() {
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
     });
-    let setup = TlsSetup::new(&TlsSettings {
+    let setup = TlsSetup::new(&TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
@@ -517,9 +514,9 @@ fn a_fatal_alert_from_the_server_is_reported_as_such() {
         // An alert record: TLS 1.2 framing, fatal (2), handshake_failure (40).
         let _ = stream.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
     });
-    let setup = TlsSetup::new(&TlsSettings {
+    let setup = TlsSetup::new(&TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
@@ -537,9 +534,9 @@ fn a_server_that_hangs_up_mid_handshake_is_reported_as_closed() {
     let server = raw_server(|stream| {
         let _ = stream.shutdown(std::net::Shutdown::Both);
     });
-    let setup = TlsSetup::new(&TlsSettings {
+    let setup = TlsSetup::new(&TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
@@ -565,7 +562,7 @@ fn a_handshake_that_is_done_stays_done_and_is_not_repeated() {
     );
     client.handshake_ok();
     assert_eq!(client.session.handshake(&mut client.stream), Ok(true));
-    assert!(!client.session.wants_write());
+    assert_eq!(client.session.interest(), mio::Interest::READABLE);
     client.send(REQUEST).unwrap();
     assert_eq!(client.receive().unwrap(), RESPONSE);
     assert_eq!(server.saw().received, REQUEST);
@@ -656,9 +653,9 @@ fn every_session_does_a_full_handshake_and_verifies_again() {
 #[test]
 fn a_missing_or_empty_ca_file_is_a_setup_error_naming_it() {
     let missing = std::env::temp_dir().join("probewheel-tls-no-such-file.pem");
-    let err = setup_err(&TlsSettings {
+    let err = setup_err(&TlsOptions {
         ca_file: Some(missing.clone()),
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     });
     assert!(
         err.starts_with(&format!("caFile {}: ", missing.display())),
@@ -673,7 +670,7 @@ fn a_missing_or_empty_ca_file_is_a_setup_error_naming_it() {
     );
 
     // Also with tlsSkipVerify: a broken caFile is a mistake either way.
-    let err = setup_err(&TlsSettings {
+    let err = setup_err(&TlsOptions {
         skip_verify: true,
         ..trusting(&empty)
     });
@@ -698,7 +695,9 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
         format!("the system trust store {}", good.path().display())
     );
 
-    let err = trust::system(&[missing.clone(), empty.path().to_owned()]).unwrap_err();
+    let err = trust::system(&[missing.clone(), empty.path().to_owned()])
+        .unwrap_err()
+        .to_string();
     assert_words(&err);
     assert!(err.starts_with("no system trust store found"), "{err}");
     assert!(err.contains(&missing.display().to_string()), "{err}");
@@ -706,14 +705,15 @@ fn the_system_store_is_the_first_usable_bundle_and_its_absence_names_every_place
 
     // And TlsSetup reports the same when verification needs the store.
     let err =
-        TlsSetup::with_system_candidates(&TlsSettings::default(), std::slice::from_ref(&missing))
-            .unwrap_err();
+        TlsSetup::with_system_candidates(&TlsOptions::default(), std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string();
     assert_words(&err);
     assert!(err.contains(&missing.display().to_string()), "{err}");
     // tlsSkipVerify needs no trust store at all.
-    let skip = TlsSettings {
+    let skip = TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     };
     assert!(TlsSetup::with_system_candidates(&skip, &[missing]).is_ok());
 }
@@ -723,7 +723,7 @@ fn the_system_store_verifies_a_server_whose_ca_is_in_it() {
     let ca = ca("system CA");
     let bundle = TempFile::new(ca.cert.pem().as_bytes());
     let setup =
-        TlsSetup::with_system_candidates(&TlsSettings::default(), &[bundle.path().to_owned()])
+        TlsSetup::with_system_candidates(&TlsOptions::default(), &[bundle.path().to_owned()])
             .unwrap();
     let server = tls_server(leaf(&ca, &LeafSpec::default()), RESPONSE);
     Client::connect(server.addr, &setup, "localhost").handshake_ok();
@@ -755,11 +755,11 @@ fn system_candidates_put_ssl_cert_file_first() {
 
 #[test]
 fn server_names_are_checked_at_setup_and_ipv6_brackets_are_accepted() {
-    let skip = TlsSettings {
+    let skip = TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     };
-    let err = setup_err(&TlsSettings {
+    let err = setup_err(&TlsOptions {
         server_name: Some("not a name".into()),
         ..skip.clone()
     });
@@ -918,9 +918,9 @@ fn a_server_that_sends_binary_garbage_is_a_protocol_error_in_words() {
         // Not a TLS record type (0x99), and not text either.
         let _ = stream.write_all(&[0x99, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]);
     });
-    let setup = TlsSetup::new(&TlsSettings {
+    let setup = TlsSetup::new(&TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     })
     .unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
@@ -1002,9 +1002,9 @@ fn an_unreadable_ca_file_gives_the_system_reason() {
     // A path through a regular file cannot be opened (ENOTDIR), even as root.
     let file = TempFile::new(b"");
     let through = file.path().join("ca.pem");
-    let err = setup_err(&TlsSettings {
+    let err = setup_err(&TlsOptions {
         ca_file: Some(through.clone()),
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     });
     assert_eq!(
         err,
@@ -1015,9 +1015,9 @@ fn an_unreadable_ca_file_gives_the_system_reason() {
     );
     // A directory is not opened for reading at all.
     let dir = std::env::temp_dir();
-    let err = setup_err(&TlsSettings {
+    let err = setup_err(&TlsOptions {
         ca_file: Some(dir.clone()),
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     });
     assert_eq!(
         err,
@@ -1072,10 +1072,10 @@ impl Drop for Fifo {
 fn a_ca_file_that_is_a_fifo_is_refused_without_blocking() {
     let fifo = Fifo::new("ca-file");
     for skip_verify in [false, true] {
-        let settings = TlsSettings {
+        let settings = TlsOptions {
             ca_file: Some(fifo.0.clone()),
             skip_verify,
-            ..TlsSettings::default()
+            ..TlsOptions::default()
         };
         let err = without_blocking_on(&fifo.0, move || setup_err(&settings));
         assert_eq!(
@@ -1092,7 +1092,7 @@ fn a_system_bundle_that_is_a_fifo_is_passed_over_without_blocking() {
     let good = TempFile::new(ca.cert.pem().as_bytes());
     let candidates = vec![fifo.0.clone(), good.path().to_owned()];
     let setup = without_blocking_on(&fifo.0, move || {
-        TlsSetup::with_system_candidates(&TlsSettings::default(), &candidates)
+        TlsSetup::with_system_candidates(&TlsOptions::default(), &candidates)
     })
     .unwrap();
     assert_eq!(
@@ -1101,9 +1101,10 @@ fn a_system_bundle_that_is_a_fifo_is_passed_over_without_blocking() {
     );
     let only = vec![fifo.0.clone()];
     let err = without_blocking_on(&fifo.0, move || {
-        TlsSetup::with_system_candidates(&TlsSettings::default(), &only)
+        TlsSetup::with_system_candidates(&TlsOptions::default(), &only)
     })
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.ends_with(&format!(
             "{}: not a regular file (a FIFO)",
@@ -1118,9 +1119,9 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     let ca = ca("shared CA");
     let bundle = TempFile::new(ca.cert.pem().as_bytes());
     let system = |name: Option<&str>| {
-        let settings = TlsSettings {
+        let settings = TlsOptions {
             server_name: name.map(str::to_owned),
-            ..TlsSettings::default()
+            ..TlsOptions::default()
         };
         TlsSetup::with_system_candidates(&settings, &[bundle.path().to_owned()]).unwrap()
     };
@@ -1132,7 +1133,7 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
 
     // The same file as a caFile: shared among caFile probes.
     let file = |days| {
-        TlsSetup::new(&TlsSettings {
+        TlsSetup::new(&TlsOptions {
             min_validity_days: days,
             ..trusting(&bundle)
         })
@@ -1143,9 +1144,9 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     assert_eq!(d.min_validity_days, Some(30));
 
     // tlsSkipVerify depends on no file: one configuration for all.
-    let skip = TlsSettings {
+    let skip = TlsOptions {
         skip_verify: true,
-        ..TlsSettings::default()
+        ..TlsOptions::default()
     };
     assert!(Arc::ptr_eq(
         &TlsSetup::new(&skip).unwrap().config,

@@ -30,6 +30,7 @@ use rustls::{
     WantsVerifier,
 };
 
+use super::SetupError;
 use crate::file::{FileStamp, RegularFile};
 
 /// Bundle locations, most common first (Debian/Ubuntu/Alpine, Fedora/RHEL,
@@ -86,6 +87,21 @@ struct Shared {
     label: Arc<str>,
 }
 
+impl Shared {
+    /// The shared trust, when `fresh` says this version is still the
+    /// file's and a probe still holds it.
+    fn trust_if(&self, fresh: impl FnOnce(&Shared) -> bool) -> Option<Trust> {
+        if !fresh(self) {
+            return None;
+        }
+        let config = self.config.upgrade()?;
+        Some(Trust {
+            config,
+            label: Arc::clone(&self.label),
+        })
+    }
+}
+
 /// The trust files parsed so far, one entry per path and role. Process
 /// wide because prepare has no per-reset context to keep them in; the
 /// entries hold their configurations weakly, so nothing stays alive that
@@ -103,12 +119,13 @@ pub(super) fn system_candidates() -> Vec<PathBuf> {
 }
 
 /// The trust of a `caFile`: every certificate in it must be usable.
-pub(super) fn ca_file(path: &Path) -> Result<Trust, String> {
-    shared(path, Role::CaFile).map_err(|e| format!("caFile {}: {e}", path.display()))
+pub(super) fn ca_file(path: &Path) -> Result<Trust, SetupError> {
+    let path = path.to_owned();
+    shared(&path, Role::CaFile).map_err(|why| SetupError::CaFile { path, why })
 }
 
 /// The trust of the first usable bundle among `candidates`.
-pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, String> {
+pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, SetupError> {
     let mut tried = Vec::with_capacity(candidates.len());
     for path in candidates {
         match shared(path, Role::System) {
@@ -116,18 +133,17 @@ pub(super) fn system(candidates: &[PathBuf]) -> Result<Trust, String> {
             Err(e) => tried.push(format!("{}: {e}", path.display())),
         }
     }
-    Err(format!(
-        "no system trust store found (set caFile, or SSL_CERT_FILE); looked at {}",
-        tried.join("; ")
-    ))
+    Err(SetupError::NoSystemStore {
+        looked_at: tried.join("; "),
+    })
 }
 
 /// `tlsSkipVerify`: one configuration for the whole process, since it
 /// depends on no file.
-pub(super) fn skip_verify() -> Result<Trust, String> {
-    static SKIP: OnceLock<Result<Trust, String>> = OnceLock::new();
+pub(super) fn skip_verify() -> Result<Trust, SetupError> {
+    static SKIP: OnceLock<Result<Trust, SetupError>> = OnceLock::new();
     SKIP.get_or_init(|| {
-        let builder = builder()?;
+        let builder = builder().map_err(SetupError::Config)?;
         let algorithms = builder.crypto_provider().signature_verification_algorithms;
         let config = builder
             .dangerous()
@@ -153,28 +169,16 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
     let entry = all
         .iter()
         .position(|s| s.path == path && s.role == role && s.config.strong_count() > 0);
-    if let Some(i) = entry {
-        let s = &all[i];
-        if s.stamp.is_some() && s.stamp == trusted {
-            if let Some(config) = s.config.upgrade() {
-                return Ok(Trust {
-                    config,
-                    label: Arc::clone(&s.label),
-                });
-            }
-        }
+    if let Some(trust) =
+        entry.and_then(|i| all[i].trust_if(|s| s.stamp.is_some() && s.stamp == trusted))
+    {
+        return Ok(trust);
     }
     let bytes = file.read().map_err(|e| e.to_string())?;
     if let Some(i) = entry {
-        let s = &mut all[i];
-        if *s.bytes == *bytes {
-            if let Some(config) = s.config.upgrade() {
-                s.stamp = trusted;
-                return Ok(Trust {
-                    config,
-                    label: Arc::clone(&s.label),
-                });
-            }
+        if let Some(trust) = all[i].trust_if(|s| *s.bytes == *bytes) {
+            all[i].stamp = trusted;
+            return Ok(trust);
         }
     }
     let trust = parse(path, role, &bytes)?;
@@ -215,7 +219,8 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
             format!("the system trust store {}", path.display())
         }
     };
-    let config = builder()?
+    let config = builder()
+        .map_err(|why| format!("TLS setup: {why}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Trust {
@@ -225,11 +230,11 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
 }
 
 /// A client configuration with the ring provider and the safe protocol
-/// versions, before its verifier.
+/// versions, before its verifier; rustls's refusal in words.
 fn builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, String> {
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {}", super::words::error(&e)))
+        .map_err(|e| super::words::error(&e))
 }
 
 fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
