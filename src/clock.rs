@@ -71,12 +71,37 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 (`Z` or a `±hh:mm` offset, 0 to 9 fraction digits).
-    pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::Timestamp;
+    /// let t = Timestamp::parse_rfc3339("2026-11-27T15:15:42+01:00").unwrap();
+    /// assert_eq!(t.to_string(), "2026-11-27T14:15:42.000000Z");
+    /// let err = Timestamp::parse_rfc3339("yesterday").unwrap_err();
+    /// assert_eq!(err.to_string(), "not an RFC 3339 timestamp: \"yesterday\"");
+    /// ```
+    pub fn parse_rfc3339(s: &str) -> Result<Self, ParseTimestampError> {
         parse_rfc3339(s)
             .map(Timestamp::from_unix_micros)
-            .ok_or_else(|| format!("not an RFC 3339 timestamp: {s:?}"))
+            .ok_or_else(|| ParseTimestampError { text: s.to_owned() })
     }
 }
+
+/// Text that is not an RFC 3339 timestamp (or names a day or time that does
+/// not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseTimestampError {
+    text: String,
+}
+
+impl fmt::Display for ParseTimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not an RFC 3339 timestamp: {:?}", self.text)
+    }
+}
+
+impl std::error::Error for ParseTimestampError {}
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,12 +184,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
-        return None;
-    }
-    if h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
+    let utc = unix_secs_utc(y, mo, d, h, mi, se)?;
     let mut i = 19;
     let mut micros = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -196,9 +216,21 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
+    Some((utc - offset_secs) * 1_000_000 + micros)
+}
+
+/// Seconds since the Unix epoch of a UTC date and time, `None` for one that
+/// does not exist (month 13, 30 February, 24:00). A leap second (`:60`)
+/// counts as the second before it.
+pub(crate) fn unix_secs_utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, se: i64) -> Option<i64> {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
+        return None;
+    }
+    if !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&se) {
+        return None;
+    }
     let days = days_from_civil(y, mo as u32, d as u32);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se.min(59) - offset_secs;
-    Some(secs * 1_000_000 + micros)
+    Some(days * 86_400 + h * 3600 + mi * 60 + se.min(59))
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {

@@ -256,6 +256,7 @@ pub mod engine;
 pub mod event;
 mod file;
 mod sys;
+mod text;
 pub mod runner;
 pub mod transport;
 mod vocab;

@@ -546,15 +546,7 @@ impl std::error::Error for PrepareError {}
 /// default name evidence must carry.
 #[cfg(feature = "evidence")]
 pub(crate) fn os_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for writes of its length; gethostname
-    // NUL-terminates on success when the name fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    crate::sys::host::hostname()
 }
 
 /// A built-in kind that this build cannot run: every tick fails with the

@@ -6,3 +6,6 @@
 //! must stay async-signal-safe and so calls libc directly. Where rustix has
 //! the call, it is used (typed, no `unsafe` of ours); what it lacks is a
 //! short `unsafe` block here with its `// SAFETY:` line.
+
+pub(crate) mod host;
+pub(crate) mod process;

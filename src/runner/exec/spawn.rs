@@ -31,6 +31,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::sys::process;
+
 /// `PATH` when the environment has none (glibc's `execvp` default).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
@@ -84,7 +86,7 @@ pub(super) fn find_program(program: &OsStr, path: Option<OsString>) -> io::Resul
         let candidate = dir.join(program);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() => {
-                if executable(&candidate) {
+                if process::executable(&candidate) {
                     return Ok(candidate);
                 }
                 denied = true;
@@ -97,14 +99,6 @@ pub(super) fn find_program(program: &OsStr, path: Option<OsString>) -> io::Resul
     } else {
         libc::ENOENT
     }))
-}
-
-fn executable(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// What the child hands `execve`, built in the parent.
@@ -156,8 +150,7 @@ impl Image {
             path,
             _argv: argv,
             _envp: envp,
-            // SAFETY: plain syscall.
-            parent: unsafe { libc::getpid() },
+            parent: process::own_pid().as_raw_pid(),
         })
     }
 
