@@ -9,3 +9,6 @@
 
 pub(crate) mod host;
 pub(crate) mod process;
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) mod signal;

@@ -41,6 +41,7 @@ const DEFAULT_PATH: &str = "/bin:/usr/bin";
 /// (no `#!`, say) fails with `ENOEXEC`: "Exec format error"; an empty
 /// `argv` or program with `InvalidInput` (a declaration never has one, a
 /// custom check's `Command` may).
+#[allow(unsafe_code)] // the pre_exec child
 pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
     let program = match argv.first() {
         Some(program) if !program.is_empty() => program,
@@ -117,8 +118,10 @@ struct Image {
 // SAFETY: the raw pointers point into the `CString`s the image owns (heap
 // buffers that never move or change); the image is only read, once, in the
 // forked child.
+#[allow(unsafe_code)]
 unsafe impl Send for Image {}
 // SAFETY: as above.
+#[allow(unsafe_code)]
 unsafe impl Sync for Image {}
 
 impl Image {
@@ -156,6 +159,7 @@ impl Image {
 
     /// In the child: prepares the process and replaces it with the program.
     /// Returns only on failure (`std` then reports the errno to `spawn`).
+    #[allow(unsafe_code)] // async-signal-safe libc calls, after fork
     fn exec(&self) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         // SAFETY: close_range only changes descriptor flags of this
