@@ -257,9 +257,9 @@ pub mod decl;
 pub mod engine;
 pub mod event;
 mod file;
+pub mod runner;
 mod sys;
 mod text;
-pub mod runner;
 pub mod transport;
 mod vocab;
 

@@ -49,7 +49,7 @@ pub(crate) fn kill_group(pgid: Pid) -> io::Result<()> {
 pub(crate) fn reap_group(pgid: Pid) -> bool {
     loop {
         match process::waitpgid(pgid, WaitOptions::NOHANG) {
-            Ok(Some(_)) => {}        // reaped one; look for more
+            Ok(Some(_)) => {}         // reaped one; look for more
             Ok(None) => return false, // one is ours and not dead yet
             Err(Errno::INTR) => {}
             Err(_) => return true,

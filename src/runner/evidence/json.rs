@@ -40,7 +40,11 @@ fn duplicate_at_key_start(bytes: &[u8], e: &serde_json::Error) -> String {
     let mut at = (line_start + e.column()).saturating_sub(1);
     while at > 0 {
         at -= 1;
-        let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        let backslashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
         if bytes[at] == b'"' && backslashes % 2 == 0 {
             break;
         }

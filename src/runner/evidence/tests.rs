@@ -1343,7 +1343,10 @@ fn reader_rejects_what_json_does_not_allow() {
             "{\"a\":1,\n \"a\":2}",
             "line 2 column 2: duplicate key \"a\"",
         ),
-        ("{\"x\":{\"a\":1,\"a\":1}}", "line 1 column 13: duplicate key \"a\""),
+        (
+            "{\"x\":{\"a\":1,\"a\":1}}",
+            "line 1 column 13: duplicate key \"a\"",
+        ),
         ("01", "invalid number"),
         ("1.", "EOF while parsing a value"),
         ("1e", "EOF while parsing a value"),

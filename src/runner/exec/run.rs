@@ -333,7 +333,10 @@ impl ProcessGroup {
         // The leader is not reaped yet, so the group id is still ours (see
         // the type's docs).
         if let Err(e) = process::kill_group(self.pid) {
-            log::warn!("exec probe: kill process group {}: {e}", self.pid.as_raw_pid());
+            log::warn!(
+                "exec probe: kill process group {}: {e}",
+                self.pid.as_raw_pid()
+            );
         }
     }
 
