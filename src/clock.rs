@@ -106,19 +106,28 @@ impl std::error::Error for ParseTimestampError {}
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let us = self.unix_micros();
-        let secs = us.div_euclid(1_000_000);
-        let micros = us.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        write_date_time(f, us.div_euclid(1_000_000))?;
+        write!(f, ".{:06}Z", us.rem_euclid(1_000_000))
     }
+}
+
+/// Whole seconds since the Unix epoch, shown as RFC 3339 UTC without a
+/// fraction (`2026-12-05T00:00:00Z`): certificate dates in reasons.
+pub(crate) struct UtcSeconds(pub(crate) i64);
+
+impl fmt::Display for UtcSeconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date_time(f, self.0)?;
+        f.write_str("Z")
+    }
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DDThh:mm:ss`, UTC.
+fn write_date_time(f: &mut fmt::Formatter<'_>, secs: i64) -> fmt::Result {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
 }
 
 impl fmt::Debug for Timestamp {

@@ -7,7 +7,7 @@
 //! subject and stops: no extensions, no signature, no BER leniency (an
 //! indefinite length or a long-form tag is an error, as DER requires).
 
-use crate::clock::Timestamp;
+use crate::clock::UtcSeconds;
 
 /// What a check of remaining validity needs from one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +64,7 @@ pub(crate) fn leading_oid(bytes: &[u8]) -> Option<String> {
 
 /// `2026-12-05T00:00:00Z`: a certificate date as the failure reasons show it.
 pub(crate) fn format_utc(unix_secs: i64) -> String {
-    let micros = unix_secs.saturating_mul(1_000_000);
-    // Certificate times have whole seconds: drop the event format's fraction.
-    Timestamp::from_unix_micros(micros)
-        .to_string()
-        .replacen(".000000Z", "Z", 1)
+    UtcSeconds(unix_secs).to_string()
 }
 
 /// A cursor over a run of DER TLVs.
