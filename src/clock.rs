@@ -113,8 +113,10 @@ impl fmt::Display for Timestamp {
 
 /// Whole seconds since the Unix epoch, shown as RFC 3339 UTC without a
 /// fraction (`2026-12-05T00:00:00Z`): certificate dates in reasons.
+#[cfg(feature = "tls")]
 pub(crate) struct UtcSeconds(pub(crate) i64);
 
+#[cfg(feature = "tls")]
 impl fmt::Display for UtcSeconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_date_time(f, self.0)?;
