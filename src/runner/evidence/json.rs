@@ -32,7 +32,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
 fn duplicate_at_key_start(bytes: &[u8], e: &serde_json::Error) -> String {
     let line_start: usize = bytes
         .split_inclusive(|&b| b == b'\n')
-        .take(e.line() - 1)
+        .take(e.line().saturating_sub(1))
         .map(<[u8]>::len)
         .sum();
     // The closing quote of the key; the opening one is the last quote before
@@ -51,8 +51,11 @@ fn duplicate_at_key_start(bytes: &[u8], e: &serde_json::Error) -> String {
     }
     let (line, column) = crate::text::line_col(bytes, at);
     let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg);
-    format!("line {line} column {column}: {msg}")
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    format!(
+        "line {line} column {column}: {}",
+        msg.strip_suffix(&suffix).unwrap_or(&msg)
+    )
 }
 
 /// A `Value` whose objects have no repeated key, at any depth.
