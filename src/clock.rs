@@ -71,29 +71,65 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 (`Z` or a `±hh:mm` offset, 0 to 9 fraction digits).
-    pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::Timestamp;
+    /// let t = Timestamp::parse_rfc3339("2026-11-27T15:15:42+01:00").unwrap();
+    /// assert_eq!(t.to_string(), "2026-11-27T14:15:42.000000Z");
+    /// let err = Timestamp::parse_rfc3339("yesterday").unwrap_err();
+    /// assert_eq!(err.to_string(), "not an RFC 3339 timestamp: \"yesterday\"");
+    /// ```
+    pub fn parse_rfc3339(s: &str) -> Result<Self, ParseTimestampError> {
         parse_rfc3339(s)
             .map(Timestamp::from_unix_micros)
-            .ok_or_else(|| format!("not an RFC 3339 timestamp: {s:?}"))
+            .ok_or_else(|| ParseTimestampError { text: s.to_owned() })
     }
 }
+
+/// Text that is not an RFC 3339 timestamp (or names a day or time that does
+/// not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseTimestampError {
+    text: String,
+}
+
+impl fmt::Display for ParseTimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not an RFC 3339 timestamp: {:?}", self.text)
+    }
+}
+
+impl std::error::Error for ParseTimestampError {}
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let us = self.unix_micros();
-        let secs = us.div_euclid(1_000_000);
-        let micros = us.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        write_date_time(f, us.div_euclid(1_000_000))?;
+        write!(f, ".{:06}Z", us.rem_euclid(1_000_000))
     }
+}
+
+/// Whole seconds since the Unix epoch, shown as RFC 3339 UTC without a
+/// fraction (`2026-12-05T00:00:00Z`): certificate dates in reasons.
+#[cfg(feature = "tls")]
+pub(crate) struct UtcSeconds(pub(crate) i64);
+
+#[cfg(feature = "tls")]
+impl fmt::Display for UtcSeconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date_time(f, self.0)?;
+        f.write_str("Z")
+    }
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DDThh:mm:ss`, UTC.
+fn write_date_time(f: &mut fmt::Formatter<'_>, secs: i64) -> fmt::Result {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
 }
 
 impl fmt::Debug for Timestamp {
@@ -159,12 +195,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
-        return None;
-    }
-    if h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
+    let utc = unix_secs_utc(y, mo, d, h, mi, se)?;
     let mut i = 19;
     let mut micros = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -196,9 +227,21 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
+    Some((utc - offset_secs) * 1_000_000 + micros)
+}
+
+/// Seconds since the Unix epoch of a UTC date and time, `None` for one that
+/// does not exist (month 13, 30 February, 24:00). A leap second (`:60`)
+/// counts as the second before it.
+pub(crate) fn unix_secs_utc(y: i64, mo: i64, d: i64, h: i64, mi: i64, se: i64) -> Option<i64> {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
+        return None;
+    }
+    if !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&se) {
+        return None;
+    }
     let days = days_from_civil(y, mo as u32, d as u32);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se.min(59) - offset_secs;
-    Some(secs * 1_000_000 + micros)
+    Some(days * 86_400 + h * 3600 + mi * 60 + se.min(59))
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {

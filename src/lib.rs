@@ -246,6 +246,9 @@
 //!   invalid with a reason naming the feature.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Every OS call that needs `unsafe` is in `sys`; the one other place is the
+// `pre_exec` child of exec probes, which must stay async-signal-safe.
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod check;
@@ -257,6 +260,7 @@ pub mod event;
 mod file;
 pub mod runner;
 mod sys;
+mod text;
 pub mod transport;
 mod util;
 mod vocab;

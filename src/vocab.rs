@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text;
+
 /// How a probe's result is used by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,7 +178,7 @@ struct Unknown {
 
 impl Unknown {
     fn new(input: &str) -> Unknown {
-        let shown = &input[..boundary_at_most(input, SHOWN_INPUT_BYTES)];
+        let shown = text::head(input, SHOWN_INPUT_BYTES);
         Unknown {
             shown: shown.to_owned(),
             cut: shown.len() < input.len(),
@@ -257,11 +259,10 @@ impl RunnerOutcome {
     /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
     /// appended.
     pub(crate) fn fail_cut(body: String) -> Self {
-        let cut = boundary_at_most(&body, MAX_REASON_BYTES);
         RunnerOutcome {
             status: Status::Fail,
             detail: Some(Box::new(Detail {
-                reason: Some(marked(&body[..cut])),
+                reason: Some(marked(text::head(&body, MAX_REASON_BYTES))),
                 sub_results: None,
             })),
         }
@@ -316,7 +317,7 @@ impl RunnerOutcome {
 fn truncate_reason(mut reason: String) -> String {
     if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
         let limit = MAX_REASON_BYTES.min(reason.len() - 1);
-        return marked(&reason[..boundary_at_most(&reason, limit)]);
+        return marked(text::head(&reason, limit));
     }
     if reason.capacity() > MAX_REASON_BYTES + TRUNCATED.len() {
         reason.shrink_to_fit();
@@ -343,16 +344,6 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     } else {
         "(non-string panic payload)"
     }
-}
-
-/// The length of the longest prefix of `s` of at most `limit` bytes that
-/// ends on a character boundary.
-fn boundary_at_most(s: &str, limit: usize) -> usize {
-    let mut cut = s.len().min(limit);
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    cut
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! probes, and what the engine will read differently from what is written.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::Duration;
 
 use crate::decl::{Declaration, Declarations};
 use crate::runner::{PrepareError, Registry};
+use crate::text::OneLine;
 use crate::vocab::Mode;
 
 /// How bad a finding is.
@@ -55,22 +56,6 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Text with its control characters (newlines included) escaped.
-struct OneLine<'a>(&'a str);
-
-impl fmt::Display for OneLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_debug())?;
-            } else {
-                f.write_char(c)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A name as `check` prints it: as is when it is plain (non-empty, no
 /// whitespace, control character, quote, backslash or `:`), else quoted
 /// with escapes, so one finding is always one line that cannot be mistaken
@@ -91,7 +76,7 @@ pub fn escape(name: &str) -> Cow<'_, str> {
     if plain {
         Cow::Borrowed(name)
     } else {
-        Cow::Owned(format!("\"{}\"", name.escape_debug()))
+        Cow::Owned(crate::text::quoted(name))
     }
 }
 

@@ -695,7 +695,7 @@ fn too_large(len: u64) -> Rejection {
     ))
 }
 
-fn syntax(e: &serde_json::Error) -> Rejection {
+pub(crate) fn syntax(e: &serde_json::Error) -> Rejection {
     let msg = e.to_string();
     // serde_json appends " at line L column C"; we put the position first.
     let suffix = format!(" at line {} column {}", e.line(), e.column());
@@ -734,15 +734,9 @@ fn check_encoding(bytes: &[u8]) -> Result<(), Rejection> {
 
 /// Where the first byte that is not UTF-8 is (line and column counted in
 /// bytes, as serde_json counts them), with the rejection that names it.
-fn utf8_error(bytes: &[u8]) -> Option<(usize, usize, Rejection)> {
+pub(crate) fn utf8_error(bytes: &[u8]) -> Option<(usize, usize, Rejection)> {
     let at = std::str::from_utf8(bytes).err()?.valid_up_to();
-    let before = &bytes[..at];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = at - line_start + 1;
+    let (line, column) = crate::text::line_col(bytes, at);
     let rejection = Rejection::new(format!(
         "line {line} column {column}: file is not valid UTF-8 (byte 0x{:02X} at offset {at})",
         bytes[at]

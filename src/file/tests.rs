@@ -1,8 +1,6 @@
 //! Named files: what is refused without blocking, and what is read.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -30,10 +28,8 @@ impl Drop for TempDir {
 
 /// Makes a FIFO at `path` (no writer ever opens it).
 pub(crate) fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0, "mkfifo: {}", io::Error::last_os_error());
+    let mode = rustix::fs::Mode::from_raw_mode(0o600);
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, mode).expect("mkfifo");
 }
 
 fn refusal(path: &Path, max: u64) -> String {

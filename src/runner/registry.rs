@@ -59,14 +59,9 @@ impl HostFacts {
     /// The host name evidence must carry: the one set, or the OS's.
     #[cfg(feature = "evidence")]
     pub(crate) fn hostname(&self) -> &str {
-        self.hostname.as_deref().unwrap_or_else(|| {
-            self.os_hostname.get_or_init(|| {
-                rustix::system::uname()
-                    .nodename()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-        })
+        self.hostname
+            .as_deref()
+            .unwrap_or_else(|| self.os_hostname.get_or_init(crate::sys::host::hostname))
     }
 }
 

@@ -7,9 +7,13 @@
 //! the call, it is used (typed, no `unsafe` of ours); what it lacks is a
 //! short `unsafe` block here with its `// SAFETY:` line.
 
+pub(crate) mod host;
 #[allow(unsafe_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod thread;
 #[cfg(target_os = "linux")]

@@ -4,6 +4,8 @@
 //! Events go to stdout as JSON Lines (written whenever the engine has no
 //! more waiting, so a burst costs a few writes), logs to stderr (`RUST_LOG`).
 
+#![deny(unsafe_code)]
+
 mod args;
 mod clock;
 mod metrics;
@@ -13,8 +15,9 @@ mod run;
 mod service;
 mod signals;
 mod stdin;
+#[allow(unsafe_code)]
+mod sys;
 mod textfile;
-mod tty;
 mod view;
 mod wait;
 mod watch;

@@ -29,7 +29,6 @@ use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
 use crate::stdin;
 use crate::textfile;
-use crate::tty;
 use crate::view::one_line;
 use crate::watch::Style;
 
@@ -70,7 +69,7 @@ pub(crate) fn require_file(opts: &Opts) -> Result<(), ExitCode> {
 /// How `wait` and `once` print: `--format`, else text on a terminal and
 /// JSON Lines otherwise; text is redrawn in place only on a terminal.
 pub(crate) fn style(format: Option<Format>) -> Style {
-    let terminal = tty::stdout_is_terminal();
+    let terminal = crate::sys::stdout_is_terminal();
     match format {
         Some(Format::Json) => Style::Json,
         None if !terminal => Style::Json,
@@ -142,7 +141,7 @@ pub(crate) fn start(
     let set = signals::block().map_err(|e| fail(&format!("cannot block signals: {e}")))?;
     let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
     signals::forward(set, sig_tx).map_err(|e| fail(&format!("cannot start signal thread: {e}")))?;
-    match service::raise_nofile_limit() {
+    match crate::sys::raise_nofile_limit() {
         Ok(n) => log::debug!("open files limit {n}"),
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }

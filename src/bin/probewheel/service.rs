@@ -86,25 +86,6 @@ fn watchdog_pace(usec: u64) -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2).max(WATCHDOG_FLOOR))
 }
 
-/// Raises the soft limit on open descriptors to the hard limit: every
-/// probe in flight holds a socket or a pipe. Returns the new soft limit.
-pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur as u64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ use std::thread;
 
 use crossbeam_channel::Sender;
 
+use crate::sys::{self, SignalSet};
+
 /// What the binary does with a signal it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
@@ -51,41 +53,22 @@ fn classify(sig: libc::c_int) -> Signal {
 
 /// Blocks the signals above for the calling thread and its future threads,
 /// and ignores SIGPIPE. Call before spawning any thread.
-pub(crate) fn block() -> io::Result<libc::sigset_t> {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it,
-    // pthread_sigmask only changes this thread's mask, and setting SIGPIPE
-    // to SIG_IGN installs no handler code.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in STOP.iter().chain(IGNORED) {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if libc::signal(libc::SIGPIPE, libc::SIG_IGN) == libc::SIG_ERR {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(set)
-    }
+pub(crate) fn block() -> io::Result<SignalSet> {
+    let acted_on = [libc::SIGHUP, libc::SIGUSR1];
+    sys::block(STOP.iter().chain(IGNORED).chain(&acted_on).copied())
 }
 
 /// Sends each signal of `set` taken by `sigwait` on `tx`.
-pub(crate) fn forward(set: libc::sigset_t, tx: Sender<Signal>) -> io::Result<()> {
+pub(crate) fn forward(set: SignalSet, tx: Sender<Signal>) -> io::Result<()> {
     thread::Builder::new()
         .name("probewheel-signals".into())
         .stack_size(64 * 1024)
         .spawn(move || {
             loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is an initialised sigset_t, `sig` is valid.
-                let rc = unsafe { libc::sigwait(&set, &mut sig) };
-                if rc == 0 && tx.send(classify(sig)).is_err() {
-                    return;
+                if let Ok(sig) = set.wait() {
+                    if tx.send(classify(sig)).is_err() {
+                        return;
+                    }
                 }
             }
         })?;

@@ -121,21 +121,7 @@ pub(crate) fn replace(path: &Path, text: &str) -> io::Result<()> {
 /// 96 bits from the kernel's generator, in hex.
 fn random_hex() -> io::Result<String> {
     let mut buf = [0u8; 12];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: getrandom writes at most `rest.len()` bytes into `rest`,
-        // which we own.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += n as usize;
-    }
+    crate::sys::random_bytes(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 

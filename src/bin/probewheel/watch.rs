@@ -28,7 +28,6 @@ use crossbeam_channel::{Receiver, Sender, after, never, select};
 use probewheel::Event;
 
 use crate::output;
-use crate::tty;
 use crate::view::View;
 
 /// How a command's output thread shows events.
@@ -217,7 +216,7 @@ impl<R: Rule> Watch<R> {
 
     /// Redraws the live table over the previous one.
     fn draw(&mut self, out: &mut impl Write) -> io::Result<()> {
-        let (width, height) = tty::stdout_size().unwrap_or(DEFAULT_SIZE);
+        let (width, height) = crate::sys::stdout_size().unwrap_or(DEFAULT_SIZE);
         let header = self.rule.header(&self.view, crate::clock::wall_now_us());
         // One line fewer than the screen: the cursor waits on the next one,
         // and moving up never has to cross the top of the screen.

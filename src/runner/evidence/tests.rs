@@ -1334,51 +1334,52 @@ fn reader_rounds_numbers_correctly() {
 #[test]
 fn reader_rejects_what_json_does_not_allow() {
     for (text, want) in [
-        ("", "line 1 column 1: unexpected end of input"),
-        ("{\"a\":1,}", "line 1 column 8: expected a string key"),
-        ("[1,]", "line 1 column 4: expected a value"),
+        ("", "line 1 column 0: EOF while parsing a value"),
+        ("{\"a\":1,}", "line 1 column 8: trailing comma"),
+        ("[1,]", "line 1 column 4: trailing comma"),
         (
             "{\"a\":1,\n \"a\":2}",
             "line 2 column 2: duplicate key \"a\"",
         ),
-        ("{\"x\":{\"a\":1,\"a\":1}}", "duplicate key \"a\""),
-        ("01", "trailing characters"),
-        ("1.", "expected a digit after `.`"),
-        ("1e", "expected a digit in the exponent"),
-        ("-", "expected a digit"),
-        ("+1", "expected a value"),
-        ("NaN", "expected a value"),
-        ("1e400", "number out of range of a double"),
-        ("\"\\ud800\"", "lone UTF-16 surrogate"),
-        ("\"\\udc00\"", "lone UTF-16 surrogate"),
-        ("\"\\ud800\\u0041\"", "lone UTF-16 surrogate"),
-        ("\"a\tb\"", "control character in string"),
+        (
+            "{\"x\":{\"a\":1,\"a\":1}}",
+            "line 1 column 13: duplicate key \"a\"",
+        ),
+        ("01", "invalid number"),
+        ("1.", "EOF while parsing a value"),
+        ("1e", "EOF while parsing a value"),
+        ("-", "EOF while parsing a value"),
+        ("+1", "expected value"),
+        ("NaN", "expected value"),
+        ("1e400", "number out of range"),
+        ("\"\\ud800\"", "unexpected end of hex escape"),
+        ("\"\\udc00\"", "lone leading surrogate"),
+        ("\"\\ud800\\u0041\"", "lone leading surrogate"),
+        ("\"a\tb\"", "control character"),
         ("\"\\x\"", "invalid escape"),
-        ("\"\\u12\"", "expected 4 hex digits"),
-        ("\"abc", "unterminated string"),
-        ("tru", "expected a value"),
+        ("\"\\u12\"", "EOF while parsing a string"),
+        ("\"abc", "EOF while parsing a string"),
+        ("tru", "EOF while parsing a value"),
         ("{} {}", "trailing characters"),
-        ("\u{feff}{}", "expected a value"),
+        ("\u{feff}{}", "expected value"),
         ("[1 2]", "expected `,` or `]`"),
         ("{\"a\" 1}", "expected `:`"),
     ] {
         let err = json::parse(text.as_bytes()).unwrap_err().to_string();
         assert!(err.contains(want), "{text:?}: {err}");
     }
-    assert!(
-        json::parse(b"\"\xff\"")
-            .unwrap_err()
-            .to_string()
-            .contains("invalid UTF-8")
+    assert_eq!(
+        json::parse(b"[\n \"\xff\"]").unwrap_err(),
+        "line 2 column 3: file is not valid UTF-8 (byte 0xFF at offset 4)"
     );
-    let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+    // serde_json's recursion limit: 127 levels read, 128 do not.
+    let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
     assert!(
         json::parse(deep.as_bytes())
             .unwrap_err()
-            .to_string()
-            .contains("nested deeper")
+            .contains("recursion limit exceeded")
     );
-    let ok = format!("{}{}", "[".repeat(128), "]".repeat(128));
+    let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
     assert!(json::parse(ok.as_bytes()).is_ok());
     assert_eq!(
         json::parse(br#" {"s": "\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"} "#).unwrap(),

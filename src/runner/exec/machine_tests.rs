@@ -338,21 +338,12 @@ fn find_program_errno(prog: &OsStr, path: Option<std::ffi::OsString>) -> Result<
 #[test]
 fn the_child_starts_with_an_empty_signal_mask() {
     let _s = serial();
-    // SAFETY: plain data, initialised by sigemptyset; changes this test
-    // thread's mask only, restored below.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-    }
+    let blocked = crate::sys::signal::Blocked::sigterm();
     let out = Harness::new().run(
         &probe(json!({"command": sh("grep SigBlk /proc/self/status >&2; exit 1"), "expectExitCode": 0})),
         Duration::from_secs(10),
     );
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(blocked);
     assert_eq!(out.status(), Status::Fail);
     assert_eq!(
         reason(&out),

@@ -205,11 +205,7 @@ fn with_stderr(mut head: String, tail: &Tail) -> (String, bool) {
     const ELLIPSIS: &str = "...";
     let budget = MAX_REASON_BYTES.saturating_sub(head.len() + SEP.len() + ELLIPSIS.len());
     if text.len() > budget {
-        let mut start = text.len() - budget;
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
-        text = &text[start..];
+        text = crate::text::tail(text, budget);
         cut = true;
     }
     head.push_str(SEP);

@@ -19,7 +19,7 @@
 //! for at most [`ORPHAN_REAP_LIMIT`] after the kill.
 
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::{Child, ChildStderr, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use mio::unix::SourceFd;
 use super::{CANCELLED, CommandEnd, CommandOutput, Tail, spawn};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Run, Step};
+use crate::sys::process::{self, Pid};
 
 /// How long the reaping waits, after the kill, for members of the group
 /// that were re-parented to this process (G2: within 100 ms of a reset).
@@ -179,7 +180,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
             }
             log::warn!(
                 "exec probe: group {} not reaped within {ORPHAN_REAP_LIMIT:?}",
-                live.group.pid
+                live.group.pid.as_raw_pid()
             );
         }
         // The group is dead: what it wrote is in the pipe, and reading it
@@ -292,7 +293,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
 /// yet stays a zombie. Drive a cancelled run to `Step::Done` instead.
 struct ProcessGroup {
     child: Child,
-    pid: libc::pid_t,
+    pid: Pid,
     /// Readable once the leader exits; `None` where the kernel has none.
     pidfd: Option<OwnedFd>,
     killed: bool,
@@ -301,11 +302,11 @@ struct ProcessGroup {
 
 impl ProcessGroup {
     fn new(child: Child) -> Self {
-        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        let pid = Pid::from_child(&child);
         ProcessGroup {
             child,
             pid,
-            pidfd: pidfd_open(pid),
+            pidfd: process::pidfd_open(pid),
             killed: false,
             reaped: false,
         }
@@ -316,27 +317,7 @@ impl ProcessGroup {
     /// are reaped by the kernel) also counts as exited, so the run does not
     /// wait for its timeout; the reap then reports the error.
     fn leader_exited(&self) -> bool {
-        // SAFETY: siginfo_t is plain old data; all-zero is valid and is
-        // what waitid leaves when no child has changed state.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: `info` is valid for writes; the pid is our child's.
-            let rc = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    self.pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                )
-            };
-            if rc == 0 {
-                // SAFETY: waitid filled `info` for a child (or left it zero).
-                return unsafe { info.si_pid() } != 0;
-            }
-            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return true;
-            }
-        }
+        process::exited_unreaped(self.pid)
     }
 
     /// Sends `SIGKILL` to the whole group.
@@ -345,14 +326,13 @@ impl ProcessGroup {
             return;
         }
         self.killed = true;
-        // SAFETY: plain syscall. The leader is not reaped yet, so the group
-        // id is still ours (see the type's docs).
-        let rc = unsafe { libc::kill(-self.pid, libc::SIGKILL) };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                log::warn!("exec probe: kill process group {}: {e}", self.pid);
-            }
+        // The leader is not reaped yet, so the group id is still ours (see
+        // the type's docs).
+        if let Err(e) = process::kill_group(self.pid) {
+            log::warn!(
+                "exec probe: kill process group {}: {e}",
+                self.pid.as_raw_pid()
+            );
         }
     }
 
@@ -379,17 +359,7 @@ impl ProcessGroup {
     /// this group's members are waited for, never the embedding program's
     /// other children. True when none of ours is left.
     fn reap_orphans(&self) -> bool {
-        loop {
-            let mut status = 0;
-            // SAFETY: plain syscall on our own process group id.
-            let rc = unsafe { libc::waitpid(-self.pid, &mut status, libc::WNOHANG) };
-            match rc {
-                r if r > 0 => continue, // reaped one; look for more
-                0 => return false,      // one is ours and not dead yet
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-                _ => return true, // ECHILD: none of the group is our child
-            }
-        }
+        process::reap_group(self.pid)
     }
 }
 
@@ -400,7 +370,7 @@ impl Drop for ProcessGroup {
             if self.try_reap().is_none() {
                 log::warn!(
                     "exec probe: run dropped before its leader {} was reaped",
-                    self.pid
+                    self.pid.as_raw_pid()
                 );
             }
         }
@@ -417,7 +387,7 @@ struct StderrPipe {
 
 impl StderrPipe {
     fn new(pipe: ChildStderr) -> Self {
-        let open = set_nonblocking(pipe.as_raw_fd()).is_ok();
+        let open = process::set_nonblocking(&pipe).is_ok();
         StderrPipe {
             pipe,
             open,
@@ -451,36 +421,4 @@ impl StderrPipe {
         }
         false
     }
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd we own, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A pidfd of `pid` (readable once it exits). The pid cannot be reused
-/// before we reap it, so it is the leader's. `None` where the kernel has
-/// none; the run then looks in timer steps.
-#[cfg(target_os = "linux")]
-fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; the returned fd is close-on-exec.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh fd that nobody else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
-    None
 }

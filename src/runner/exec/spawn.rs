@@ -31,6 +31,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::sys::process;
+
 /// `PATH` when the environment has none (glibc's `execvp` default).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
@@ -39,6 +41,7 @@ const DEFAULT_PATH: &str = "/bin:/usr/bin";
 /// (no `#!`, say) fails with `ENOEXEC`: "Exec format error"; an empty
 /// `argv` or program with `InvalidInput` (a declaration never has one, a
 /// custom check's `Command` may).
+#[allow(unsafe_code)] // the pre_exec child
 pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
     let program = match argv.first() {
         Some(program) if !program.is_empty() => program,
@@ -84,7 +87,7 @@ pub(super) fn find_program(program: &OsStr, path: Option<OsString>) -> io::Resul
         let candidate = dir.join(program);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() => {
-                if executable(&candidate) {
+                if process::executable(&candidate) {
                     return Ok(candidate);
                 }
                 denied = true;
@@ -97,14 +100,6 @@ pub(super) fn find_program(program: &OsStr, path: Option<OsString>) -> io::Resul
     } else {
         libc::ENOENT
     }))
-}
-
-fn executable(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
 /// What the child hands `execve`, built in the parent.
@@ -123,8 +118,10 @@ struct Image {
 // SAFETY: the raw pointers point into the `CString`s the image owns (heap
 // buffers that never move or change); the image is only read, once, in the
 // forked child.
+#[allow(unsafe_code)]
 unsafe impl Send for Image {}
 // SAFETY: as above.
+#[allow(unsafe_code)]
 unsafe impl Sync for Image {}
 
 impl Image {
@@ -156,13 +153,13 @@ impl Image {
             path,
             _argv: argv,
             _envp: envp,
-            // SAFETY: plain syscall.
-            parent: unsafe { libc::getpid() },
+            parent: process::own_pid().as_raw_pid(),
         })
     }
 
     /// In the child: prepares the process and replaces it with the program.
     /// Returns only on failure (`std` then reports the errno to `spawn`).
+    #[allow(unsafe_code)] // async-signal-safe libc calls, after fork
     fn exec(&self) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         // SAFETY: close_range only changes descriptor flags of this

@@ -450,17 +450,10 @@ fn quote(needle: &[u8]) -> String {
     const SHOWN: usize = 64;
     let s = String::from_utf8_lossy(needle);
     if s.len() <= SHOWN {
-        return format!("\"{}\"", s.escape_debug());
+        return crate::text::quoted(&s);
     }
-    let mut cut = SHOWN;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(
-        "\"{}...\" ({} bytes)",
-        s[..cut].escape_debug(),
-        needle.len()
-    )
+    let shown = crate::text::head(&s, SHOWN).escape_debug();
+    format!("\"{shown}...\" ({} bytes)", needle.len())
 }
 
 /// The step a probe was in, for timeout reasons.

@@ -176,11 +176,10 @@ pub(crate) struct HangingListener {
 
 /// See [`HangingListener`].
 pub(crate) fn hanging_listener() -> HangingListener {
-    use std::os::fd::AsRawFd;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    // SAFETY: a valid listening socket; listening again only changes the
-    // backlog (to the smallest the kernel allows).
-    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    // Listening again only changes the backlog (to the smallest the kernel
+    // allows).
+    rustix::net::listen(&listener, 0).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..64 {

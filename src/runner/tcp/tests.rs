@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{RunnerOutcome, Status};
 use crate::clock;
 use crate::runner::machine::Machine;
 use crate::runner::machine::testing::{self, hanging_listener};
+use crate::{RunnerOutcome, Status};
 
 fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});

@@ -7,7 +7,7 @@
 //! subject and stops: no extensions, no signature, no BER leniency (an
 //! indefinite length or a long-form tag is an error, as DER requires).
 
-use crate::clock::Timestamp;
+use crate::clock::UtcSeconds;
 
 /// What a check of remaining validity needs from one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +64,7 @@ pub(crate) fn leading_oid(bytes: &[u8]) -> Option<String> {
 
 /// `2026-12-05T00:00:00Z`: a certificate date as the failure reasons show it.
 pub(crate) fn format_utc(unix_secs: i64) -> String {
-    let micros = unix_secs.saturating_mul(1_000_000);
-    // Certificate times have whole seconds: drop the event format's fraction.
-    Timestamp::from_unix_micros(micros)
-        .to_string()
-        .replacen(".000000Z", "Z", 1)
+    UtcSeconds(unix_secs).to_string()
 }
 
 /// A cursor over a run of DER TLVs.
@@ -142,35 +138,28 @@ fn time(r: &mut Reader<'_>, what: &str) -> Result<i64, String> {
     // ASCII, so every byte index below is a char boundary.
     let text = std::str::from_utf8(bytes).map_err(|_| format!("{what}: not ASCII"))?;
     // DER fixes both forms: seconds present, no fraction, `Z`.
-    let full = match (tag, text.len()) {
-        (UTC_TIME, 13) => {
-            // RFC 5280 4.1.2.5.1: YY >= 50 is 19YY, else 20YY.
-            let yy: u32 = text[..2]
-                .parse()
-                .map_err(|_| format!("{what}: bad year in {text:?}"))?;
-            let century = if yy >= 50 { "19" } else { "20" };
-            format!("{century}{text}")
-        }
-        (GENERALIZED_TIME, 15) => text.to_owned(),
+    let digits = match (tag, text.len()) {
+        (UTC_TIME, 13) | (GENERALIZED_TIME, 15) => &text[..text.len() - 1],
         (UTC_TIME | GENERALIZED_TIME, _) => {
             return Err(format!("{what}: not a DER time: {text:?}"));
         }
         (other, _) => return Err(format!("{what}: expected a time, found tag {other:#04x}")),
     };
-    if !full.ends_with('Z') || !full[..14].bytes().all(|b| b.is_ascii_digit()) {
+    if !text.ends_with('Z') || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{what}: not a DER time: {text:?}"));
     }
-    let rfc3339 = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &full[0..4],
-        &full[4..6],
-        &full[6..8],
-        &full[8..10],
-        &full[10..12],
-        &full[12..14]
-    );
-    let t = Timestamp::parse_rfc3339(&rfc3339).map_err(|e| format!("{what}: {e}"))?;
-    Ok(t.unix_micros().div_euclid(1_000_000))
+    // All ASCII digits: every pair (and the year) parses.
+    let field = |at: usize, len: usize| digits[at..at + len].parse::<i64>().unwrap_or(-1);
+    let (year, rest) = if tag == UTC_TIME {
+        // RFC 5280 4.1.2.5.1: YY >= 50 is 19YY, else 20YY.
+        let yy = field(0, 2);
+        (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
+    } else {
+        (field(0, 4), 4)
+    };
+    let pair = |i: usize| field(rest + 2 * i, 2);
+    crate::clock::unix_secs_utc(year, pair(0), pair(1), pair(2), pair(3), pair(4))
+        .ok_or_else(|| format!("{what}: no such date or time: {text:?}"))
 }
 
 /// A Name (RDNSequence) in RFC 4514 order: last RDN first.
