@@ -162,7 +162,10 @@ impl Dial {
 
 /// `timed out after N s`, as an error.
 pub(crate) fn timed_out(after: Duration) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, format!("timed out after {} s", after.as_secs()))
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("timed out after {} s", after.as_secs()),
+    )
 }
 
 /// Failed connect attempts, in order. `Display`: `connect A: <error>;
