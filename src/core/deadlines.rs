@@ -1,13 +1,9 @@
 //! Deadlines of the runs in flight (`timeoutSecs`), for the scheduler.
 //!
-//! A min-heap of (deadline, probe, tick). A run that returns before its
-//! deadline leaves its entry behind, since taking an entry out of the
-//! middle of a heap (or of the wheel) costs more than skipping it later.
-//! The caller says which entries still stand for a run in flight (`live`):
-//! spent entries are dropped from the top before the next deadline is
-//! read, so a run that returned in time never wakes the engine, and swept
-//! out once they outnumber the live ones, so the heap follows the runs in
-//! flight, not the run rate times the timeout.
+//! A min-heap of (deadline, probe, tick). A run that returns in time leaves
+//! its entry behind (cheaper than taking it out); `live` tells spent
+//! entries, which are dropped from the top before the next deadline is
+//! read and swept out once they outnumber the live ones.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,20 +1,8 @@
 //! The outgoing side of the core: sequence numbers, and the rules for a
-//! consumer that is behind (G9).
-//!
-//! Events go to a [`Sink`] that never blocks (the engine's sink is
-//! `try_send` on a bounded channel). While the sink is full, events wait
-//! here in FIFO order, and `seq` is assigned only when an event is actually
-//! accepted, so the consumer sees `seq` without gaps. A waiting result is
-//! replaced by the probe's next result (`coalesced` counts the folded ones,
-//! `skippedTicks` adds up); lifecycle events are never folded away, except
-//! that a probe keeps at most one unsent `probeFailureFirst` (the newer
-//! edge's time wins, matching the `failingSince` of the result after it).
-//! The generation's rollout verdict is folded the same way: one waits at
-//! most, the newest, behind what was queued before it. So the queue holds
-//! at most three entries per probe plus the topology and one verdict.
-//!
-//! With room in the sink an event goes straight through: nothing is queued
-//! or allocated.
+//! consumer that is behind (G9, in the crate docs). Events wait here in
+//! FIFO order only while the [`Sink`] is full, and `seq` is assigned when
+//! the sink accepts, so it has no gaps. The queue holds at most three
+//! entries per probe plus the topology and one verdict.
 
 use std::collections::VecDeque;
 

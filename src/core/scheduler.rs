@@ -41,10 +41,8 @@ pub(crate) struct Config {
     /// Spread the first ticks of a reset evenly over each probe's interval
     /// instead of running every probe at reset time.
     pub(crate) stagger: bool,
-    /// Hand runs to the pool up to this long before they are due; the
-    /// worker waits for the slot (`Dispatch::due`) itself. This takes the
-    /// engine's wake-up and the hand-off to a worker out of the lateness,
-    /// and lets one wake-up serve every run due within the window.
+    /// Hand runs to the pool up to this long before they are due (the
+    /// worker waits for `Dispatch::due`): one wake-up serves the window.
     pub(crate) lead: Duration,
     /// Verdict: how long every enforce probe must stay passing before the
     /// verdict is healthy.
@@ -55,9 +53,8 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// After handing over everything due within `lead`, the engine sleeps
-    /// at least this long: four fifths of the lead, so every run is still
-    /// handed over at least a fifth of the lead before it is due.
+    /// The least sleep after a hand-over: four fifths of the lead, so every
+    /// run is still handed over a fifth of the lead early.
     fn batch(&self) -> Duration {
         self.lead * 4 / 5
     }
@@ -84,9 +81,8 @@ struct Timer {
     generation: u32,
 }
 
-/// What the core needs to know of one declared probe. The engine builds
-/// these from the declarations at each reset; the core never reads the
-/// file's form.
+/// What the core needs to know of one declared probe, built by the engine
+/// at each reset.
 #[derive(Debug, Clone)]
 pub(crate) struct ProbeSpec {
     pub(crate) name: Arc<str>,
@@ -95,10 +91,8 @@ pub(crate) struct ProbeSpec {
     /// `intervalSeconds` as declared; the core floors it (G5).
     pub(crate) interval: Duration,
     pub(crate) run_once: bool,
-    /// The engine's bound on each run (`timeoutSecs`, as
-    /// `verdict.timeout`): a run that has not returned this long after its
-    /// slot is recorded as failed, `timed out after N s`. `None` for kinds
-    /// that bound their own runs (the built-in state machines).
+    /// The engine's bound on each run (`timeoutSecs`): cut off after it,
+    /// `timed out after N s`. `None` for kinds that bound their own runs.
     pub(crate) cut_off_after: Option<Duration>,
     /// Verdict rules: thresholds, startup grace, and the run's timeout
     /// (staleness is counted from it).
@@ -127,20 +121,16 @@ impl Default for VerdictSpec {
     }
 }
 
-/// One run, from the core's dispatch to its result: the one record the
-/// pool and the workers carry, handed back unchanged inside [`Finished`].
-///
-/// `probe` indexes the generation's probes in declaration order, in the
-/// core as in the engine's task table (the engine builds both from one
-/// pass over the same specs and asserts that they agree).
+/// One run, from the core's dispatch to its result, handed back unchanged
+/// inside [`Finished`]. `probe` indexes the generation's probes in
+/// declaration order, here as in the engine's task table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dispatch {
     pub(crate) probe: u32,
     pub(crate) generation: u64,
     pub(crate) tick: u64,
     /// When the slot was due: lateness is measured from here, and the run
-    /// never starts before it (G5); the core hands runs over up to
-    /// `Config::lead` early and the worker waits.
+    /// never starts before it (G5).
     pub(crate) due: Instant,
     /// The probe's `ProbeSpec::cut_off_after`: the run is cut off at
     /// [`Dispatch::deadline`].
@@ -184,10 +174,9 @@ pub(crate) struct Finished {
     pub(crate) started: Instant,
     pub(crate) finished: Instant,
     pub(crate) outcome: RunnerOutcome,
-    /// Made by the core at the run's deadline while its check had not
-    /// returned (`Scheduler::handle_timeout`): the outcome is `timed out
-    /// after N s`, `started` is the slot (the core does not see the real
-    /// start), and the probe stays in flight until the check returns (G6).
+    /// Made by the core at the run's deadline (`timed out after N s`,
+    /// `started` is the slot); the probe stays in flight until the check
+    /// returns (G6).
     pub(crate) cut_off: bool,
 }
 
@@ -255,9 +244,8 @@ pub(crate) struct Scheduler<S> {
     /// Wheel tick 0; a tick is one microsecond.
     epoch: Instant,
     wheel: Wheel<Timer>,
-    /// Deadlines of the runs in flight. Not in the wheel: the wheel
-    /// cannot drop the entry of a run that returned in time, which would
-    /// then wake the engine for nothing.
+    /// Deadlines of the runs in flight; not in the wheel, which cannot
+    /// drop the entry of a run that returned in time.
     deadlines: Deadlines,
     generation: u64,
     rollout: Arc<str>,
@@ -309,10 +297,9 @@ impl<S: Sink> Scheduler<S> {
         }
     }
 
-    /// Offers a fresh (monotonic, wall) reading; the driver does it on
-    /// every wake-up. Wall times are derived from one anchor so that
-    /// `scheduledAt` of slot k is exactly `start + k * interval`; the anchor
-    /// moves only when the wall clock stepped by more than [`WALL_STEP`].
+    /// Offers a fresh (monotonic, wall) reading. One anchor keeps
+    /// `scheduledAt` of slot k exactly `start + k * interval`; it moves only
+    /// on a wall step over [`WALL_STEP`].
     pub(crate) fn anchor_wall(&mut self, now: Instant, wall: SystemTime) {
         let predicted = self.wall(now).system_time();
         let off = match wall.duration_since(predicted) {
@@ -370,16 +357,12 @@ impl<S: Sink> Scheduler<S> {
         self.wheel.len()
     }
 
-    /// Starts generation g+1 from `probes` (or the file's rejection, with
-    /// its reason): old timers and waiting events are dropped, results
-    /// still in flight will be discarded, the topology (or rejection) is
-    /// the generation's first event (G1), and every active probe's tick 0
-    /// falls due at `now` (or at its stagger offset). Returns the new
-    /// generation.
-    ///
-    /// `unread` is why the file could not be read when `probes` are the
-    /// previous generation's, kept: they run, but cannot make this rollout
-    /// healthy (its verdict is unhealthy, naming why).
+    /// Starts generation g+1 from `probes` (or the file's rejection): old
+    /// timers, waiting events and results in flight are dropped, the
+    /// topology is the first event (G1), and tick 0 falls due at `now` (or
+    /// its stagger offset). Returns the new generation. `unread`: why the
+    /// file could not be read, when `probes` are the previous ones (the
+    /// verdict is then unhealthy, naming why).
     pub(crate) fn reset(
         &mut self,
         now: Instant,
@@ -433,13 +416,9 @@ impl<S: Sink> Scheduler<S> {
         self.generation
     }
 
-    /// Cuts off the runs whose deadline has come by `now` (their results
-    /// count like any other), fires the verdict's alarms due by `now`
-    /// (grace ends, staleness, the soak, the deadline) and emits the
-    /// verdict if it or its lists changed since the last call. The driver
-    /// calls it once per turn, after taking the finished runs, so that a
-    /// burst of results makes one verdict event, and a run that returned in
-    /// time is not cut off.
+    /// Cuts off runs past their deadline, fires the verdict's alarms due by
+    /// `now` and emits the verdict if it changed. Once per turn, after the
+    /// finished runs: a burst of results makes one verdict event.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.cut_off_due(now);
         self.judge.handle_timeout(now);
@@ -448,8 +427,6 @@ impl<S: Sink> Scheduler<S> {
 
     /// The generation's latest verdict, once after each change: what the
     /// driver posts for [`Engine::verdict`](crate::Engine::verdict).
-    ///
-    /// Shared, not copied: the board keeps this one copy beside the event's.
     pub(crate) fn take_verdict(&mut self) -> Option<Arc<RolloutVerdict>> {
         if std::mem::replace(&mut self.verdict_taken, true) {
             return None;
@@ -487,9 +464,7 @@ impl<S: Sink> Scheduler<S> {
                 name: Arc::clone(&p.name),
                 kind: Arc::clone(&p.kind),
                 mode: p.mode,
-                // G5: the floor is on the period, so slots are at least the
-                // floor apart and lateness never carries over to the next
-                // slot.
+                // G5: the floor is on the period, so lateness never carries over.
                 interval: p.interval.max(self.config.min_interval),
                 run_once: p.run_once,
                 start: now + p.initial_delay,
@@ -606,17 +581,15 @@ impl<S: Sink> Scheduler<S> {
         None
     }
 
-    /// When `poll_dispatch` next has something (exact, `lead` ahead of the
-    /// deadline), or `None` when no
-    /// probe is scheduled (G12: the driver then sleeps until a command).
+    /// When `poll_dispatch` next has something (`lead` ahead), or `None`
+    /// when no probe is scheduled (G12).
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         let lead = self.config.lead;
         let batch_until = self.last_poll + self.config.batch();
         let dispatch = self.wheel.next_deadline().map(|t| {
             let at = self.epoch + Duration::from_micros(t);
             let ahead = at.checked_sub(lead).unwrap_or(at).max(self.epoch);
-            // Not again before the batch window is over: what falls due in
-            // it is handed over then, still ahead of its time.
+            // Not again before the batch window is over.
             ahead.max(batch_until.min(at))
         });
         // Verdict alarms and run deadlines are due at their instant, not
@@ -629,10 +602,8 @@ impl<S: Sink> Scheduler<S> {
             .min()
     }
 
-    /// Cuts off every run whose deadline has come by `now` and whose check
-    /// has not returned: its result, `timed out after N s`, is recorded at
-    /// once, and the probe stays in flight (G6: its slots are skipped and
-    /// counted) until the check returns, whose outcome is then discarded.
+    /// Records `timed out after N s` for every run past its deadline; the
+    /// probe stays in flight until the check returns (G6).
     fn cut_off_due(&mut self, now: Instant) {
         loop {
             let probes = &self.probes;
@@ -661,10 +632,8 @@ impl<S: Sink> Scheduler<S> {
         }
     }
 
-    /// The check of a cut-off run came back: the probe is free to run its
-    /// next slot (G6), and what the check said is discarded, since the
-    /// run's result was recorded at its deadline. Returns whether `f` was
-    /// such a late return.
+    /// Whether `f` is the late return of a cut-off run: it frees the probe
+    /// (G6) and its outcome is discarded.
     fn handle_released(&mut self, f: &Finished) -> bool {
         if f.cut_off {
             return false;
@@ -680,11 +649,9 @@ impl<S: Sink> Scheduler<S> {
         }
     }
 
-    /// Takes a finished run: a result of an older generation is discarded
-    /// (G2), and so is the late return of a run already cut off at its
-    /// deadline (which frees its probe); otherwise the lifecycle events and
-    /// the result are emitted in the order of G3. Returns whether the
-    /// result was used.
+    /// Takes a finished run: an older generation's (G2) or a cut-off run's
+    /// late return is discarded, otherwise its events are emitted in the
+    /// order of G3. Returns whether the result was used.
     pub(crate) fn handle_finished(&mut self, f: Finished) -> bool {
         let run = f.run;
         if run.generation != self.generation {

@@ -1,25 +1,11 @@
-//! The rollout verdict of one generation, driven by the caller's clock.
-//!
-//! Per `enforce` probe (`observe` and `disabled` probes never gate) a
-//! counting state: `unknown` after the reset, `passing` after
-//! `successThreshold` passes in a row, `failing` after `failureThreshold`
-//! failures in a row, unchanged in between. On top of it:
-//! - startup grace: until the probe has passed once (counted as passing:
-//!   `successThreshold` passes in a row), or until `startupGraceSeconds`
-//!   after its first slot, a failing probe holds the verdict pending
-//!   (`startupGrace`) instead of making it unhealthy;
-//! - staleness: a probe without a result for `2 x interval + timeoutSecs`
-//!   (from its last result, or from its first slot) counts as failing
-//!   until a result comes; a `runOnce` probe is never stale after its one
-//!   result.
+//! The rollout verdict of one generation (rules: the README's "The
+//! verdict, in short"), driven by the caller's clock.
 //!
 //! Each probe falls in one class (passing, failing, or awaited with a
 //! why); the verdict is a function of the class counts, the soak and the
 //! deadline, so a result that changes no class costs a few comparisons and
 //! no event. Grace ends, staleness, the soak and the deadline are alarms in
-//! a timer wheel of their own, tagged with the generation and cleared at
-//! reset like the schedule's. Staleness alarms are rounded up to whole
-//! seconds so that they share wake-ups.
+//! a timer wheel of their own, cleared at reset like the schedule's.
 //!
 //! The driver contract: [`Judge::reset`] at each reset, [`Judge::on_result`]
 //! for each result, [`Judge::handle_timeout`] when [`Judge::poll_timeout`]
@@ -119,9 +105,7 @@ pub(crate) struct Judge {
     reset_at: Instant,
     probes: Vec<Probe>,
     rejected: Option<String>,
-    /// The file could not be read (for a shortage of the process's own):
-    /// the previous generation's probes run, and the verdict says why it
-    /// cannot be healthy.
+    /// Why the file could not be read, when the previous probes run.
     unread: Option<String>,
     enforce: usize,
     passing: usize,
@@ -228,8 +212,7 @@ impl Judge {
     }
 
     /// This generation runs the previous one's probes because the file
-    /// could not be read: it is unhealthy, naming `why`, whatever they
-    /// report (a rollout is never judged on declarations it did not read).
+    /// could not be read: it is unhealthy, naming `why`, whatever they report.
     pub(crate) fn declarations_unread(&mut self, why: &str) {
         self.unread = Some(why.to_owned());
         self.dirty = true;
@@ -263,10 +246,7 @@ impl Judge {
             Status::Pass => {
                 if consecutive >= u64::from(success) {
                     p.counted = Counted::Passing;
-                    // "Passed once" in the counted sense: with
-                    // `successThreshold: 2`, one pass after failures in
-                    // the grace does not end the grace with the probe
-                    // still failing.
+                    // "Passed once" as counted: `successThreshold` in a row.
                     p.passed_once = true;
                 }
             }

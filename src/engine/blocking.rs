@@ -1,15 +1,7 @@
-//! Threads for registered custom checks that block (G13).
-//!
-//! A custom [`Check`] keeps the simple blocking `run`; it runs here, on a
-//! thread of its own, never on a worker, so a check that hangs holds up
-//! neither built-in runs nor other custom checks. The threads are an
-//! elastic pool: started on demand, one per run in flight, at most
-//! [`MAX_BLOCKING_THREADS`]; beyond that, runs queue for the next free
-//! thread (and only blocking custom checks wait). A thread without work
-//! for [`BLOCKING_IDLE`] ends, so an engine without custom kinds has none.
-//! A check still running at its deadline has its timeout recorded by the
-//! engine thread (see `core::scheduler`); its thread stays with it until
-//! it returns.
+//! Threads for registered custom checks that block (G13): one per run in
+//! flight, never a worker, so a hung [`Check`] holds up nothing else. At
+//! most [`MAX_BLOCKING_THREADS`] (then runs queue); idle ones end after
+//! [`BLOCKING_IDLE`].
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -77,9 +69,8 @@ impl BlockingPool {
         }
     }
 
-    /// Drops queued runs and waits until `deadline` for the threads to end;
-    /// returns how many are left behind (stuck in a check that ignores
-    /// cancellation; they end when it returns).
+    /// Drops queued runs and waits until `deadline` for the threads; returns
+    /// how many are left behind.
     pub(crate) fn stop(&self, deadline: Instant) -> usize {
         self.threads.stop(deadline)
     }
@@ -89,8 +80,7 @@ impl BlockingPool {
 fn run(shared: &Shared, results: &ResultSender, (job, name, check): Item) {
     let cancel = &shared.cancel;
     let mut started = clock::mono_now();
-    // Handed over early: wait for the start, in slices so that a reset or
-    // a shutdown is seen within CANCEL_POLL.
+    // Handed over early: wait for the start, seeing a reset within CANCEL_POLL.
     while job.due > started && !cancel.is_cancelled(job.generation) {
         clock::sleep((job.due - started).min(CANCEL_POLL));
         started = clock::mono_now();
@@ -105,13 +95,9 @@ fn run(shared: &Shared, results: &ResultSender, (job, name, check): Item) {
     results.send(job.finished(started, finished, outcome));
 }
 
-/// Runs `job`'s custom `check`, started at `started`, on the calling
-/// thread (this pool's, or a worker's for an inline check); a panic becomes a failed run. Returns the outcome and when the
-/// run finished (one clock read serves the deadline and the duration).
-///
-/// The run's deadline is enforced by the engine thread, not here (see
-/// `core::scheduler`): a check that hangs holds this thread, so nothing on
-/// it could report the timeout. The context only tells the check.
+/// Runs `job`'s custom `check` on the calling thread; a panic becomes a
+/// failed run. Returns the outcome and when it finished. The engine thread
+/// enforces the deadline: a hung check holds this thread.
 pub(crate) fn run_check(
     check: &dyn Check,
     name: &str,
@@ -121,9 +107,7 @@ pub(crate) fn run_check(
 ) -> (RunnerOutcome, Instant) {
     let deadline = job.deadline();
     if deadline.is_some_and(|d| started >= d) {
-        // It waited past its deadline (behind a check that hangs): the
-        // engine records it timed out whatever happens here, so it is
-        // not run; this outcome only frees the probe.
+        // Waited past its deadline: the engine records a timeout anyway.
         return (job.timed_out(), started);
     }
     let ctx = RunContext::new(name, job.generation, started, deadline, cancel);
@@ -133,9 +117,7 @@ pub(crate) fn run_check(
         });
     let finished = clock::mono_now();
     if deadline.is_some_and(|d| finished >= d) {
-        // Returned at or after its deadline (a check that honours it
-        // returns right then): timed out, the same whether this result or
-        // the engine's cut-off reaches the engine first.
+        // Timed out, whether this or the engine's cut-off arrives first.
         return (job.timed_out(), finished);
     }
     (outcome, finished)

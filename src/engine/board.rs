@@ -1,15 +1,6 @@
-//! The verdict board: where the engine thread posts each generation's
-//! latest rollout verdict, and where [`Engine::verdict`] and
-//! [`Engine::wait_verdict`] read it (G14).
-//!
-//! The board holds one verdict, tagged with its generation. A reader asks
-//! for one generation and gets that generation's verdict or nothing:
-//! never an older one's, however many events of the older generation are
-//! still in the channel. The engine posts only when the verdict changed,
-//! never per run.
-//!
-//! [`Engine::verdict`]: super::Engine::verdict
-//! [`Engine::wait_verdict`]: super::Engine::wait_verdict
+//! The verdict board: one verdict tagged with its generation, posted by the
+//! engine thread when it changes and read by
+//! [`Engine::verdict`](super::Engine::verdict) and `wait_verdict` (G14).
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,8 +27,7 @@ pub(crate) struct VerdictBoard {
 
 impl VerdictBoard {
     fn lock(&self) -> MutexGuard<'_, Posted> {
-        // A poisoned board still holds a consistent value: every write is
-        // one assignment.
+        // Poison is harmless: every write is one assignment.
         self.posted.lock().unwrap_or_else(|e| e.into_inner())
     }
 

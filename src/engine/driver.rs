@@ -159,10 +159,7 @@ impl Driver {
 
     /// Carries out the commands sent so far; breaks on shutdown.
     fn take_commands(&mut self) -> ControlFlow<()> {
-        // Cleared before draining: a wake skipped because the flag was
-        // still set is for something sent before this point, which the
-        // drain below sees. (`Results::drain` clears the senders' flags the
-        // same way.)
+        // Cleared before draining, as `Results::drain` does (see wake.rs).
         self.shared.wake.take_commands();
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -191,12 +188,9 @@ impl Driver {
             .submit_all(std::iter::from_fn(|| core.poll_dispatch(now)));
     }
 
-    /// Lets the core cut off runs past their deadline, fire the verdict's
-    /// alarms and emit a changed verdict, and posts it for
-    /// `Engine::verdict` (only when it changed: nothing per run). After the
-    /// results, so a run that returned in time is not cut off; after the
-    /// dispatch is as good as before it, since a cut-off run still holds
-    /// its probe's slots (G6).
+    /// Cuts off overdue runs, fires the verdict's alarms and posts a changed
+    /// verdict for `Engine::verdict`. After the results, so a run that
+    /// returned in time is not cut off.
     fn judge(&mut self, now: Instant) {
         self.core.handle_timeout(now);
         if let Some(v) = self.core.take_verdict() {
@@ -237,10 +231,8 @@ impl Driver {
                 return ControlFlow::Continue(());
             }
         };
-        // Armed, then published: workers hold results back until this
-        // wake-up when it is near, or move it earlier (after winning a swap
-        // on the published time, so after this arm). A result that arrived
-        // before they could see it is taken now.
+        // Armed, then published (the order wake.rs relies on); a result
+        // that arrived before workers could see it is taken now.
         self.shared.wake.sleeping_until(wake_at);
         if !self.results.is_empty() {
             self.shared.wake.awake(now);
@@ -253,8 +245,6 @@ impl Driver {
             }
         }
         self.wakeups += 1;
-        // Until the next `sleeping_until`, results leave the timer alone
-        // (see `wake.rs`).
         self.shared.wake.awake(now);
         if events.iter().any(|e| e.token() == TIMER) {
             self.timer.acknowledge();
@@ -262,13 +252,9 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
-    /// Starts a new generation. A declarations file that cannot be read
-    /// for a shortage of the process's own (no descriptor left, say, while
-    /// hung probes hold them all) says nothing about the file: the new
-    /// generation keeps the previous one's probes, as they were prepared,
-    /// and a warning says so; its verdict is unhealthy, naming why (it was
-    /// not judged on the declarations the rollout brought). Only a first
-    /// reset, with nothing to keep, is rejected then.
+    /// Starts a new generation. A file unreadable for a shortage of our own
+    /// (no descriptor left) says nothing about the file: the generation
+    /// keeps the previous probes and its verdict is unhealthy, naming why.
     fn reset(&mut self, rollout: &str) {
         let loaded = self.source.load();
         let generation = self.core.generation() + 1;
@@ -323,9 +309,8 @@ impl Driver {
         crate::sys::memory::release_freed_memory();
     }
 
-    /// The core's view of each probe and the workers' task, built in one
-    /// pass so that index i is the same probe in both: a dispatch's
-    /// `probe` indexes the task table.
+    /// The core's view of each probe and the workers' task, in one pass:
+    /// a dispatch's `probe` indexes the task table.
     fn prepare(&self, decls: &Declarations) -> (Vec<ProbeSpec>, Vec<Task>) {
         let mut specs = Vec::with_capacity(decls.len());
         let mut tasks = Vec::with_capacity(decls.len());
@@ -404,19 +389,13 @@ impl Driver {
         let deadline = clock::mono_now() + SHUTDOWN_GRACE;
         self.shared.cancel.set_shutdown();
         self.board.close();
-        let stuck = self.pool.stop(deadline);
-        if stuck > 0 {
-            log::warn!("{stuck} worker(s) stuck in a check that ignores cancellation; left behind");
-        }
-        // Dropping `self` drops the event sender: the receiver disconnects
-        // once it has read what was sent.
+        self.pool.stop(deadline);
+        // Dropping `self` disconnects the event receiver.
     }
 }
 
-/// Prepares `decl` on the engine thread, where nothing an embedder supplies
-/// may end the thread: a runner whose `prepare` (or its check's
-/// `placement`) panics gets a probe that fails at every tick, like an
-/// invalid declaration, and every other probe runs.
+/// Prepares `decl`; a runner that panics gets a probe failing at every
+/// tick, since nothing an embedder supplies may end the engine thread.
 fn prepare_task(
     registry: &Registry,
     decl: &Declaration,
@@ -430,9 +409,7 @@ fn prepare_task(
     )
 }
 
-/// The check of a probe that cannot run (invalid declaration, unknown
-/// kind, a panic in prepare): fails every tick with the reason, cut once
-/// here rather than at every tick.
+/// The check of a probe that cannot run: fails every tick with the reason.
 fn failing(reason: String) -> Arc<dyn Check> {
     let outcome = RunnerOutcome::fail(reason);
     Arc::new(move |_: &RunContext<'_>| outcome.clone())

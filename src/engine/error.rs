@@ -44,10 +44,8 @@ pub enum ErrorKind {
     /// The engine thread is gone: shut down, or stopped on a fatal error.
     Stopped,
     /// The engine thread is running but did not answer in time (see
-    /// [`Engine::stats_timeout`](super::Engine::stats_timeout)): it is
-    /// busy, for example with a reset that prepares many probes, or with a
-    /// [`Runner::prepare`](crate::runner::Runner::prepare) that blocks. It
-    /// may answer a later request.
+    /// [`Engine::stats_timeout`](super::Engine::stats_timeout)), busy with a
+    /// large reset or a blocking [`Runner::prepare`](crate::runner::Runner::prepare).
     Busy,
     /// [`Engine::reset`](super::Engine::reset) was given a rollout id that
     /// breaks the rule of [`validate_rollout_id`](super::validate_rollout_id);

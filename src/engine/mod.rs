@@ -57,27 +57,18 @@ pub const DEFAULT_WORKERS: usize = 2;
 /// Default G5 floor.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long before a run is due the engine may hand it to a worker, which
-/// then waits for the due instant itself. It covers the engine's wake-up
-/// and the hand-off, so runs start on time, and one engine wake-up serves
-/// every run due in the window (the engine sleeps at least four fifths of
-/// it between hand-overs). A worker holds a job at most this long before
-/// running it, and a result waits at most this long for the engine.
-/// Capped at a quarter of the minimum interval.
-///
-/// 100 ms: at the default 5 s floor the engine wakes about four times
-/// less often than at 25 ms (the README gives the measured cost), and a
-/// result event 100 ms late does not matter to a rollout gate.
+/// How long before a run is due the engine may hand it to a worker (which
+/// waits for the instant itself), and how long a result may wait for the
+/// engine: one wake-up serves every run due in the window. 100 ms wakes the
+/// engine four times less than 25 ms (README) and is nothing to a rollout gate.
 pub(crate) const DISPATCH_LEAD: Duration = Duration::from_millis(100);
 
 /// Default capacity of the event channel.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 
 /// Largest capacity of the event channel ([`Builder::events_capacity`]):
-/// the channel reserves every slot when the engine is built, a few hundred
-/// bytes each. Beyond what a consumer could fall behind by and catch up,
-/// a larger channel only holds more stale events; the engine coalesces
-/// results once it is full (G9).
+/// every slot is reserved at build, and a larger channel only holds more
+/// stale events (the engine coalesces results once it is full, G9).
 pub const MAX_EVENTS_CAPACITY: usize = 65_536;
 
 /// How long [`Engine::stats`] waits for the engine thread before it fails
@@ -253,11 +244,8 @@ impl Builder {
     }
 
     /// Makes this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`)
-    /// so that the grandchildren an `exec` probe leaves behind are
-    /// re-parented to it when the probe's group is killed, and reaped by
-    /// the run before it returns, instead of lingering as zombies until
-    /// PID 1 gets to them. This is process-wide: every orphaned descendant
-    /// of the process is re-parented to it, so turn it on only in a program
+    /// so that an `exec` probe's orphaned grandchildren are reaped by the
+    /// run, not left as zombies. Process-wide: turn it on only in a program
     /// that reaps its own children (the `probewheel` binary does).
     pub fn child_subreaper(mut self, on: bool) -> Builder {
         self.child_subreaper = on;
@@ -265,26 +253,19 @@ impl Builder {
     }
 
     /// Pins worker `i` to the `i`-th of the CPUs this process may run on
-    /// (round robin; Linux only, elsewhere this does nothing). Off by
-    /// default.
-    ///
-    /// Left to the scheduler, workers that sleep to exact instants and wake
-    /// thousands of times a second often end up waking on the same CPU and
-    /// queue behind each other, or wait to be moved to an idle one; pinned,
-    /// each waits on its own, which narrows the spread of tail lateness
-    /// (the README's tick-jitter section has both measured). The price: a
-    /// pinned worker cannot move off a CPU that other work keeps busy, so
-    /// leave it off on a host whose CPUs are loaded.
+    /// (round robin; Linux only). Off by default. Pinned workers stop
+    /// queueing behind each other on one CPU, which narrows tail lateness
+    /// (README, tick jitter), but cannot move off a CPU other work keeps
+    /// busy: leave it off on a loaded host.
     pub fn pin_workers(mut self, on: bool) -> Builder {
         self.pin_workers = on;
         self
     }
 
     /// Resolves the host names of `tcp` and `http` probes (default:
-    /// [`SystemResolver`], the OS's `getaddrinfo`). Lookups run on a small
-    /// pool of resolver threads shared by every probe (at most four, started
-    /// on demand), never on a worker, and a probe stops waiting for its
-    /// lookup at its own deadline (G13).
+    /// [`SystemResolver`], the OS's `getaddrinfo`), on at most four shared
+    /// resolver threads, never a worker; a probe stops waiting at its own
+    /// deadline (G13).
     pub fn resolver(mut self, resolver: impl Resolve) -> Builder {
         self.resolver = Arc::new(resolver);
         self
@@ -463,13 +444,9 @@ impl Engine {
     }
 
     /// The latest rollout verdict of `generation` (the number
-    /// [`Engine::reset`] returned), or `None` while that reset has not
-    /// been applied yet or after a later reset. Never an older
-    /// generation's verdict. Does not block.
-    ///
-    /// Its `header.seq` is 0: `seq` numbers the events of the channel, and
-    /// the engine posts a verdict here when it changes, whether or not the
-    /// channel has taken its event yet.
+    /// [`Engine::reset`] returned), or `None` before that reset is applied
+    /// or after a later one. Does not block. Its `header.seq` is 0: `seq`
+    /// numbers the channel's events, and this one may not be in it yet.
     pub fn verdict(&self, generation: u64) -> Option<RolloutVerdict> {
         self.board.get(generation)
     }
@@ -502,9 +479,8 @@ impl Engine {
     /// engine thread, which answers between two turns of its loop.
     ///
     /// Fails with [`ErrorKind::Busy`] when the thread is running but has
-    /// not answered in time (its answer to this request is then dropped;
-    /// later requests may succeed), and with [`ErrorKind::Stopped`] when
-    /// the thread is gone.
+    /// not answered in time (later requests may succeed), and with
+    /// [`ErrorKind::Stopped`] when it is gone.
     pub fn stats_timeout(&self, timeout: Duration) -> Result<Stats, EngineError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Command::Stats(tx))?;
@@ -586,9 +562,8 @@ impl Drop for Engine {
     }
 }
 
-/// What a request to the engine thread ended with: its answer, or why there
-/// is none. Busy or stopped is told apart by whether the thread still runs
-/// (`alive`), asked only when the answer did not come.
+/// The engine thread's answer, or why there is none: busy if it is still
+/// `alive`, stopped if not.
 fn await_reply<T>(
     reply: &Receiver<T>,
     timeout: Duration,
@@ -596,7 +571,6 @@ fn await_reply<T>(
 ) -> Result<T, EngineError> {
     match reply.recv_timeout(timeout) {
         Ok(answer) => Ok(answer),
-        // The engine dropped the request unanswered: its thread has ended.
         Err(RecvTimeoutError::Disconnected) => Err(EngineError::stopped()),
         Err(RecvTimeoutError::Timeout) if alive() => Err(EngineError::busy(timeout)),
         Err(RecvTimeoutError::Timeout) => Err(EngineError::stopped()),

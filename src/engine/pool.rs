@@ -1,12 +1,6 @@
-//! The worker pool: poll-loop workers, blocking-check threads, and the
-//! routing between.
-//!
-//! The engine hands each worker batches of runs (each probe always goes to
-//! the same worker) and wakes it once per batch; a worker carries any
-//! number of runs that wait (see `worker.rs`). Custom checks that may
-//! block go to threads of their own (`blocking.rs`). Finished runs come
-//! back through `results.rs`. A panicking check is caught and becomes a
-//! failed run; the worker lives on.
+//! The worker pool: poll-loop workers (`worker.rs`), blocking-check threads
+//! (`blocking.rs`), and the routing between; results come back through
+//! `results.rs`.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -40,8 +34,7 @@ pub(crate) struct Pool {
     exited: Receiver<()>,
     /// The current generation's probes, for routing.
     tasks: TaskTable,
-    /// Per-worker batches being filled by `submit_all` (kept for their
-    /// capacity).
+    /// Per-worker batches of `submit_all`, kept for their capacity.
     batches: Vec<Vec<Dispatch>>,
     stopped: bool,
 }
@@ -49,17 +42,14 @@ pub(crate) struct Pool {
 /// Stack size of a worker: runs are state machines; parsing is small.
 const WORKER_STACK: usize = 256 * 1024;
 
-/// How long a pool stopped other than by the engine's shutdown (a build
-/// that failed, an engine thread that could not start) waits for its
-/// workers, idle ones end at once, before leaving one behind.
+/// How long a pool stopped other than by the engine's shutdown (a failed
+/// build) waits for its workers before leaving one behind.
 const ORPHAN_GRACE: Duration = Duration::from_secs(1);
 
 impl Pool {
-    /// Starts `n` workers, each pinned to a CPU of its own when `pin`
-    /// (see `Builder::pin_workers`), each handing its results over on a
-    /// sender of `results`. When one cannot start (no descriptor or thread
-    /// left), the ones started are stopped and joined before the error is
-    /// returned: a failed build leaves nothing running or open.
+    /// Starts `n` workers (pinned when `pin`), each with a sender of
+    /// `results`. If one cannot start, the others are stopped and joined
+    /// first: a failed build leaves nothing running or open.
     pub(crate) fn start(
         n: usize,
         name: &str,
@@ -71,8 +61,7 @@ impl Pool {
         let cpus = if pin { allowed_cpus() } else { Vec::new() };
         let (exit_tx, exited) = crossbeam_channel::bounded::<()>(0);
         let blocking = BlockingPool::new(name, Arc::clone(shared), results.sender(&shared.wake));
-        // Grown as workers start (not reserved for `n`, which may be
-        // absurd): `stop` handles a pool that started only some.
+        // Grown as workers start: `n` may be absurd.
         let mut pool = Pool {
             inboxes: Vec::new(),
             workers: Vec::new(),
@@ -87,9 +76,7 @@ impl Pool {
             let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
             let results = results.sender(&shared.wake);
             if let Err(e) = pool.start_worker(i, name, shared, results, &exit_tx, cpu) {
-                // Only the started workers' senders are left: `stop` sees
-                // them all exit.
-                drop(exit_tx);
+                drop(exit_tx); // `stop` then sees the started ones exit
                 pool.stop(clock::mono_now() + ORPHAN_GRACE);
                 return Err(e);
             }
@@ -114,8 +101,6 @@ impl Pool {
         exit_tx: &Sender<()>,
         cpu: Option<usize>,
     ) -> io::Result<()> {
-        // Dropped with the closure if the thread cannot start: its
-        // descriptors close.
         let setup = Setup::new()?;
         let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
         let doorbell = Arc::clone(setup.doorbell());
@@ -190,27 +175,24 @@ impl Pool {
         }
     }
 
-    /// Closes the inboxes and waits until `deadline` for the workers (which
-    /// cancel their runs first) and the blocking-check threads to end.
-    /// Threads stuck in a check that ignores cancellation are left behind
-    /// (detached) and counted.
-    pub(crate) fn stop(&mut self, deadline: Instant) -> usize {
+    /// Closes the inboxes and waits until `deadline` for the workers and
+    /// the blocking-check threads to end; ones stuck in a check that
+    /// ignores cancellation are left behind, with a warning.
+    pub(crate) fn stop(&mut self, deadline: Instant) {
         if std::mem::replace(&mut self.stopped, true) {
-            return 0;
+            return;
         }
         let doorbells: Vec<Arc<Doorbell>> = self.inboxes.drain(..).map(|(_, d)| d).collect();
         for d in &doorbells {
             d.ring_now();
         }
         self.resolver.stop();
-        let stuck_checks = self.blocking.stop(deadline);
-        // Disconnected once every worker dropped its exit sender, i.e. is
-        // on its way out.
+        let mut stuck = self.blocking.stop(deadline);
+        // Disconnected once every worker dropped its exit sender.
         let all_exiting = matches!(
             self.exited.recv_deadline(deadline),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected)
         );
-        let mut stuck = stuck_checks;
         for (handle, busy) in self.workers.drain(..) {
             if all_exiting || !busy.load(Ordering::Acquire) {
                 let _ = handle.join();
@@ -218,7 +200,9 @@ impl Pool {
                 stuck += 1; // detached: an inline check that does not return
             }
         }
-        stuck
+        if stuck > 0 {
+            log::warn!("{stuck} worker(s) stuck in a check that ignores cancellation; left behind");
+        }
     }
 }
 
@@ -226,14 +210,7 @@ impl Pool {
 /// ended on a panic) still stops its threads and closes its descriptors.
 impl Drop for Pool {
     fn drop(&mut self) {
-        if !self.stopped {
-            let stuck = self.stop(clock::mono_now() + ORPHAN_GRACE);
-            if stuck > 0 {
-                log::warn!(
-                    "{stuck} worker(s) stuck in a check that ignores cancellation; left behind"
-                );
-            }
-        }
+        self.stop(clock::mono_now() + ORPHAN_GRACE);
     }
 }
 

@@ -1,11 +1,6 @@
-//! The hand-off of finished runs to the engine thread: a channel paired
-//! with the engine's wake-up, as calloop pairs a channel with its ping.
-//!
-//! Each sender (a worker, or the blocking-check threads together) has a
-//! channel and a [`ResultFlag`] of its own, so that senders finishing runs
-//! side by side never write the same cache line. A sender never wakes the
-//! engine at once: it makes sure the engine wakes within the result hold
-//! (see `wake.rs`, which holds the ordering argument).
+//! The hand-off of finished runs to the engine thread: per sender a
+//! channel and a [`ResultFlag`] of its own (no shared cache line), paired
+//! with the engine's wake-up (`wake.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,8 +60,7 @@ pub(crate) struct ResultSender {
     tx: Sender<Vec<Finished>>,
     flag: Arc<ResultFlag>,
     wake: Arc<EngineWake>,
-    /// Results not sent yet: one send per loop turn (or per
-    /// `RESULT_BATCH`), not one each.
+    /// Results not sent yet: one send per loop turn, not one each.
     batch: Vec<Finished>,
     /// The earliest finish since the engine was last told.
     unannounced: Option<Instant>,

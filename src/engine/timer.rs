@@ -1,9 +1,6 @@
-//! Sleeping until a deadline with sub-millisecond precision.
-//!
-//! mio's poll timeout is whole milliseconds (epoll_wait). On Linux the
-//! engine arms a `timerfd` (CLOCK_MONOTONIC, the clock `Instant` uses)
-//! registered with the poll and waits without a timeout; elsewhere it falls
-//! back to the poll timeout, rounded up so it never wakes early.
+//! Sleeping until a deadline with sub-millisecond precision: a `timerfd`
+//! on Linux (poll timeouts are whole milliseconds), elsewhere the poll
+//! timeout rounded up.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -90,14 +87,9 @@ impl DeadlineTimer {
     }
 }
 
-/// The engine's timer as seen from a worker: a duplicate of its timer fd,
-/// so a worker can make the engine wake a little later instead of now. It
-/// owns its descriptor, so it stays valid for a worker that outlives the
-/// engine thread.
-///
-/// Only ever arms the timer *earlier* than the engine's own deadline: the
-/// caller wins a compare-and-swap on the published wake-up time first (see
-/// `EngineWake::result`), and the engine arms before it publishes.
+/// A worker's duplicate of the engine's timer fd, to make the engine wake a
+/// little later instead of now. Only ever arms it *earlier* than the
+/// engine's own deadline (see `EngineWake::result`).
 pub(crate) struct RemoteTimer(#[cfg(target_os = "linux")] TimerFd);
 
 impl RemoteTimer {

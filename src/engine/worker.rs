@@ -1,20 +1,10 @@
 //! A worker: a poll loop that carries any number of runs (G13).
 //!
-//! The engine hands a worker batches of [`Dispatch`]s on its inbox and wakes it
-//! once per batch. The worker keeps them in start order and sleeps on its
-//! own timerfd until the first is due, so a run still starts at its exact
-//! slot. A built-in run is a [`Run`] state machine: the worker calls it
-//! when it starts, when a descriptor it registered is ready, when its
-//! lookup is answered, and at the instant it asked for; in between it costs
-//! a timer entry and its descriptors, not a thread. A check that never
-//! waits ([`Placement::Inline`](crate::runner::Placement)) runs right on
-//! the worker. Blocking custom checks never come here (see `blocking.rs`).
-//!
-//! Each loop iteration: read the clock, start the runs that are due (first,
-//! for precision), cancel runs of a generation that is gone, take new jobs,
-//! then call the runs whose descriptors, lookups or instants are ready.
-//! Finished runs go back on the worker's [`ResultSender`], flushed once
-//! per iteration.
+//! Batches of [`Dispatch`]es wait in start order until due, on the worker's
+//! own timer, so runs start at their exact slot. A [`Run`] is called when it
+//! starts, when its descriptors or lookup are ready, and at the instant it
+//! asked for: a waiting run costs a timer entry, not a thread. Inline checks
+//! run right here; blocking ones never come here (`blocking.rs`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -272,8 +262,7 @@ impl Worker {
 
     /// Queues the batches the engine sent.
     fn take_jobs(&mut self) {
-        // Cleared before draining: a ring skipped because the flag was set
-        // is for a batch sent before this point, which the drain sees.
+        // Cleared before draining: a skipped ring's batch is in the drain.
         self.doorbell.inbox.swap(false, Ordering::AcqRel);
         loop {
             match self.inbox.try_recv() {
@@ -319,10 +308,8 @@ impl Worker {
     }
 
     /// Starts `job` at `started`; returns when it ended if it ran inline.
-    ///
-    /// Nothing shared with the other workers is written on the way (no
-    /// reference count is touched): in a burst both workers start
-    /// thousands of runs of the same kind side by side.
+    /// Writes nothing shared (no reference count): workers start bursts
+    /// of one kind side by side.
     fn start(&mut self, job: Dispatch, started: Instant) -> Option<Instant> {
         let cancel = &self.shared.cancel;
         if cancel.is_cancelled(job.generation) {
@@ -536,10 +523,8 @@ impl Worker {
                 self.call(idx, now);
             }
         }
-        // Collected first: a run that asks to be called again at once (a
-        // child flooding its pipe, a fast server) is called on the next
-        // turn of the loop, after the runs that are due, never in a loop of
-        // its own.
+        // Collected first: a run asking to be called again at once waits
+        // for the next turn, after the due starts.
         let mut due = Vec::new();
         while let Some(&Reverse((at, idx, nonce))) = self.timers.peek() {
             if at > now {

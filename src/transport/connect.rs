@@ -7,16 +7,11 @@
 //!    └────IP literal──────────────────────────┘  └──plain──────────────────────────────────┘
 //! ```
 //!
-//! A connection made only to be closed (a `tcp` probe) with TLS counts
-//! once the server accepted the handshake: a TLS 1.3 server that asked
-//! for a client certificate is given a short wait (`Verdict`) to refuse
-//! the client that sent none.
-//!
-//! A run calls [`Connect::advance`] at each of its calls until it is
-//! connected, waiting (for readiness or the lookup's answer) until
-//! [`Connect::deadline`] at the latest. Nothing blocks: see `resolve`,
-//! `dial` and `tls`. A call at or after the deadline fails, with the
-//! failure of the step it was in (`timed out after N s`).
+//! A run calls [`Connect::advance`] until connected, at the latest at
+//! [`Connect::deadline`]; a call after it fails with the step it was in
+//! (`timed out after N s`). A `tcp` probe's TLS connection counts once a
+//! TLS 1.3 server that asked for a client certificate had a short wait
+//! (`Verdict`) to refuse the client that sent none.
 
 use std::fmt;
 use std::io;
@@ -31,7 +26,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::Watch;
-use super::dial::{Dial, Dialed, Failures};
+use super::dial::{Dial, Dialed, Failures, timed_out};
 use super::resolve::Lookup;
 use super::stream::Stream;
 #[cfg(feature = "tls")]
@@ -219,9 +214,7 @@ impl Connect {
         }
     }
 
-    /// Makes what progress can be made now (`now` is the time of the
-    /// run's call): `Ok(None)` while it waits. Each step falls through to
-    /// the next as soon as it is done.
+    /// Makes what progress can be made at `now`: `Ok(None)` while it waits.
     pub(crate) fn advance(
         &mut self,
         cx: &mut impl Watch,
@@ -302,18 +295,13 @@ impl Connect {
                 tls.addr,
             )));
         }
-        // Established: it closes as it drops, unless the server may still
-        // refuse this client.
+        // Established: it closes as it drops, unless the server may still refuse.
         if !tls.session.verdict_pending() {
             return Ok(Some(Connected::Closed));
         }
-        // The server refuses a client without a certificate one round
-        // trip after our last flight. The handshake took at least a round
-        // trip and the server's work, so twice its time (at least
-        // VERDICT_WAIT_MIN, for jitter on fast links) covers a server that
-        // says no; one that says nothing by then accepted us. A server
-        // that carries on (a session ticket, as most send) ends the wait
-        // at once, and one that did not ask never waits.
+        // A refusal comes one round trip after our last flight: twice the
+        // handshake's time (which held a round trip) covers it; a session
+        // ticket ends the wait at once.
         let wait = (2 * (now - started)).max(VERDICT_WAIT_MIN);
         self.state = State::Verdict(tls, (now + wait).min(self.deadline));
         self.verdict(now)
@@ -359,10 +347,7 @@ impl Connect {
                 let heard = tls.session.heard();
                 ConnectFail::Tls(tls.addr, TlsFail::HandshakeTimeout { after, heard })
             }
-            _ => {
-                let why = format!("timed out after {} s", after.as_secs());
-                self.unresolved(io::Error::new(io::ErrorKind::TimedOut, why))
-            }
+            _ => self.unresolved(timed_out(after)),
         }
     }
 }

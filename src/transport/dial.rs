@@ -1,39 +1,16 @@
 //! Connecting without blocking: the one place that opens sockets.
 //!
-//! A [`Dial`] is the connect step of a run's state machine. It tries the
-//! addresses it was given in order (as the resolver returned them, so
-//! `getaddrinfo`'s RFC 6724 preference holds): one attempt in flight at a
-//! time, the next one as soon as the current one fails. The socket is a
-//! `mio::net::TcpStream` (non-blocking and close-on-exec from the start, so
-//! an `exec` probe forking elsewhere does not inherit it), registered with
-//! the run's worker for readable and writable readiness: the connect
-//! completes with a writable edge, and the connection keeps the same
-//! registration for its requests and responses, so nothing is
-//! re-registered. After a wake-up, `SO_ERROR` (`take_error`) and
-//! `peer_addr` tell the outcome; a spurious wake-up shows as "not
-//! connected yet" and costs nothing.
+//! A [`Dial`] tries its addresses in the resolver's order (RFC 6724), one
+//! attempt in flight at a time, on a non-blocking close-on-exec
+//! `mio::net::TcpStream` registered for reading and writing, so the
+//! connection keeps its registration. It has no clock: the caller
+//! (`connect`) owns one deadline for every address and describes its
+//! passing with [`Dial::timed_out`].
 //!
-//! The dial has no clock: its caller (`connect`) owns the deadline, checks
-//! it before every call, and when it passes describes the failure with
-//! [`Dial::timed_out`]. One deadline covers every address, so an address
-//! that never answers (a black hole) uses up the budget of the ones after
-//! it; addresses that fail at once (refused, unreachable) cost nothing.
-//!
-//! Spare sockets: a plain `tcp` probe only wants to know that a connection
-//! can be made. A socket whose connect completed within the call, and so
-//! was never registered with the poll, is not closed after the run:
-//! `connect` with `AF_UNSPEC` dissolves the connection (the kernel's
-//! `tcp_disconnect`, which resets an established connection with a RST,
-//! as the reset close below does) and the socket waits in the [`Spares`]
-//! the run's worker lends it, for the next run to the same address family.
-//! A run that takes one skips the socket's creation and destruction, which
-//! were a third of the kernel's work per loopback probe. A spare socket
-//! holds no port and no connection, is close-on-exec, and is closed with
-//! the `Spares` that hold it.
-//!
-//! Failure texts, in the wording the probes' reasons have always used:
-//! `connect 127.0.0.1:22: Connection refused (os error 111)`, several joined
-//! with `; `, and `connect [::1]:8080: timed out after 5 s`.
+//! [`Spares`]: a plain `tcp` probe's socket whose connect completed within
+//! the call is dissolved (`connect` with `AF_UNSPEC`, a RST) and kept for
+//! the next run, which then skips socket creation and destruction, a third
+//! of the kernel's work per loopback probe (README, "Guarantees").
 
 use std::fmt;
 use std::io;
@@ -78,10 +55,8 @@ pub(crate) struct Dial {
 
 impl Dial {
     /// Will try `addrs` in order; nothing happens before [`Dial::advance`].
-    /// Without `keep` (a plain `tcp` probe, which only wants to know that
-    /// a connection can be made), the connection is closed as soon as it
-    /// is made, and one that completes at once, as on loopback, is never
-    /// registered with the poll and leaves a spare.
+    /// Without `keep` the connection is closed once made, and one made at
+    /// once (loopback) is never registered and leaves a spare.
     pub(crate) fn new(addrs: Vec<SocketAddr>, keep: bool) -> Dial {
         Dial {
             addrs,
@@ -132,11 +107,8 @@ impl Dial {
                         continue;
                     }
                 };
-            // Loopback connects complete within the call: then there is
-            // nothing to wait for, and a caller that closes at once needs
-            // no registration.
-            // (`SO_ERROR` is cleared by reading it: a failure seen here is
-            // recorded here.)
+            // Loopback connects complete within the call; reading `SO_ERROR`
+            // clears it, so a failure seen here is recorded here.
             let connected = outcome(&stream);
             if !self.keep && !matches!(connected, Ok(false)) {
                 cx.spares().recycle(stream, &addr);
@@ -182,12 +154,18 @@ impl Dial {
             .current()
             .or_else(|| self.addrs.get(self.next.saturating_sub(1)).copied());
         if let Some(addr) = addr {
-            let why = format!("timed out after {} s", after.as_secs());
-            let e = io::Error::new(io::ErrorKind::TimedOut, why);
-            self.failures.0.push((addr, e));
+            self.failures.0.push((addr, timed_out(after)));
         }
         self.failures()
     }
+}
+
+/// `timed out after N s`, as an error.
+pub(crate) fn timed_out(after: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("timed out after {} s", after.as_secs()),
+    )
 }
 
 /// Failed connect attempts, in order. `Display`: `connect A: <error>;
@@ -208,8 +186,7 @@ impl fmt::Display for Failures {
 /// Whether a connect in progress has completed: `Ok(false)` while it is
 /// still in progress, the error when it failed.
 fn outcome(stream: &TcpStream) -> io::Result<bool> {
-    // Connected (the common case) costs one call; `SO_ERROR` is read only
-    // when not, to tell "in progress" from "failed".
+    // One call when connected; `SO_ERROR` only to tell "in progress" from "failed".
     match stream.peer_addr() {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => match stream.take_error()? {
@@ -220,14 +197,12 @@ fn outcome(stream: &TcpStream) -> io::Result<bool> {
     }
 }
 
-/// Most spare sockets kept per address family: a worker has one loopback
-/// connect in flight at a time (it completes within the call), so a few
-/// cover a burst of any size.
+/// Most spare sockets kept per address family: loopback connects complete
+/// within the call, so a few cover a burst of any size.
 const SPARES_PER_FAMILY: usize = 4;
 
 /// Sockets whose connections were dissolved, waiting to connect again:
-/// IPv4, IPv6. A worker owns one and lends it to its runs; dropping it
-/// closes them.
+/// IPv4, IPv6. A worker owns one and lends it to its runs.
 #[derive(Debug, Default)]
 pub(crate) struct Spares([Vec<OwnedFd>; 2]);
 
@@ -242,10 +217,8 @@ impl Spares {
         self.0[family(addr)].pop()
     }
 
-    /// Dissolves the connection on `stream` (a RST if it was established)
-    /// and keeps the socket, or closes it with a reset when the list is
-    /// full or the kernel refuses. `addr` is the address it was connected
-    /// to (for its family).
+    /// Dissolves the connection on `stream` to `addr` and keeps the socket,
+    /// or closes it when the list is full or the kernel refuses.
     fn recycle(&mut self, stream: TcpStream, addr: &SocketAddr) {
         let list = &mut self.0[family(addr)];
         if list.len() == SPARES_PER_FAMILY {
@@ -265,17 +238,12 @@ fn family(addr: &SocketAddr) -> usize {
 /// Starts a non-blocking connect on a spare socket, as
 /// `TcpStream::connect` does on a new one.
 fn connect_on(fd: OwnedFd, addr: &SocketAddr) -> io::Result<TcpStream> {
-    // `fd` is an open, non-blocking, close-on-exec TCP socket (made so by
-    // `TcpStream::connect`, and kept so); dropping it on failure closes it.
     socket::start_connect(&fd, addr)?;
     Ok(TcpStream::from(fd))
 }
 
-/// Closes a connection that was only made to see that it could be, with a
-/// reset (`SO_LINGER` 0) instead of the FIN exchange: no `TIME_WAIT` socket
-/// is left on this host for each run, and the kernel does less work per
-/// probe (kubelet closes its TCP probes the same way). Best effort: if the
-/// option cannot be set, the close is the ordinary one.
+/// Closes a connection made only to see that it could be, with a reset
+/// (`SO_LINGER` 0, as kubelet does) so no `TIME_WAIT` socket is left per run.
 pub(crate) fn close_at_once(stream: TcpStream) {
     let _ = socket::reset_on_close(&stream);
 }

@@ -1,16 +1,6 @@
-//! The transport layer: what every network probe kind stands on.
-//!
-//! Name resolution ([`Resolve`], run off the workers by a bounded pool of
-//! resolver threads), non-blocking connects, the byte stream of a
-//! connection and TLS sessions over it (feature `tls`), all driven by a
-//! worker's poll loop. The `tcp` and `http` kinds open no socket
-//! themselves. Only [`Resolve`] and [`SystemResolver`] are public: a
-//! [`Builder::resolver`](crate::Builder::resolver) replaces how names are
-//! looked up.
-
-// Inside: `connect` (resolve, dial, TLS under one deadline), `dial`
-// (connects), `stream` (a connection's bytes) and `tls` (sessions over a
-// stream).
+//! The transport layer the network probe kinds stand on: name resolution
+//! ([`Resolve`], off the workers), non-blocking connects, a connection's
+//! byte stream and TLS over it, all driven by a worker's poll loop.
 
 pub(crate) mod connect;
 pub(crate) mod dial;
@@ -30,9 +20,8 @@ use mio::net::TcpStream;
 use self::dial::Spares;
 use self::resolve::Lookup;
 
-/// What transport asks of a run's worker (`runner::machine::Cx`
-/// implements it), so it depends on nothing above it: its poll, under the
-/// run's token, its resolver pool, and its spare sockets.
+/// What transport asks of a run's worker (`runner::machine::Cx`), so it
+/// depends on nothing above it.
 pub(crate) trait Watch {
     /// Watches `stream` for `interest` on behalf of the run.
     fn watch(&self, stream: &mut TcpStream, interest: Interest) -> io::Result<()>;
@@ -45,10 +34,8 @@ pub(crate) trait Watch {
     fn spares(&mut self) -> &mut Spares;
 }
 
-/// A probe's TLS options (`caFile`, `tlsServerName`, `tlsSkipVerify`,
-/// `minCertValidityDays` in `docs/declarations.md`), already parsed and
-/// range-checked. Read whether or not TLS is built in, so a build without
-/// it still checks them.
+/// A probe's TLS options (`docs/declarations.md`), parsed and checked
+/// whether or not TLS is built in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TlsOptions {
     /// `caFile`: the PEM bundle to trust instead of the system store.

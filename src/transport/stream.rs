@@ -1,13 +1,6 @@
-//! The byte stream of one connection, whatever carries it.
-//!
-//! Protocol code (the HTTP request writer and response parser, the run
-//! that drives them) reads and writes a [`Stream`] and never names the
-//! socket type: TLS is one more variant (a session over the same
-//! `mio::net::TcpStream`, keeping the registration the dial made, readable
-//! and writable), so the parser and the machine do not change with it.
-//! Every call is non-blocking: `WouldBlock` means "wait for the next
-//! readiness edge". A TLS failure while reading or writing comes as an
-//! `io::Error` whose text is the TLS reason (`TlsFail`).
+//! The byte stream of one connection, plain or TLS, so protocol code never
+//! names the socket type. Non-blocking: `WouldBlock` means "wait for the
+//! next readiness edge"; a TLS failure is an `io::Error` with the TLS reason.
 
 use std::io::{self, Read, Write};
 

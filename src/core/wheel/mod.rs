@@ -3,13 +3,9 @@
 //!
 //! # Time
 //!
-//! Time is an integer tick count, 1 tick = 1 µs since the wheel's epoch (the
-//! core converts `Instant`s in `core::ticks`). Microseconds are fine enough that anchored
-//! schedules (`start + k * interval`) and sub-millisecond timerfd wake-ups
-//! lose nothing to rounding, and a `u64` of them lasts 584,000 years, so the
-//! tick count never wraps. Because a level-0 slot is exactly one tick, every
-//! entry in it has the same deadline: appending to the slot's list is all it
-//! takes to keep equal deadlines in insertion (FIFO) order.
+//! 1 tick = 1 µs since the wheel's epoch (`core::ticks`): fine enough for
+//! anchored schedules and sub-millisecond wake-ups, and a `u64` never wraps.
+//! A level-0 slot is one tick, so appending keeps equal deadlines FIFO.
 //!
 //! # Layout
 //!
@@ -39,10 +35,8 @@
 //!
 //! # Memory
 //!
-//! 24 bytes per entry for an 8-byte payload such as `(u32, u32)`
-//! (deadline 8 + next index 4 + payload 8, padded to 8-byte alignment); past
-//! entries waiting in the heap take 24 bytes plus the payload. Fixed cost:
-//! 11 x 64 slot heads of 16 bytes (11 KiB, boxed) and 11 bitmap words.
+//! 24 bytes per entry for an 8-byte payload; fixed: 11 x 64 slot heads of
+//! 16 bytes (11 KiB, boxed) and 11 bitmap words.
 //!
 //! # Complexity
 //!
@@ -255,10 +249,7 @@ impl<T: Copy> Wheel<T> {
     }
 
     /// The exact earliest deadline of any entry, or `None` if the wheel is
-    /// empty.
-    ///
-    /// Cost: at most 11 bitmap words and one slot minimum; no entry is
-    /// scanned, so nothing needs caching.
+    /// empty; scans no entry, so nothing needs caching.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         if let Some(entry) = self.overdue.peek() {
             return Some(entry.deadline);

@@ -1,13 +1,7 @@
-//! Name resolution off the workers.
-//!
-//! `getaddrinfo` is the one call a probe makes that blocks and cannot be
-//! interrupted, so lookups go to a small elastic pool of resolver threads
-//! (at most [`MAX_RESOLVER_THREADS`]). A lookup is a [`Lookup`] handle:
-//! the run that asked keeps it and is woken through the callback it gave
-//! when the answer is in. A run that gives up (its deadline, a reset) drops the
-//! handle: a lookup not started yet is then skipped, one in progress is
-//! forgotten when it returns. So a resolver that never answers costs at
-//! most the pool's threads, never a worker, and never more threads.
+//! Name resolution off the workers: `getaddrinfo` blocks and cannot be
+//! interrupted, so lookups go to at most [`MAX_RESOLVER_THREADS`] threads.
+//! A run that gives up drops its [`Lookup`]: a hung resolver costs at most
+//! the pool's threads, never a worker.
 
 use std::fmt;
 use std::io;
@@ -145,8 +139,7 @@ impl Resolver {
             slot: Arc::downgrade(&slot),
             on_answer: Box::new(on_answer),
         };
-        // Taken: it waits for a thread when all are busy, and its run gives
-        // up at its deadline if its turn does not come.
+        // Taken: it waits for a busy pool, or its run gives up at its deadline.
         if let Err(Refused { job, why }) = self.pool.submit(request) {
             let e = match why {
                 Refusal::Stopped => io::Error::other("the engine is stopping"),
@@ -167,8 +160,7 @@ impl Resolver {
 }
 
 /// Runs the embedder's resolver: a panic is that lookup's error
-/// (`resolver panicked: <message>`), and the thread serves on, so the pool
-/// counts its threads right.
+/// (`resolver panicked: <message>`), and the thread serves on.
 fn resolve_contained(resolve: &dyn Resolve, host: &str, port: u16) -> Answer {
     panic::catch_unwind(AssertUnwindSafe(|| resolve.resolve(host, port))).unwrap_or_else(
         |payload| {

@@ -1,11 +1,6 @@
-//! Just enough DER to read a certificate's subject and validity.
-//!
-//! `minCertValidityDays` needs the notAfter date and the subject of the
-//! certificates a server presents. rustls hands us their DER and does not
-//! parse them for us; an X.509 crate would bring a dozen dependencies for
-//! two fields. So this walks `Certificate → TBSCertificate` up to the
-//! subject and stops: no extensions, no signature, no BER leniency (an
-//! indefinite length or a long-form tag is an error, as DER requires).
+//! Just enough DER to read a certificate's subject and validity for
+//! `minCertValidityDays` (an X.509 crate would bring a dozen dependencies
+//! for two fields): strict DER, up to the subject and no further.
 
 use crate::clock::UtcSeconds;
 

@@ -1,12 +1,6 @@
-//! Why a TLS connection failed, in the words a failure reason needs.
-//!
-//! rustls reports an `Error` enum made for TLS implementers; a probe's
-//! reader wants to know which of a few things went wrong: the handshake
-//! did not finish in time, the chain is not trusted, the name does not
-//! match, the certificate is expired or about to be, the peer does not
-//! speak TLS, or it said no with an alert. The failure stays typed here;
-//! `Display` is where it becomes a sentence, and `words` says the rest of
-//! what rustls and webpki can report (never their `Debug` text).
+//! Why a TLS connection failed: the few cases a probe's reader cares
+//! about, typed; `Display` makes the sentence, `words` the rest of what
+//! rustls and webpki can report.
 
 use std::error::Error;
 use std::fmt;
@@ -109,9 +103,8 @@ impl TlsFail {
         }
     }
 
-    /// Recovers the failure from an error returned by
-    /// [`TlsSession::read_plain`](super::TlsSession::read_plain) and
-    /// friends (which speak `io::Error` so they can stand in for a socket).
+    /// Recovers the failure from an `io::Error` of
+    /// [`TlsSession::read_plain`](super::TlsSession::read_plain) and friends.
     // Runs report the `io::Error` text, which is the TLS reason already.
     #[cfg(test)]
     pub(crate) fn from_io(e: &io::Error) -> TlsFail {

@@ -1,27 +1,12 @@
 //! TLS for https and `tls: true` probes (feature `tls`): rustls, driven
 //! sans-IO over any non-blocking `Read + Write` stream.
 //!
-//! Two pieces, with the lifetimes of their work:
+//! [`TlsSetup`] is made once per probe per reset (its `ClientConfig` shared
+//! by every probe with the same trust, see `trust`); [`TlsSession`] is one
+//! connection's state, which never waits: the deadline stays the caller's.
 //!
-//! - [`TlsSetup`] is made once per probe per reset from its
-//!   [`TlsOptions`]: it finds its trust (a `caFile`, or the system
-//!   bundle) and the rustls `ClientConfig` that verifies against it, and
-//!   logs `tlsSkipVerify` as a warning. Every run shares it, and every
-//!   probe with the same trust shares the same `ClientConfig`: a trust
-//!   file is parsed once, not once per probe (see `trust`).
-//! - [`TlsSession`] is one connection's TLS state. It never waits: the
-//!   connect machine (`transport::connect`) calls it after readiness, and
-//!   a `WouldBlock` from the socket comes back as "not yet"; the deadline
-//!   stays the caller's. After the handshake it reads and writes for
-//!   `transport::stream` (`WouldBlock` = wait, `Ok(0)` = end of stream).
-//!
-//! A server that closes the TCP connection without a TLS `close_notify`
-//! is read as the end of the stream, as curl does: an http response's own
-//! framing (`Content-Length`, chunked) tells a truncated body apart.
-//!
-//! `minCertValidityDays` is checked when the handshake completes, against
-//! every certificate the server presented (its chain, not only the leaf),
-//! also with `tlsSkipVerify`; the earliest notAfter is the one reported.
+//! A TCP close without `close_notify` is the end of the stream, as curl
+//! reads it: an http response's own framing tells a truncated body apart.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -100,13 +85,9 @@ impl fmt::Debug for TlsSetup {
 }
 
 impl TlsSetup {
-    /// Finds the probe's trust store and client configuration: shared
-    /// with every probe that trusts the same file, read again when it
-    /// changed.
-    ///
-    /// Fails (the probe cannot run at all) when the `caFile` cannot be
-    /// read or holds no usable certificate, or when no system bundle is
-    /// found; the reason names the file, or every place looked at.
+    /// Finds the probe's trust store and client configuration (shared with
+    /// every probe that trusts the same file). Fails when the `caFile` is
+    /// unusable or no system bundle is found.
     pub(crate) fn new(options: &TlsOptions) -> Result<TlsSetup, SetupError> {
         TlsSetup::with_system_candidates(options, &trust::system_candidates())
     }
@@ -119,8 +100,7 @@ impl TlsSetup {
         if let Some(name) = &options.server_name {
             server_name(name)?;
         }
-        // A caFile is read even with tlsSkipVerify: a broken path is a
-        // mistake worth reporting whatever the other fields say.
+        // Read even with tlsSkipVerify: a broken path is worth reporting.
         let ca = match &options.ca_file {
             Some(path) => Some(trust::ca_file(path)?),
             None => None,
@@ -188,15 +168,12 @@ impl fmt::Debug for TlsSession {
 }
 
 impl TlsSession {
-    /// A session for the server at `host` (the URL's host or the tcp
-    /// probe's `host`), unless the setup names another server name.
-    /// Makes no I/O: the ClientHello goes out on the first
-    /// [`TlsSession::handshake`].
+    /// A session for the server at `host`, unless the setup names another
+    /// server name. No I/O before the first [`TlsSession::handshake`].
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, SetupError> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
-        // A copy of the shared configuration (reference counts and a few
-        // small vectors, nothing next to a handshake) whose certificate
-        // resolver notes whether this server asks for a client certificate.
+        // A cheap copy of the shared configuration whose certificate
+        // resolver notes whether this server asks for one.
         let certificate_asked = Arc::new(AtomicBool::new(false));
         let mut config = ClientConfig::clone(&setup.config);
         config.client_auth_cert_resolver =
@@ -214,11 +191,9 @@ impl TlsSession {
         })
     }
 
-    /// Advances the handshake as far as the stream allows without waiting.
-    /// `Ok(true)` once it is complete (and the certificates passed
-    /// `minCertValidityDays`), `Ok(false)` when the stream would block:
-    /// wait for [`TlsSession::interest`] and call again. Calling it again
-    /// after `Ok(true)` is harmless.
+    /// Advances the handshake as far as the stream allows without waiting:
+    /// `Ok(true)` once complete (and `minCertValidityDays` passed),
+    /// `Ok(false)` when the stream would block.
     pub(crate) fn handshake(&mut self, io: &mut (impl Read + Write)) -> Result<bool, TlsFail> {
         if self.established {
             return Ok(true);
@@ -255,24 +230,18 @@ impl TlsSession {
     }
 
     /// Whether the server may still refuse this client after a completed
-    /// [`TlsSession::handshake`]: in TLS 1.3, when it asked for a client
-    /// certificate. The client's handshake ends with its own Finished, in
-    /// the flight that carries its (empty) Certificate, so the server
-    /// judges that certificate after the client considers the handshake
-    /// done, and says no with an alert one round trip later. In TLS 1.2
-    /// the server's Finished comes after that judgement, so a completed
-    /// handshake is the verdict.
+    /// handshake: in TLS 1.3, when it asked for a client certificate, it
+    /// judges our (empty) one after our Finished, one round trip later
+    /// (in TLS 1.2 its own Finished is the verdict).
     pub(crate) fn verdict_pending(&self) -> bool {
         self.established
             && self.certificate_asked.load(Ordering::Relaxed)
             && self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
     }
 
-    /// After a handshake with [`TlsSession::verdict_pending`], reads what
-    /// the server sent since: `Ok(true)` once it carries on (a session
-    /// ticket, data, or closing without an alert), `Ok(false)` while
-    /// nothing came (wait for readable and call again), the failure when
-    /// it sent a fatal alert (`certificate_required`, say).
+    /// After [`TlsSession::verdict_pending`], reads what the server sent:
+    /// `Ok(true)` once it carries on, `Ok(false)` while nothing came, the
+    /// failure on a fatal alert (`certificate_required`, say).
     pub(crate) fn verdict(&mut self, io: &mut (impl Read + Write)) -> Result<bool, TlsFail> {
         // The server sends tickets only once it accepted the client's
         // last flight; any at all is a yes, whenever it was read.
@@ -314,18 +283,15 @@ impl TlsSession {
         }
     }
 
-    /// Whether the server sent anything during the handshake (for the
-    /// failure when the caller's deadline passes with it unfinished:
+    /// Whether the server sent anything during the handshake (for
     /// `TlsFail::HandshakeTimeout`).
     pub(crate) fn heard(&self) -> bool {
         self.heard > 0
     }
 
-    /// Takes as much of `data` as the session buffers (at least one byte
-    /// unless `data` is empty) and writes what the stream accepts now.
-    /// `WouldBlock` only when nothing could be taken; then wait for
-    /// writable. After the last byte is taken, [`TlsSession::flush`].
-    /// Only after the handshake: an error before.
+    /// Takes as much of `data` as the session buffers and writes what the
+    /// stream accepts now; `WouldBlock` only when nothing could be taken.
+    /// Then [`TlsSession::flush`]. An error before the handshake.
     pub(crate) fn write_plain(&mut self, io: &mut impl Write, data: &[u8]) -> io::Result<usize> {
         if !self.established {
             // Before the handshake the bytes would wait in rustls, and a
@@ -428,9 +394,7 @@ impl TlsSession {
     }
 
     /// The failure when the server's first bytes look like text (`HTTP/`,
-    /// `SSH-`, `220 `) rather than a TLS record (which starts with a byte
-    /// in 0x14..=0x18): it speaks something else (plain http on a TLS
-    /// port, say).
+    /// `SSH-`, `220 `) rather than a TLS record (0x14..=0x18).
     fn plain_text(&self) -> Option<TlsFail> {
         let first = &self.first[..self.heard.min(self.first.len())];
         let text = !first.is_empty() && first.iter().all(|&b| b.is_ascii_graphic() || b == b' ');

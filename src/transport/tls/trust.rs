@@ -1,21 +1,12 @@
 //! Where trust comes from: a `caFile`, the system bundle, or (with
 //! `tlsSkipVerify`) nowhere.
 //!
-//! The system store is the first PEM bundle found among `SSL_CERT_FILE`
-//! and the places distributions put theirs. A bundle is one file that the
-//! distribution keeps current; the hashed `/etc/ssl/certs` directory
-//! (`SSL_CERT_DIR`) is not read, since every distribution that has it also
-//! ships the bundle.
-//!
-//! A trust file is parsed once and shared: every probe that trusts the
-//! same file gets the same [`Trust`] (one `ClientConfig` and its root
-//! store, behind an `Arc`), so a thousand https probes on the system store
-//! hold one copy of it. Each prepare (at every reset) still opens the file
-//! (see `crate::file`: it cannot block) and compares its size, times and
-//! inode with those of the shared copy; a file that changed, or that was
-//! modified so recently that its times cannot tell, is read again and
-//! compared byte for byte, and parsed again only when its bytes differ.
-//! So a reset sees a changed file exactly as if every probe read its own.
+//! The system store is the first PEM bundle among `SSL_CERT_FILE` and the
+//! distributions' places (every distribution with the hashed directory
+//! also ships a bundle). A trust file is parsed once and shared by every
+//! probe that trusts it; each reset still checks its stamp, and re-reads a
+//! file that changed (or is too recent to tell), so a reset sees a changed
+//! file as if every probe read its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -78,9 +69,8 @@ enum Role {
 struct Shared {
     path: PathBuf,
     role: Role,
-    /// The stamp of the file when its bytes were read, unless it was
-    /// racy then: a later write in the same timestamp tick could have
-    /// left it unchanged, so only the bytes can tell.
+    /// The stamp of the file when its bytes were read, unless racy then (a
+    /// write in the same timestamp tick would not change it).
     stamp: Option<FileStamp>,
     bytes: Box<[u8]>,
     config: Weak<ClientConfig>,
@@ -102,10 +92,8 @@ impl Shared {
     }
 }
 
-/// The trust files parsed so far, one entry per path and role. Process
-/// wide because prepare has no per-reset context to keep them in; the
-/// entries hold their configurations weakly, so nothing stays alive that
-/// no probe uses.
+/// The trust files parsed so far, one entry per path and role, held weakly.
+/// Process wide: prepare has no per-reset context to keep them in.
 static SHARED: Mutex<Vec<Shared>> = Mutex::new(Vec::new());
 
 /// The places the system store is looked for, in order.
@@ -294,9 +282,8 @@ fn no_certificate(bytes: &[u8], others: &[SectionKind]) -> String {
     format!("no PEM certificate in it; {EXPECTED}")
 }
 
-/// `tlsSkipVerify`: any chain and any name are accepted, but the server
-/// must still prove it holds the key of the certificate it sent (the
-/// handshake signatures are checked), so the handshake itself is real.
+/// `tlsSkipVerify`: any chain and name, but the handshake signatures are
+/// checked, so the server must hold the key of the certificate it sent.
 #[derive(Debug)]
 pub(super) struct AcceptAnyCertificate {
     algorithms: WebPkiSupportedAlgorithms,

@@ -1,11 +1,7 @@
 //! rustls, webpki and PEM errors in words: the cause, and the fix where
-//! there is one.
-//!
-//! The libraries' own texts are made for their developers: many print the
-//! `Debug` form of an enum (`Other(OtherError(CaUsedAsEndEntity))`, a PEM
-//! marker as a list of bytes). Every variant they can give us is said here
-//! instead; a variant added in a later release is said in general words,
-//! never in theirs unless [`debug_form`] finds nothing of `Debug` in them.
+//! there is one. Their own texts are often `Debug` forms
+//! (`Other(OtherError(CaUsedAsEndEntity))`), used only when [`debug_form`]
+//! finds none in them.
 
 use std::net::IpAddr;
 
@@ -701,10 +697,9 @@ fn printable(bytes: &[u8]) -> String {
     out
 }
 
-/// A variant added after this was written: the library's text when it is
-/// a sentence that reads as words, else `general` and the variant's name
-/// split into words (`SelectedUnofferedPsk`: "selected unoffered psk").
-/// `text` may be a `Debug` form: only its leading name is ever shown.
+/// A variant added after this was written: the library's text when it
+/// reads as words, else `general` and the variant's leading name split into
+/// words (`SelectedUnofferedPsk`: "selected unoffered psk").
 fn unknown_words(text: &str, general: &str) -> String {
     let name: String = text
         .chars()
@@ -752,10 +747,8 @@ const PROPER_NAMES: [&str; 21] = [
     "MessageHash",
 ];
 
-/// The first piece of `text` that looks like Rust `Debug` output rather
-/// than words: a tuple form (`Other(`, `Some(`), a struct form (`{ `), a
-/// byte list (`[45, 45`), or a type-like `CamelCase` word. `None` when it
-/// reads as words.
+/// The first piece of `text` that looks like Rust `Debug` output (`Other(`,
+/// `{ `, `[45, 45`, a `CamelCase` word); `None` when it reads as words.
 pub(crate) fn debug_form(text: &str) -> Option<String> {
     if text.contains("{ ") || text.contains(" }") {
         return Some("a struct form `{ .. }`".into());
@@ -788,9 +781,8 @@ pub(crate) fn debug_form(text: &str) -> Option<String> {
         if after.starts_with('(') && name.chars().skip(1).any(|c| c.is_ascii_lowercase()) {
             return Some(format!("a tuple form `{name}(`"));
         }
-        // `CaUsedAsEndEntity`, `OtherError`: a lower-case letter followed
-        // by an upper-case one is a Rust type or variant name, not a word
-        // (acronyms such as `TLS`, `CA:TRUE` or `SHA-256` have none).
+        // `CaUsedAsEndEntity`: lower then upper case is a Rust name, not a
+        // word (acronyms such as `TLS` or `SHA-256` have none).
         let camel = name
             .as_bytes()
             .windows(2)

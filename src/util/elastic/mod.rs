@@ -1,11 +1,8 @@
 //! An elastic thread pool, for work that blocks and cannot be interrupted
 //! (name lookups, custom checks that block), kept off the poll loops.
 //!
-//! Threads start on demand, one per job in flight, up to a cap; beyond it,
-//! jobs queue for the next free thread. A thread idle for its limit ends,
-//! so an unused pool costs no thread. Stopping drops the queued jobs and
-//! waits, up to a deadline, for the threads; a thread still in a job is
-//! left behind (it ends when the job returns), and counted.
+//! One thread per job in flight up to a cap, then a queue; idle threads
+//! end, so an unused pool costs none.
 
 use std::collections::VecDeque;
 use std::io;
