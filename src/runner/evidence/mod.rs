@@ -30,8 +30,8 @@
 //!   float parsing would change the canonical form of some numbers.
 //! - JCS numbers are doubles (RFC 8785): integers beyond 2^53 are
 //!   canonicalized as the nearest double; a collector must do the same.
-//! - Verification is cached per probe on the [`FileStamp`]s of the three
-//!   files; freshness is checked at every run.
+//! - Verification is cached per probe on the size, times, device and inode
+//!   of the three files; freshness is checked at every run.
 
 use std::io;
 use std::path::{Path, PathBuf};
