@@ -1,13 +1,6 @@
-//! Wall-clock timestamps ([`Timestamp`], the type of every time in an
-//! event), and the only place in probewheel that reads the clocks.
-//!
-//! A custom check that needs the time asks its
-//! [`RunContext::now`](crate::RunContext::now).
-
-// The scheduling core never reads a clock: it is handed `now`. The driver
-// (the engine thread and the worker pool) reads the clocks through
-// `mono_now` and `wall_now`, so that the rule "clocks are read in one
-// place" can be checked by grepping (and clippy.toml enforces it).
+//! Wall-clock timestamps ([`Timestamp`], every time in an event), and the
+//! only place that reads the clocks (clippy.toml enforces it; a custom check
+//! asks [`RunContext::now`](crate::RunContext::now)).
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,8 +20,7 @@ pub(crate) fn wall_now() -> SystemTime {
     SystemTime::now()
 }
 
-/// Sleeps the calling thread (workers and runners only, never the engine
-/// thread, which waits in `poll`).
+/// Sleeps the calling thread (never the engine thread, which waits in `poll`).
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn sleep(d: Duration) {
     std::thread::sleep(d)
@@ -42,8 +34,7 @@ pub struct Timestamp(SystemTime);
 impl Timestamp {
     /// Wraps a `SystemTime`.
     pub fn from_system_time(t: SystemTime) -> Self {
-        // Events carry microseconds (crate docs, "Events"): keep no more, so that an
-        // event read back from its JSON equals the event that was sent.
+        // Events carry microseconds: an event read back from JSON equals the sent one.
         Timestamp::from_unix_micros(Timestamp(t).unix_micros())
     }
 

@@ -1,13 +1,6 @@
-//! Opening a file that a declaration (or the command line) names, so that
-//! it can never block the thread that opens it.
-//!
-//! Every such file (the declarations file, a `caFile`, the system trust
-//! bundle, an evidence file, its signature, the host key) is opened here
-//! and nowhere else: non-blocking, then `fstat` on the open descriptor,
-//! which must be a regular file no larger than the caller's bound, and
-//! read from that same descriptor. A FIFO without a writer, a device or a
-//! directory is refused with a reason that names what it is, instead of
-//! blocking the engine thread at a reset or a worker at a run.
+//! Opening a file that a declaration or the command line names, here and
+//! nowhere else, so that it never blocks: a FIFO without a writer, a device
+//! or a directory is refused by name instead of hanging a reset or a run.
 
 use std::fmt;
 use std::fs::{File, Metadata};
@@ -64,16 +57,14 @@ impl RegularFile {
     /// Opens `path` for reading without blocking, and checks that it is a
     /// regular file of at most `max` bytes. A symlink is followed.
     pub(crate) fn open(path: &Path, max: u64) -> Result<RegularFile, OpenError> {
-        // O_NONBLOCK: opening a FIFO without a writer would block, and
-        // some devices too; O_NOCTTY: a tty must never become our
-        // controlling terminal. Neither changes how a regular file reads.
+        // O_NONBLOCK: a FIFO without a writer would block; O_NOCTTY: a tty
+        // never becomes ours. Neither changes how a regular file reads.
         let file = File::options()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(OpenError::Io)?;
-        // fstat of the descriptor, not stat of the path: the path may be
-        // replaced in between.
+        // fstat of the descriptor: the path may be replaced in between.
         let meta = file.metadata().map_err(OpenError::Io)?;
         let kind = meta.file_type();
         if !kind.is_file() {

@@ -1,11 +1,5 @@
-//! The shared vocabulary: the words every layer uses about a probe and a
-//! run (its mode, a run's status and outcome, an evidence sub-result).
-//!
-//! It sits below everything else: the scheduling core, the events, the
-//! declarations and the runners all import it, and it imports none of
-//! them, so none of those needs another for these words. The types are
-//! public at the crate root and where they were always found
-//! (`decl::Mode`, `runner::{Status, SubResult, RunnerOutcome}`).
+//! The words every layer uses about a probe and a run (mode, status,
+//! outcome, evidence sub-result); it imports none of those layers.
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,9 +21,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Parses a mode string; unknown strings are `None` (the caller decides
-    /// what they mean: in a declaration, [`Mode::Enforce`]). For an error
-    /// that says what is accepted, use [`str::parse`] ([`FromStr`]).
+    /// Parses a mode string; unknown strings are `None` (a declaration reads
+    /// them as [`Mode::Enforce`]; [`FromStr`] gives an error instead).
     pub fn from_name(s: &str) -> Option<Mode> {
         match s {
             "enforce" => Some(Mode::Enforce),
@@ -55,9 +48,8 @@ impl fmt::Display for Mode {
     }
 }
 
-/// Strict: only `enforce`, `observe` and `disabled`. (A declaration reads
-/// an unknown mode as [`Mode::Enforce`]; that rule is the declaration's,
-/// see [`Declaration::mode`](crate::Declaration::mode).)
+/// Strict: only `enforce`, `observe` and `disabled` (unlike
+/// [`Declaration::mode`](crate::Declaration::mode)).
 ///
 /// # Examples
 ///
@@ -124,14 +116,12 @@ impl FromStr for Status {
     }
 }
 
-/// A string that is not a [`Mode`]: its `Display` names it and the
-/// accepted ones.
+/// A string that is not a [`Mode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseModeError(Unknown);
 
 impl ParseModeError {
-    /// The string that was refused (cut to its first 64 bytes, on a
-    /// character boundary).
+    /// The string that was refused (its first 64 bytes at most).
     pub fn input(&self) -> &str {
         &self.0.shown
     }
@@ -145,14 +135,12 @@ impl fmt::Display for ParseModeError {
 
 impl std::error::Error for ParseModeError {}
 
-/// A string that is not a [`Status`]: its `Display` names it and the
-/// accepted ones.
+/// A string that is not a [`Status`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseStatusError(Unknown);
 
 impl ParseStatusError {
-    /// The string that was refused (cut to its first 64 bytes, on a
-    /// character boundary).
+    /// The string that was refused (its first 64 bytes at most).
     pub fn input(&self) -> &str {
         &self.0.shown
     }
@@ -217,8 +205,7 @@ pub struct SubResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerOutcome {
     status: Status,
-    /// Boxed, and absent for a plain pass: every outcome travels by value
-    /// from a worker to the engine, so it is kept to two words.
+    /// Boxed, absent for a pass: an outcome travels by value in two words.
     detail: Option<Box<Detail>>,
 }
 
@@ -228,9 +215,8 @@ struct Detail {
     sub_results: Option<Vec<SubResult>>,
 }
 
-/// Longest `failureReason`, in bytes, before the truncation marker
-/// `...[truncated]` (crate docs, "Events"): [`RunnerOutcome::fail`] cuts a longer
-/// reason to this many bytes on a UTF-8 boundary and appends the marker.
+/// Longest `failureReason`, in bytes, before the marker `...[truncated]`
+/// that [`RunnerOutcome::fail`] appends to a cut one.
 pub const MAX_REASON_BYTES: usize = 512;
 const TRUNCATED: &str = "...[truncated]";
 
@@ -245,24 +231,20 @@ impl RunnerOutcome {
 
     /// A failure with a reason (cut to 512 bytes on a UTF-8 boundary).
     pub fn fail(reason: impl Into<String>) -> Self {
-        RunnerOutcome {
-            status: Status::Fail,
-            detail: Some(Box::new(Detail {
-                reason: Some(truncate_reason(reason.into())),
-                sub_results: None,
-            })),
-        }
+        Self::failed(truncate_reason(reason.into()))
     }
 
-    /// A failure whose reason the runner cut itself, keeping the part that
-    /// matters (the end of an exec's stderr, say): `body` is cut to
-    /// [`MAX_REASON_BYTES`] if it is longer, and the truncation marker is
-    /// appended.
+    /// A failure whose reason the runner cut itself (keeping the end of an
+    /// exec's stderr, say): the marker is appended.
     pub(crate) fn fail_cut(body: String) -> Self {
+        Self::failed(marked(text::head(&body, MAX_REASON_BYTES)))
+    }
+
+    fn failed(reason: String) -> Self {
         RunnerOutcome {
             status: Status::Fail,
             detail: Some(Box::new(Detail {
-                reason: Some(marked(text::head(&body, MAX_REASON_BYTES))),
+                reason: Some(reason),
                 sub_results: None,
             })),
         }
@@ -304,16 +286,8 @@ impl RunnerOutcome {
 }
 
 /// Cuts `reason` to [`MAX_REASON_BYTES`] on a character boundary and marks
-/// the cut with `...[truncated]` (crate docs, "Events"). A reason that ends in the
-/// marker without being cut (a child's stderr or a server can say anything)
-/// loses its last byte and gets the marker, so that only a cut reason ever
-/// ends that way.
-///
-/// The result holds no more memory than it shows: a cut reason is a copy
-/// of the kept part (truncating in place would keep the whole buffer the
-/// runner handed over, a megabyte for a megabyte-long reason, for as long
-/// as the event waits for the consumer), and a short reason in a larger
-/// buffer gives the rest back.
+/// the cut; an uncut reason that ends in the marker is cut too, so only a
+/// cut reason ends that way. A copy, so a huge buffer is not kept queued.
 fn truncate_reason(mut reason: String) -> String {
     if reason.len() > MAX_REASON_BYTES || reason.ends_with(TRUNCATED) {
         let limit = MAX_REASON_BYTES.min(reason.len() - 1);
@@ -325,8 +299,7 @@ fn truncate_reason(mut reason: String) -> String {
     reason
 }
 
-/// `kept` followed by the truncation marker, in a buffer of exactly that
-/// size.
+/// `kept` followed by the truncation marker, in a buffer of exactly that size.
 fn marked(kept: &str) -> String {
     let mut reason = String::with_capacity(kept.len() + TRUNCATED.len());
     reason.push_str(kept);
@@ -334,8 +307,7 @@ fn marked(kept: &str) -> String {
     reason
 }
 
-/// What a caught panic said (its `&str` or `String` payload), for the
-/// reason of the run, prepare or lookup it ended.
+/// What a caught panic said (its `&str` or `String` payload).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s

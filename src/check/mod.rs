@@ -56,10 +56,8 @@ impl fmt::Display for Finding {
     }
 }
 
-/// A name as `check` prints it: as is when it is plain (non-empty, no
-/// whitespace, control character, quote, backslash or `:`), else quoted
-/// with escapes, so one finding is always one line that cannot be mistaken
-/// for another.
+/// A name as `check` prints it: as is when plain, else quoted with escapes,
+/// so a finding is one line that cannot be mistaken for another.
 ///
 /// # Examples
 ///
@@ -81,28 +79,14 @@ pub fn escape(name: &str) -> Cow<'_, str> {
 }
 
 /// Checks every probe as the engine would read it, with the kinds of
-/// `registry` and the floor `min_interval`: the shared fields, then each
-/// kind's own lints and the fields its kind does not read. Findings come in probe order
-/// (sorted by name), errors before warnings within a probe.
+/// `registry` and the floor `min_interval`. Findings come in probe order,
+/// errors before warnings within a probe.
 pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) -> Vec<Finding> {
     let mut out = Vec::new();
     for d in decls.probes() {
-        let mut push = |severity, field: &str, problem: String| {
-            out.push(Finding {
-                severity,
-                probe: d.name().to_owned(),
-                field: field.to_owned(),
-                problem,
-            })
-        };
         let mut probe_findings = Vec::new();
-        if let Some(e) = d.invalid() {
-            probe_findings.push((
-                Severity::Error,
-                e.field().to_owned(),
-                e.problem().to_owned(),
-            ));
-        } else if let Err(e) = registry.prepare(d) {
+        // Also the shared fields' error: prepare reports it first.
+        if let Err(e) = registry.prepare(d) {
             let (field, problem) = match e {
                 PrepareError::Invalid(e) => (e.field().to_owned(), e.problem().to_owned()),
                 e @ PrepareError::UnknownKind(_) => ("kind".to_owned(), e.to_string()),
@@ -143,16 +127,22 @@ pub fn check(decls: &Declarations, registry: &Registry, min_interval: Duration) 
             ));
         }
         probe_findings.sort_by_key(|f| std::cmp::Reverse(f.0));
-        for (sev, field, problem) in probe_findings {
-            push(sev, &field, problem);
-        }
+        out.extend(
+            probe_findings
+                .into_iter()
+                .map(|(severity, field, problem)| Finding {
+                    severity,
+                    probe: d.name().to_owned(),
+                    field,
+                    problem,
+                }),
+        );
     }
     out
 }
 
-/// The rollout verdict's per-probe fields where the engine cannot use them
-/// as written: on a disabled probe (it never runs), and on a `runOnce`
-/// probe (one result per reset, counted with thresholds of 1).
+/// The verdict fields the engine cannot use as written: on a disabled probe,
+/// and on a `runOnce` probe (one result per reset).
 fn verdict_fields(d: &Declaration, out: &mut Vec<(Severity, String, String)>) {
     // Written (not null) and valid: an invalid value is already an error.
     let written =

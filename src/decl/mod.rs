@@ -1,12 +1,7 @@
-//! The declarations file: parsing, whole-file rejection and per-probe
-//! validation, and below, the reference of every built-in kind's fields.
-//!
-//! Parsing is split in two so one bad entry never takes the others down:
-//! [`parse`] rejects only what makes the whole file unusable (size, syntax,
-//! not an object, a repeated probe name) and reads the fields every kind
-//! shares; the kind-specific fields are read by the kind's
-//! [`Runner::prepare`](crate::Runner::prepare) through the typed getters of
-//! [`Declaration`], which produce the `invalid declaration:` reasons.
+//! The declarations file. [`parse`] rejects only what makes the whole file
+//! unusable and reads the shared fields, so one bad entry never takes the
+//! others down; each kind reads its own fields through [`Declaration`]'s
+//! typed getters (the `invalid declaration:` reasons).
 //!
 #![doc = include_str!("../../docs/declarations.md")]
 
@@ -32,8 +27,7 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Interval used when `intervalSeconds` is absent or itself invalid.
 pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 
-/// Largest accepted `intervalSeconds`: one year. Larger values are invalid
-/// rather than silently clamped.
+/// Largest accepted `intervalSeconds`: one year (larger is invalid).
 pub const MAX_INTERVAL_SECS: u64 = 365 * 24 * 3600;
 
 /// A field of the declarations reference: one row of its tables, from
@@ -67,8 +61,7 @@ impl Field {
     }
 }
 
-/// The fields every probe has, read here before its kind sees it. The
-/// fields of a kind are its own (`Registry::fields`).
+/// The fields every probe has (a kind's own: `Registry::fields`).
 #[rustfmt::skip]
 pub const SHARED_FIELDS: &[Field] = &[
     Field::new("kind", "string", "required", "`http`, `tcp`, `exec`, `evidence`, or a kind registered by the embedding program."),
@@ -104,9 +97,7 @@ pub const MAX_DELAY_SECS: u64 = 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     reason: String,
-    /// The file could not be read for want of something the process
-    /// itself ran out of (descriptors, memory), not for anything about
-    /// the file: see [`Rejection::is_transient`].
+    /// See [`Rejection::is_transient`].
     transient: bool,
 }
 
@@ -119,9 +110,7 @@ impl Rejection {
         }
     }
 
-    /// The file could not be read: `cannot read file: <error>`. Transient
-    /// when the error is a shortage of the process or the system
-    /// (descriptors, memory), which the engine's own load can cause.
+    /// `cannot read file: <error>`.
     fn unreadable(e: &io::Error) -> Self {
         let transient = matches!(
             e.raw_os_error(),
@@ -133,10 +122,8 @@ impl Rejection {
         }
     }
 
-    /// Whether the file was not read for a shortage of the process or the
-    /// system (no descriptor or memory left: `EMFILE`, `ENFILE`, `ENOMEM`,
-    /// `ENOBUFS`) rather than for anything about the file. The engine then
-    /// keeps the previous generation's probes instead of stopping them.
+    /// Whether the file was not read for a shortage of descriptors or
+    /// memory, not for the file: the engine then keeps the previous probes.
     pub(crate) fn is_transient(&self) -> bool {
         self.transient
     }
@@ -213,8 +200,7 @@ pub struct Declaration {
     initial_delay_secs: u64,
     fields: Map<String, Value>,
     invalid: Option<FieldError>,
-    /// Fields nested too deeply to read (kept as `null`): they make the
-    /// declaration invalid if its kind reads one.
+    /// Fields nested too deeply to read (kept as `null`): invalid if read.
     too_deep: Option<Box<[String]>>,
 }
 
@@ -248,54 +234,41 @@ impl Declaration {
             }
         };
         decl.fields = fields;
-        let mut first_error: Option<FieldError> = None;
-        let mut note = |e: FieldError| {
-            first_error.get_or_insert(e);
-        };
-        match decl.required_str("kind") {
-            Ok(kind) => decl.kind = Arc::from(kind),
-            Err(e) => note(e),
+        // The first problem is kept; a bad field reads as its default.
+        let mut first = None;
+        if let Some(kind) = noted(decl.required_str("kind").map(Some), &mut first) {
+            decl.kind = Arc::from(kind);
         }
-        match decl.required_str("mode") {
-            Ok(s) => match Mode::from_name(s) {
+        if let Some(s) = noted(decl.required_str("mode").map(Some), &mut first) {
+            match Mode::from_name(s) {
                 Some(m) => decl.mode = m,
                 None => decl.unknown_mode = Some(s.to_owned()),
-            },
-            Err(e) => note(e),
-        }
-        match decl.u64_in("intervalSeconds", 0, MAX_INTERVAL_SECS) {
-            Ok(v) => decl.interval_secs = v.unwrap_or(DEFAULT_INTERVAL_SECS),
-            Err(e) => note(e),
-        }
-        match decl.bool_field("runOnce") {
-            Ok(v) => decl.run_once = v.unwrap_or(false),
-            Err(e) => note(e),
+            }
         }
         let max = u64::from(MAX_THRESHOLD);
-        match decl.u64_in("failureThreshold", 1, max) {
-            Ok(v) => decl.failure_threshold = v.map_or(1, |n| n as u32),
-            Err(e) => note(e),
-        }
-        match decl.u64_in("successThreshold", 1, max) {
-            Ok(v) => decl.success_threshold = v.map_or(1, |n| n as u32),
-            Err(e) => note(e),
-        }
-        match decl.u64_in("startupGraceSeconds", 0, MAX_DELAY_SECS) {
-            Ok(v) => decl.startup_grace_secs = v.unwrap_or(0),
-            Err(e) => note(e),
-        }
-        match decl.u64_in("initialDelaySeconds", 0, MAX_DELAY_SECS) {
-            Ok(v) => decl.initial_delay_secs = v.unwrap_or(0),
-            Err(e) => note(e),
-        }
-        decl.invalid = first_error;
+        let interval = decl.u64_in("intervalSeconds", 0, MAX_INTERVAL_SECS);
+        decl.interval_secs = noted(interval, &mut first).unwrap_or(DEFAULT_INTERVAL_SECS);
+        decl.run_once = noted(decl.bool_field("runOnce"), &mut first).unwrap_or(false);
+        let failure = noted(decl.u64_in("failureThreshold", 1, max), &mut first);
+        decl.failure_threshold = failure.map_or(1, |n| n as u32);
+        let success = noted(decl.u64_in("successThreshold", 1, max), &mut first);
+        decl.success_threshold = success.map_or(1, |n| n as u32);
+        let grace = noted(
+            decl.u64_in("startupGraceSeconds", 0, MAX_DELAY_SECS),
+            &mut first,
+        );
+        decl.startup_grace_secs = grace.unwrap_or(0);
+        let delay = noted(
+            decl.u64_in("initialDelaySeconds", 0, MAX_DELAY_SECS),
+            &mut first,
+        );
+        decl.initial_delay_secs = delay.unwrap_or(0);
+        decl.invalid = first;
         decl
     }
 
-    /// Reads one entry of a file, field by field: a field repeated inside
-    /// the entry makes it invalid, and a field too deeply
-    /// nested to parse makes it invalid when the engine reads that field,
-    /// and is otherwise ignored (reported by `check` as unknown).
+    /// Reads one entry of a file, field by field: a repeated field makes it
+    /// invalid, a field nested too deeply only if its kind reads it.
     fn from_raw(name: &str, raw: &RawValue) -> Declaration {
         let text = raw.get();
         if !text.starts_with('{') {
@@ -387,34 +360,28 @@ impl Declaration {
         self.run_once
     }
 
-    /// `failureThreshold` (default 1): consecutive failed runs before the
-    /// probe counts as failing in the rollout verdict.
+    /// `failureThreshold` (default 1).
     pub fn failure_threshold(&self) -> u32 {
         self.failure_threshold
     }
 
-    /// `successThreshold` (default 1): consecutive passed runs before the
-    /// probe counts as passing in the rollout verdict.
+    /// `successThreshold` (default 1).
     pub fn success_threshold(&self) -> u32 {
         self.success_threshold
     }
 
-    /// `startupGraceSeconds` (default 0): after a reset (and the initial
-    /// delay), failures hold the verdict pending instead of unhealthy until
-    /// the probe has passed once or this much time has gone by.
+    /// `startupGraceSeconds` (default 0).
     pub fn startup_grace_secs(&self) -> u64 {
         self.startup_grace_secs
     }
 
-    /// `initialDelaySeconds` (default 0): the first slot is due this long
-    /// after the reset.
+    /// `initialDelaySeconds` (default 0).
     pub fn initial_delay_secs(&self) -> u64 {
         self.initial_delay_secs
     }
 
-    /// `timeoutSecs` when it is a valid integer from 1 to
-    /// [`MAX_TIMEOUT_SECS`], else the default of 10 (an invalid value is
-    /// reported by the kind that reads it).
+    /// `timeoutSecs`, or the default when absent or invalid (the kind that
+    /// reads it reports an invalid value).
     pub fn timeout_secs(&self) -> u64 {
         self.u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)
             .ok()
@@ -434,19 +401,14 @@ impl Declaration {
         self.invalid.as_ref()
     }
 
-    /// The names of the fields as written (each once, in name order),
-    /// `null` ones included: what `probewheel check` compares with the
-    /// known fields of the kind.
+    /// The names of the fields as written (each once, in name order, `null`
+    /// ones included).
     pub fn field_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.fields.keys().map(String::as_str)
     }
 
     /// A field's value; `null` counts as absent (renderers write every field).
-    ///
-    /// For fields the typed getters below do not cover (objects, arrays).
-    /// The value is a `serde_json` 1 [`Value`], so this method (like
-    /// [`Declaration::from_value`]) ties probewheel's API to serde_json's
-    /// major version; see the crate docs, "Public surface".
+    /// A `serde_json` 1 [`Value`]: see the crate docs, "Public surface".
     pub fn get(&self, field: &str) -> Option<&Value> {
         self.fields.get(field).filter(|v| !v.is_null())
     }
@@ -477,10 +439,25 @@ impl Declaration {
 
     /// An optional integer field within `min..=max`.
     pub fn u64_in(&self, field: &str, min: u64, max: u64) -> Result<Option<u64>, FieldError> {
+        self.int_in(field, min, max, Value::as_u64)
+    }
+
+    /// An optional signed integer field within `min..=max`.
+    pub fn i64_in(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, FieldError> {
+        self.int_in(field, min, max, Value::as_i64)
+    }
+
+    fn int_in<T: Copy + PartialOrd + fmt::Display>(
+        &self,
+        field: &str,
+        min: T,
+        max: T,
+        read: fn(&Value) -> Option<T>,
+    ) -> Result<Option<T>, FieldError> {
         let Some(v) = self.get(field) else {
             return Ok(None);
         };
-        match v.as_u64() {
+        match read(v) {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(expected(
                 field,
@@ -490,9 +467,8 @@ impl Declaration {
         }
     }
 
-    /// An optional array of strings (`[]` included); any other value, or an
-    /// element that is not a string, is an error naming the field (and the
-    /// element).
+    /// An optional array of strings (`[]` included); an error names the
+    /// field and the first element that is not a string.
     ///
     /// # Examples
     ///
@@ -533,21 +509,14 @@ impl Declaration {
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
+}
 
-    /// An optional signed integer field within `min..=max`.
-    pub fn i64_in(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, FieldError> {
-        let Some(v) = self.get(field) else {
-            return Ok(None);
-        };
-        match v.as_i64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(expected(
-                field,
-                &format!("an integer from {min} to {max}"),
-                v,
-            )),
-        }
-    }
+/// The value of a read, or its default with the first error kept in `first`.
+fn noted<T>(read: Result<Option<T>, FieldError>, first: &mut Option<FieldError>) -> Option<T> {
+    read.unwrap_or_else(|e| {
+        first.get_or_insert(e);
+        None
+    })
 }
 
 /// The problem of a field nested too deeply to read.
@@ -676,9 +645,8 @@ pub fn parse(bytes: &[u8]) -> Result<Declarations, Rejection> {
     Ok(Declarations { probes })
 }
 
-/// Reads and parses the file at `path`. A missing file is an empty set of
-/// probes (the renderer writes no file for an empty set); anything that is
-/// not a regular file, is over 1 MiB or cannot be read is rejected.
+/// Reads and parses the file at `path`; a missing file is an empty set (the
+/// renderer writes none for an empty set).
 pub fn load(path: &Path) -> Result<Declarations, Rejection> {
     match RegularFile::read_all(path, MAX_FILE_BYTES) {
         Ok(bytes) => parse(&bytes),
@@ -703,11 +671,8 @@ pub(crate) fn syntax(e: &serde_json::Error) -> Rejection {
     Rejection::new(format!("line {} column {}: {msg}", e.line(), e.column()))
 }
 
-/// Rejects, with a reason that says so, files in an encoding other than
-/// UTF-8 (JSON is UTF-8, RFC 8259 §8.1): a byte order mark, UTF-16 or
-/// UTF-32 (recognised by their BOM or by the NUL bytes around the first
-/// ASCII character). Other bytes that are not UTF-8 are named where they
-/// stop the parse ([`utf8_error`]).
+/// Rejects a BOM, UTF-16 and UTF-32 by name (JSON is UTF-8, RFC 8259 §8.1);
+/// other bad bytes are named where they stop the parse ([`utf8_error`]).
 fn check_encoding(bytes: &[u8]) -> Result<(), Rejection> {
     let utf16 = |order: &str| {
         Rejection::new(format!(
@@ -744,9 +709,8 @@ pub(crate) fn utf8_error(bytes: &[u8]) -> Option<(usize, usize, Rejection)> {
     Some((line, column, rejection))
 }
 
-/// The top-level object as ordered entries, rejecting repeated names. The
-/// entries stay unparsed (syntax is checked), so each probe is parsed on
-/// its own.
+/// The top-level object as ordered, unparsed entries, rejecting repeated
+/// names (with their position), so each probe is parsed on its own.
 struct RawFile<'a>(Vec<(String, &'a RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for RawFile<'de> {

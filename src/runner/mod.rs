@@ -1,32 +1,12 @@
-//! Probe kinds: the [`Registry`] that maps kind names to kinds, the
-//! built-in ones (each in a module of its own, with its fields, its lints
-//! and its prepare) and the [`Runner`] trait an embedding program
-//! implements for a kind of its own.
+//! Probe kinds: the [`Registry`] of kind names, the built-in kinds (a module
+//! each) and the [`Runner`] trait for a kind of an embedding program.
 //!
-//! A registered kind is two steps. [`Runner::prepare`] reads a declaration's
-//! kind-specific fields once per reset and returns a [`Check`], or a
-//! [`FieldError`] that makes the probe fail with `invalid declaration: ...`.
-//! [`Check::run`] then runs on a worker thread at every tick. A run must
-//! return when [`RunContext::is_cancelled`] turns true (a reset, a
-//! shutdown, or the run's deadline): the engine discards the outcome
-//! anyway, and shutdown only waits one second for runs to return.
-//!
-//! `timeoutSecs` (default 10, 1 to 86400) bounds every run of a registered
-//! kind: at [`RunContext::deadline`], `timeoutSecs` after the run's slot,
-//! the engine records a failed result `timed out after N s` at once,
-//! whether or not the check has returned. A check that has not returned
-//! keeps its probe's next slots skipped (at most one run in flight per
-//! probe; they count in `skippedTicks`) until it does, and its outcome is
-//! then discarded. The built-in `tcp`, `http` and `exec` kinds bound their
-//! own runs (`connectTimeoutSecs`, `timeoutSecs`) and report their own
-//! timeouts.
-//!
-//! A check that runs a command uses [`Command`]: the `exec` kind's process
-//! handling (a process group of its own, killed whole at the end, on a
-//! timeout and on cancellation; never a shell), on the engine's workers,
-//! with a typed
-//! [`CommandOutput`] that [`CommandOutput::outcome`] turns into the `exec`
-//! kind's outcome.
+//! A registered kind is two steps: [`Runner::prepare`] reads a declaration's
+//! own fields once per reset into a [`Check`] (or a [`FieldError`]: `invalid
+//! declaration: ...`), and [`Check::run`] runs at every tick on a worker
+//! until [`RunContext::is_cancelled`] (a reset, a shutdown, `timeoutSecs`).
+//! A check that runs a command uses [`Command`], the `exec` kind's process
+//! handling, and [`CommandOutput::outcome`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -53,9 +33,8 @@ pub use registry::{PrepareError, PreparedProbe, Registry};
 pub(crate) mod tcp;
 mod tls_fields;
 
-/// A declaration's `timeoutSecs`, checked: 1 to [`MAX_TIMEOUT_SECS`],
-/// default [`DEFAULT_TIMEOUT_SECS`] (for the kinds that use it; the
-/// lenient `Declaration::timeout_secs` is for everything else).
+/// A declaration's `timeoutSecs`, checked (the lenient
+/// `Declaration::timeout_secs` is for kinds that do not read it).
 pub(crate) fn timeout_secs(decl: &Declaration) -> Result<u64, FieldError> {
     Ok(decl
         .u64_in("timeoutSecs", 1, MAX_TIMEOUT_SECS)?
@@ -64,11 +43,9 @@ pub(crate) fn timeout_secs(decl: &Declaration) -> Result<u64, FieldError> {
 
 /// A probe kind: turns declarations into runnable checks.
 pub trait Runner: Send + Sync + 'static {
-    /// Reads the kind-specific fields of `decl` (the shared fields are
-    /// already read and valid). Called on the engine thread at every reset,
-    /// so it must not block. A panic here is caught: the probe then fails
-    /// at every tick with `runner panicked in prepare: <message>`, and the
-    /// other probes run.
+    /// Reads the kind-specific fields of `decl` (the shared ones are valid),
+    /// on the engine thread at every reset, so it must not block. A panic
+    /// fails the probe with `runner panicked in prepare: <message>`.
     fn prepare(&self, decl: &Declaration) -> Result<Arc<dyn Check>, FieldError>;
 
     /// Field names this kind reads beyond the shared ones
@@ -81,42 +58,27 @@ pub trait Runner: Send + Sync + 'static {
 
 /// One prepared probe, run at every tick on a worker thread.
 ///
-/// Each run is bounded by the probe's `timeoutSecs` (default 10 s): at
-/// [`RunContext::deadline`] the context reports the run cancelled
-/// ([`RunContext::is_cancelled`] turns true, [`RunContext::sleep`] returns
-/// early) and the engine records the failed result `timed out after N s`
-/// at once. A check that ignores this and keeps going holds its probe:
-/// the probe's next slots are skipped (and counted in `skippedTicks`)
-/// until `run` returns, and what it returns then is discarded.
-///
-/// A check that starts a process should run it with [`Command`], which
-/// kills the command's whole process group (grandchildren included) at its
-/// timeout and when the run is cancelled, and reaps it before returning.
+/// At [`RunContext::deadline`] (`timeoutSecs` after its slot) the engine
+/// records `timed out after N s` and the run is cancelled; a check that keeps
+/// going holds its probe (next slots skipped, counted in `skippedTicks`)
+/// and its outcome is discarded. Start processes with [`Command`], which
+/// kills the whole process group on timeout and cancellation.
 pub trait Check: Send + Sync + 'static {
-    /// Runs the probe once. A failing probe is a [`RunnerOutcome::fail`],
-    /// never a panic (a panic is caught and reported as a failure all the
-    /// same). Return once [`RunContext::is_cancelled`] turns true.
+    /// Runs the probe once: fail with [`RunnerOutcome::fail`] (a panic is
+    /// caught all the same); return once [`RunContext::is_cancelled`].
     fn run(&self, ctx: &RunContext<'_>) -> RunnerOutcome;
 
-    /// Where this check runs (default [`Placement::Blocking`]: on a thread
-    /// of its own, so that it may block without delaying anything else).
+    /// Where this check runs (default [`Placement::Blocking`]).
     fn placement(&self) -> Placement {
         Placement::Blocking
     }
 }
 
-/// Where a custom check runs (G13).
-///
-/// Built-in kinds are state machines on the workers' poll loops and never
-/// hold a thread while they wait. A custom [`Check`] has a blocking `run`,
-/// so by default it gets a thread of its own for each run in flight (at
-/// most [`MAX_BLOCKING_THREADS`](crate::engine::MAX_BLOCKING_THREADS),
-/// started on demand and ended after
-/// [`BLOCKING_IDLE`](crate::engine::BLOCKING_IDLE) idle): a check that
-/// hangs then delays no other probe. A check that never waits (it computes
-/// from memory, reads a small local file) can say [`Placement::Inline`] and
-/// run right on a worker, which saves the hand-off to another thread; an
-/// inline check that does block delays every probe of its worker.
+/// Where a custom check runs (G13): by default on a thread of its own per
+/// run in flight (at most
+/// [`MAX_BLOCKING_THREADS`](crate::engine::MAX_BLOCKING_THREADS)), so a hung
+/// check delays no other probe; a check that never waits may run inline on
+/// a worker, saving the hand-off (one that blocks delays its worker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Placement {
@@ -198,9 +160,9 @@ impl Runner for FnRunner {
     }
 }
 
-/// Cancellation shared by the engine and every run: a run of generation g is
-/// cancelled once the engine's generation moves past g, or on shutdown.
-/// With it, the workers a run can hand a state machine to.
+/// Cancellation shared by the engine and every run (a run of generation g
+/// ends once the generation moves past g, or on shutdown), and the workers
+/// a run can hand a state machine to.
 #[derive(Default)]
 pub(crate) struct CancelState {
     generation: AtomicU64,
@@ -277,8 +239,7 @@ impl CancelState {
     }
 }
 
-/// What a run knows about itself, and how it learns that it should stop:
-/// a reset, a shutdown, or its deadline (`timeoutSecs` after its slot).
+/// What a run knows about itself, and whether it should stop.
 pub struct RunContext<'a> {
     probe_name: &'a str,
     generation: u64,
@@ -304,7 +265,8 @@ impl<'a> RunContext<'a> {
             probe_name,
             generation,
             started,
-            deadline: deadline.unwrap_or_else(|| far(started)),
+            deadline: deadline
+                .unwrap_or_else(|| started.checked_add(NO_DEADLINE).unwrap_or(started)),
             cancel,
         }
     }
@@ -324,11 +286,9 @@ impl<'a> RunContext<'a> {
         self.started
     }
 
-    /// When the engine cuts this run off: the probe's `timeoutSecs` after
-    /// the slot the run belongs to (which is when it started, give or take
-    /// the wake-up's jitter). From then on [`RunContext::is_cancelled`] is
-    /// true and the run's result is already recorded as `timed out after
-    /// N s`.
+    /// When the engine cuts this run off (`timeoutSecs` after its slot):
+    /// from then on [`RunContext::is_cancelled`] and the result is already
+    /// `timed out after N s`.
     ///
     /// # Examples
     ///
@@ -351,24 +311,20 @@ impl<'a> RunContext<'a> {
         self.deadline
     }
 
-    /// True once the run's result can no longer be used (a reset, a
-    /// shutdown, or its [deadline](RunContext::deadline) has passed):
-    /// return promptly, and stop anything the run started
-    /// ([`Command::run`] does both for a command).
+    /// True once the result can no longer be used (a reset, a shutdown, its
+    /// [deadline](RunContext::deadline)): return promptly, stopping what the
+    /// run started ([`Command::run`] does both).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled(self.generation) || self.now() >= self.deadline
     }
 
-    /// The current monotonic time (runners must not read clocks directly,
-    /// so that the clock stays in one place).
+    /// The current monotonic time (runners read no clock themselves).
     pub fn now(&self) -> Instant {
         clock::mono_now()
     }
 
-    /// Runs `machine` once on one of the engine's workers, cancelled with
-    /// this run (its generation, a shutdown, its deadline), and waits for
-    /// the outcome; `None` when no worker took it or it was dropped
-    /// unfinished (the engine stopped).
+    /// Runs `machine` on an engine worker, cancelled with this run, and
+    /// waits; `None` when no worker took it or the engine stopped.
     pub(crate) fn hand_over(&self, machine: Arc<dyn Machine>) -> Option<RunnerOutcome> {
         let (reply, outcome) = crossbeam_channel::bounded(1);
         let run = Adopted {
@@ -397,10 +353,6 @@ impl<'a> RunContext<'a> {
             clock::sleep(until.saturating_duration_since(now).min(CANCEL_POLL));
         }
     }
-}
-
-fn far(from: Instant) -> Instant {
-    from.checked_add(NO_DEADLINE).unwrap_or(from)
 }
 
 impl fmt::Debug for RunContext<'_> {

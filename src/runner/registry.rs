@@ -1,6 +1,5 @@
-//! One registry of probe kinds, used by the engine and by `check` alike:
-//! the built-in kinds (each a [`Kind`]: its fields, its lints, its
-//! prepare) and the kinds an embedding program registers (a [`Runner`]).
+//! One registry of probe kinds for the engine and `check`: built-in
+//! [`Kind`]s and the [`Runner`]s an embedding program registers.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -167,7 +166,7 @@ impl Registry {
                 Entry::BuiltIn(kind) => kind
                     .fields()
                     .iter()
-                    .flat_map(|t| t.iter())
+                    .flat_map(|t| *t)
                     .any(|f| f.name == field),
                 Entry::Custom(runner) => runner.extra_fields().contains(&field),
             }
@@ -192,11 +191,8 @@ impl Registry {
         }
     }
 
-    /// Prepares a declaration as the engine would, or says why every tick
-    /// of the probe fails (the error's `Display` is the `failureReason`).
-    /// Besides the kind's own fields, a kind that is not a built-in state
-    /// machine has its `timeoutSecs` checked here, since the engine bounds
-    /// its runs with it.
+    /// Prepares a declaration as the engine would (`timeoutSecs` included
+    /// for a kind the engine bounds), or says why every tick fails.
     ///
     /// # Examples
     ///
@@ -221,9 +217,8 @@ impl Registry {
         self.prepare_bounded(decl).map(|_| PreparedProbe(()))
     }
 
-    /// Prepares a declaration for the engine: with the engine's bound on
-    /// each of its runs (`timeoutSecs`; `None` for a state machine, which
-    /// bounds its own).
+    /// Prepares a declaration for the engine, with the bound of each run
+    /// (`None` for a state machine, which bounds its own).
     pub(crate) fn prepare_task(
         &self,
         decl: &Declaration,
@@ -288,6 +283,5 @@ impl fmt::Display for PrepareError {
     }
 }
 
-// No `source`: the `Display` text already is the whole reason (it is what
-// events carry), and a reporter that walks sources would print it twice.
+// No `source`: `Display` is the whole reason; a source would print it twice.
 impl std::error::Error for PrepareError {}

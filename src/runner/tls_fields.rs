@@ -1,20 +1,7 @@
-//! The TLS fields of `http` (for `https://`) and `tcp` (with `tls: true`)
-//! probes (`docs/declarations.md`): `caFile`, `tlsServerName`, `tlsSkipVerify` and
-//! `minCertValidityDays`, read and checked at prepare time whether or not
-//! TLS is built in, and turned into the probe's [`TlsSetup`] (feature
-//! `tls`) once per reset.
-//!
-//! Trust store: `caFile` when given, else the system bundle (`SSL_CERT_FILE`,
-//! then the usual distribution paths; see `transport::tls`). Probes that
-//! trust the same file share one parsed copy of it, and each reset checks
-//! whether the file changed. A `caFile` that cannot be used (missing,
-//! unreadable, not a regular file, no certificate in it) makes the
-//! declaration invalid, naming `caFile`: `probewheel check` reports it,
-//! and every tick fails with it until a reset reads the file again. Trust
-//! files are opened so that they cannot block (a FIFO is refused, not
-//! waited on): prepare runs on the engine thread.
-//! A host without a system bundle is not the declaration's fault: that
-//! probe's runs fail with a reason naming every place looked at.
+//! The TLS fields of `http` and `tcp` probes (`docs/declarations.md`), read
+//! and checked at prepare whether or not TLS is built in, and turned into the
+//! probe's [`TlsSetup`] (feature `tls`) once per reset. A host without a
+//! system bundle is not the declaration's fault: its runs fail instead.
 
 use std::path::PathBuf;
 

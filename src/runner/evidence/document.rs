@@ -1,7 +1,5 @@
 //! The evidence document (schemaVersion 1), read from the verified JSON
-//! value. Fields this module does not know (`details`, `schema`, anything a
-//! newer collector adds within schemaVersion 1) are ignored here; they are
-//! still covered by the signature, which is checked over the whole value.
+//! value; unknown fields are ignored here (the signature still covers them).
 
 use std::collections::BTreeMap;
 

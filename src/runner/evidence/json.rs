@@ -1,9 +1,6 @@
-//! The evidence file as JSON (RFC 8259): serde_json, built with
-//! `float_roundtrip` so that every decimal reads as its nearest double (and
-//! so keeps the canonical form it was signed in), into a `Value` that
-//! refuses a key repeated in any object: serde_json would keep the last
-//! one, and a signed file could then be read with another meaning than the
-//! signer's.
+//! The evidence file as JSON: serde_json with `float_roundtrip` (every
+//! decimal reads as its nearest double, keeping its signed canonical form),
+//! into a `Value` that refuses a repeated key (serde_json keeps the last).
 
 use std::fmt;
 
@@ -27,8 +24,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
     }
 }
 
-/// serde_json places the repeat after its key; the reason names where the
-/// key starts, so that a reader finds it where the eye does.
+/// serde_json places the repeat after its key; the reason names its start.
 fn duplicate_at_key_start(bytes: &[u8], e: &serde_json::Error) -> String {
     let line_start: usize = bytes
         .split_inclusive(|&b| b == b'\n')

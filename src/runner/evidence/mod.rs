@@ -14,45 +14,24 @@
 //! (JCS) canonical form of the file's JSON value. The probe checks that
 //! signature against the host's OpenSSH public key
 //! ([`Builder::host_key`](crate::Builder::host_key), default
-//! [`DEFAULT_HOST_KEY`]) before it trusts any content, so the file
-//! may be pretty-printed or compact, and fields this version does not know
-//! stay covered by the signature without breaking it.
+//! [`DEFAULT_HOST_KEY`]) before it trusts any content; the file may be
+//! pretty-printed, and unknown fields stay signed.
 //!
-//! Then, at every run:
-//! - `hostname` must equal the configured host name, and with
-//!   `maxAgeSeconds`, `collectedAt` must be at most that old (a
-//!   `collectedAt` in the future counts as fresh);
-//! - the probe's controls become `subResults` rows: with `framework`, one
-//!   row per article of that framework for every control that covers it, in
-//!   the probe's mode unless `controlOverrides` names the control (its
-//!   `reason` travels as `overrideReason`); with `controls`, one row per
-//!   (framework, article) of each listed control (framework `custom` when
-//!   it lists none), in the listed mode (its `reason` travels as
-//!   `overrideReason` too). An empty article list gives one row without an
-//!   article. Disabled controls give no rows; unknown mode strings mean
-//!   enforce. Rows are sorted by control id, framework, article;
-//! - the probe passes iff there is at least one row, every enforce row
-//!   passes, and every enforce control listed under `controls` is present in
-//!   the evidence (a control the collector stopped reporting must not pass
-//!   the gate). Sub-results are attached only once the evidence is verified,
-//!   for this host and fresh.
+//! Then, at every run, `hostname` must be this host's and `collectedAt`
+//! within `maxAgeSeconds` (the future counts as fresh), and the selected
+//! controls become `subResults` rows, sorted by control id, framework,
+//! article (the selection is in `docs/declarations.md`). Rows are attached
+//! only to verified, fresh evidence for this host.
 //!
 //! Decisions:
-//! - Repeated keys at any depth of the evidence file, and a `controlId` that
-//!   appears twice, are refused: the signer and this reader could otherwise
-//!   disagree about what was signed.
-//! - The file is read with a strict JSON reader of this module rather than
-//!   serde_json, whose default float parsing is not correctly rounded and
-//!   would change the canonical form of some numbers.
-//! - JCS numbers are doubles: integers beyond 2^53 are canonicalized as the
-//!   nearest double, exactly as RFC 8785 specifies; a collector that signs
-//!   them must do the same.
-//! - Verification is cached per prepared probe on the size, modification
-//!   and change times, device and inode of the evidence file, the
-//!   signature and the host key; the freshness check runs every time. A
-//!   file modified within the last two seconds is not cached (its
-//!   timestamp cannot tell a second write in the same clock tick apart),
-//!   so it is read again at the next run.
+//! - Repeated keys at any depth, and a repeated `controlId`, are refused:
+//!   the signer and this reader could disagree about what was signed.
+//! - A strict JSON reader of this module, not serde_json, whose default
+//!   float parsing would change the canonical form of some numbers.
+//! - JCS numbers are doubles (RFC 8785): integers beyond 2^53 are
+//!   canonicalized as the nearest double; a collector must do the same.
+//! - Verification is cached per probe on the size, times, device and inode
+//!   of the three files; freshness is checked at every run.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -89,8 +68,7 @@ pub const DEFAULT_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
 /// Default `evidencePath`.
 pub(crate) const DEFAULT_EVIDENCE_PATH: &str = "/var/lib/nixfleet-compliance/evidence.json";
 
-/// Largest `maxAgeSeconds` accepted: one hundred years. Larger values are
-/// invalid rather than silently clamped.
+/// Largest `maxAgeSeconds` accepted: one hundred years (larger is invalid).
 pub(crate) const MAX_AGE_LIMIT_SECS: u64 = 100 * 365 * 24 * 3600;
 
 /// Largest evidence file read.
@@ -126,8 +104,7 @@ impl Check for EvidenceCheck {
         self.run_at(clock::wall_now())
     }
 
-    /// Local files, read only when their stamps change, and one signature
-    /// check: runs on a worker.
+    /// Local files, read only when changed, and one signature check.
     fn placement(&self) -> Placement {
         Placement::Inline
     }
@@ -206,10 +183,8 @@ impl EvidenceCheck {
 
     /// The verified evidence, from the cache when no file changed.
     fn verified(&self, now: SystemTime) -> Result<Arc<Evidence>, String> {
-        // Opened (without blocking) before the cache is consulted, and
-        // read through these descriptors: the stamps are those of what is
-        // read, and a write after this point changes them, so the next
-        // run reads again.
+        // Opened before the cache is consulted and read through these
+        // descriptors, so the stamps are those of what is read.
         let files = Files {
             evidence: open(&self.evidence, MAX_EVIDENCE_BYTES, "evidence file")?,
             signature: open(&self.signature, MAX_SIGNATURE_BYTES, "signature file")?,
@@ -238,8 +213,7 @@ impl EvidenceCheck {
         verified
     }
 
-    /// Reads the three files and verifies the signature before reading the
-    /// document.
+    /// Reads the three files and verifies the signature, then the document.
     fn load(&self, files: Files) -> Result<Evidence, String> {
         let key = self.read_host_key(files.host_key)?;
         let ev = self.evidence.display();

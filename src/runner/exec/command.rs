@@ -1,8 +1,5 @@
-//! [`Command`]: a custom check runs a command the way `exec` probes run
-//! theirs. The run is the exec kind's own state machine ([`ExecRun`]),
-//! handed to one of the engine's workers, which drives it as any run while
-//! the check's thread waits; only its output is handed back instead of
-//! judged.
+//! [`Command`]: a custom check runs a command as `exec` probes do, with the
+//! exec kind's own [`ExecRun`] handed to a worker while the check waits.
 
 use std::fmt;
 use std::io;
@@ -20,40 +17,20 @@ use crate::runner::{RunContext, RunnerOutcome};
 /// A command that a custom [`Check`](crate::Check) runs with the machinery
 /// of the built-in `exec` kind.
 ///
-/// [`Command::run`] starts the command and blocks the calling check until
-/// the command exits, its timeout passes, or the run is cancelled (a reset
-/// or a shutdown, see [`RunContext::is_cancelled`]). The command is run
-/// exactly as an `exec` probe's:
+/// [`Command::run`] blocks the calling check until the command exits, its
+/// timeout passes or the run is cancelled. It runs exactly as an `exec`
+/// probe's (see [`decl`](crate::decl)): never through a shell, the leader of a
+/// process group of its own whose last 1024 bytes of stderr are kept, and
+/// the whole group killed with `SIGKILL` at the end, **also after a normal
+/// exit** (a descendant that calls `setsid` escapes). With
+/// [`Builder::child_subreaper`](crate::Builder::child_subreaper) the killed
+/// grandchildren are reaped before `run` returns.
 ///
-/// - never through a shell: `argv[0]` is looked up in `PATH` (unless it
-///   holds a `/`) and started with `execve`, so a file without `#!` fails
-///   with "Exec format error" instead of being run by `/bin/sh`;
-/// - as the leader of a process group of its own, with stdin and stdout on
-///   `/dev/null` and stderr on a pipe of which the last 1024 bytes are
-///   kept, inheriting no descriptor above stderr and no blocked signal;
-/// - the leader is killed if this process dies (`PR_SET_PDEATHSIG`);
-/// - at the end, **also after a normal exit**, the whole group is killed
-///   with `SIGKILL` (grandchildren included: a background child left
-///   running would pile up at every tick) and the leader is reaped. With
-///   [`Builder::child_subreaper`](crate::Builder::child_subreaper), the
-///   killed grandchildren are reaped too, before `run` returns.
-///
-/// The wait costs no CPU and no thread of its own: the engine's workers
-/// wait on a pidfd of the leader and on the stderr pipe, as for an `exec`
-/// probe, and kill the group at once when the run is cancelled, while the
-/// calling thread waits for the end. Call it from a check that may block,
-/// [`Placement::Blocking`] (the default): in an
-/// [`Inline`](crate::Placement::Inline) check, which must never wait, a
-/// command runs only if another worker takes it, and otherwise ends with
-/// [`CommandEnd::WaitFailed`] without being started.
-///
-/// A command that cannot be started is an output too
-/// ([`CommandEnd::SpawnFailed`]), never a panic.
-/// [`CommandOutput::outcome`] turns an output into the outcome an `exec`
-/// probe would have, with the same failure reasons.
-///
-/// A descendant that leaves the group (`setsid`, `setpgid`) escapes the
-/// kill.
+/// The wait holds no thread of its own: a worker waits on the leader's pidfd
+/// and the stderr pipe. Call it from a [`Placement::Blocking`] check: in an
+/// inline one it runs only if another worker takes it, else ends with
+/// [`CommandEnd::WaitFailed`]. [`CommandOutput::outcome`] judges an output
+/// as an `exec` probe would.
 ///
 /// [`Placement::Blocking`]: crate::Placement::Blocking
 ///
@@ -120,11 +97,9 @@ pub struct Command {
 }
 
 impl Command {
-    /// The command `argv`: the program (`argv[0]`), then its arguments.
-    /// The timeout is 10 seconds (the `exec` kind's default) until
-    /// [`Command::timeout`] says otherwise. An empty `argv`, an empty
-    /// program or an argument with a NUL byte fails at
-    /// [`run`](Command::run) with [`CommandEnd::SpawnFailed`].
+    /// The command `argv` (program first), with a timeout of 10 s. An empty
+    /// program or a NUL byte fails at [`run`](Command::run) with
+    /// [`CommandEnd::SpawnFailed`].
     pub fn new<I, S>(argv: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -136,19 +111,16 @@ impl Command {
         }
     }
 
-    /// How long a run may last (wall clock, from the start of
-    /// [`run`](Command::run)) before its process group is killed and it
-    /// ends with [`CommandEnd::TimedOut`].
+    /// How long a run may last before its group is killed
+    /// ([`CommandEnd::TimedOut`]).
     pub fn timeout(mut self, timeout: Duration) -> Command {
         self.timeout = timeout;
         self
     }
 
-    /// Runs the command to its end, blocking the calling check (see the
-    /// type's docs): until it exits, the timeout passes or `ctx` is
-    /// cancelled. In every case the whole process group is killed and the
-    /// leader reaped before it returns. A run already cancelled starts
-    /// nothing.
+    /// Runs the command to its end (see the type's docs); the group is
+    /// killed and the leader reaped before it returns. A cancelled run
+    /// starts nothing.
     pub fn run(&self, ctx: &RunContext<'_>) -> CommandOutput {
         if ctx.is_cancelled() {
             return self.output(CommandEnd::Cancelled);
@@ -161,8 +133,7 @@ impl Command {
         let outcome = ctx.hand_over(Arc::new(machine));
         let output = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         output.unwrap_or_else(|| match outcome {
-            // Dropped unstarted or unfinished (a shutdown): dropping the run
-            // killed the group.
+            // Dropped by a shutdown, which killed the group.
             None if ctx.is_cancelled() => self.output(CommandEnd::Cancelled),
             None => self.output(CommandEnd::WaitFailed(io::Error::other(
                 "no worker of the engine could run it (a command in an inline check \
@@ -182,8 +153,7 @@ impl Command {
     }
 }
 
-/// A [`Command`]'s run, handed to a worker: the output goes to `slot`,
-/// where [`Command::run`] takes it, instead of being judged.
+/// A [`Command`]'s run on a worker: its output goes to `slot`, unjudged.
 struct Handed {
     command: Command,
     slot: Arc<Mutex<Option<CommandOutput>>>,
@@ -209,18 +179,16 @@ impl Machine for Handed {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CommandEnd {
-    /// The leader ended by itself: with an exit code
-    /// ([`ExitStatus::code`]) or killed by a signal
-    /// ([`ExitStatusExt::signal`]). Its group was killed after it.
+    /// The leader ended by itself (an exit code or a signal, see
+    /// [`ExitStatusExt::signal`]); its group was killed after it.
     Exited(ExitStatus),
     /// The timeout passed first; the group was killed.
     TimedOut,
     /// The run was cancelled first (a reset or a shutdown); the group was
-    /// killed. The engine discards a cancelled run's outcome.
+    /// killed.
     Cancelled,
-    /// The command could not be started: not found, not executable, not a
-    /// valid executable (a script without `#!`), an empty command or a NUL
-    /// byte in it.
+    /// The command could not be started (not found, not executable, a
+    /// script without `#!`, empty, a NUL byte).
     SpawnFailed(io::Error),
     /// The leader's exit status could not be read (`ECHILD` when the
     /// embedding program ignores `SIGCHLD`, say); the group was killed.
@@ -256,8 +224,7 @@ impl CommandOutput {
         &self.end
     }
 
-    /// The exit code, when the leader exited by itself with one (not when
-    /// a signal killed it, nor after a timeout or a cancel).
+    /// The exit code, when the leader exited by itself with one.
     pub fn code(&self) -> Option<i32> {
         match &self.end {
             CommandEnd::Exited(status) => status.code(),
@@ -265,29 +232,20 @@ impl CommandOutput {
         }
     }
 
-    /// The last bytes the command's group wrote to stderr (at most 1024),
-    /// as written.
+    /// The last bytes (at most 1024) the group wrote to stderr.
     pub fn stderr_tail(&self) -> &[u8] {
         &self.stderr.buf
     }
 
-    /// True when stderr held more than [`stderr_tail`](Self::stderr_tail):
-    /// its start was dropped.
+    /// True when stderr held more than [`stderr_tail`](Self::stderr_tail).
     pub fn stderr_truncated(&self) -> bool {
         self.stderr.cut
     }
 
-    /// The outcome an `exec` probe with `expectExitCode: expect_exit_code`
-    /// gives for this output: a pass when the leader exited with that
-    /// code, else a failure with the `exec` kind's reasons, each followed
-    /// by `; stderr: <tail>` when stderr had anything:
-    /// `exec probe: exit code 3, expected 0`,
-    /// `exec probe: killed by signal 9`,
-    /// `exec probe: timed out after 10 s (process group killed)`,
-    /// `exec probe: spawn /no/such: No such file or directory (os error 2)`,
-    /// `exec probe: cancelled`. A reason is cut to fit
-    /// [`MAX_REASON_BYTES`](crate::runner::MAX_REASON_BYTES) by dropping
-    /// the start of the stderr tail, and then ends in `...[truncated]`.
+    /// The outcome of an `exec` probe with `expectExitCode: expect_exit_code`:
+    /// `exec probe: ` then `exit code 3, expected 0`, `killed by signal 9`,
+    /// `timed out after 10 s (process group killed)`, `spawn <program>: <error>`
+    /// or `cancelled`, then `; stderr: <tail>` (its start cut to fit).
     ///
     /// # Examples
     ///
@@ -349,8 +307,7 @@ impl fmt::Debug for CommandOutput {
     }
 }
 
-/// A timeout as a reason shows it: `10 s`, `1.5 s`, `0.25 s` (whole
-/// milliseconds, rounded up).
+/// A timeout as a reason shows it: `10 s`, `1.5 s` (milliseconds rounded up).
 pub(super) fn seconds(d: Duration) -> String {
     let ms = d.as_nanos().div_ceil(1_000_000);
     let (whole, frac) = (ms / 1000, ms % 1000);

@@ -1,44 +1,13 @@
 //! `exec` probes: run a command in its own process group; pass iff its exit
 //! code is `expectExitCode`.
 //!
-//! Fields: [`FIELDS`], and `timeoutSecs` (wall clock).
-//!
-//! A run ([`run`]) is a state machine on its worker's poll loop
-//! ([`crate::runner::machine`]). It spawns `argv[0]` ([`spawn`]: looked up
-//! in `PATH` in the parent and started with `execve`, so a file without
-//! `#!` fails with "Exec format error" instead of being run by `/bin/sh`)
-//! with stdin and stdout on `/dev/null` and stderr on a pipe, as the leader
-//! of a new process group that dies with probewheel (`PR_SET_PDEATHSIG`).
-//! It then waits on a pidfd of the leader and on the non-blocking stderr
-//! pipe, keeping only the last [`STDERR_TAIL_BYTES`] of stderr: a child
-//! that never exits holds no thread. It ends when the leader exits, the
-//! timeout passes or the run is cancelled; in every case the whole process
-//! group is then killed with `SIGKILL` and the leader reaped, and killed
-//! members re-parented to this process (a child subreaper) are reaped in
-//! 1 ms timer steps for at most 100 ms. Even after a normal exit: the
-//! leader's exit does not end its children, and a background grandchild
-//! left running would pile up at every tick and outlive a shutdown (G10).
-//! The probe owns everything it started.
-//!
-//! Failure reasons (crate docs, "Events"), each followed by `; stderr: <tail>` when
-//! stderr had anything:
-//! `exec probe: exit code 3, expected 0`, `exec probe: killed by signal 9`,
-//! `exec probe: timed out after 10 s (process group killed)`,
-//! `exec probe: spawn /no/such: No such file or directory (os error 2)`,
-//! `exec probe: spawn ./script: Exec format error (os error 8) (a file
-//! without `#!` is not run through a shell)`, and `exec probe: cancelled`
-//! (discarded by the engine). When stderr does not fit in the 512-byte
-//! reason, or its start was already dropped from the tail, its *start* is
-//! dropped (shown as `...`: the end of stderr is where the error usually
-//! is) and the reason ends in `...[truncated]`, as every cut reason does.
-//!
-//! A descendant that leaves the group (`setsid`, `setpgid`) escapes the
-//! kill; only a cgroup could contain it. When probewheel itself is killed,
-//! only the leader is killed with it (see [`spawn`]).
-//!
-//! A custom check runs a command with the same machinery through the
-//! public [`Command`] ([`command`]), and turns its [`CommandOutput`] into
-//! these same reasons with [`CommandOutput::outcome`].
+//! A [`run`] is a state machine on a worker's poll loop: it [`spawn`]s the
+//! leader of a new process group, waits on its pidfd and the stderr pipe
+//! (a child that never exits holds no thread), and at the end, even after a
+//! normal exit, kills the whole group so that no background grandchild piles
+//! up at every tick or outlives a shutdown (G10). The reasons are
+//! [`CommandOutput::outcome`]'s; custom checks use the same through
+//! [`Command`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,8 +41,7 @@ impl Kind for ExecKind {
         &[FIELDS]
     }
 
-    /// A string command is only split on whitespace: shell syntax in it is
-    /// passed literally.
+    /// A string command is only split on whitespace: shell syntax stays literal.
     fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
         let Some(Value::String(cmd)) = decl.get("command") else {
             return;
@@ -151,8 +119,7 @@ impl Machine for ExecProbe {
     }
 }
 
-/// The last [`STDERR_TAIL_BYTES`] bytes of a stream; memory stays bounded
-/// whatever the stream's length.
+/// The last [`STDERR_TAIL_BYTES`] bytes of a stream.
 #[derive(Debug, Default)]
 struct Tail {
     buf: Vec<u8>,
@@ -178,12 +145,9 @@ impl Tail {
     }
 }
 
-/// Appends `; stderr: <tail>` to `head` when stderr had anything, and says
-/// whether anything was cut. The result stays within [`MAX_REASON_BYTES`]
-/// (before the marker a cut reason gets) by dropping the *start* of the
-/// tail, shown as `...`: the end of stderr is where the error usually is.
-/// A tail that already lost its start counts as cut too. Only whitespace
-/// around the text is dropped without saying so.
+/// Appends `; stderr: <tail>` to `head` when stderr had anything, within
+/// [`MAX_REASON_BYTES`] by dropping the tail's *start* (the error is usually
+/// at the end), and says whether anything was cut.
 fn with_stderr(mut head: String, tail: &Tail) -> (String, bool) {
     let mut bytes = &tail.buf[..];
     let mut cut = tail.cut;

@@ -1,9 +1,5 @@
-//! One run of a command as a [`Run`]: the leader is waited for through its
-//! pidfd and its stderr through a non-blocking pipe, both on the worker's
-//! poll, so a child that never exits costs two descriptors and a timer
-//! entry, never a thread. The same machine runs an `exec` probe's command
-//! and a custom check's [`Command`](super::Command) (driven on the check's
-//! own thread); only what it does with the [`CommandOutput`] differs.
+//! One run of a command as a [`Run`], for an `exec` probe and a custom
+//! check's [`Command`](super::Command) alike (only `finish` differs).
 //!
 //! ```text
 //!  Start ──spawn──> Running ──leader exited / deadline / cancel──> Reaping ──> Done
@@ -12,11 +8,8 @@
 //!                                                                         then its orphans
 //! ```
 //!
-//! Reaping never blocks: the leader's death after the kill is a pidfd
-//! event (with timer steps that back off from 1 ms as a fallback), and the
-//! killed members of the group that were re-parented to this process (a
-//! child subreaper) are polled with `waitpid(WNOHANG)` in 1 ms timer steps
-//! for at most [`ORPHAN_REAP_LIMIT`] after the kill.
+//! Reaping never blocks: the leader's death is a pidfd event (timer steps as
+//! a fallback), orphans are polled in 1 ms steps up to [`ORPHAN_REAP_LIMIT`].
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -46,16 +39,13 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 const NO_PIDFD_STEP: Duration = Duration::from_millis(10);
 /// Bytes read from stderr per `read(2)`.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most stderr bytes read per call while the leader runs: a flooding child
-/// then costs its worker short slices, and the run asks to be called again
-/// at once.
+/// Most stderr bytes read per call while the leader runs, so a flooding
+/// child costs its worker short slices.
 const READ_SLICE: usize = 64 * 1024;
-/// Most stderr bytes read after the group is dead (what is left in the
-/// pipe; a pipe holds at most 1 MiB by default).
+/// Most stderr bytes read after the group is dead (a pipe's default max).
 const READ_FINAL: usize = 1024 * 1024;
 
-/// A run of a command: ends in a [`CommandOutput`], which `finish` turns
-/// into the run's outcome.
+/// A run of a command; `finish` turns its [`CommandOutput`] into the outcome.
 pub(super) struct ExecRun<F> {
     argv: Arc<[String]>,
     timeout: Duration,
@@ -74,8 +64,7 @@ enum State {
 struct Live {
     group: ProcessGroup,
     stderr: Option<StderrPipe>,
-    /// False when the pidfd or the pipe could not be watched: the run
-    /// then looks at them in timer steps.
+    /// False when the pidfd or the pipe is not watched: timer steps instead.
     watched: bool,
     phase: Phase,
 }
@@ -174,7 +163,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
                 }
             }
         }
-        if !live.group.reap_orphans() {
+        if !process::reap_group(live.group.pid) {
             if now < at + ORPHAN_REAP_LIMIT {
                 return Step::Wait((now + ORPHAN_STEP).min(at + ORPHAN_REAP_LIMIT));
             }
@@ -183,8 +172,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
                 live.group.pid.as_raw_pid()
             );
         }
-        // The group is dead: what it wrote is in the pipe, and reading it
-        // never blocks.
+        // The group is dead: reading what is left never blocks.
         let State::Live(mut live) = std::mem::replace(&mut self.state, State::Done) else {
             unreachable!()
         };
@@ -240,7 +228,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
                 .is_some_and(|s| s.drain(cx.scratch(READ_CHUNK), READ_SLICE));
             // Exit is looked at before the clock, so a leader that exited
             // since the last call counts as exited, not timed out.
-            if live.group.leader_exited() {
+            if process::exited_unreaped(live.group.pid) {
                 live.end(None, now);
             } else if now >= deadline {
                 live.end(Some(CommandEnd::TimedOut), now);
@@ -272,25 +260,11 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
     }
 }
 
-/// The spawned leader and its process group (pgid = the leader's pid).
-///
-/// The group is killed with `SIGKILL` at the end of every run, **also after
-/// the leader exited normally**: a leader's exit does not end its children.
-/// A background grandchild (`daemon &`, a forgotten `sleep`) would outlive
-/// the probe, pile up one more at every tick, keep the stderr pipe open, and
-/// still be running after a shutdown that promised no child remains (G10).
-/// The probe owns everything it started, so it ends all of it.
-///
-/// The leader's exit is seen with `waitid(WNOWAIT)`, which leaves it a zombie:
-/// until it is reaped its pid, and so the group id, cannot be reused, so the
-/// group kill can never reach an unrelated process group. Only then is the
-/// leader reaped. Killed grandchildren are re-parented to PID 1, which reaps
-/// them when it gets to it, or, when this process is a child subreaper, to
-/// us: then the run reaps them before it ends.
-///
-/// Dropping a group that was not reaped kills it and reaps what is already
-/// dead, without waiting (a poll loop must not block): a leader not dead
-/// yet stays a zombie. Drive a cancelled run to `Step::Done` instead.
+/// The spawned leader and its process group (pgid = the leader's pid),
+/// killed at the end of every run (G10). The leader's exit is seen with
+/// `waitid(WNOWAIT)`, so until it is reaped the group id cannot be reused and
+/// the kill never reaches another group. A drop kills without waiting: a
+/// leader not dead yet stays a zombie, so drive a run to `Step::Done`.
 struct ProcessGroup {
     child: Child,
     pid: Pid,
@@ -312,22 +286,13 @@ impl ProcessGroup {
         }
     }
 
-    /// True once the leader has exited, without reaping it. An error (say
-    /// `ECHILD`, when the embedding program ignores `SIGCHLD` and children
-    /// are reaped by the kernel) also counts as exited, so the run does not
-    /// wait for its timeout; the reap then reports the error.
-    fn leader_exited(&self) -> bool {
-        process::exited_unreaped(self.pid)
-    }
-
     /// Sends `SIGKILL` to the whole group.
     fn kill(&mut self) {
         if self.killed {
             return;
         }
         self.killed = true;
-        // The leader is not reaped yet, so the group id is still ours (see
-        // the type's docs).
+        // The leader is not reaped yet, so the group id is still ours.
         if let Err(e) = process::kill_group(self.pid) {
             log::warn!(
                 "exec probe: kill process group {}: {e}",
@@ -336,8 +301,7 @@ impl ProcessGroup {
         }
     }
 
-    /// Reaps the leader if it is dead: its status, or `None` while it is
-    /// still dying. Never blocks.
+    /// Reaps the leader if it is dead (`None` while it is dying).
     fn try_reap(&mut self) -> Option<io::Result<ExitStatus>> {
         match self.child.try_wait() {
             Ok(Some(status)) => {
@@ -350,16 +314,6 @@ impl ProcessGroup {
                 Some(Err(e))
             }
         }
-    }
-
-    /// Reaps killed members of the group that were re-parented to this
-    /// process. That happens only when the process is a child subreaper
-    /// (`Builder::child_subreaper`, on in the `probewheel` binary);
-    /// otherwise they are PID 1's and `waitpid` says `ECHILD` at once. Only
-    /// this group's members are waited for, never the embedding program's
-    /// other children. True when none of ours is left.
-    fn reap_orphans(&self) -> bool {
-        process::reap_group(self.pid)
     }
 }
 
@@ -399,9 +353,8 @@ impl StderrPipe {
         self.pipe.as_raw_fd()
     }
 
-    /// Reads what is available now through `buf` (the worker's, so a
-    /// waiting run holds no buffer), at most about `budget` bytes; never
-    /// blocks. True if it stopped at the budget (there may be more).
+    /// Reads what is available through the worker's `buf`, about `budget`
+    /// bytes at most; true if it stopped at the budget.
     fn drain(&mut self, buf: &mut [u8], budget: usize) -> bool {
         let mut read = 0;
         while self.open {

@@ -17,12 +17,8 @@
 //!   probewheel is killed (SIGKILL, OOM), and then the parent's pid is
 //!   checked again, for a parent that died before the `prctl`.
 //!
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, not the
-//! process: runs are started on worker threads, which live as long as the
-//! engine. It is not inherited by the leader's own children (they are
-//! killed with the group at the end of every run, but not when probewheel
-//! is killed with SIGKILL), and the kernel clears it when the leader
-//! executes a set-user-ID or file-capability binary.
+//! `PR_SET_PDEATHSIG` fires when the forking *thread* exits (workers live as
+//! long as the engine); the leader's own children do not inherit it.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -37,10 +33,8 @@ use crate::sys::process;
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 /// Spawns `argv` as the leader of a new process group, stdin and stdout on
-/// `/dev/null`, stderr on a pipe. A file that is not a valid executable
-/// (no `#!`, say) fails with `ENOEXEC`: "Exec format error"; an empty
-/// `argv` or program with `InvalidInput` (a declaration never has one, a
-/// custom check's `Command` may).
+/// `/dev/null`, stderr on a pipe; an empty program is `InvalidInput` (a
+/// custom check's `Command` may have one).
 #[allow(unsafe_code)] // the pre_exec child
 pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
     let program = match argv.first() {

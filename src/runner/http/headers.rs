@@ -1,19 +1,6 @@
-//! The `headers` field of http probes (`docs/declarations.md`) and the request head it
-//! shapes.
-//!
-//! `headers` is an object of header name to string value, sent with every
-//! request. A header replaces the default of the same name (compared
-//! without regard to case, `Host` included) in the default's place; the
-//! others follow the defaults, in name order. The declaration is invalid,
-//! with a reason naming the header, when:
-//! - a name is not an HTTP token (RFC 9110 §5.1: letters, digits and
-//!   ``!#$%&'*+-.^_`|~``), which rules out CR, LF, NUL, spaces and `:`;
-//! - a value holds CR, LF, NUL or another control character (a tab is
-//!   fine), which would split or corrupt the request head;
-//! - a value is not a string, or two names differ only in case;
-//! - `Content-Length` or `Transfer-Encoding` is set: a probe's GET has no
-//!   body, and a server told otherwise waits for one until the timeout;
-//! - the headers add up to more than [`MAX_HEADERS_BYTES`].
+//! The `headers` field of http probes (`docs/declarations.md` says what is
+//! valid) and the request head it shapes. Validation keeps anything out that
+//! would split the head or make a server wait for a body.
 
 use serde_json::Value;
 
@@ -22,8 +9,7 @@ use crate::decl::{FieldError, expected};
 /// The field's name in declarations.
 const FIELD: &str = "headers";
 
-/// The most the `headers` of one probe may add to a request head
-/// (servers commonly refuse heads over 8 to 16 KiB).
+/// The most `headers` may add to a request head (servers refuse 8-16 KiB).
 pub(crate) const MAX_HEADERS_BYTES: usize = 8 * 1024;
 
 /// Headers that describe a request body, which a probe never sends.
@@ -85,9 +71,7 @@ impl Headers {
         Ok(Headers { fields })
     }
 
-    /// These headers without the credentials among them (`Authorization`,
-    /// `Cookie`, `Proxy-Authorization`): what a redirect to another origin
-    /// is sent.
+    /// These headers without credentials, for another origin.
     pub(crate) fn without_credentials(&self) -> Headers {
         let fields = self
             .fields
@@ -113,12 +97,9 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The request head of a `GET` of `target` (origin form: path and
-    /// query): `defaults` in their order, each replaced by the declared
-    /// header of the same name, then the other declared headers.
-    ///
-    /// `defaults` are the runner's own (`Host`, `User-Agent`, `Connection`,
-    /// `Authorization` from the URL's credentials), valid by construction.
+    /// The request head of a `GET` of `target`: the runner's valid
+    /// `defaults`, each replaced by a declared header of that name, then the
+    /// other declared headers.
     pub(crate) fn request_head(&self, target: &str, defaults: &[(&str, &str)]) -> Box<[u8]> {
         let mut head = String::with_capacity(
             64 + target.len()

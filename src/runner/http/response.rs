@@ -1,26 +1,8 @@
-//! Reading a response, pushed in as it arrives: the head (parsed by
-//! httparse, capped at 64 KiB, any number of header fields within the cap)
-//! and, only when `bodyContains` asks for it, the body (Content-Length,
-//! chunked or read-to-close, searched as it streams, capped at 64 KiB).
-//!
-//! The parsers do no I/O. The run reads from its non-blocking stream
-//! straight into [`HeadReader::spare`] / [`BodySearch::spare`] and reports
-//! how many bytes came with `received` (0 at the end of the stream); the
-//! parser says whether it needs more. So a response may arrive in any
-//! pieces, one byte at a time included, and a peer that stalls costs
-//! nothing while the run waits for the next readiness edge.
-//!
-//! A head whose `Content-Length` is invalid or gives two different values
-//! fails as soon as it is read, whether or not the body is needed: where
-//! the message ends is unknown, so is what it says (RFC 9112 §6.3, as Go's
-//! net/http does). The same value repeated (`2, 2`, or the field twice) is
-//! that value, and `Transfer-Encoding` overrides it. Framing this reader
-//! cannot decode (a Transfer-Encoding other than chunked) fails only when
-//! the body is read.
-//!
-//! Everything happens in the one buffer of the run: the body is never
-//! stored, only scanned by a [`Needle`] whose matcher state carries across
-//! reads, so a body costs no memory beyond the buffer whatever its size.
+//! Reading a response pushed in as it arrives, in any pieces, without I/O:
+//! the run reads into [`HeadReader::spare`] / [`BodySearch::spare`] and
+//! reports the count with `received` (0 at the end of the stream). The head
+//! is parsed by httparse (64 KiB cap); the body, only for `bodyContains`, is
+//! decoded and scanned by a [`Needle`] in the run's one buffer, never stored.
 
 use std::ops::Range;
 
@@ -30,19 +12,16 @@ use super::Fail;
 pub(crate) const HEAD_CAP: usize = 64 * 1024;
 /// How much of the (decoded) body is searched.
 pub(crate) const BODY_CAP: usize = 64 * 1024;
-/// Size of the run's buffer; it grows (up to [`HEAD_CAP`]) only for a
-/// larger head.
+/// Size of the run's buffer; it grows (up to [`HEAD_CAP`]) for a larger head.
 pub(crate) const BUF_LEN: usize = 8 * 1024;
-/// Header fields parsed without a heap allocation; a head with more is
-/// parsed again with room for all of them (bounded by the head cap).
+/// Header fields parsed without a heap allocation (more: parsed again).
 const INLINE_HEADERS: usize = 64;
 /// `1xx` interim responses skipped before the final one.
 const MAX_INTERIM: usize = 8;
 /// Longest chunk-size line (with extensions) accepted.
 const CHUNK_LINE_MAX: usize = 4 * 1024;
 
-/// A final response head, with the run's buffer (the head and the start
-/// of the body).
+/// A final response head, with the run's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Head {
     /// The status code.
@@ -54,8 +33,7 @@ pub(crate) struct Head {
     filled: usize,
     /// Where the `Location` value is in `buf`, for redirects.
     location: Option<Range<usize>>,
-    /// How the body is delimited, or what is wrong with the framing headers
-    /// (reported only if the body is needed).
+    /// How the body is delimited, or why not (reported if the body is needed).
     framing: Result<Framing, &'static str>,
 }
 
@@ -74,11 +52,6 @@ fn lenient() -> httparse::ParserConfig {
     c
 }
 
-/// True if `b` may hold the blank line that ends a head.
-fn has_blank_line(b: &[u8]) -> bool {
-    b.windows(2).any(|w| w == b"\n\n") || b.windows(3).any(|w| w == b"\n\r\n")
-}
-
 impl Head {
     /// The `Location` value, if any (an empty one counts as none).
     pub(crate) fn location(&self) -> Option<&[u8]> {
@@ -86,10 +59,8 @@ impl Head {
     }
 }
 
-/// Parses `data` as a response head with httparse and hands the result to
-/// `f`. httparse fills a caller-sized array of header fields: 64 inline,
-/// and when a head has more, as many as it has lines (the blank line ends
-/// it, so that is bounded by the head cap).
+/// Parses `data` as a response head and hands the result to `f`, with room
+/// for as many header fields as the head has lines.
 fn parse<T>(
     config: &httparse::ParserConfig,
     data: &[u8],
@@ -145,8 +116,8 @@ impl HeadReader {
         }
     }
 
-    /// Where the next bytes go: never empty (the buffer grows up to the
-    /// head cap, and [`HeadReader::received`] fails before it is full).
+    /// Where the next bytes go: never empty ([`HeadReader::received`] fails
+    /// at the head cap).
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         if self.filled == self.buf.len() {
             let grown = (self.buf.len() * 2).clamp(BUF_LEN, HEAD_CAP);
@@ -157,8 +128,7 @@ impl HeadReader {
     }
 
     /// `n` bytes were written into [`HeadReader::spare`] (0: the peer
-    /// closed). The final head once it is complete, `None` while more is
-    /// needed.
+    /// closed); the final head once complete.
     pub(crate) fn received(&mut self, n: usize) -> Result<Option<Head>, Fail> {
         if n == 0 {
             return Err(self.closed_before_head());
@@ -167,7 +137,7 @@ impl HeadReader {
         loop {
             // Parse only once the end of the head may have arrived, so that
             // a head trickling in byte by byte is not re-parsed per byte.
-            if !has_blank_line(&self.buf[self.scanned.saturating_sub(2)..self.filled]) {
+            if head_end(&self.buf[self.scanned.saturating_sub(2)..self.filled]).is_none() {
                 break;
             }
             let data = &self.buf[..self.filled];
@@ -231,8 +201,7 @@ fn malformed(what: impl std::fmt::Display) -> Fail {
     Fail::Other(format!("malformed response: {what}"))
 }
 
-/// Where the `Location` value sits in the buffer (httparse borrows it from
-/// there, so the offset is exact).
+/// Where the `Location` value sits in the buffer httparse borrows it from.
 fn location(headers: &[httparse::Header<'_>], base: usize) -> Option<Range<usize>> {
     // An empty value counts as no Location (following it would loop).
     let h = headers
@@ -242,10 +211,8 @@ fn location(headers: &[httparse::Header<'_>], base: usize) -> Option<Range<usize
     Some(start..start + h.value.len())
 }
 
-/// RFC 9112 §6.3, for responses to GET. The outer error is a response
-/// that cannot be read at all (fails the probe whether or not the body is
-/// needed); the inner one, a body this reader cannot decode (reported only
-/// if the body is needed).
+/// RFC 9112 §6.3, for responses to GET. The outer error fails the probe at
+/// once; the inner one, a body this reader cannot decode, only if needed.
 fn framing(
     status: u16,
     headers: &[httparse::Header<'_>],
@@ -280,9 +247,8 @@ fn framing(
     })
 }
 
-/// Folds one `Content-Length` field value into the length known so far:
-/// a list of identical values (`42, 42`, or the field repeated) is that
-/// value, as RFC 9110 §8.6 allows; two different ones are an error.
+/// Folds one `Content-Length` value into the length known so far: repeats
+/// of one value are that value (RFC 9110 §8.6), two different ones an error.
 fn content_length(known: Option<u64>, value: &[u8]) -> Result<Option<u64>, Fail> {
     let mut known = known;
     for part in value.split(|&b| b == b',') {
@@ -303,9 +269,8 @@ fn content_length(known: Option<u64>, value: &[u8]) -> Result<Option<u64>, Fail>
     Ok(known)
 }
 
-/// A `bodyContains` needle with its Knuth-Morris-Pratt table, built once at
-/// prepare time: the search is linear in the body whatever the needle, and
-/// its state carries across reads and chunks without keeping any body.
+/// A `bodyContains` needle with its Knuth-Morris-Pratt table, built at
+/// prepare: linear in the body, its state carried across reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Needle {
     bytes: Box<[u8]>,
@@ -414,10 +379,8 @@ pub(crate) struct BodySearch {
 }
 
 impl BodySearch {
-    /// Starts on the body of `head` (the bytes after the head are kept);
-    /// fails when its framing headers are unusable. Call
-    /// [`BodySearch::scan`] first: the head's read may have brought part
-    /// of the body, or all of it.
+    /// Starts on the body of `head`, or fails on unusable framing; call
+    /// [`BodySearch::scan`] first for what came with the head.
     pub(crate) fn new(head: Head) -> Result<BodySearch, Fail> {
         let framing = head.framing.map_err(|e| Fail::Other(e.into()))?;
         let state = match framing {
@@ -464,8 +427,7 @@ impl BodySearch {
         })
     }
 
-    /// Where the next bytes go (after what is left undecoded: only an
-    /// incomplete chunk line can be).
+    /// Where the next bytes go (after an incomplete chunk line, if any).
     pub(crate) fn spare(&mut self) -> Result<&mut [u8], Fail> {
         self.buf.copy_within(self.r..self.w, 0);
         (self.r, self.w) = (0, self.w - self.r);
@@ -475,8 +437,7 @@ impl BodySearch {
         Ok(&mut self.buf[self.w..])
     }
 
-    /// `n` bytes were written into [`BodySearch::spare`] (0: the peer
-    /// closed); searches them.
+    /// `n` bytes were written into [`BodySearch::spare`] (0: closed).
     pub(crate) fn received(&mut self, n: usize, needle: &Needle) -> Result<Search, Fail> {
         if n == 0 {
             return match self.state {

@@ -6,10 +6,8 @@
 //!      └──────── redirect <─────┘
 //! ```
 //!
-//! Each hop connects through `transport::connect` (resolve, dial, TLS)
-//! under its connect deadline (`connectTimeoutSecs`, within the run's
-//! `timeoutSecs`), then writes the request and pushes what it reads into
-//! the response parser (`response.rs`).
+//! Each hop connects through `transport::connect` (resolve, dial, TLS),
+//! writes the request and pushes what it reads into the response parser.
 
 use std::fmt;
 use std::io;
@@ -33,8 +31,7 @@ use crate::runner::tls_fields::NOT_BUILT_IN;
 
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 10;
-/// Reads one call of `advance` makes before it lets the worker's other
-/// runs have their turn (it asks to be called again at once).
+/// Reads per call of `advance` before the worker's other runs get a turn.
 const READS_PER_CALL: usize = 16;
 /// Read budgets (of [`READS_PER_CALL`] reads) a call past the deadline
 /// may spend on what the socket already holds.
@@ -43,7 +40,7 @@ pub(super) const CANCELLED: &str = "http probe: cancelled";
 
 impl Machine for HttpCheck {
     fn start(&self, now: Instant) -> Box<dyn Run> {
-        let HttpCheck::Fetch(probe) = self;
+        let probe = &self.0;
         let deadline = now + Duration::from_secs(probe.timeout_secs);
         Box::new(HttpRun {
             state: State::Connecting(probe.connect(&probe.first, now, deadline)),
@@ -58,8 +55,7 @@ impl Machine for HttpCheck {
 }
 
 impl Probe {
-    /// The connect of `hop`, starting at `now`: `connectTimeoutSecs`
-    /// bounds it, within the run's `deadline`.
+    /// The connect of `hop`, bounded by `connectTimeoutSecs` within `deadline`.
     fn connect(&self, hop: &Hop, now: Instant, deadline: Instant) -> Connect {
         #[cfg(feature = "tls")]
         let then = if hop.url.is_tls() {
@@ -76,8 +72,7 @@ impl Probe {
         Connect::new(hop.target.clone(), then, now, connect_by)
     }
 
-    /// The TLS configuration: built at prepare for an `https://` URL, on
-    /// the first redirect to one otherwise.
+    /// The TLS configuration (see [`Probe::tls`]).
     #[cfg(feature = "tls")]
     fn tls_setup(&self) -> Result<TlsSetup, crate::transport::tls::SetupError> {
         self.tls
@@ -94,10 +89,8 @@ struct HttpRun {
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
     redirected: Option<Hop>,
-    /// A redirect went to another origin (scheme, host or port) than the
-    /// probe's `url`: from then on, to the end of the run, no credentials
-    /// are sent, even to a hop back on the origin (that request was chosen
-    /// by the other origin).
+    /// A redirect left the origin of `url`: no credentials for the rest of
+    /// the run, even back on the origin (the other origin chose that hop).
     left_origin: bool,
     redirects: usize,
     /// Reads made in this call (at most [`READS_PER_CALL`]).
@@ -196,12 +189,9 @@ impl HttpRun {
         self.progress(cx)
     }
 
-    /// A call at or after the deadline. The worker may come late (the
-    /// process was stopped, or starved of CPU) to an answer that arrived in
-    /// time: what the socket already holds is read first, and the run times
-    /// out only when it would have to wait for more, or start anything new
-    /// (a connection, a redirect). exec judges a child's exit the same way,
-    /// readiness before the clock.
+    /// A call at or after the deadline: what the socket already holds is
+    /// read first (the worker may come late to an answer in time), as exec
+    /// looks at a child's exit before the clock.
     fn step_late(&mut self, cx: &mut Cx<'_>) -> Result<Flow, Fail> {
         if !matches!(self.state, State::Head { .. } | State::Body { .. }) {
             return Err(Fail::TimedOut(self.phase()));
@@ -369,8 +359,7 @@ impl HttpRun {
         Ok(Next::To(State::Connecting(connect)))
     }
 
-    /// Reads into `buf`, one of the call's reads: the byte count, or how
-    /// to stop (the call's reads are spent, or nothing is there yet).
+    /// One of the call's reads into `buf`: the byte count, or how to stop.
     fn read(
         &mut self,
         conn: &mut Conn,
@@ -483,8 +472,7 @@ pub(crate) enum Fail {
     TimedOut(Phase),
     /// The hop's connect phase (`connectTimeoutSecs`) ran out first.
     ConnectTimedOut(Phase),
-    /// The deadline passed with a redirect to this URL read but not yet
-    /// followed.
+    /// The deadline passed before a redirect to this URL was followed.
     TimedOutBeforeRedirect(String),
     /// Anything else, as the reason without the `http probe: ` prefix.
     Other(String),

@@ -1,12 +1,7 @@
-//! `http://` and `https://` URLs: parsed and validated once at prepare
-//! time, joined with a `Location` on redirects, and turned into the
-//! request bytes.
-//!
-//! This is deliberately not a general URL library: it knows the two
-//! schemes we can speak (whether `https` can be fetched is the runner's
-//! business: it needs the `tls` feature), keeps the path and query as written (percent-encoding is
-//! passed through; only spaces and non-ASCII bytes are encoded, since they
-//! cannot appear in a request line), and drops the fragment.
+//! `http://` and `https://` URLs: parsed once at prepare, joined with a
+//! `Location` on redirects, turned into the request bytes. Not a general URL
+//! library: the path and query stay as written (only spaces and non-ASCII
+//! are encoded, for the request line), and the fragment is dropped.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -39,8 +34,7 @@ pub(crate) struct Url {
     tls: bool,
     host: Host,
     port: u16,
-    /// `host[:port]` as written (IPv6 literals keep their brackets): the
-    /// `Host` header.
+    /// `host[:port]` as written, brackets kept: the `Host` header.
     authority: String,
     /// Path and query, at least `/`; the request target.
     target: String,
@@ -94,10 +88,8 @@ impl Url {
         })
     }
 
-    /// Resolves a `Location` value against this URL (RFC 3986 §5.2): an
-    /// absolute URL, `//authority/...`, an absolute path, a relative path or
-    /// a query. Credentials are kept only while the host and port stay the
-    /// same.
+    /// Resolves a `Location` value against this URL (RFC 3986 §5.2);
+    /// credentials are kept only on the same origin.
     pub(crate) fn join(&self, location: &str) -> Result<Url, UrlError> {
         let loc = &*backslashes_as_slashes(location.trim());
         if has_scheme(loc) || loc.starts_with("//") {
@@ -153,8 +145,7 @@ impl Url {
         })
     }
 
-    /// Whether both have the same scheme, host and port (RFC 6454): where
-    /// credentials may go. Host names compare without regard to case.
+    /// Whether both have the same origin (RFC 6454, host case ignored).
     pub(crate) fn same_origin(&self, other: &Url) -> bool {
         let same_host = match (&self.host, &other.host) {
             (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
@@ -188,9 +179,7 @@ impl Url {
         &self.target
     }
 
-    /// The complete request, with the probe's `headers` (which replace a
-    /// default of the same name): built once per URL, written as is at
-    /// every run.
+    /// The complete request with the probe's `headers`, built once per URL.
     pub(crate) fn request(&self, headers: &Headers) -> Box<[u8]> {
         let agent = concat!("probewheel/", env!("CARGO_PKG_VERSION"));
         let mut defaults = vec![
@@ -214,11 +203,8 @@ impl fmt::Display for Url {
     }
 }
 
-/// `s` with every `\` before the query or fragment read as `/`, as
-/// browsers and curl read `http(s)` URLs (WHATWG URL: a path separator in
-/// special schemes). Otherwise `http://a:1\@b/` would be user-info `a:1\`
-/// at host `b`, where every browser goes to `a` (path `/@b/`): a
-/// `Location` could hide the host the probe connects to.
+/// `s` with every `\` before the query read as `/`, as browsers do (WHATWG),
+/// so that a `Location` cannot hide the host behind user-info.
 fn backslashes_as_slashes(s: &str) -> Cow<'_, str> {
     let end = s.find(['?', '#']).unwrap_or(s.len());
     if !s[..end].contains('\\') {
@@ -298,9 +284,8 @@ fn parse_port(p: &str) -> Result<u16, UrlError> {
     }
 }
 
-/// Appends `s` to a request target: visible ASCII as written, spaces and
-/// non-ASCII bytes percent-encoded; control characters are refused (they
-/// would break the request line).
+/// Appends `s` to a request target, spaces and non-ASCII percent-encoded;
+/// control characters are refused.
 fn push_encoded(out: &mut String, s: &str) -> Result<(), UrlError> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {

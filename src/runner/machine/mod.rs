@@ -1,16 +1,10 @@
 //! Built-in runs as state machines on a worker's poll loop (G13).
 //!
-//! A run of a built-in network or process kind never blocks its worker.
-//! It is a [`Run`]: a state machine over non-blocking descriptors (a
-//! socket, a pipe, a process descriptor) that the worker's `mio::Poll`
-//! watches. The worker calls [`Run::advance`] when the run starts, when a
-//! descriptor it registered is ready, when a lookup it asked for is
-//! answered, and when the instant it asked to be woken at has come. Each
-//! call does what can be done without waiting and says what comes next: a
-//! [`Step::Wait`] with the latest instant to be called again (its deadline,
-//! or sooner), or [`Step::Done`] with the outcome. So one worker carries
-//! any number of runs that wait, each costing a descriptor and a timer
-//! entry, and a run that hangs delays nobody else.
+//! A [`Run`] is a state machine over non-blocking descriptors the worker's
+//! `mio::Poll` watches. The worker calls [`Run::advance`] at the start, on
+//! readiness, on a lookup's answer and at the instant asked for; each call
+//! does what it can without waiting and returns [`Step::Wait`] or
+//! [`Step::Done`]. So a waiting run costs a descriptor and a timer entry.
 //!
 //! The contract a `Run` keeps:
 //! - every call returns promptly: descriptors are non-blocking, and
@@ -44,8 +38,7 @@ pub(crate) mod testing;
 
 /// A prepared probe of a built-in kind: starts runs.
 pub(crate) trait Machine: Send + Sync + 'static {
-    /// A new run, started at `now`. Construction only: the worker calls
-    /// [`Run::advance`] right after, which makes the first syscalls.
+    /// A new run, started at `now` (construction only: no syscalls).
     fn start(&self, now: Instant) -> Box<dyn Run>;
 }
 
@@ -54,11 +47,8 @@ pub(crate) trait Run {
     /// Makes what progress can be made now.
     fn advance(&mut self, cx: &mut Cx<'_>) -> Step;
 
-    /// The run is cancelled: release everything. The default suits runs
-    /// that hold only descriptors (they close when the run is dropped).
-    fn cancel(&mut self, _cx: &mut Cx<'_>) -> Step {
-        Step::Done(RunnerOutcome::fail("cancelled"))
-    }
+    /// The run is cancelled: release everything.
+    fn cancel(&mut self, cx: &mut Cx<'_>) -> Step;
 }
 
 /// What a run needs next.
@@ -78,9 +68,8 @@ pub(crate) trait Wake: Send + Sync + 'static {
     fn wake(&self, token: Token);
 }
 
-/// What a worker keeps for its runs and lends them one call at a time, so
-/// a waiting run holds none of it: spare sockets (plain `tcp` probes) and
-/// a read buffer.
+/// Spare sockets and a read buffer a worker lends its runs one call at a
+/// time, so a waiting run holds none.
 #[derive(Debug, Default)]
 pub(crate) struct Stock {
     pub(crate) spares: Spares,

@@ -1,42 +1,13 @@
-//! `tcp` probes: connect with a deadline, then close. Pass iff connected.
+//! `tcp` probes: connect with a deadline (and, with `tls: true`, complete a
+//! TLS handshake), then close; pass iff that worked. The fields are in
+//! `docs/declarations.md`. A run is a state machine over the transport's
+//! connect, bounded as a whole by `connectTimeoutSecs`, so a server that
+//! never answers costs a socket and a timer entry, not a worker.
 //!
-//! Fields: [`FIELDS`], and the TLS fields (`runner::tls_fields`).
-//!
-//! With `tls: true` the probe passes only once a TLS handshake with the
-//! server has completed (certificate checks included), then closes. The
-//! TLS configuration is built at prepare time, once per reset.
-//! A TLS 1.3 server that asks for a client certificate (probewheel sends
-//! none) judges it after the client's side of the handshake is complete,
-//! so then the probe waits briefly for the server's verdict: a fatal alert
-//! (`certificate_required`) fails it, a session ticket or any other data
-//! passes it at once, and silence passes it after twice the handshake's
-//! duration (at least 250 ms, never past `connectTimeoutSecs`). A server
-//! that does not ask is not waited for. In TLS 1.2 the refusal comes
-//! within the handshake.
-//! `tlsServerName` defaults to `host`. Without the `tls` feature,
-//! `tls: true` makes the declaration invalid, naming the feature.
-//!
-//! A run (`run.rs`) is a state machine on a worker's poll loop over the
-//! transport's connect (`transport::connect`): a name is resolved on the
-//! shared resolver pool (IP literals are parsed once at prepare time),
-//! then the addresses are tried in order, the next as soon as one fails.
-//! `connectTimeoutSecs` bounds the whole run, the lookup and the TLS
-//! handshake included: a resolver that never answers costs the run its
-//! timeout, and the lookup is abandoned then. Nothing here blocks, so a
-//! probe whose server never answers costs a socket and a timer entry, not a
-//! worker.
-//!
-//! Failure reasons (crate docs, "Events"):
-//! `tcp probe: connect 127.0.0.1:22: Connection refused (os error 111)`,
-//! `tcp probe: connect [::1]:8080: timed out after 5 s`,
-//! `tcp probe: resolve <host>:<port>: <error>` (and `...: timed out after
-//! 5 s` for a lookup that does not come back in time), and `tcp probe:
-//! cancelled` (discarded by the engine). When several addresses fail, the
-//! reason lists each: `tcp probe: connect A: ...; connect B: ...`. A TLS
-//! failure names the address and what went wrong: `tcp probe:
-//! 127.0.0.1:443: TLS handshake timed out after 5 s (no answer to the
-//! ClientHello)`, `tcp probe: 127.0.0.1:443: TLS certificate not trusted:
-//! ...`.
+//! Reasons: `tcp probe: connect 127.0.0.1:22: Connection refused (os error
+//! 111)`, `tcp probe: resolve <host>:<port>: <error>`, `...: timed out after
+//! 5 s`, one `connect A: ...; connect B: ...` per address tried, and for TLS
+//! the address and what went wrong (`tcp probe: 127.0.0.1:443: TLS ...`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -95,8 +66,7 @@ struct TcpCheck {
 /// What every run of one probe shares.
 #[derive(Debug)]
 struct Probe {
-    /// Fixed at prepare time for an IP literal, resolved at every run for
-    /// a name (so DNS changes are followed).
+    /// A name is resolved at every run, so DNS changes are followed.
     target: Target,
     timeout_secs: u64,
     /// `tls: true`: the configuration, or why it could not be built.
