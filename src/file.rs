@@ -103,6 +103,21 @@ impl RegularFile {
         FileStamp::of(&self.meta)
     }
 
+    /// The descriptor's metadata, taken at [`RegularFile::open`].
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// At most the first `n` bytes, however large the file is.
+    pub(crate) fn read_head(self, n: u64) -> Result<Vec<u8>, OpenError> {
+        let mut bytes = Vec::with_capacity(self.meta.len().min(n) as usize);
+        self.file
+            .take(n)
+            .read_to_end(&mut bytes)
+            .map_err(OpenError::Io)?;
+        Ok(bytes)
+    }
+
     /// The whole file, at most the bound given to [`RegularFile::open`]
     /// (it may have grown since).
     pub(crate) fn read(self) -> Result<Vec<u8>, OpenError> {

@@ -23,6 +23,7 @@ pub mod evidence;
 #[path = "evidence/kind.rs"]
 mod evidence;
 pub(crate) mod exec;
+mod file;
 pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
 pub(crate) mod machine;
