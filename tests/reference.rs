@@ -23,7 +23,7 @@ const REFERENCE: &str = include_str!("../docs/declarations.md");
 /// The built-in kinds this build runs. Without the `evidence` feature its
 /// kind accepts any declaration and fails every run, so it reads nothing.
 fn kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["http", "tcp", "exec"];
+    let mut kinds = vec!["http", "tcp", "exec", "file"];
     if cfg!(feature = "evidence") {
         kinds.push("evidence");
     }
@@ -34,12 +34,13 @@ fn kinds() -> Vec<&'static str> {
 /// field table must be here.
 fn section_kinds(heading: &str) -> Vec<&'static str> {
     match heading {
-        "Shared fields" => vec!["http", "tcp", "exec", "evidence"],
+        "Shared fields" => vec!["http", "tcp", "exec", "evidence", "file"],
         "http" => vec!["http"],
         "tcp" => vec!["tcp"],
         "TLS fields of http and tcp" => vec!["http", "tcp"],
         "exec" => vec!["exec"],
         "evidence" => vec!["evidence"],
+        "file" => vec!["file"],
         other => panic!("a field table under an unexpected heading {other:?}"),
     }
 }
@@ -127,6 +128,7 @@ fn declaration(kind: &str, extra: &[(&str, Value)]) -> Declaration {
         "tcp" => json!({"kind": "tcp", "mode": "enforce", "port": 9}),
         "exec" => json!({"kind": "exec", "mode": "enforce", "command": ["/bin/true"]}),
         "evidence" => json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
+        "file" => json!({"kind": "file", "mode": "enforce", "path": "/run/heartbeat"}),
         other => panic!("no base declaration for {other}"),
     };
     for (field, value) in extra {
@@ -160,7 +162,7 @@ const LENIENT: &[(&str, &str)] = &[("tcp", "timeoutSecs"), ("evidence", "timeout
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut names: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence"] {
+    for kind in ["http", "tcp", "exec", "evidence", "file"] {
         names.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = BTreeSet::new();
@@ -177,7 +179,7 @@ fn generated(heading: &str) -> Vec<&'static Field> {
         return SHARED_FIELDS.iter().collect();
     }
     let registry = Registry::builtin();
-    let all = ["http", "tcp", "exec", "evidence"];
+    let all = ["http", "tcp", "exec", "evidence", "file"];
     let kinds = section_kinds(heading);
     registry
         .fields(kinds[0])
@@ -214,7 +216,7 @@ fn the_reference_tables_are_the_ones_the_code_declares() {
         }
     }
     let declared = SHARED_FIELDS.len()
-        + ["http", "tcp", "exec", "evidence"]
+        + ["http", "tcp", "exec", "evidence", "file"]
             .iter()
             .flat_map(|k| Registry::builtin().fields(k).collect::<Vec<_>>())
             .map(|f| (f.name, f.meaning))
