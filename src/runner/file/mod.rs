@@ -90,7 +90,10 @@ impl FileCheck {
     fn from_decl(decl: &Declaration) -> Result<FileCheck, FieldError> {
         let path = decl.required_str("path")?;
         if !Path::new(path).is_absolute() {
-            return Err(FieldError::new("path", format!("{path:?} is not an absolute path")));
+            return Err(FieldError::new(
+                "path",
+                format!("{path:?} is not an absolute path"),
+            ));
         }
         if path.contains('\0') {
             return Err(FieldError::new("path", "contains a NUL byte"));
@@ -146,7 +149,9 @@ impl FileCheck {
             }
         }
         if let Some(needle) = &self.contains {
-            let head = file.read_head(HEAD).map_err(|e| format!("file probe: {path}: {e}"))?;
+            let head = file
+                .read_head(HEAD)
+                .map_err(|e| format!("file probe: {path}: {e}"))?;
             if !head.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                 return Err(format!(
                     "file probe: {path} does not contain {needle:?} in its first 64 KiB"

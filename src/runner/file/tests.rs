@@ -127,7 +127,12 @@ fn a_fifo_or_a_directory_fails_at_once_without_blocking() {
     );
     // Absence is a stat: a FIFO exists.
     let absent = check(json!({"path": fifo, "expectExists": false}));
-    assert!(absent.judge(now()).unwrap_err().ends_with("exists, expected it not to"));
+    assert!(
+        absent
+            .judge(now())
+            .unwrap_err()
+            .ends_with("exists, expected it not to")
+    );
 }
 
 #[test]
@@ -149,7 +154,9 @@ fn the_fields_are_checked_at_prepare() {
 
 fn warnings(fields: Value) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    FileKind.lint(&decl(fields), &mut |field, problem| out.push((field, problem)));
+    FileKind.lint(&decl(fields), &mut |field, problem| {
+        out.push((field, problem))
+    });
     out
 }
 
@@ -158,19 +165,35 @@ fn lint_warns_of_an_age_shorter_than_the_interval_and_of_ignored_fields() {
     let short = warnings(json!({"path": "/a", "maxAgeSeconds": 30, "intervalSeconds": 60}));
     assert_eq!(short.len(), 1, "{short:?}");
     assert_eq!(short[0].0, "maxAgeSeconds");
-    assert!(short[0].1.starts_with("30 is shorter than intervalSeconds 60"), "{short:?}");
+    assert!(
+        short[0]
+            .1
+            .starts_with("30 is shorter than intervalSeconds 60"),
+        "{short:?}"
+    );
     assert!(warnings(json!({"path": "/a", "maxAgeSeconds": 60, "intervalSeconds": 60})).is_empty());
     assert!(
-        warnings(json!({"path": "/a", "maxAgeSeconds": 30, "intervalSeconds": 60, "runOnce": true}))
-            .is_empty()
+        warnings(
+            json!({"path": "/a", "maxAgeSeconds": 30, "intervalSeconds": 60, "runOnce": true})
+        )
+        .is_empty()
     );
     let ignored = warnings(json!({"path": "/a", "expectExists": false, "contains": "ok"}));
-    assert_eq!(ignored.iter().map(|w| w.0).collect::<Vec<_>>(), ["contains"]);
+    assert_eq!(
+        ignored.iter().map(|w| w.0).collect::<Vec<_>>(),
+        ["contains"]
+    );
 }
 
 #[test]
 fn ages_are_grouped_by_thousands() {
-    let cases = [(0, "0"), (999, "999"), (1000, "1,000"), (3612, "3,612"), (1_234_567, "1,234,567")];
+    let cases = [
+        (0, "0"),
+        (999, "999"),
+        (1000, "1,000"),
+        (3612, "3,612"),
+        (1_234_567, "1,234,567"),
+    ];
     for (n, text) in cases {
         assert_eq!(grouped(n), text);
     }
