@@ -64,7 +64,7 @@ impl Field {
 /// The fields every probe has (a kind's own: `Registry::fields`).
 #[rustfmt::skip]
 pub const SHARED_FIELDS: &[Field] = &[
-    Field::new("kind", "string", "required", "`http`, `tcp`, `exec`, `evidence`, or a kind registered by the embedding program."),
+    Field::new("kind", "string", "required", "A built-in kind (each has its section below) or a kind registered by the embedding program."),
     Field::new("mode", "string: `enforce`, `observe` or `disabled`", "required", "`enforce` probes gate the rollout verdict; `observe` probes run and report but never gate; `disabled` probes are declared in the topology and never run."),
     Field::new("intervalSeconds", "integer, 0 to 31536000 (one year)", "30", "Time between the probe's slots."),
     Field::new("runOnce", "boolean", "false", "Run exactly once per reset (generation) instead of at every interval."),
