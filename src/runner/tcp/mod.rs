@@ -30,6 +30,8 @@ use super::tls_fields::{TLS_FIELDS, tls_options};
 
 mod run;
 #[cfg(test)]
+mod talk_tests;
+#[cfg(test)]
 mod tests;
 
 /// Host used when `host` is absent.

@@ -96,7 +96,12 @@ impl TcpRun {
                 Some(Connected::Closed) => return Ok(None),
                 Some(Connected::Open(stream, addr)) => {
                     let received = Vec::new();
-                    let talk = Talk { stream, addr, written: 0, received };
+                    let talk = Talk {
+                        stream,
+                        addr,
+                        written: 0,
+                        received,
+                    };
                     self.state = State::Talking(talk);
                 }
             }
@@ -152,7 +157,10 @@ impl Talk {
             // Only the new bytes and the overlap before them are searched.
             let from = self.received.len().saturating_sub(expect.len() - 1);
             self.received.extend_from_slice(&buf[..n]);
-            if self.received[from..].windows(expect.len()).any(|w| w == expect) {
+            if self.received[from..]
+                .windows(expect.len())
+                .any(|w| w == expect)
+            {
                 return Ok(true);
             }
             if self.received.len() == EXPECT_WITHIN {
@@ -177,7 +185,10 @@ impl Talk {
         let received = match self.received.len() {
             0 => "nothing".to_owned(),
             n if n <= SHOWN => shown(&self.received),
-            n => format!("{} (the first {SHOWN} of {n} bytes)", shown(&self.received[..SHOWN])),
+            n => format!(
+                "{} (the first {SHOWN} of {n} bytes)",
+                shown(&self.received[..SHOWN])
+            ),
         };
         format!("expected {} {why}; received {received}", shown(expect))
     }

@@ -14,7 +14,7 @@ use crate::runner::machine::Machine;
 use crate::runner::machine::testing::{self, hanging_listener};
 use crate::{RunnerOutcome, Status};
 
-fn decl(fields: Value) -> Declaration {
+pub(super) fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
     v.as_object_mut()
         .unwrap()
@@ -263,7 +263,7 @@ use std::sync::Mutex;
 use crate::runner::machine::Step;
 use crate::runner::machine::testing::Harness;
 
-fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
+pub(super) fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
     testing::machine(&decl(fields)).expect("valid declaration")
 }
 
