@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::tests::{decl, tcp_machine};
+use super::tests::{decl, ends_at, tcp_machine};
 use super::unescape;
 use crate::clock;
 use crate::runner::machine::testing::{self, Harness};
@@ -289,13 +289,7 @@ fn connect_timeout_secs_bounds_the_exchange_and_a_late_answer_counts() {
     };
 
     let (port, server, mut h, mut run, deadline) = exchange(b"-LOADING\r\n");
-    assert_eq!(
-        h.advance(&mut *run, deadline - Duration::from_millis(1)),
-        Step::Wait(deadline)
-    );
-    let Step::Done(out) = h.advance(&mut *run, deadline) else {
-        panic!("the run did not end at connectTimeoutSecs");
-    };
+    let out = ends_at(&mut h, &mut *run, deadline);
     assert_eq!(
         out.reason().unwrap(),
         format!(
@@ -328,9 +322,7 @@ fn a_silent_server_times_out_with_nothing_received() {
     let mut h = Harness::new();
     let t0 = clock::mono_now();
     let mut run = step_until(&mut h, &*m, t0, &asked);
-    let Step::Done(out) = h.advance(&mut *run, t0 + Duration::from_secs(3)) else {
-        panic!("the run did not end at connectTimeoutSecs");
-    };
+    let out = ends_at(&mut h, &mut *run, t0 + Duration::from_secs(3));
     assert_eq!(
         out.reason().unwrap(),
         format!(

@@ -260,8 +260,25 @@ fn host_forms() {
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-use crate::runner::machine::Step;
 use crate::runner::machine::testing::Harness;
+use crate::runner::machine::{Run, Step};
+
+/// Calls `run` just before `deadline`, when it must still wait for it, and
+/// at it, when it must end: the outcome.
+pub(super) fn ends_at(
+    h: &mut Harness,
+    run: &mut dyn Run,
+    deadline: std::time::Instant,
+) -> RunnerOutcome {
+    assert_eq!(
+        h.advance(run, deadline - Duration::from_millis(1)),
+        Step::Wait(deadline)
+    );
+    let Step::Done(out) = h.advance(run, deadline) else {
+        panic!("the run did not end at its deadline");
+    };
+    out
+}
 
 pub(super) fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
     testing::machine(&decl(fields)).expect("valid declaration")
@@ -345,11 +362,7 @@ fn a_hanging_connect_times_out_at_its_deadline_in_virtual_time() {
     // the deadline the run still waits.
     let (_, step) = h.advance_after_io(&mut *run, Duration::from_millis(50), t0);
     assert_eq!(step, Step::Wait(deadline));
-    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
-    assert_eq!(step, Step::Wait(deadline));
-    let Step::Done(out) = h.advance(&mut *run, deadline) else {
-        panic!("the run did not end at its deadline");
-    };
+    let out = ends_at(&mut h, &mut *run, deadline);
     assert_eq!(
         out.reason().unwrap(),
         format!("tcp probe: connect {}: timed out after 7 s", hang.addr)
@@ -403,11 +416,7 @@ fn a_resolver_that_never_answers_times_out_at_connect_timeout() {
     asked
         .recv_timeout(Duration::from_secs(5))
         .expect("the lookup reached the resolver");
-    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
-    assert_eq!(step, Step::Wait(deadline));
-    let Step::Done(out) = h.advance(&mut *run, deadline) else {
-        panic!("the run did not end at connectTimeoutSecs");
-    };
+    let out = ends_at(&mut h, &mut *run, deadline);
     assert_eq!(
         out.reason().unwrap(),
         "tcp probe: resolve hang.test:80: timed out after 2 s"
@@ -504,13 +513,7 @@ mod tls {
                 .1;
         }
         let deadline = t0 + Duration::from_secs(3);
-        assert_eq!(
-            h.advance(&mut *run, deadline - Duration::from_millis(1)),
-            Step::Wait(deadline)
-        );
-        let Step::Done(out) = h.advance(&mut *run, deadline) else {
-            panic!("the run did not end at connectTimeoutSecs");
-        };
+        let out = super::ends_at(&mut h, &mut *run, deadline);
         assert_eq!(
             out.reason().map(assert_words),
             Some(
