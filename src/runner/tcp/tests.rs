@@ -263,6 +263,29 @@ use std::sync::Mutex;
 use crate::runner::machine::testing::Harness;
 use crate::runner::machine::{Run, Step};
 
+/// Starts `m` at virtual `t0` and steps it on real I/O until `done`
+/// (a server's signal) came; the run must still be waiting.
+pub(super) fn step_until(
+    h: &mut Harness,
+    m: &dyn Machine,
+    t0: std::time::Instant,
+    done: &mpsc::Receiver<()>,
+) -> Box<dyn Run> {
+    let (mut run, mut step) = h.start(m, t0);
+    let give_up = clock::mono_now() + Duration::from_secs(10);
+    while done.try_recv().is_err() {
+        assert!(matches!(step, Step::Wait(_)), "ended early: {step:?}");
+        assert!(clock::mono_now() < give_up, "the server never signalled");
+        step = h
+            .advance_after_io(&mut *run, Duration::from_millis(20), t0)
+            .1;
+    }
+    // What the server wrote before signalling is taken now.
+    let step = h.advance(&mut *run, t0);
+    assert!(matches!(step, Step::Wait(_)), "ended early: {step:?}");
+    run
+}
+
 /// Calls `run` just before `deadline`, when it must still wait for it, and
 /// at it, when it must end: the outcome.
 pub(super) fn ends_at(
@@ -503,15 +526,7 @@ mod tls {
         }));
         let mut h = Harness::new();
         let t0 = clock::mono_now();
-        let (mut run, mut step) = h.start(&*m, t0);
-        let give_up = clock::mono_now() + BOUND;
-        while hello.try_recv().is_err() {
-            assert!(matches!(step, Step::Wait(_)), "ended: {step:?}");
-            assert!(clock::mono_now() < give_up, "no ClientHello arrived");
-            step = h
-                .advance_after_io(&mut *run, Duration::from_millis(20), t0)
-                .1;
-        }
+        let mut run = super::step_until(&mut h, &*m, t0, &hello);
         let deadline = t0 + Duration::from_secs(3);
         let out = super::ends_at(&mut h, &mut *run, deadline);
         assert_eq!(
