@@ -158,6 +158,14 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!(""),
         ]),
         "minCertValidityDays" => (0u64..4000).prop_map(|n| json!(n)).boxed(),
+        "send" | "expect" => one_of(vec![
+            json!("PING\\r\\n"),
+            json!("SSH-2.0-"),
+            json!("\\x00\\xff"),
+            json!(""),
+            json!("\\q"),
+            json!("a".repeat(4097)),
+        ]),
         other => panic!("no strategy for {other}"),
     }
 }

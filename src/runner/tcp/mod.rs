@@ -1,13 +1,17 @@
 //! `tcp` probes: connect with a deadline (and, with `tls: true`, complete a
-//! TLS handshake), then close; pass iff that worked. The fields are in
+//! TLS handshake), optionally write `send` and look for `expect` in what
+//! comes back, then close; pass iff that worked. The fields are in
 //! `docs/declarations.md`. A run is a state machine over the transport's
 //! connect, bounded as a whole by `connectTimeoutSecs`, so a server that
 //! never answers costs a socket and a timer entry, not a worker.
 //!
 //! Reasons: `tcp probe: connect 127.0.0.1:22: Connection refused (os error
 //! 111)`, `tcp probe: resolve <host>:<port>: <error>`, `...: timed out after
-//! 5 s`, one `connect A: ...; connect B: ...` per address tried, and for TLS
-//! the address and what went wrong (`tcp probe: 127.0.0.1:443: TLS ...`).
+//! 5 s`, one `connect A: ...; connect B: ...` per address tried, for TLS
+//! the address and what went wrong (`tcp probe: 127.0.0.1:443: TLS ...`),
+//! and for `expect` what was awaited and the first bytes received
+//! (`tcp probe: 127.0.0.1:6379: expected "+PONG" before the connection
+//! closed; received "-NOAUTH ...\r\n"`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +30,8 @@ use super::tls_fields::{TLS_FIELDS, tls_options};
 
 mod run;
 #[cfg(test)]
+mod talk_tests;
+#[cfg(test)]
 mod tests;
 
 /// Host used when `host` is absent.
@@ -34,6 +40,9 @@ pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
 pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 /// Largest accepted `connectTimeoutSecs` (one hour).
 pub(crate) const MAX_CONNECT_TIMEOUT_SECS: u64 = 3600;
+/// The most bytes `expect` is looked for in, and so its longest value
+/// (and `send`'s).
+pub(crate) const EXPECT_WITHIN: usize = 4096;
 
 /// The `tcp` kind.
 pub(crate) struct TcpKind;
@@ -53,8 +62,10 @@ impl Kind for TcpKind {
 const FIELDS: &[Field] = &[
     Field::new("host", "string: a host name, an IPv4 or an IPv6 literal (with or without brackets)", "`127.0.0.1`", "Where to connect."),
     Field::new("port", "integer, 1 to 65535", "required", "The port."),
-    Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the whole probe: the lookup, the connect and, with `tls`, the handshake."),
+    Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the whole probe: the lookup, the connect, with `tls` the handshake, and `send` and `expect`."),
     Field::new("tls", "boolean", "false", "After connecting, complete a TLS handshake, certificate checks included"),
+    Field::new("send", "string: 1 to 4096 bytes, escapes allowed", "none", "Written once connected (after the handshake with `tls`)."),
+    Field::new("expect", "string: 1 to 4096 bytes, escapes allowed", "none", "Passes only when these bytes occur in the first 4096 bytes received (after `send`, if any)"),
 ];
 
 /// A prepared `tcp` probe.
@@ -69,6 +80,10 @@ struct Probe {
     /// A name is resolved at every run, so DNS changes are followed.
     target: Target,
     timeout_secs: u64,
+    /// `send`, unescaped.
+    send: Option<Box<[u8]>>,
+    /// `expect`, unescaped.
+    expect: Option<Box<[u8]>>,
     /// `tls: true`: the configuration, or why it could not be built.
     #[cfg(feature = "tls")]
     tls: Option<Result<TlsSetup, SetupError>>,
@@ -88,6 +103,8 @@ impl TcpCheck {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(ip, port)),
             Host::Name(name) => Target::Name(name.to_owned(), port),
         };
+        let send = bytes_field(decl, "send")?;
+        let expect = bytes_field(decl, "expect")?;
         let tls = decl.bool_field("tls")?.unwrap_or(false);
         let tls_options = tls_options(decl)?;
         #[cfg(not(feature = "tls"))]
@@ -103,6 +120,8 @@ impl TcpCheck {
             probe: Arc::new(Probe {
                 target,
                 timeout_secs,
+                send,
+                expect,
                 #[cfg(feature = "tls")]
                 tls,
             }),
@@ -142,4 +161,59 @@ fn parse_host(host: &str) -> Result<Host<'_>, String> {
         return Err(bad());
     }
     Ok(Host::Name(host))
+}
+
+/// A string field of bytes (`send`, `expect`), escapes decoded.
+fn bytes_field(decl: &Declaration, field: &str) -> Result<Option<Box<[u8]>>, FieldError> {
+    let Some(text) = decl.str_field(field)? else {
+        return Ok(None);
+    };
+    let bytes = unescape(text).map_err(|p| FieldError::new(field, p))?;
+    if bytes.is_empty() || bytes.len() > EXPECT_WITHIN {
+        let n = bytes.len();
+        return Err(FieldError::new(
+            field,
+            format!("expected 1 to {EXPECT_WITHIN} bytes (after escapes), got {n}"),
+        ));
+    }
+    Ok(Some(bytes.into()))
+}
+
+/// Decodes `\r`, `\n`, `\t`, `\\` and `\xNN`; any other backslash is
+/// refused, so a typo cannot send a literal backslash unnoticed. The error
+/// is the problem text of a `FieldError`.
+fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let bad = || bad_escape(text, text.len() - rest.len() + at);
+        let escape = &rest.as_bytes()[at + 1..];
+        let (byte, len) = match escape.first() {
+            Some(b'r') => (b'\r', 1),
+            Some(b'n') => (b'\n', 1),
+            Some(b't') => (b'\t', 1),
+            Some(b'\\') => (b'\\', 1),
+            Some(b'x') => match escape.get(1..3) {
+                Some(&[hi, lo]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                    let hex = |d: u8| char::from(d).to_digit(16).expect("a hex digit");
+                    let byte = u8::try_from(hex(hi) * 16 + hex(lo)).expect("two hex digits");
+                    (byte, 3)
+                }
+                _ => return Err(bad()),
+            },
+            _ => return Err(bad()),
+        };
+        out.push(byte);
+        rest = &rest[at + 1 + len..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Ok(out)
+}
+
+fn bad_escape(text: &str, at: usize) -> String {
+    let shown = crate::text::OneLine(crate::text::head(&text[at..], 4));
+    format!(
+        "unknown escape `{shown}` at byte {at}: write \\r, \\n, \\t, \\\\ (a backslash) or \\xNN (a byte in hex)"
+    )
 }

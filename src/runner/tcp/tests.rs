@@ -14,7 +14,7 @@ use crate::runner::machine::Machine;
 use crate::runner::machine::testing::{self, hanging_listener};
 use crate::{RunnerOutcome, Status};
 
-fn decl(fields: Value) -> Declaration {
+pub(super) fn decl(fields: Value) -> Declaration {
     let mut v = json!({"kind": "tcp", "mode": "enforce"});
     v.as_object_mut()
         .unwrap()
@@ -260,10 +260,50 @@ fn host_forms() {
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-use crate::runner::machine::Step;
 use crate::runner::machine::testing::Harness;
+use crate::runner::machine::{Run, Step};
 
-fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
+/// Starts `m` at virtual `t0` and steps it on real I/O until `done`
+/// (a server's signal) came; the run must still be waiting.
+pub(super) fn step_until(
+    h: &mut Harness,
+    m: &dyn Machine,
+    t0: std::time::Instant,
+    done: &mpsc::Receiver<()>,
+) -> Box<dyn Run> {
+    let (mut run, mut step) = h.start(m, t0);
+    let give_up = clock::mono_now() + Duration::from_secs(10);
+    while done.try_recv().is_err() {
+        assert!(matches!(step, Step::Wait(_)), "ended early: {step:?}");
+        assert!(clock::mono_now() < give_up, "the server never signalled");
+        step = h
+            .advance_after_io(&mut *run, Duration::from_millis(20), t0)
+            .1;
+    }
+    // What the server wrote before signalling is taken now.
+    let step = h.advance(&mut *run, t0);
+    assert!(matches!(step, Step::Wait(_)), "ended early: {step:?}");
+    run
+}
+
+/// Calls `run` just before `deadline`, when it must still wait for it, and
+/// at it, when it must end: the outcome.
+pub(super) fn ends_at(
+    h: &mut Harness,
+    run: &mut dyn Run,
+    deadline: std::time::Instant,
+) -> RunnerOutcome {
+    assert_eq!(
+        h.advance(run, deadline - Duration::from_millis(1)),
+        Step::Wait(deadline)
+    );
+    let Step::Done(out) = h.advance(run, deadline) else {
+        panic!("the run did not end at its deadline");
+    };
+    out
+}
+
+pub(super) fn tcp_machine(fields: Value) -> Arc<dyn Machine> {
     testing::machine(&decl(fields)).expect("valid declaration")
 }
 
@@ -345,11 +385,7 @@ fn a_hanging_connect_times_out_at_its_deadline_in_virtual_time() {
     // the deadline the run still waits.
     let (_, step) = h.advance_after_io(&mut *run, Duration::from_millis(50), t0);
     assert_eq!(step, Step::Wait(deadline));
-    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
-    assert_eq!(step, Step::Wait(deadline));
-    let Step::Done(out) = h.advance(&mut *run, deadline) else {
-        panic!("the run did not end at its deadline");
-    };
+    let out = ends_at(&mut h, &mut *run, deadline);
     assert_eq!(
         out.reason().unwrap(),
         format!("tcp probe: connect {}: timed out after 7 s", hang.addr)
@@ -403,11 +439,7 @@ fn a_resolver_that_never_answers_times_out_at_connect_timeout() {
     asked
         .recv_timeout(Duration::from_secs(5))
         .expect("the lookup reached the resolver");
-    let step = h.advance(&mut *run, deadline - Duration::from_millis(1));
-    assert_eq!(step, Step::Wait(deadline));
-    let Step::Done(out) = h.advance(&mut *run, deadline) else {
-        panic!("the run did not end at connectTimeoutSecs");
-    };
+    let out = ends_at(&mut h, &mut *run, deadline);
     assert_eq!(
         out.reason().unwrap(),
         "tcp probe: resolve hang.test:80: timed out after 2 s"
@@ -494,23 +526,9 @@ mod tls {
         }));
         let mut h = Harness::new();
         let t0 = clock::mono_now();
-        let (mut run, mut step) = h.start(&*m, t0);
-        let give_up = clock::mono_now() + BOUND;
-        while hello.try_recv().is_err() {
-            assert!(matches!(step, Step::Wait(_)), "ended: {step:?}");
-            assert!(clock::mono_now() < give_up, "no ClientHello arrived");
-            step = h
-                .advance_after_io(&mut *run, Duration::from_millis(20), t0)
-                .1;
-        }
+        let mut run = super::step_until(&mut h, &*m, t0, &hello);
         let deadline = t0 + Duration::from_secs(3);
-        assert_eq!(
-            h.advance(&mut *run, deadline - Duration::from_millis(1)),
-            Step::Wait(deadline)
-        );
-        let Step::Done(out) = h.advance(&mut *run, deadline) else {
-            panic!("the run did not end at connectTimeoutSecs");
-        };
+        let out = super::ends_at(&mut h, &mut *run, deadline);
         assert_eq!(
             out.reason().map(assert_words),
             Some(
