@@ -45,8 +45,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use self::document::Evidence;
 use self::select::Selection;
-use crate::Mode;
 use crate::clock::{self, Timestamp};
+use crate::decl::Mode;
 use crate::decl::{Declaration, FieldError};
 use crate::file::{FileStamp, OpenError, RegularFile};
 use crate::runner::{Check, Placement, RunContext, RunnerOutcome};

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::document::{Evidence, short};
+use crate::decl::{self, Mode};
 use crate::decl::{Declaration, FieldError};
 use crate::runner::{RunnerOutcome, Status, SubResult};
-use crate::{Mode, decl};
 
 /// Framework name of the rows of a control that lists no framework.
 pub(crate) const CUSTOM_FRAMEWORK: &str = "custom";
