@@ -8,7 +8,7 @@
 //!   reads it late: past the deadline a run still reads what its socket
 //!   holds, and times out only when it would wait for more or redirect;
 //! - `1xx` interim responses (other than 101) are skipped, unless
-//!   `expectStatus` is a `1xx` code;
+//!   `expectStatus` admits a `1xx` status;
 //! - a redirect from `http://` to `https://` builds the TLS configuration on
 //!   first use (without the `tls` feature, it fails the run);
 //! - a run reads at most `READS_PER_CALL` times per call, so a fast peer
@@ -37,6 +37,7 @@ use super::tls_fields::{TLS_FIELDS, tls_options};
 mod headers;
 mod response;
 mod run;
+mod status;
 mod url;
 
 #[cfg(test)]
@@ -49,12 +50,11 @@ mod tls_tests;
 use headers::Headers;
 use response::{BODY_CAP, Needle};
 use run::Fail;
+use status::Expect;
 use url::{Host, Url, UrlError};
 
 /// Redirect codes that are followed.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
-/// Default `expectStatus`.
-const DEFAULT_STATUS: u64 = 200;
 
 /// The `http` kind.
 pub(crate) struct HttpKind;
@@ -66,7 +66,10 @@ impl Kind for HttpKind {
 
     /// 1xx is never a final status: such a probe never checks the service.
     fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
-        if let Some(status @ 100..=199) = decl.get("expectStatus").and_then(|v| v.as_u64()) {
+        let Ok(expect) = Expect::from_decl(decl) else {
+            return;
+        };
+        for status in expect.informational() {
             warn(
                 "expectStatus",
                 format!("{status} is outside 200..=599: a 1xx response is never a final status"),
@@ -83,7 +86,7 @@ impl Kind for HttpKind {
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
     Field::new("url", "string: an `http://` or `https://` URL", "required", "What to fetch."),
-    Field::new("expectStatus", "integer, 100 to 599", "200", "The status that passes."),
+    Field::new("expectStatus", "integer, 100 to 599, a class such as `\"2xx\"`, or a list of them", "200", "The statuses that pass:"),
     Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
@@ -96,9 +99,7 @@ struct HttpCheck(Arc<Probe>);
 impl HttpCheck {
     fn from_decl(decl: &Declaration) -> Result<HttpCheck, FieldError> {
         let raw_url = decl.required_str("url")?;
-        let expect = decl
-            .u64_in("expectStatus", 100, 599)?
-            .unwrap_or(DEFAULT_STATUS) as u16;
+        let expect = Expect::from_decl(decl)?;
         let timeout_secs = crate::runner::timeout_secs(decl)?;
         let connect_secs = decl
             .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
@@ -153,8 +154,8 @@ impl HttpCheck {
             first: Hop::new(url, &headers),
             foreign_headers: headers.without_credentials(),
             headers,
+            follow: expect.follows_redirects(),
             expect,
-            follow: !REDIRECTS.contains(&expect),
             needle,
             timeout_secs,
             connect_secs,
@@ -174,8 +175,8 @@ struct Probe {
     headers: Headers,
     /// `headers` without credentials, once a redirect left the origin.
     foreign_headers: Headers,
-    expect: u16,
-    /// False when `expectStatus` is a redirect code.
+    expect: Expect,
+    /// False when `expectStatus` admits a redirect code.
     follow: bool,
     needle: Option<Needle>,
     timeout_secs: u64,

@@ -272,7 +272,7 @@ impl HttpRun {
             }
             Err(e) => return Err(failed(&conn, Phase::Sending, &e)),
         }
-        let skip_interim = !(100..200).contains(&self.probe.expect);
+        let skip_interim = !self.probe.expect.admits_interim();
         Ok(Next::To(State::Head {
             conn,
             reader: HeadReader::new(skip_interim),
@@ -298,7 +298,7 @@ impl HttpRun {
         if p.follow && REDIRECTS.contains(&head.status) {
             return self.redirect(conn, &head, cx.now());
         }
-        if head.status != p.expect {
+        if !p.expect.admits(head.status) {
             return Err(Fail::Other(format!(
                 "status {}, expected {}{}",
                 head.status,

@@ -179,6 +179,76 @@ fn status_mismatch_fails_with_both_codes() {
     srv.requests();
 }
 
+/// A response with `status` and an empty body.
+fn status(code: u16) -> String {
+    format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// blackbox_exporter `TestHTTPStatusCodes` (`valid_status_codes`), same
+/// verdicts; its default (an empty list) is 2xx, written `"2xx"` here.
+#[test]
+fn status_lists_like_blackbox_valid_status_codes() {
+    let cases = [
+        (200, json!("2xx"), true),
+        (201, json!("2xx"), true),
+        (299, json!("2xx"), true),
+        (300, json!("2xx"), false),
+        (404, json!("2xx"), false),
+        (404, json!([200, 404]), true),
+        (200, json!([200, 404]), true),
+        (201, json!([200, 404]), false),
+        (404, json!([404]), true),
+        (200, json!([404]), false),
+    ];
+    let codes: Vec<u16> = cases.iter().map(|c| c.0).collect();
+    let srv = serve(cases.len(), move |i, s, _| {
+        send(s, status(codes[i]).as_bytes())
+    });
+    for (code, expect, passes) in cases {
+        let out = run(json!({"url": srv.url("/"), "expectStatus": expect}));
+        assert_eq!(
+            out.status() == Status::Pass,
+            passes,
+            "{code} {expect}: {out:?}"
+        );
+    }
+    assert_eq!(srv.requests().len(), 10);
+}
+
+#[test]
+fn a_status_mismatch_names_the_codes_and_classes_expected() {
+    let srv = serve(2, answer(status(503)));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "expectStatus": ["2xx", 301]})),
+        "http probe: status 503, expected 2xx or 301",
+    );
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "expectStatus": [200, 204, "4xx"]})),
+        "http probe: status 503, expected 200, 204 or 4xx",
+    );
+    srv.requests();
+}
+
+#[test]
+fn redirects_are_answers_only_when_the_expected_set_admits_one() {
+    let srv = serve(5, |i, s, _| match i {
+        0 | 1 | 3 => send(s, redirect(302, "/next").as_bytes()),
+        _ => send(s, status(204).as_bytes()),
+    });
+    // 302 is admitted: it is the answer, not followed.
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "expectStatus": ["2xx", 302]}),
+    ));
+    // 2xx only: the redirect is followed to the 204.
+    assert_pass(&run(json!({"url": srv.url("/"), "expectStatus": "2xx"})));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "expectStatus": [200, 204]}),
+    ));
+    let heads = srv.requests();
+    let paths: Vec<&str> = heads.iter().map(|h| h.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(paths, ["/", "/", "/next", "/", "/next"]);
+}
+
 #[test]
 fn body_contains_found_and_not_found() {
     let srv = serve(2, answer(ok("status: ready\n")));
