@@ -48,7 +48,7 @@ mod tests;
 mod tls_tests;
 
 use headers::Headers;
-use response::{BODY_CAP, Needle};
+use response::{BODY_CAP, BodyChecks, Needle};
 use run::Fail;
 use status::Expect;
 use url::{Host, Url, UrlError};
@@ -88,6 +88,7 @@ const FIELDS: &[Field] = &[
     Field::new("url", "string: an `http://` or `https://` URL", "required", "What to fetch."),
     Field::new("expectStatus", "integer, 100 to 599, a class such as `\"2xx\"`, or a list of them", "200", "The statuses that pass:"),
     Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
+    Field::new("bodyNotContains", "string, at most 64 KiB", "none", "Text the body must not contain."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
@@ -104,18 +105,9 @@ impl HttpCheck {
         let connect_secs = decl
             .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
-        let needle = match decl.str_field("bodyContains")? {
-            Some(s) if s.len() > BODY_CAP => {
-                return Err(FieldError::new(
-                    "bodyContains",
-                    format!(
-                        "{} bytes is longer than the 64 KiB of body that is searched",
-                        s.len()
-                    ),
-                ));
-            }
-            Some("") | None => None,
-            Some(s) => Some(Needle::new(s.as_bytes())),
+        let body = BodyChecks {
+            contains: needle(decl, "bodyContains")?,
+            absent: needle(decl, "bodyNotContains")?,
         };
         let headers = Headers::from_value(decl.get("headers"))?;
         let tls_options = tls_options(decl)?;
@@ -156,7 +148,7 @@ impl HttpCheck {
             headers,
             follow: expect.follows_redirects(),
             expect,
-            needle,
+            body,
             timeout_secs,
             connect_secs,
             #[cfg(feature = "tls")]
@@ -164,6 +156,21 @@ impl HttpCheck {
             #[cfg(feature = "tls")]
             tls,
         })))
+    }
+}
+
+/// A body needle field: none when absent or empty.
+fn needle(decl: &Declaration, field: &str) -> Result<Option<Needle>, FieldError> {
+    match decl.str_field(field)? {
+        Some(s) if s.len() > BODY_CAP => Err(FieldError::new(
+            field,
+            format!(
+                "{} bytes is longer than the 64 KiB of body that is searched",
+                s.len()
+            ),
+        )),
+        Some("") | None => Ok(None),
+        Some(s) => Ok(Some(Needle::new(s.as_bytes()))),
     }
 }
 
@@ -178,7 +185,7 @@ struct Probe {
     expect: Expect,
     /// False when `expectStatus` admits a redirect code.
     follow: bool,
-    needle: Option<Needle>,
+    body: BodyChecks,
     timeout_secs: u64,
     connect_secs: u64,
     #[cfg(feature = "tls")]

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::response::{BodySearch, Head, HeadReader, Needle, NotFound, Search};
+use super::response::{BodySearch, EXCERPT, Head, HeadReader, NotFound, Search};
 use super::url::{Url, UrlError};
 use super::{Hop, HttpCheck, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
@@ -306,32 +306,26 @@ impl HttpRun {
                 after_redirects(self.redirects, &self.hop().url)
             )));
         }
-        let Some(needle) = &p.needle else {
+        if p.body.is_empty() {
             return Ok(pass());
-        };
+        }
         let mut search = BodySearch::new(head)?;
-        match search.scan(needle)? {
+        match search.scan(&p.body)? {
             Search::More => Ok(Next::To(State::Body { conn, search })),
-            Search::Found => Ok(pass()),
-            Search::NotFound(why) => Err(self.not_found(why, needle)),
+            verdict => self.judged(verdict, &search),
         }
     }
 
     fn body(&mut self, mut conn: Conn, mut search: BodySearch) -> Result<Next, Fail> {
         let probe = Arc::clone(&self.probe);
-        let needle = probe
-            .needle
-            .as_ref()
-            .expect("a body is read only for a needle");
         loop {
             let n = match self.read(&mut conn, search.spare()?, Phase::Body)? {
                 Ok(n) => n,
                 Err(stop) => return Ok(Next::Stop(State::Body { conn, search }, stop)),
             };
-            match search.received(n, needle)? {
+            match search.received(n, &probe.body)? {
                 Search::More => {}
-                Search::Found => return Ok(pass()),
-                Search::NotFound(why) => return Err(self.not_found(why, needle)),
+                verdict => return self.judged(verdict, &search),
             }
         }
     }
@@ -382,17 +376,27 @@ impl HttpRun {
         }
     }
 
-    /// The failure of a body search that did not find the needle.
-    fn not_found(&self, why: NotFound, needle: &Needle) -> Fail {
-        Fail::Other(format!(
-            "body did not contain {}{}{}",
+    /// The end of a body search: a pass, or the failure with the body's start.
+    fn judged(&self, verdict: Search, search: &BodySearch) -> Result<Next, Fail> {
+        let body = &self.probe.body;
+        let (what, needle, within) = match (verdict, &body.contains, &body.absent) {
+            (Search::NotFound(why), Some(needle), _) => (
+                "did not contain",
+                needle,
+                match why {
+                    NotFound::InBody => "",
+                    NotFound::WithinCap => " in its first 64 KiB",
+                },
+            ),
+            (Search::Found, _, Some(needle)) => ("contained", needle, ""),
+            _ => return Ok(pass()),
+        };
+        Err(Fail::Other(format!(
+            "body {what} {}{within}{}; {}",
             quote(needle.as_bytes()),
-            match why {
-                NotFound::InBody => "",
-                NotFound::WithinCap => " in its first 64 KiB",
-            },
-            after_redirects(self.redirects, &self.hop().url)
-        ))
+            after_redirects(self.redirects, &self.hop().url),
+            excerpt(search.start())
+        )))
     }
 }
 
@@ -432,6 +436,18 @@ fn after_redirects(redirects: usize, url: &Url) -> String {
         1 => format!(" (after 1 redirect, at {url})"),
         n => format!(" (after {n} redirects, at {url})"),
     }
+}
+
+/// The start of a body for a reason, escaped onto one line.
+fn excerpt(start: &[u8]) -> String {
+    if start.is_empty() {
+        return "the body was empty".into();
+    }
+    let text = String::from_utf8_lossy(start);
+    format!(
+        "the body began {}",
+        crate::text::quoted(crate::text::head(&text, EXCERPT))
+    )
 }
 
 /// A needle for a reason: quoted, escaped, long ones cut.

@@ -255,8 +255,106 @@ fn body_contains_found_and_not_found() {
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "ready"})));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "steady \"go\""})),
-        r#"http probe: body did not contain "steady \"go\"""#,
+        r#"http probe: body did not contain "steady \"go\""; the body began "status: ready\n""#,
     );
+    srv.requests();
+}
+
+/// blackbox_exporter `TestFailIfBodyMatchesRegexp` ("one regex, match",
+/// "one regex, no match") and `TestFailIfBodyNotMatchesRegexp` (one regex),
+/// with our substrings for its regular expressions: same verdicts.
+#[test]
+fn body_checks_like_blackbox_fail_if_body_matches() {
+    let bad = "Bad news: could not connect to database server";
+    let good = "Download the latest version here";
+    let cases = [
+        (
+            bad,
+            "bodyNotContains",
+            "could not connect to database",
+            false,
+        ),
+        (
+            good,
+            "bodyNotContains",
+            "could not connect to database",
+            true,
+        ),
+        (bad, "bodyContains", good, false),
+        (good, "bodyContains", good, true),
+    ];
+    let bodies: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let srv = serve(cases.len(), move |i, s, _| {
+        send(s, ok(bodies[i]).as_bytes())
+    });
+    for (body, field, needle, passes) in cases {
+        let out = run(json!({"url": srv.url("/"), field: needle}));
+        assert_eq!(
+            out.status() == Status::Pass,
+            passes,
+            "{body} {field}: {out:?}"
+        );
+    }
+    srv.requests();
+}
+
+#[test]
+fn body_not_contains_fails_naming_the_text_and_the_body_start() {
+    let srv = serve(5, |i, s, _| match i {
+        0 | 1 | 2 => send(s, ok("{\"status\":\"DOWN\",\n\"db\":\"UP\"}").as_bytes()),
+        _ => send(s, ok("").as_bytes()),
+    });
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyNotContains": "\"DOWN\""})),
+        r#"http probe: body contained "\"DOWN\""; the body began "{\"status\":\"DOWN\",\n\"db\":\"UP\"}""#,
+    );
+    // Both checks: the forbidden text fails the probe even when the wanted one is there.
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyContains": "UP", "bodyNotContains": "DOWN"})),
+        r#"http probe: body contained "DOWN"; the body began "{\"status\":\"DOWN\",\n\"db\":\"UP\"}""#,
+    );
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyContains": "UP", "bodyNotContains": "FAIL"}),
+    ));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyNotContains": "DOWN"}),
+    ));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyContains": "UP"})),
+        r#"http probe: body did not contain "UP"; the body was empty"#,
+    );
+    srv.requests();
+}
+
+#[test]
+fn body_not_contains_searches_the_first_64_kib_only() {
+    let mut body = ".".repeat(70 * 1024);
+    body.push_str("DOWN");
+    let srv = serve(1, answer(ok(&body)));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyNotContains": "DOWN"}),
+    ));
+    body.insert_str(0, "DOWN");
+    let srv2 = serve(1, answer(ok(&body)));
+    let out = run(json!({"url": srv2.url("/"), "bodyNotContains": "DOWN"}));
+    assert_eq!(out.status(), Status::Fail);
+    srv.requests();
+    srv2.requests();
+}
+
+#[test]
+fn the_body_start_in_a_reason_is_200_bytes_on_one_line() {
+    let body = format!("{}\u{e9}{}", "a\r\n".repeat(66), "z".repeat(300));
+    let srv = serve(1, answer(ok(&body)));
+    let out = run(json!({"url": srv.url("/"), "bodyContains": "nope"}));
+    let reason = out.reason().unwrap();
+    let shown = reason.split_once("; the body began ").unwrap().1;
+    // 198 bytes, then the 2-byte \u{e9} fits: 200, quoted and escaped.
+    let want = format!("{}\u{e9}", "a\r\n".repeat(66))
+        .escape_debug()
+        .to_string();
+    assert_eq!(shown, format!("\"{want}\""));
+    assert!(!reason.contains('\n') && !reason.contains('\r'));
     srv.requests();
 }
 
@@ -268,7 +366,7 @@ fn long_needles_are_cut_in_the_reason() {
     assert_fail(
         &out,
         &format!(
-            "http probe: body did not contain \"{}...\" (300 bytes)",
+            "http probe: body did not contain \"{}...\" (300 bytes); the body began \"x\"",
             "n".repeat(64)
         ),
     );
@@ -282,7 +380,10 @@ fn body_beyond_the_64_kib_cap_is_not_searched() {
     let srv = serve(2, answer(ok(&body)));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "ready"})),
-        r#"http probe: body did not contain "ready" in its first 64 KiB"#,
+        &format!(
+            r#"http probe: body did not contain "ready" in its first 64 KiB; the body began "{}""#,
+            ".".repeat(200)
+        ),
     );
     // Within the cap, a large body is searched through.
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "...."})));
@@ -298,7 +399,7 @@ fn content_length_bounds_the_body() {
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "llo"})));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "ready"})),
-        r#"http probe: body did not contain "ready""#,
+        r#"http probe: body did not contain "ready"; the body began "hello""#,
     );
     srv.requests();
 }
@@ -317,7 +418,7 @@ fn chunked_body_with_extensions_and_trailers() {
     ));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "X-Checksum"})),
-        r#"http probe: body did not contain "X-Checksum""#,
+        r#"http probe: body did not contain "X-Checksum"; the body began "sta\rus: ready""#,
     );
     srv.requests();
 }
@@ -334,7 +435,7 @@ fn read_to_close_body() {
     ));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "not there"})),
-        r#"http probe: body did not contain "not there""#,
+        r#"http probe: body did not contain "not there"; the body began "all systems ready""#,
     );
     srv.requests();
 }
@@ -843,7 +944,10 @@ fn machine_fetches_and_searches_the_body() {
         json!({"url": srv.url("/"), "bodyContains": "ready"}),
     ));
     let out = run_machine(json!({"url": srv.url("/"), "bodyContains": "steady"}));
-    assert_fail(&out, r#"http probe: body did not contain "steady""#);
+    assert_fail(
+        &out,
+        r#"http probe: body did not contain "steady"; the body began "status: ready""#,
+    );
     srv.requests();
 }
 
@@ -1096,7 +1200,11 @@ fn a_run_yields_to_other_runs_after_a_bounded_number_of_reads() {
             }
         }
     };
-    assert_fail(&out, r#"http probe: body did not contain "y""#);
+    let began = "x".repeat(200);
+    assert_fail(
+        &out,
+        &format!(r#"http probe: body did not contain "y"; the body began "{began}""#),
+    );
     // At most 16 reads of at most 8 KiB per call.
     assert!(calls >= 3, "{calls} calls for about 45 reads");
     drop(run);
