@@ -35,6 +35,7 @@ use super::tls_fields::tls_setup;
 use super::tls_fields::{TLS_FIELDS, tls_options};
 
 mod headers;
+mod request;
 mod response;
 mod run;
 mod status;
@@ -48,6 +49,7 @@ mod tests;
 mod tls_tests;
 
 use headers::Headers;
+use request::Request;
 use response::{BODY_CAP, BodyChecks, Needle};
 use run::Fail;
 use status::Expect;
@@ -89,6 +91,9 @@ const FIELDS: &[Field] = &[
     Field::new("expectStatus", "integer, 100 to 599, a class such as `\"2xx\"`, or a list of them", "200", "The statuses that pass:"),
     Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
     Field::new("bodyNotContains", "string, at most 64 KiB", "none", "Text the body must not contain."),
+    Field::new("method", "string: an HTTP method token", "`GET`", "The request method:"),
+    Field::new("body", "string, at most 64 KiB", "none", "The request body, sent with `Content-Length`."),
+    Field::new("bodyFile", "string: path of a file of at most 64 KiB", "none", "The request body, read from this file at prepare (every reset)."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
@@ -110,6 +115,18 @@ impl HttpCheck {
             absent: needle(decl, "bodyNotContains")?,
         };
         let headers = Headers::from_value(decl.get("headers"))?;
+        let request = Request::from_decl(decl)?;
+        if request.is_head() && !body.is_empty() {
+            let field = if body.contains.is_some() {
+                "bodyContains"
+            } else {
+                "bodyNotContains"
+            };
+            return Err(FieldError::new(
+                field,
+                "a HEAD request reads no body to check",
+            ));
+        }
         let tls_options = tls_options(decl)?;
         let url = match Url::parse(raw_url) {
             Ok(url) => url,
@@ -143,7 +160,7 @@ impl HttpCheck {
             let _ = tls.set(tls_setup(&tls_options)?);
         }
         Ok(HttpCheck(Arc::new(Probe {
-            first: Hop::new(url, &headers),
+            first: Hop::new(url, &headers, request),
             foreign_headers: headers.without_credentials(),
             headers,
             follow: expect.follows_redirects(),
@@ -200,18 +217,21 @@ struct Probe {
 #[derive(Debug)]
 struct Hop {
     url: Url,
-    request: Box<[u8]>,
+    /// What this hop asks; `bytes` is it on the wire.
+    request: Request,
+    bytes: Box<[u8]>,
     target: Target,
 }
 
 impl Hop {
-    fn new(url: Url, headers: &Headers) -> Hop {
+    fn new(url: Url, headers: &Headers, request: Request) -> Hop {
         let target = match url.host() {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(*ip, url.port())),
             Host::Name(name) => Target::Name(name.clone(), url.port()),
         };
         Hop {
-            request: url.request(headers),
+            bytes: url.request(headers, &request),
+            request,
             target,
             url,
         }

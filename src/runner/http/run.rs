@@ -249,7 +249,7 @@ impl HttpRun {
     }
 
     fn sending(&self, mut conn: Conn, mut written: usize) -> Result<Next, Fail> {
-        let request = &self.hop().request;
+        let request = &self.hop().bytes;
         let wait = Flow::Wait(self.deadline);
         while written < request.len() {
             match conn.stream.write(&request[written..]) {
@@ -347,7 +347,8 @@ impl HttpRun {
         } else {
             &p.headers
         };
-        let hop = self.redirected.insert(Hop::new(next, headers));
+        let request = self.hop().request.after_redirect(head.status);
+        let hop = self.redirected.insert(Hop::new(next, headers, request));
         self.redirects += 1;
         let connect = p.connect(hop, now, self.deadline);
         Ok(Next::To(State::Connecting(connect)))

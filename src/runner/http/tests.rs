@@ -249,6 +249,175 @@ fn redirects_are_answers_only_when_the_expected_set_admits_one() {
     assert_eq!(paths, ["/", "/", "/next", "/", "/next"]);
 }
 
+/// Reads the request body the head announces with `Content-Length`.
+fn request_body(stream: &mut TcpStream, head: &str) -> Vec<u8> {
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+/// Answers 200 with the request's method and body.
+fn echo(_: usize, s: &mut TcpStream, head: &str) {
+    let body = request_body(s, head);
+    let method = head.split(' ').next().unwrap();
+    let text = format!("{method} {}", String::from_utf8_lossy(&body));
+    send(s, ok(&text).as_bytes());
+}
+
+/// Consul `TestCheckHTTPBody` ("get body", "post body", "post json body"):
+/// the server echoes the body, the check passes on seeing it.
+#[test]
+fn method_and_body_like_consul_check_http_body() {
+    let cases = [
+        ("GET", json!({}), "hello world"),
+        ("POST", json!({}), "hello world"),
+        (
+            "POST",
+            json!({"Content-Type": "application/json"}),
+            "{\"foo\":\"bar\"}",
+        ),
+    ];
+    let srv = serve(cases.len(), echo);
+    for (method, headers, body) in &cases {
+        let out = run(
+            json!({"url": srv.url("/"), "method": method, "headers": headers,
+            "body": body, "bodyContains": format!("{method} {body}")}),
+        );
+        assert_pass(&out);
+    }
+    let heads = srv.requests();
+    assert!(heads[0].starts_with("GET / HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(
+        heads[1].contains("\r\nContent-Length: 11\r\n"),
+        "{}",
+        heads[1]
+    );
+    assert!(
+        heads[2].contains("\r\nContent-Type: application/json\r\n"),
+        "{}",
+        heads[2]
+    );
+}
+
+#[test]
+fn head_reads_no_body_and_put_without_body_sends_a_zero_length() {
+    let srv = serve(2, |i, s, head| match i {
+        // A HEAD answer announces a body it does not send.
+        0 => send(s, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+        _ => echo(i, s, head),
+    });
+    assert_pass(&run(json!({"url": srv.url("/"), "method": "HEAD"})));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "method": "PUT", "bodyContains": "PUT "}),
+    ));
+    let heads = srv.requests();
+    assert!(heads[0].starts_with("HEAD / HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(!heads[0].contains("Content-Length"), "{}", heads[0]);
+    assert!(
+        heads[1].contains("\r\nContent-Length: 0\r\n"),
+        "{}",
+        heads[1]
+    );
+}
+
+#[test]
+fn a_303_turns_a_post_into_a_get_and_a_307_repeats_it() {
+    let srv = serve(4, |i, s, head| match i {
+        0 => send(s, redirect(303, "/done").as_bytes()),
+        2 => {
+            request_body(s, head);
+            send(s, redirect(307, "/again").as_bytes());
+        }
+        _ => echo(i, s, head),
+    });
+    let post = |expect: &str| json!({"url": srv.url("/"), "method": "POST", "body": "x=1", "bodyContains": expect});
+    assert_pass(&run(post("GET ")));
+    assert_pass(&run(post("POST x=1")));
+    srv.requests();
+}
+
+#[test]
+fn body_file_is_read_at_prepare_and_an_unreadable_one_is_invalid() {
+    let dir = std::env::temp_dir().join(format!("probewheel-http-body-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("body.json");
+    std::fs::write(&file, "{\"probe\":1}").unwrap();
+    let srv = serve(1, echo);
+    assert_pass(&run(json!({"url": srv.url("/"), "method": "POST",
+        "bodyFile": file, "bodyContains": "POST {\"probe\":1}"})));
+    srv.requests();
+    let missing = dir.join("missing");
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": missing}))
+        .err()
+        .unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "invalid declaration: field `bodyFile`: cannot read {missing:?}: "
+        )),
+        "{err}"
+    );
+    std::fs::write(&file, vec![b'x'; 64 * 1024 + 1]).unwrap();
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": file}))
+        .err()
+        .unwrap();
+    assert!(
+        err.ends_with("larger than 65536 bytes (65537 bytes)"),
+        "{err}"
+    );
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": dir}))
+        .err()
+        .unwrap();
+    assert!(err.ends_with("not a regular file (a directory)"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn method_and_body_fields_are_validated() {
+    let cases = [
+        (
+            json!({"method": "GET POST"}),
+            r#"field `method`: expected an HTTP method (a token of at most 32 letters such as GET, HEAD or POST), got "GET POST""#,
+        ),
+        (
+            json!({"method": ""}),
+            r#"field `method`: expected an HTTP method (a token of at most 32 letters such as GET, HEAD or POST), got """#,
+        ),
+        (
+            json!({"method": 1}),
+            "field `method`: expected a string, got 1",
+        ),
+        (
+            json!({"body": "x", "bodyFile": "/f"}),
+            "field `bodyFile`: `body` and `bodyFile` exclude each other",
+        ),
+        (
+            json!({"body": "x".repeat(65537)}),
+            "field `body`: 65537 bytes is longer than 64 KiB",
+        ),
+        (
+            json!({"bodyFile": ""}),
+            "field `bodyFile`: the path is empty",
+        ),
+        (
+            json!({"method": "HEAD", "bodyNotContains": "x"}),
+            "field `bodyNotContains`: a HEAD request reads no body to check",
+        ),
+    ];
+    for (mut fields, want) in cases {
+        fields["url"] = json!("http://127.0.0.1/");
+        assert_eq!(
+            prepare(fields.clone()).err(),
+            Some(format!("invalid declaration: {want}")),
+            "{fields}"
+        );
+    }
+    assert!(prepare(json!({"url": "http://127.0.0.1/", "method": "PROPFIND", "body": ""})).is_ok());
+}
+
 #[test]
 fn body_contains_found_and_not_found() {
     let srv = serve(2, answer(ok("status: ready\n")));
@@ -301,7 +470,7 @@ fn body_checks_like_blackbox_fail_if_body_matches() {
 #[test]
 fn body_not_contains_fails_naming_the_text_and_the_body_start() {
     let srv = serve(5, |i, s, _| match i {
-        0 | 1 | 2 => send(s, ok("{\"status\":\"DOWN\",\n\"db\":\"UP\"}").as_bytes()),
+        0..=2 => send(s, ok("{\"status\":\"DOWN\",\n\"db\":\"UP\"}").as_bytes()),
         _ => send(s, ok("").as_bytes()),
     });
     assert_fail(
