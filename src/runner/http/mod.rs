@@ -1,4 +1,4 @@
-//! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
+//! `http` probes: an HTTP/1.1 request over a plain or a TLS connection, as a
 //! state machine on a worker's poll loop. The fields and what they do are in
 //! `docs/declarations.md`; prepare parses the URL, builds the request bytes
 //! and the TLS configuration once, and a run never blocks.
@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 #[cfg(feature = "tls")]
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::decl::{Declaration, Field, FieldError};
 use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
@@ -58,6 +59,9 @@ use url::{Host, Url, UrlError};
 /// Redirect codes that are followed.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
+/// Largest `maxResponseMs`: the largest `timeoutSecs`.
+const MAX_RESPONSE_MS: u64 = 86_400_000;
+
 /// The `http` kind.
 pub(crate) struct HttpKind;
 
@@ -95,6 +99,7 @@ const FIELDS: &[Field] = &[
     Field::new("body", "string, at most 64 KiB", "none", "The request body, sent with `Content-Length`."),
     Field::new("bodyFile", "string: path of a file of at most 64 KiB", "none", "The request body, read from this file at prepare (every reset)."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
+    Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
 
@@ -107,6 +112,9 @@ impl HttpCheck {
         let raw_url = decl.required_str("url")?;
         let expect = Expect::from_decl(decl)?;
         let timeout_secs = crate::runner::timeout_secs(decl)?;
+        let max_response = decl
+            .u64_in("maxResponseMs", 1, MAX_RESPONSE_MS)?
+            .map(Duration::from_millis);
         let connect_secs = decl
             .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
@@ -166,6 +174,7 @@ impl HttpCheck {
             follow: expect.follows_redirects(),
             expect,
             body,
+            max_response,
             timeout_secs,
             connect_secs,
             #[cfg(feature = "tls")]
@@ -203,6 +212,8 @@ struct Probe {
     /// False when `expectStatus` admits a redirect code.
     follow: bool,
     body: BodyChecks,
+    /// `maxResponseMs`: a slower run fails even when its answer passes.
+    max_response: Option<Duration>,
     timeout_secs: u64,
     connect_secs: u64,
     #[cfg(feature = "tls")]

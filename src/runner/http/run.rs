@@ -44,6 +44,7 @@ impl Machine for HttpCheck {
         let deadline = now + Duration::from_secs(probe.timeout_secs);
         Box::new(HttpRun {
             state: State::Connecting(probe.connect(&probe.first, now, deadline)),
+            started: now,
             deadline,
             probe: Arc::clone(probe),
             redirected: None,
@@ -85,6 +86,7 @@ impl Probe {
 #[derive(Debug)]
 struct HttpRun {
     probe: Arc<Probe>,
+    started: Instant,
     /// `timeoutSecs` after the start: bounds the whole run.
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
@@ -183,10 +185,29 @@ impl HttpRun {
     }
 
     fn step(&mut self, cx: &mut Cx<'_>) -> Result<Flow, Fail> {
-        if cx.now() >= self.deadline {
-            return self.step_late(cx);
+        let flow = if cx.now() >= self.deadline {
+            self.step_late(cx)?
+        } else {
+            self.progress(cx)?
+        };
+        if matches!(flow, Flow::Pass) {
+            self.in_time(cx.now())?;
         }
-        self.progress(cx)
+        Ok(flow)
+    }
+
+    /// `maxResponseMs`, judged on the whole run, redirects included.
+    fn in_time(&self, now: Instant) -> Result<(), Fail> {
+        let took = now.saturating_duration_since(self.started);
+        match self.probe.max_response {
+            Some(max) if took > max => Err(Fail::Other(format!(
+                "the response took {} ms, more than maxResponseMs ({} ms){}",
+                took.as_millis(),
+                max.as_millis(),
+                after_redirects(self.redirects, &self.hop().url)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A call at or after the deadline: what the socket already holds is

@@ -418,6 +418,50 @@ fn method_and_body_fields_are_validated() {
     assert!(prepare(json!({"url": "http://127.0.0.1/", "method": "PROPFIND", "body": ""})).is_ok());
 }
 
+/// The milliseconds in a `maxResponseMs` reason, which must otherwise be `want`
+/// with `N` in their place.
+fn took_ms(reason: &str, want: &str) -> u128 {
+    let (before, rest) = want.split_once('N').unwrap();
+    let digits = reason
+        .strip_prefix(before)
+        .unwrap_or_else(|| panic!("{reason}"));
+    let n: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(&digits[n.len()..], rest, "{reason}");
+    n.parse().unwrap()
+}
+
+#[test]
+fn max_response_ms_fails_a_slow_answer_with_the_time_taken() {
+    let srv = serve(2, |_, s, _| {
+        clock::sleep(Duration::from_millis(300));
+        send(s, ok("up").as_bytes());
+    });
+    let out = run(json!({"url": srv.url("/"), "maxResponseMs": 100}));
+    assert_eq!(out.status(), Status::Fail);
+    let want = "http probe: the response took N ms, more than maxResponseMs (100 ms)";
+    assert!(took_ms(out.reason().unwrap(), want) >= 300);
+    assert_pass(&run(json!({"url": srv.url("/"), "maxResponseMs": 10_000})));
+    srv.requests();
+}
+
+#[test]
+fn max_response_ms_counts_the_whole_run_redirects_included() {
+    let srv = serve(2, |i, s, _| {
+        clock::sleep(Duration::from_millis(150));
+        match i {
+            0 => send(s, redirect(302, "/next").as_bytes()),
+            _ => send(s, ok("up").as_bytes()),
+        }
+    });
+    let port = srv.port();
+    let out = run(json!({"url": srv.url("/"), "maxResponseMs": 250}));
+    let want = format!(
+        "http probe: the response took N ms, more than maxResponseMs (250 ms) (after 1 redirect, at http://127.0.0.1:{port}/next)"
+    );
+    assert!(took_ms(out.reason().unwrap(), &want) >= 300);
+    srv.requests();
+}
+
 #[test]
 fn body_contains_found_and_not_found() {
     let srv = serve(2, answer(ok("status: ready\n")));
