@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::decl::{Declaration, Field, FieldError};
+use serde_json::Value;
+
+use crate::decl::{Declaration, Field, FieldError, expected};
 use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
 use crate::runner::{HostFacts, Kind, Prepared};
 #[cfg(feature = "tls")]
@@ -99,6 +101,7 @@ const FIELDS: &[Field] = &[
     Field::new("body", "string, at most 64 KiB", "none", "The request body, sent with `Content-Length`."),
     Field::new("bodyFile", "string: path of a file of at most 64 KiB", "none", "The request body, read from this file at prepare (every reset)."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
+    Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
@@ -171,7 +174,7 @@ impl HttpCheck {
             first: Hop::new(url, &headers, request),
             foreign_headers: headers.without_credentials(),
             headers,
-            follow: expect.follows_redirects(),
+            follow: follow(decl, &expect)?,
             expect,
             body,
             max_response,
@@ -183,6 +186,38 @@ impl HttpCheck {
             tls,
         })))
     }
+}
+
+/// Which redirects a run follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    All,
+    /// None: a redirect is the answer (also when `expectStatus` admits one).
+    Never,
+    /// Those to the host of `url` (any port or scheme); a redirect
+    /// elsewhere passes, as kubelet's probes count it.
+    SameHost,
+}
+
+/// `followRedirects`, with `expectStatus` admitting a redirect meaning none.
+fn follow(decl: &Declaration, expect: &Expect) -> Result<Follow, FieldError> {
+    let follow = match decl.get("followRedirects") {
+        None | Some(Value::Bool(true)) => Follow::All,
+        Some(Value::Bool(false)) => Follow::Never,
+        Some(Value::String(s)) if s == "sameHost" => Follow::SameHost,
+        Some(other) => {
+            return Err(expected(
+                "followRedirects",
+                r#"true, false or "sameHost""#,
+                other,
+            ));
+        }
+    };
+    Ok(if expect.follows_redirects() {
+        follow
+    } else {
+        Follow::Never
+    })
 }
 
 /// A body needle field: none when absent or empty.
@@ -209,8 +244,7 @@ struct Probe {
     /// `headers` without credentials, once a redirect left the origin.
     foreign_headers: Headers,
     expect: Expect,
-    /// False when `expectStatus` admits a redirect code.
-    follow: bool,
+    follow: Follow,
     body: BodyChecks,
     /// `maxResponseMs`: a slower run fails even when its answer passes.
     max_response: Option<Duration>,

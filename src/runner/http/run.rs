@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::response::{BodySearch, EXCERPT, Head, HeadReader, NotFound, Search};
 use super::url::{Url, UrlError};
-use super::{Hop, HttpCheck, Probe, REDIRECTS};
+use super::{Follow, Hop, HttpCheck, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
 use crate::transport::connect::{Connect, Connected, Stage, Then};
@@ -316,7 +316,7 @@ impl HttpRun {
             }
         };
         let p = &*self.probe;
-        if p.follow && REDIRECTS.contains(&head.status) {
+        if p.follow != Follow::Never && REDIRECTS.contains(&head.status) {
             return self.redirect(conn, &head, cx.now());
         }
         if !p.expect.admits(head.status) {
@@ -357,11 +357,14 @@ impl HttpRun {
             return Err(Fail::Other(format!("too many redirects ({MAX_REDIRECTS})")));
         }
         let next = redirect_target(&self.hop().url, head.status, head.location())?;
+        let p = &*self.probe;
+        if p.follow == Follow::SameHost && !next.same_host(&p.first.url) {
+            return Ok(pass());
+        }
         if now >= self.deadline {
             return Err(Fail::TimedOutBeforeRedirect(next.to_string()));
         }
         drop(conn); // closing it stops the poll watching it
-        let p = &*self.probe;
         self.left_origin |= !next.same_origin(&p.first.url);
         let headers = if self.left_origin {
             &p.foreign_headers

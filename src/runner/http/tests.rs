@@ -462,6 +462,73 @@ fn max_response_ms_counts_the_whole_run_redirects_included() {
     srv.requests();
 }
 
+/// kubelet's probe handler in `TestHTTPProbeChecker_NonLocalRedirects`:
+/// `/redirect?loc=X` redirects (302) to X, `/loop` to itself, `/success`
+/// answers 200, anything else 500.
+fn kubelet_handler(_: usize, s: &mut TcpStream, head: &str) {
+    let path = head.split(' ').nth(1).unwrap();
+    match path.split_once("?loc=") {
+        Some(("/redirect", loc)) => send(s, redirect(302, loc).as_bytes()),
+        _ if path == "/loop" => send(s, redirect(302, "/loop").as_bytes()),
+        _ if path == "/success" => send(s, ok("").as_bytes()),
+        _ => send(s, status(500).as_bytes()),
+    }
+}
+
+/// kubelet `TestHTTPProbeChecker_NonLocalRedirects`, same verdicts: its
+/// "local" prober is our `"sameHost"`, its "nonlocal" one our `true`
+/// (kubelet's warning counts as a pass). The "bogus nonlocal" host is
+/// 127.0.0.2 here, on a port nothing listens on: another host, loopback only.
+#[test]
+fn same_host_redirects_like_kubelet_non_local_redirects() {
+    let newport = serve(4, kubelet_handler);
+    let np = newport.port();
+    // Per mode: (location, connections it takes, sameHost passes, true passes).
+    let cases = [
+        ("/success".to_owned(), 2, true, true),
+        ("/fail".to_owned(), 2, false, false),
+        (format!("http://127.0.0.1:{np}/success"), 1, true, true),
+        (format!("http://127.0.0.1:{np}/fail"), 1, false, false),
+        ("http://127.0.0.2:1/fail".to_owned(), 1, true, false),
+        ("/loop".to_owned(), 11, false, false),
+    ];
+    let conns: usize = cases.iter().map(|c| 2 * c.1).sum();
+    let srv = serve(conns, kubelet_handler);
+    for (loc, _, same_host, all) in &cases {
+        let url = srv.url(&format!("/redirect?loc={loc}"));
+        for (follow, passes) in [(json!("sameHost"), same_host), (json!(true), all)] {
+            let out = run(json!({"url": url, "followRedirects": follow}));
+            assert_eq!(
+                out.status() == Status::Pass,
+                *passes,
+                "{loc} {follow}: {out:?}"
+            );
+        }
+    }
+    srv.requests();
+    newport.requests();
+}
+
+#[test]
+fn follow_redirects_false_judges_the_redirect_itself() {
+    let srv = serve(2, answer(redirect(302, "/elsewhere")));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "followRedirects": false})),
+        "http probe: status 302, expected 200",
+    );
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "followRedirects": false, "expectStatus": "3xx"}),
+    ));
+    assert_eq!(srv.requests().len(), 2);
+    let err = prepare(json!({"url": "http://127.0.0.1/", "followRedirects": "same"}));
+    assert_eq!(
+        err.err().as_deref(),
+        Some(
+            r#"invalid declaration: field `followRedirects`: expected true, false or "sameHost", got "same""#
+        )
+    );
+}
+
 #[test]
 fn body_contains_found_and_not_found() {
     let srv = serve(2, answer(ok("status: ready\n")));

@@ -148,11 +148,16 @@ impl Url {
 
     /// Whether both have the same origin (RFC 6454, host case ignored).
     pub(crate) fn same_origin(&self, other: &Url) -> bool {
-        let same_host = match (&self.host, &other.host) {
+        self.tls == other.tls && self.same_host(other) && self.port == other.port
+    }
+
+    /// Whether both name the same host (case ignored), whatever the
+    /// scheme and port.
+    pub(crate) fn same_host(&self, other: &Url) -> bool {
+        match (&self.host, &other.host) {
             (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
             (a, b) => a == b,
-        };
-        self.tls == other.tls && same_host && self.port == other.port
+        }
     }
 
     /// Whether this is an `https://` URL.
