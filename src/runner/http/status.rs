@@ -29,6 +29,10 @@ impl Want {
         }
     }
 
+    fn admits_informational(self) -> bool {
+        (100..200).any(|s| self.admits(s))
+    }
+
     fn parse(v: &Value) -> Option<Want> {
         match v {
             Value::Number(n) => n
@@ -110,12 +114,6 @@ impl Expect {
     }
 }
 
-impl Want {
-    fn admits_informational(self) -> bool {
-        (100..200).any(|s| self.admits(s))
-    }
-}
-
 impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let last = self.0.len() - 1;
@@ -153,7 +151,7 @@ mod tests {
         assert_eq!(e.to_string(), "200, 204 or 5xx");
         assert!(e.follows_redirects() && !e.admits_interim());
         assert_eq!(parse(json!(204)).unwrap().to_string(), "204");
-        assert!(parse(json!("3xx")).unwrap().follows_redirects().eq(&false));
+        assert!(!parse(json!("3xx")).unwrap().follows_redirects());
         let e = parse(json!([101, "1xx", 200])).unwrap();
         assert!(e.admits_interim());
         assert_eq!(e.informational().collect::<Vec<_>>(), ["101", "1xx"]);
