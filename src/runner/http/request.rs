@@ -29,7 +29,7 @@ impl Request {
                 return Err(FieldError::new(
                     "method",
                     format!(
-                        "expected an HTTP method (a token of at most {MAX_METHOD} letters such as GET, HEAD or POST), got {}",
+                        "expected an HTTP method (a token of at most {MAX_METHOD} characters such as GET, HEAD or POST), got {}",
                         crate::text::quoted(crate::text::head(m, 40))
                     ),
                 ));

@@ -380,11 +380,11 @@ fn method_and_body_fields_are_validated() {
     let cases = [
         (
             json!({"method": "GET POST"}),
-            r#"field `method`: expected an HTTP method (a token of at most 32 letters such as GET, HEAD or POST), got "GET POST""#,
+            r#"field `method`: expected an HTTP method (a token of at most 32 characters such as GET, HEAD or POST), got "GET POST""#,
         ),
         (
             json!({"method": ""}),
-            r#"field `method`: expected an HTTP method (a token of at most 32 letters such as GET, HEAD or POST), got """#,
+            r#"field `method`: expected an HTTP method (a token of at most 32 characters such as GET, HEAD or POST), got """#,
         ),
         (
             json!({"method": 1}),
