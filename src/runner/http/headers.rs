@@ -97,12 +97,18 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The request head of a `GET` of `target`: the runner's valid
+    /// The request head of `method` `target`: the runner's valid
     /// `defaults`, each replaced by a declared header of that name, then the
     /// other declared headers.
-    pub(crate) fn request_head(&self, target: &str, defaults: &[(&str, &str)]) -> Box<[u8]> {
+    pub(crate) fn request_head(
+        &self,
+        method: &str,
+        target: &str,
+        defaults: &[(&str, &str)],
+    ) -> String {
         let mut head = String::with_capacity(
-            64 + target.len()
+            64 + method.len()
+                + target.len()
                 + defaults
                     .iter()
                     .map(|(n, v)| n.len() + v.len() + 4)
@@ -113,7 +119,8 @@ impl Headers {
                     .map(|(n, v)| n.len() + v.len() + 4)
                     .sum::<usize>(),
         );
-        head.push_str("GET ");
+        head.push_str(method);
+        head.push(' ');
         head.push_str(target);
         head.push_str(" HTTP/1.1\r\n");
         let mut line = |name: &str, value: &str| {
@@ -138,7 +145,7 @@ impl Headers {
             }
         }
         head.push_str("\r\n");
-        head.into_bytes().into_boxed_slice()
+        head
     }
 }
 
@@ -159,7 +166,7 @@ fn check_name(name: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn is_tchar(c: char) -> bool {
+pub(crate) fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
@@ -211,7 +218,7 @@ mod tests {
     ];
 
     fn head(h: &Headers) -> String {
-        String::from_utf8(h.request_head("/health?x=1", &DEFAULTS).into_vec()).unwrap()
+        String::from_utf8(h.request_head("GET", "/health?x=1", &DEFAULTS).into_bytes()).unwrap()
     }
 
     #[test]
@@ -252,9 +259,13 @@ mod tests {
     #[test]
     fn an_authorization_header_replaces_the_one_from_url_credentials() {
         let h = parse(json!({"Authorization": "Bearer t0ken"})).unwrap();
-        let head = h.request_head("/", &[("Host", "h"), ("Authorization", "Basic dTpw")]);
+        let head = h.request_head(
+            "GET",
+            "/",
+            &[("Host", "h"), ("Authorization", "Basic dTpw")],
+        );
         assert_eq!(
-            std::str::from_utf8(&head).unwrap(),
+            head.as_str(),
             "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0ken\r\n\r\n"
         );
     }
@@ -377,7 +388,7 @@ mod tests {
                     .collect();
                 let value = Value::Object(map);
                 if let Ok(h) = super::Headers::from_value(Some(&value)) {
-                    let head = h.request_head("/", &super::DEFAULTS);
+                    let head = h.request_head("GET", "/", &super::DEFAULTS).into_bytes();
                     let mut parsed = [httparse::EMPTY_HEADER; 16];
                     let mut req = httparse::Request::new(&mut parsed);
                     let status = req.parse(&head).expect("head parses");

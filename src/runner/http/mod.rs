@@ -1,4 +1,4 @@
-//! `http` probes: an HTTP/1.1 `GET` over a plain or a TLS connection, as a
+//! `http` probes: an HTTP/1.1 request over a plain or a TLS connection, as a
 //! state machine on a worker's poll loop. The fields and what they do are in
 //! `docs/declarations.md`; prepare parses the URL, builds the request bytes
 //! and the TLS configuration once, and a run never blocks.
@@ -8,7 +8,7 @@
 //!   reads it late: past the deadline a run still reads what its socket
 //!   holds, and times out only when it would wait for more or redirect;
 //! - `1xx` interim responses (other than 101) are skipped, unless
-//!   `expectStatus` is a `1xx` code;
+//!   `expectStatus` admits a `1xx` status;
 //! - a redirect from `http://` to `https://` builds the TLS configuration on
 //!   first use (without the `tls` feature, it fails the run);
 //! - a run reads at most `READS_PER_CALL` times per call, so a fast peer
@@ -18,8 +18,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 #[cfg(feature = "tls")]
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use crate::decl::{Declaration, Field, FieldError};
+use serde_json::Value;
+
+use crate::decl::{Declaration, Field, FieldError, expected};
 use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
 use crate::runner::{HostFacts, Kind, Prepared};
 #[cfg(feature = "tls")]
@@ -35,8 +38,10 @@ use super::tls_fields::tls_setup;
 use super::tls_fields::{TLS_FIELDS, tls_options};
 
 mod headers;
+mod request;
 mod response;
 mod run;
+mod status;
 mod url;
 
 #[cfg(test)]
@@ -47,14 +52,17 @@ mod tests;
 mod tls_tests;
 
 use headers::Headers;
-use response::{BODY_CAP, Needle};
+use request::Request;
+use response::{BODY_CAP, BodyChecks, Needle};
 use run::Fail;
+use status::Expect;
 use url::{Host, Url, UrlError};
 
 /// Redirect codes that are followed.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
-/// Default `expectStatus`.
-const DEFAULT_STATUS: u64 = 200;
+
+/// Largest `maxResponseMs`: the largest `timeoutSecs`.
+const MAX_RESPONSE_MS: u64 = 86_400_000;
 
 /// The `http` kind.
 pub(crate) struct HttpKind;
@@ -66,7 +74,10 @@ impl Kind for HttpKind {
 
     /// 1xx is never a final status: such a probe never checks the service.
     fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
-        if let Some(status @ 100..=199) = decl.get("expectStatus").and_then(|v| v.as_u64()) {
+        let Ok(expect) = Expect::from_decl(decl) else {
+            return;
+        };
+        for status in expect.informational() {
             warn(
                 "expectStatus",
                 format!("{status} is outside 200..=599: a 1xx response is never a final status"),
@@ -83,9 +94,15 @@ impl Kind for HttpKind {
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
     Field::new("url", "string: an `http://` or `https://` URL", "required", "What to fetch."),
-    Field::new("expectStatus", "integer, 100 to 599", "200", "The status that passes."),
+    Field::new("expectStatus", "integer, 100 to 599, a class such as `\"2xx\"`, or a list of them", "200", "The statuses that pass:"),
     Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
+    Field::new("bodyNotContains", "string, at most 64 KiB", "none", "Text the body must not contain."),
+    Field::new("method", "string: an HTTP method token", "`GET`", "The request method:"),
+    Field::new("body", "string, at most 64 KiB", "none", "The request body, sent with `Content-Length`."),
+    Field::new("bodyFile", "string: path of a file of at most 64 KiB", "none", "The request body, read from this file at prepare (every reset)."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
+    Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
+    Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
 ];
 
@@ -96,27 +113,31 @@ struct HttpCheck(Arc<Probe>);
 impl HttpCheck {
     fn from_decl(decl: &Declaration) -> Result<HttpCheck, FieldError> {
         let raw_url = decl.required_str("url")?;
-        let expect = decl
-            .u64_in("expectStatus", 100, 599)?
-            .unwrap_or(DEFAULT_STATUS) as u16;
+        let expect = Expect::from_decl(decl)?;
         let timeout_secs = crate::runner::timeout_secs(decl)?;
+        let max_response = decl
+            .u64_in("maxResponseMs", 1, MAX_RESPONSE_MS)?
+            .map(Duration::from_millis);
         let connect_secs = decl
             .u64_in("connectTimeoutSecs", 1, MAX_CONNECT_TIMEOUT_SECS)?
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS);
-        let needle = match decl.str_field("bodyContains")? {
-            Some(s) if s.len() > BODY_CAP => {
-                return Err(FieldError::new(
-                    "bodyContains",
-                    format!(
-                        "{} bytes is longer than the 64 KiB of body that is searched",
-                        s.len()
-                    ),
-                ));
-            }
-            Some("") | None => None,
-            Some(s) => Some(Needle::new(s.as_bytes())),
+        let body = BodyChecks {
+            contains: needle(decl, "bodyContains")?,
+            absent: needle(decl, "bodyNotContains")?,
         };
         let headers = Headers::from_value(decl.get("headers"))?;
+        let request = Request::from_decl(decl)?;
+        if request.is_head() && !body.is_empty() {
+            let field = if body.contains.is_some() {
+                "bodyContains"
+            } else {
+                "bodyNotContains"
+            };
+            return Err(FieldError::new(
+                field,
+                "a HEAD request reads no body to check",
+            ));
+        }
         let tls_options = tls_options(decl)?;
         let url = match Url::parse(raw_url) {
             Ok(url) => url,
@@ -150,12 +171,13 @@ impl HttpCheck {
             let _ = tls.set(tls_setup(&tls_options)?);
         }
         Ok(HttpCheck(Arc::new(Probe {
-            first: Hop::new(url, &headers),
+            first: Hop::new(url, &headers, request),
             foreign_headers: headers.without_credentials(),
             headers,
+            follow: follow(decl, &expect)?,
             expect,
-            follow: !REDIRECTS.contains(&expect),
-            needle,
+            body,
+            max_response,
             timeout_secs,
             connect_secs,
             #[cfg(feature = "tls")]
@@ -163,6 +185,53 @@ impl HttpCheck {
             #[cfg(feature = "tls")]
             tls,
         })))
+    }
+}
+
+/// Which redirects a run follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    All,
+    /// None: a redirect is the answer (also when `expectStatus` admits one).
+    Never,
+    /// Those to the host of `url` (any port or scheme); a redirect
+    /// elsewhere passes, as kubelet's probes count it.
+    SameHost,
+}
+
+/// `followRedirects`, with `expectStatus` admitting a redirect meaning none.
+fn follow(decl: &Declaration, expect: &Expect) -> Result<Follow, FieldError> {
+    let follow = match decl.get("followRedirects") {
+        None | Some(Value::Bool(true)) => Follow::All,
+        Some(Value::Bool(false)) => Follow::Never,
+        Some(Value::String(s)) if s == "sameHost" => Follow::SameHost,
+        Some(other) => {
+            return Err(expected(
+                "followRedirects",
+                r#"true, false or "sameHost""#,
+                other,
+            ));
+        }
+    };
+    Ok(if expect.follows_redirects() {
+        follow
+    } else {
+        Follow::Never
+    })
+}
+
+/// A body needle field: none when absent or empty.
+fn needle(decl: &Declaration, field: &str) -> Result<Option<Needle>, FieldError> {
+    match decl.str_field(field)? {
+        Some(s) if s.len() > BODY_CAP => Err(FieldError::new(
+            field,
+            format!(
+                "{} bytes is longer than the 64 KiB of body that is searched",
+                s.len()
+            ),
+        )),
+        Some("") | None => Ok(None),
+        Some(s) => Ok(Some(Needle::new(s.as_bytes()))),
     }
 }
 
@@ -174,10 +243,11 @@ struct Probe {
     headers: Headers,
     /// `headers` without credentials, once a redirect left the origin.
     foreign_headers: Headers,
-    expect: u16,
-    /// False when `expectStatus` is a redirect code.
-    follow: bool,
-    needle: Option<Needle>,
+    expect: Expect,
+    follow: Follow,
+    body: BodyChecks,
+    /// `maxResponseMs`: a slower run fails even when its answer passes.
+    max_response: Option<Duration>,
     timeout_secs: u64,
     connect_secs: u64,
     #[cfg(feature = "tls")]
@@ -192,18 +262,21 @@ struct Probe {
 #[derive(Debug)]
 struct Hop {
     url: Url,
-    request: Box<[u8]>,
+    /// What this hop asks; `bytes` is it on the wire.
+    request: Request,
+    bytes: Box<[u8]>,
     target: Target,
 }
 
 impl Hop {
-    fn new(url: Url, headers: &Headers) -> Hop {
+    fn new(url: Url, headers: &Headers, request: Request) -> Hop {
         let target = match url.host() {
             Host::Ip(ip) => Target::Addr(SocketAddr::new(*ip, url.port())),
             Host::Name(name) => Target::Name(name.clone(), url.port()),
         };
         Hop {
-            request: url.request(headers),
+            bytes: url.request(headers, &request),
+            request,
             target,
             url,
         }

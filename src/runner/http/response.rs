@@ -1,8 +1,9 @@
 //! Reading a response pushed in as it arrives, in any pieces, without I/O:
 //! the run reads into [`HeadReader::spare`] / [`BodySearch::spare`] and
 //! reports the count with `received` (0 at the end of the stream). The head
-//! is parsed by httparse (64 KiB cap); the body, only for `bodyContains`, is
-//! decoded and scanned by a [`Needle`] in the run's one buffer, never stored.
+//! is parsed by httparse (64 KiB cap); the body, only for the body checks,
+//! is decoded and scanned by [`Needle`]s in the run's one buffer; only its
+//! start is kept, for a failure's reason.
 
 use std::ops::Range;
 
@@ -352,19 +353,39 @@ enum Decode {
     Done,
 }
 
+/// The body assertions: `bodyContains` and `bodyNotContains`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BodyChecks {
+    pub(crate) contains: Option<Needle>,
+    pub(crate) absent: Option<Needle>,
+}
+
+impl BodyChecks {
+    /// Nothing to check: the body is not read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.contains.is_none() && self.absent.is_none()
+    }
+}
+
 /// What the body search knows so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Search {
     /// More bytes are needed.
     More,
-    /// The needle is in the body.
-    Found,
-    /// It is not, and why the search ended.
+    /// Every assertion holds.
+    Pass,
+    /// `bodyContains` is not in the body, and why the search ended.
     NotFound(NotFound),
+    /// `bodyNotContains` is.
+    Found,
 }
 
-/// Searches the body after a head for a needle, from bytes pushed in as
-/// they arrive. The body is decoded and scanned, never stored.
+/// Body bytes kept for a failure's reason.
+pub(crate) const EXCERPT: usize = 200;
+
+/// Searches the body after a head for the needles, from bytes pushed in as
+/// they arrive. The body is decoded and scanned; only its first
+/// [`EXCERPT`] bytes are kept.
 #[derive(Debug)]
 pub(crate) struct BodySearch {
     buf: Vec<u8>,
@@ -374,8 +395,11 @@ pub(crate) struct BodySearch {
     w: usize,
     /// Body bytes decoded so far.
     total: usize,
-    /// The needle's matcher state.
-    matched: usize,
+    /// The matcher state of `contains`, of `absent`.
+    matched: [usize; 2],
+    /// Which of them was found.
+    found: [bool; 2],
+    start: Vec<u8>,
 }
 
 impl BodySearch {
@@ -396,17 +420,31 @@ impl BodySearch {
             r: 0,
             w: head.filled - head.len,
             total: 0,
-            matched: 0,
+            matched: [0; 2],
+            found: [false; 2],
+            start: Vec::new(),
         })
     }
 
+    /// The first [`EXCERPT`] bytes of the (decoded) body.
+    pub(crate) fn start(&self) -> &[u8] {
+        &self.start
+    }
+
     /// Searches the bytes received and not yet decoded.
-    pub(crate) fn scan(&mut self, needle: &Needle) -> Result<Search, Fail> {
-        let mut found = false;
-        let matched = &mut self.matched;
+    pub(crate) fn scan(&mut self, checks: &BodyChecks) -> Result<Search, Fail> {
+        let (matched, found, start) = (&mut self.matched, &mut self.found, &mut self.start);
+        let needles = [&checks.contains, &checks.absent];
         let mut data = |d: &[u8]| {
-            found = needle.feed(matched, d);
-            found
+            let keep = EXCERPT.saturating_sub(start.len()).min(d.len());
+            start.extend_from_slice(&d[..keep]);
+            for i in 0..2 {
+                if let Some(needle) = needles[i].as_ref().filter(|_| !found[i]) {
+                    found[i] = needle.feed(&mut matched[i], d);
+                }
+            }
+            // Decided: a forbidden needle, or the wanted one with none forbidden.
+            found[1] || (found[0] && checks.absent.is_none())
         };
         let complete = decode(
             &mut self.state,
@@ -416,15 +454,31 @@ impl BodySearch {
             &mut self.total,
             &mut data,
         )?;
-        Ok(if found {
-            Search::Found
-        } else if complete {
-            Search::NotFound(NotFound::InBody)
+        let end = if complete {
+            NotFound::InBody
         } else if self.total >= BODY_CAP {
-            Search::NotFound(NotFound::WithinCap)
+            NotFound::WithinCap
+        } else if self.found[0] && checks.absent.is_none() {
+            return Ok(Search::Pass);
         } else {
-            Search::More
-        })
+            return Ok(if self.found[1] {
+                Search::Found
+            } else {
+                Search::More
+            });
+        };
+        Ok(self.ended(checks, end))
+    }
+
+    /// The verdict once the searched body ended (`why`).
+    fn ended(&self, checks: &BodyChecks, why: NotFound) -> Search {
+        if self.found[1] {
+            Search::Found
+        } else if checks.contains.is_some() && !self.found[0] {
+            Search::NotFound(why)
+        } else {
+            Search::Pass
+        }
     }
 
     /// Where the next bytes go (after an incomplete chunk line, if any).
@@ -438,17 +492,17 @@ impl BodySearch {
     }
 
     /// `n` bytes were written into [`BodySearch::spare`] (0: closed).
-    pub(crate) fn received(&mut self, n: usize, needle: &Needle) -> Result<Search, Fail> {
+    pub(crate) fn received(&mut self, n: usize, checks: &BodyChecks) -> Result<Search, Fail> {
         if n == 0 {
             return match self.state {
-                Decode::Close => Ok(Search::NotFound(NotFound::InBody)),
+                Decode::Close => Ok(self.ended(checks, NotFound::InBody)),
                 _ => Err(Fail::Other(
                     "connection closed before the body was complete".into(),
                 )),
             };
         }
         self.w += n;
-        self.scan(needle)
+        self.scan(checks)
     }
 }
 
@@ -584,15 +638,20 @@ mod tests {
         head: Head,
         needle: &Needle,
     ) -> Result<Option<NotFound>, Fail> {
+        let checks = BodyChecks {
+            contains: Some(needle.clone()),
+            absent: None,
+        };
         let mut body = BodySearch::new(head)?;
-        let mut search = body.scan(needle)?;
+        let mut search = body.scan(&checks)?;
         loop {
             match search {
-                Search::Found => return Ok(None),
+                Search::Pass => return Ok(None),
                 Search::NotFound(why) => return Ok(Some(why)),
+                Search::Found => unreachable!("no needle is forbidden"),
                 Search::More => {
                     let n = script.next(body.spare()?);
-                    search = body.received(n, needle)?;
+                    search = body.received(n, &checks)?;
                 }
             }
         }

@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::response::{BodySearch, Head, HeadReader, Needle, NotFound, Search};
+use super::response::{BodySearch, EXCERPT, Head, HeadReader, NotFound, Search};
 use super::url::{Url, UrlError};
-use super::{Hop, HttpCheck, Probe, REDIRECTS};
+use super::{Follow, Hop, HttpCheck, Probe, REDIRECTS};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Machine, Run, Step};
 use crate::transport::connect::{Connect, Connected, Stage, Then};
@@ -44,6 +44,7 @@ impl Machine for HttpCheck {
         let deadline = now + Duration::from_secs(probe.timeout_secs);
         Box::new(HttpRun {
             state: State::Connecting(probe.connect(&probe.first, now, deadline)),
+            started: now,
             deadline,
             probe: Arc::clone(probe),
             redirected: None,
@@ -85,6 +86,7 @@ impl Probe {
 #[derive(Debug)]
 struct HttpRun {
     probe: Arc<Probe>,
+    started: Instant,
     /// `timeoutSecs` after the start: bounds the whole run.
     deadline: Instant,
     /// The hop being fetched, once a redirect was followed.
@@ -183,10 +185,29 @@ impl HttpRun {
     }
 
     fn step(&mut self, cx: &mut Cx<'_>) -> Result<Flow, Fail> {
-        if cx.now() >= self.deadline {
-            return self.step_late(cx);
+        let flow = if cx.now() >= self.deadline {
+            self.step_late(cx)?
+        } else {
+            self.progress(cx)?
+        };
+        if matches!(flow, Flow::Pass) {
+            self.in_time(cx.now())?;
         }
-        self.progress(cx)
+        Ok(flow)
+    }
+
+    /// `maxResponseMs`, judged on the whole run, redirects included.
+    fn in_time(&self, now: Instant) -> Result<(), Fail> {
+        let took = now.saturating_duration_since(self.started);
+        match self.probe.max_response {
+            Some(max) if took > max => Err(Fail::Other(format!(
+                "the response took {} ms, more than maxResponseMs ({} ms){}",
+                took.as_millis(),
+                max.as_millis(),
+                after_redirects(self.redirects, &self.hop().url)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A call at or after the deadline: what the socket already holds is
@@ -249,7 +270,7 @@ impl HttpRun {
     }
 
     fn sending(&self, mut conn: Conn, mut written: usize) -> Result<Next, Fail> {
-        let request = &self.hop().request;
+        let request = &self.hop().bytes;
         let wait = Flow::Wait(self.deadline);
         while written < request.len() {
             match conn.stream.write(&request[written..]) {
@@ -272,7 +293,7 @@ impl HttpRun {
             }
             Err(e) => return Err(failed(&conn, Phase::Sending, &e)),
         }
-        let skip_interim = !(100..200).contains(&self.probe.expect);
+        let skip_interim = !self.probe.expect.admits_interim();
         Ok(Next::To(State::Head {
             conn,
             reader: HeadReader::new(skip_interim),
@@ -295,10 +316,10 @@ impl HttpRun {
             }
         };
         let p = &*self.probe;
-        if p.follow && REDIRECTS.contains(&head.status) {
+        if p.follow != Follow::Never && REDIRECTS.contains(&head.status) {
             return self.redirect(conn, &head, cx.now());
         }
-        if head.status != p.expect {
+        if !p.expect.admits(head.status) {
             return Err(Fail::Other(format!(
                 "status {}, expected {}{}",
                 head.status,
@@ -306,32 +327,26 @@ impl HttpRun {
                 after_redirects(self.redirects, &self.hop().url)
             )));
         }
-        let Some(needle) = &p.needle else {
+        if p.body.is_empty() {
             return Ok(pass());
-        };
+        }
         let mut search = BodySearch::new(head)?;
-        match search.scan(needle)? {
+        match search.scan(&p.body)? {
             Search::More => Ok(Next::To(State::Body { conn, search })),
-            Search::Found => Ok(pass()),
-            Search::NotFound(why) => Err(self.not_found(why, needle)),
+            verdict => self.judged(verdict, &search),
         }
     }
 
     fn body(&mut self, mut conn: Conn, mut search: BodySearch) -> Result<Next, Fail> {
         let probe = Arc::clone(&self.probe);
-        let needle = probe
-            .needle
-            .as_ref()
-            .expect("a body is read only for a needle");
         loop {
             let n = match self.read(&mut conn, search.spare()?, Phase::Body)? {
                 Ok(n) => n,
                 Err(stop) => return Ok(Next::Stop(State::Body { conn, search }, stop)),
             };
-            match search.received(n, needle)? {
+            match search.received(n, &probe.body)? {
                 Search::More => {}
-                Search::Found => return Ok(pass()),
-                Search::NotFound(why) => return Err(self.not_found(why, needle)),
+                verdict => return self.judged(verdict, &search),
             }
         }
     }
@@ -342,18 +357,22 @@ impl HttpRun {
             return Err(Fail::Other(format!("too many redirects ({MAX_REDIRECTS})")));
         }
         let next = redirect_target(&self.hop().url, head.status, head.location())?;
+        let p = &*self.probe;
+        if p.follow == Follow::SameHost && !next.same_host(&p.first.url) {
+            return Ok(pass());
+        }
         if now >= self.deadline {
             return Err(Fail::TimedOutBeforeRedirect(next.to_string()));
         }
         drop(conn); // closing it stops the poll watching it
-        let p = &*self.probe;
         self.left_origin |= !next.same_origin(&p.first.url);
         let headers = if self.left_origin {
             &p.foreign_headers
         } else {
             &p.headers
         };
-        let hop = self.redirected.insert(Hop::new(next, headers));
+        let request = self.hop().request.after_redirect(head.status);
+        let hop = self.redirected.insert(Hop::new(next, headers, request));
         self.redirects += 1;
         let connect = p.connect(hop, now, self.deadline);
         Ok(Next::To(State::Connecting(connect)))
@@ -382,17 +401,27 @@ impl HttpRun {
         }
     }
 
-    /// The failure of a body search that did not find the needle.
-    fn not_found(&self, why: NotFound, needle: &Needle) -> Fail {
-        Fail::Other(format!(
-            "body did not contain {}{}{}",
+    /// The end of a body search: a pass, or the failure with the body's start.
+    fn judged(&self, verdict: Search, search: &BodySearch) -> Result<Next, Fail> {
+        let body = &self.probe.body;
+        let (what, needle, within) = match (verdict, &body.contains, &body.absent) {
+            (Search::NotFound(why), Some(needle), _) => (
+                "did not contain",
+                needle,
+                match why {
+                    NotFound::InBody => "",
+                    NotFound::WithinCap => " in its first 64 KiB",
+                },
+            ),
+            (Search::Found, _, Some(needle)) => ("contained", needle, ""),
+            _ => return Ok(pass()),
+        };
+        Err(Fail::Other(format!(
+            "body {what} {}{within}{}; {}",
             quote(needle.as_bytes()),
-            match why {
-                NotFound::InBody => "",
-                NotFound::WithinCap => " in its first 64 KiB",
-            },
-            after_redirects(self.redirects, &self.hop().url)
-        ))
+            after_redirects(self.redirects, &self.hop().url),
+            excerpt(search.start())
+        )))
     }
 }
 
@@ -432,6 +461,18 @@ fn after_redirects(redirects: usize, url: &Url) -> String {
         1 => format!(" (after 1 redirect, at {url})"),
         n => format!(" (after {n} redirects, at {url})"),
     }
+}
+
+/// The start of a body for a reason, escaped onto one line.
+fn excerpt(start: &[u8]) -> String {
+    if start.is_empty() {
+        return "the body was empty".into();
+    }
+    let text = String::from_utf8_lossy(start);
+    format!(
+        "the body began {}",
+        crate::text::quoted(crate::text::head(&text, EXCERPT))
+    )
 }
 
 /// A needle for a reason: quoted, escaped, long ones cut.

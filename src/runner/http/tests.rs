@@ -179,14 +179,462 @@ fn status_mismatch_fails_with_both_codes() {
     srv.requests();
 }
 
+/// A response with `status` and an empty body.
+fn status(code: u16) -> String {
+    format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// blackbox_exporter `TestHTTPStatusCodes` (`valid_status_codes`), same
+/// verdicts; its default (an empty list) is 2xx, written `"2xx"` here.
+#[test]
+fn status_lists_like_blackbox_valid_status_codes() {
+    let cases = [
+        (200, json!("2xx"), true),
+        (201, json!("2xx"), true),
+        (299, json!("2xx"), true),
+        (300, json!("2xx"), false),
+        (404, json!("2xx"), false),
+        (404, json!([200, 404]), true),
+        (200, json!([200, 404]), true),
+        (201, json!([200, 404]), false),
+        (404, json!([404]), true),
+        (200, json!([404]), false),
+    ];
+    let codes: Vec<u16> = cases.iter().map(|c| c.0).collect();
+    let srv = serve(cases.len(), move |i, s, _| {
+        send(s, status(codes[i]).as_bytes())
+    });
+    for (code, expect, passes) in cases {
+        let out = run(json!({"url": srv.url("/"), "expectStatus": expect}));
+        assert_eq!(
+            out.status() == Status::Pass,
+            passes,
+            "{code} {expect}: {out:?}"
+        );
+    }
+    assert_eq!(srv.requests().len(), 10);
+}
+
+#[test]
+fn a_status_mismatch_names_the_codes_and_classes_expected() {
+    let srv = serve(2, answer(status(503)));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "expectStatus": ["2xx", 301]})),
+        "http probe: status 503, expected 2xx or 301",
+    );
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "expectStatus": [200, 204, "4xx"]})),
+        "http probe: status 503, expected 200, 204 or 4xx",
+    );
+    srv.requests();
+}
+
+#[test]
+fn redirects_are_answers_only_when_the_expected_set_admits_one() {
+    let srv = serve(5, |i, s, _| match i {
+        0 | 1 | 3 => send(s, redirect(302, "/next").as_bytes()),
+        _ => send(s, status(204).as_bytes()),
+    });
+    // 302 is admitted: it is the answer, not followed.
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "expectStatus": ["2xx", 302]}),
+    ));
+    // 2xx only: the redirect is followed to the 204.
+    assert_pass(&run(json!({"url": srv.url("/"), "expectStatus": "2xx"})));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "expectStatus": [200, 204]}),
+    ));
+    let heads = srv.requests();
+    let paths: Vec<&str> = heads.iter().map(|h| h.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(paths, ["/", "/", "/next", "/", "/next"]);
+}
+
+/// Reads the request body the head announces with `Content-Length`.
+fn request_body(stream: &mut TcpStream, head: &str) -> Vec<u8> {
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+/// Answers 200 with the request's method and body.
+fn echo(_: usize, s: &mut TcpStream, head: &str) {
+    let body = request_body(s, head);
+    let method = head.split(' ').next().unwrap();
+    let text = format!("{method} {}", String::from_utf8_lossy(&body));
+    send(s, ok(&text).as_bytes());
+}
+
+/// Consul `TestCheckHTTPBody` ("get body", "post body", "post json body"):
+/// the server echoes the body, the check passes on seeing it.
+#[test]
+fn method_and_body_like_consul_check_http_body() {
+    let cases = [
+        ("GET", json!({}), "hello world"),
+        ("POST", json!({}), "hello world"),
+        (
+            "POST",
+            json!({"Content-Type": "application/json"}),
+            "{\"foo\":\"bar\"}",
+        ),
+    ];
+    let srv = serve(cases.len(), echo);
+    for (method, headers, body) in &cases {
+        let out = run(
+            json!({"url": srv.url("/"), "method": method, "headers": headers,
+            "body": body, "bodyContains": format!("{method} {body}")}),
+        );
+        assert_pass(&out);
+    }
+    let heads = srv.requests();
+    assert!(heads[0].starts_with("GET / HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(
+        heads[1].contains("\r\nContent-Length: 11\r\n"),
+        "{}",
+        heads[1]
+    );
+    assert!(
+        heads[2].contains("\r\nContent-Type: application/json\r\n"),
+        "{}",
+        heads[2]
+    );
+}
+
+#[test]
+fn head_reads_no_body_and_put_without_body_sends_a_zero_length() {
+    let srv = serve(2, |i, s, head| match i {
+        // A HEAD answer announces a body it does not send.
+        0 => send(s, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+        _ => echo(i, s, head),
+    });
+    assert_pass(&run(json!({"url": srv.url("/"), "method": "HEAD"})));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "method": "PUT", "bodyContains": "PUT "}),
+    ));
+    let heads = srv.requests();
+    assert!(heads[0].starts_with("HEAD / HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(!heads[0].contains("Content-Length"), "{}", heads[0]);
+    assert!(
+        heads[1].contains("\r\nContent-Length: 0\r\n"),
+        "{}",
+        heads[1]
+    );
+}
+
+#[test]
+fn a_303_turns_a_post_into_a_get_and_a_307_repeats_it() {
+    let srv = serve(4, |i, s, head| match i {
+        0 => send(s, redirect(303, "/done").as_bytes()),
+        2 => {
+            request_body(s, head);
+            send(s, redirect(307, "/again").as_bytes());
+        }
+        _ => echo(i, s, head),
+    });
+    let post = |expect: &str| json!({"url": srv.url("/"), "method": "POST", "body": "x=1", "bodyContains": expect});
+    assert_pass(&run(post("GET ")));
+    assert_pass(&run(post("POST x=1")));
+    srv.requests();
+}
+
+#[test]
+fn body_file_is_read_at_prepare_and_an_unreadable_one_is_invalid() {
+    let dir = std::env::temp_dir().join(format!("probewheel-http-body-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("body.json");
+    std::fs::write(&file, "{\"probe\":1}").unwrap();
+    let srv = serve(1, echo);
+    assert_pass(&run(json!({"url": srv.url("/"), "method": "POST",
+        "bodyFile": file, "bodyContains": "POST {\"probe\":1}"})));
+    srv.requests();
+    let missing = dir.join("missing");
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": missing}))
+        .err()
+        .unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "invalid declaration: field `bodyFile`: cannot read {missing:?}: "
+        )),
+        "{err}"
+    );
+    std::fs::write(&file, vec![b'x'; 64 * 1024 + 1]).unwrap();
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": file}))
+        .err()
+        .unwrap();
+    assert!(
+        err.ends_with("larger than 65536 bytes (65537 bytes)"),
+        "{err}"
+    );
+    let err = prepare(json!({"url": "http://127.0.0.1/", "bodyFile": dir}))
+        .err()
+        .unwrap();
+    assert!(err.ends_with("not a regular file (a directory)"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn method_and_body_fields_are_validated() {
+    let cases = [
+        (
+            json!({"method": "GET POST"}),
+            r#"field `method`: expected an HTTP method (a token of at most 32 characters such as GET, HEAD or POST), got "GET POST""#,
+        ),
+        (
+            json!({"method": ""}),
+            r#"field `method`: expected an HTTP method (a token of at most 32 characters such as GET, HEAD or POST), got """#,
+        ),
+        (
+            json!({"method": 1}),
+            "field `method`: expected a string, got 1",
+        ),
+        (
+            json!({"body": "x", "bodyFile": "/f"}),
+            "field `bodyFile`: `body` and `bodyFile` exclude each other",
+        ),
+        (
+            json!({"body": "x".repeat(65537)}),
+            "field `body`: 65537 bytes is longer than 64 KiB",
+        ),
+        (
+            json!({"bodyFile": ""}),
+            "field `bodyFile`: the path is empty",
+        ),
+        (
+            json!({"method": "HEAD", "bodyNotContains": "x"}),
+            "field `bodyNotContains`: a HEAD request reads no body to check",
+        ),
+    ];
+    for (mut fields, want) in cases {
+        fields["url"] = json!("http://127.0.0.1/");
+        assert_eq!(
+            prepare(fields.clone()).err(),
+            Some(format!("invalid declaration: {want}")),
+            "{fields}"
+        );
+    }
+    assert!(prepare(json!({"url": "http://127.0.0.1/", "method": "PROPFIND", "body": ""})).is_ok());
+}
+
+/// The milliseconds in a `maxResponseMs` reason, which must otherwise be `want`
+/// with `N` in their place.
+fn took_ms(reason: &str, want: &str) -> u128 {
+    let (before, rest) = want.split_once('N').unwrap();
+    let digits = reason
+        .strip_prefix(before)
+        .unwrap_or_else(|| panic!("{reason}"));
+    let n: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(&digits[n.len()..], rest, "{reason}");
+    n.parse().unwrap()
+}
+
+#[test]
+fn max_response_ms_fails_a_slow_answer_with_the_time_taken() {
+    let srv = serve(2, |_, s, _| {
+        clock::sleep(Duration::from_millis(300));
+        send(s, ok("up").as_bytes());
+    });
+    let out = run(json!({"url": srv.url("/"), "maxResponseMs": 100}));
+    assert_eq!(out.status(), Status::Fail);
+    let want = "http probe: the response took N ms, more than maxResponseMs (100 ms)";
+    assert!(took_ms(out.reason().unwrap(), want) >= 300);
+    assert_pass(&run(json!({"url": srv.url("/"), "maxResponseMs": 10_000})));
+    srv.requests();
+}
+
+#[test]
+fn max_response_ms_counts_the_whole_run_redirects_included() {
+    let srv = serve(2, |i, s, _| {
+        clock::sleep(Duration::from_millis(150));
+        match i {
+            0 => send(s, redirect(302, "/next").as_bytes()),
+            _ => send(s, ok("up").as_bytes()),
+        }
+    });
+    let port = srv.port();
+    let out = run(json!({"url": srv.url("/"), "maxResponseMs": 250}));
+    let want = format!(
+        "http probe: the response took N ms, more than maxResponseMs (250 ms) (after 1 redirect, at http://127.0.0.1:{port}/next)"
+    );
+    assert!(took_ms(out.reason().unwrap(), &want) >= 300);
+    srv.requests();
+}
+
+/// kubelet's probe handler in `TestHTTPProbeChecker_NonLocalRedirects`:
+/// `/redirect?loc=X` redirects (302) to X, `/loop` to itself, `/success`
+/// answers 200, anything else 500.
+fn kubelet_handler(_: usize, s: &mut TcpStream, head: &str) {
+    let path = head.split(' ').nth(1).unwrap();
+    match path.split_once("?loc=") {
+        Some(("/redirect", loc)) => send(s, redirect(302, loc).as_bytes()),
+        _ if path == "/loop" => send(s, redirect(302, "/loop").as_bytes()),
+        _ if path == "/success" => send(s, ok("").as_bytes()),
+        _ => send(s, status(500).as_bytes()),
+    }
+}
+
+/// kubelet `TestHTTPProbeChecker_NonLocalRedirects`, same verdicts: its
+/// "local" prober is our `"sameHost"`, its "nonlocal" one our `true`
+/// (kubelet's warning counts as a pass). The "bogus nonlocal" host is
+/// 127.0.0.2 here, on a port nothing listens on: another host, loopback only.
+#[test]
+fn same_host_redirects_like_kubelet_non_local_redirects() {
+    let newport = serve(4, kubelet_handler);
+    let np = newport.port();
+    // Per mode: (location, connections it takes, sameHost passes, true passes).
+    let cases = [
+        ("/success".to_owned(), 2, true, true),
+        ("/fail".to_owned(), 2, false, false),
+        (format!("http://127.0.0.1:{np}/success"), 1, true, true),
+        (format!("http://127.0.0.1:{np}/fail"), 1, false, false),
+        ("http://127.0.0.2:1/fail".to_owned(), 1, true, false),
+        ("/loop".to_owned(), 11, false, false),
+    ];
+    let conns: usize = cases.iter().map(|c| 2 * c.1).sum();
+    let srv = serve(conns, kubelet_handler);
+    for (loc, _, same_host, all) in &cases {
+        let url = srv.url(&format!("/redirect?loc={loc}"));
+        for (follow, passes) in [(json!("sameHost"), same_host), (json!(true), all)] {
+            let out = run(json!({"url": url, "followRedirects": follow}));
+            assert_eq!(
+                out.status() == Status::Pass,
+                *passes,
+                "{loc} {follow}: {out:?}"
+            );
+        }
+    }
+    srv.requests();
+    newport.requests();
+}
+
+#[test]
+fn follow_redirects_false_judges_the_redirect_itself() {
+    let srv = serve(2, answer(redirect(302, "/elsewhere")));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "followRedirects": false})),
+        "http probe: status 302, expected 200",
+    );
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "followRedirects": false, "expectStatus": "3xx"}),
+    ));
+    assert_eq!(srv.requests().len(), 2);
+    let err = prepare(json!({"url": "http://127.0.0.1/", "followRedirects": "same"}));
+    assert_eq!(
+        err.err().as_deref(),
+        Some(
+            r#"invalid declaration: field `followRedirects`: expected true, false or "sameHost", got "same""#
+        )
+    );
+}
+
 #[test]
 fn body_contains_found_and_not_found() {
     let srv = serve(2, answer(ok("status: ready\n")));
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "ready"})));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "steady \"go\""})),
-        r#"http probe: body did not contain "steady \"go\"""#,
+        r#"http probe: body did not contain "steady \"go\""; the body began "status: ready\n""#,
     );
+    srv.requests();
+}
+
+/// blackbox_exporter `TestFailIfBodyMatchesRegexp` ("one regex, match",
+/// "one regex, no match") and `TestFailIfBodyNotMatchesRegexp` (one regex),
+/// with our substrings for its regular expressions: same verdicts.
+#[test]
+fn body_checks_like_blackbox_fail_if_body_matches() {
+    let bad = "Bad news: could not connect to database server";
+    let good = "Download the latest version here";
+    let cases = [
+        (
+            bad,
+            "bodyNotContains",
+            "could not connect to database",
+            false,
+        ),
+        (
+            good,
+            "bodyNotContains",
+            "could not connect to database",
+            true,
+        ),
+        (bad, "bodyContains", good, false),
+        (good, "bodyContains", good, true),
+    ];
+    let bodies: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let srv = serve(cases.len(), move |i, s, _| {
+        send(s, ok(bodies[i]).as_bytes())
+    });
+    for (body, field, needle, passes) in cases {
+        let out = run(json!({"url": srv.url("/"), field: needle}));
+        assert_eq!(
+            out.status() == Status::Pass,
+            passes,
+            "{body} {field}: {out:?}"
+        );
+    }
+    srv.requests();
+}
+
+#[test]
+fn body_not_contains_fails_naming_the_text_and_the_body_start() {
+    let srv = serve(5, |i, s, _| match i {
+        0..=2 => send(s, ok("{\"status\":\"DOWN\",\n\"db\":\"UP\"}").as_bytes()),
+        _ => send(s, ok("").as_bytes()),
+    });
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyNotContains": "\"DOWN\""})),
+        r#"http probe: body contained "\"DOWN\""; the body began "{\"status\":\"DOWN\",\n\"db\":\"UP\"}""#,
+    );
+    // Both checks: the forbidden text fails the probe even when the wanted one is there.
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyContains": "UP", "bodyNotContains": "DOWN"})),
+        r#"http probe: body contained "DOWN"; the body began "{\"status\":\"DOWN\",\n\"db\":\"UP\"}""#,
+    );
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyContains": "UP", "bodyNotContains": "FAIL"}),
+    ));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyNotContains": "DOWN"}),
+    ));
+    assert_fail(
+        &run(json!({"url": srv.url("/"), "bodyContains": "UP"})),
+        r#"http probe: body did not contain "UP"; the body was empty"#,
+    );
+    srv.requests();
+}
+
+#[test]
+fn body_not_contains_searches_the_first_64_kib_only() {
+    let mut body = ".".repeat(70 * 1024);
+    body.push_str("DOWN");
+    let srv = serve(1, answer(ok(&body)));
+    assert_pass(&run(
+        json!({"url": srv.url("/"), "bodyNotContains": "DOWN"}),
+    ));
+    body.insert_str(0, "DOWN");
+    let srv2 = serve(1, answer(ok(&body)));
+    let out = run(json!({"url": srv2.url("/"), "bodyNotContains": "DOWN"}));
+    assert_eq!(out.status(), Status::Fail);
+    srv.requests();
+    srv2.requests();
+}
+
+#[test]
+fn the_body_start_in_a_reason_is_200_bytes_on_one_line() {
+    let body = format!("{}\u{e9}{}", "a\r\n".repeat(66), "z".repeat(300));
+    let srv = serve(1, answer(ok(&body)));
+    let out = run(json!({"url": srv.url("/"), "bodyContains": "nope"}));
+    let reason = out.reason().unwrap();
+    let shown = reason.split_once("; the body began ").unwrap().1;
+    // 198 bytes, then the 2-byte \u{e9} fits: 200, quoted and escaped.
+    let want = format!("{}\u{e9}", "a\r\n".repeat(66))
+        .escape_debug()
+        .to_string();
+    assert_eq!(shown, format!("\"{want}\""));
+    assert!(!reason.contains('\n') && !reason.contains('\r'));
     srv.requests();
 }
 
@@ -198,7 +646,7 @@ fn long_needles_are_cut_in_the_reason() {
     assert_fail(
         &out,
         &format!(
-            "http probe: body did not contain \"{}...\" (300 bytes)",
+            "http probe: body did not contain \"{}...\" (300 bytes); the body began \"x\"",
             "n".repeat(64)
         ),
     );
@@ -212,7 +660,10 @@ fn body_beyond_the_64_kib_cap_is_not_searched() {
     let srv = serve(2, answer(ok(&body)));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "ready"})),
-        r#"http probe: body did not contain "ready" in its first 64 KiB"#,
+        &format!(
+            r#"http probe: body did not contain "ready" in its first 64 KiB; the body began "{}""#,
+            ".".repeat(200)
+        ),
     );
     // Within the cap, a large body is searched through.
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "...."})));
@@ -228,7 +679,7 @@ fn content_length_bounds_the_body() {
     assert_pass(&run(json!({"url": srv.url("/"), "bodyContains": "llo"})));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "ready"})),
-        r#"http probe: body did not contain "ready""#,
+        r#"http probe: body did not contain "ready"; the body began "hello""#,
     );
     srv.requests();
 }
@@ -247,7 +698,7 @@ fn chunked_body_with_extensions_and_trailers() {
     ));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "X-Checksum"})),
-        r#"http probe: body did not contain "X-Checksum""#,
+        r#"http probe: body did not contain "X-Checksum"; the body began "sta\rus: ready""#,
     );
     srv.requests();
 }
@@ -264,7 +715,7 @@ fn read_to_close_body() {
     ));
     assert_fail(
         &run(json!({"url": srv.url("/"), "bodyContains": "not there"})),
-        r#"http probe: body did not contain "not there""#,
+        r#"http probe: body did not contain "not there"; the body began "all systems ready""#,
     );
     srv.requests();
 }
@@ -773,7 +1224,10 @@ fn machine_fetches_and_searches_the_body() {
         json!({"url": srv.url("/"), "bodyContains": "ready"}),
     ));
     let out = run_machine(json!({"url": srv.url("/"), "bodyContains": "steady"}));
-    assert_fail(&out, r#"http probe: body did not contain "steady""#);
+    assert_fail(
+        &out,
+        r#"http probe: body did not contain "steady"; the body began "status: ready""#,
+    );
     srv.requests();
 }
 
@@ -1026,7 +1480,11 @@ fn a_run_yields_to_other_runs_after_a_bounded_number_of_reads() {
             }
         }
     };
-    assert_fail(&out, r#"http probe: body did not contain "y""#);
+    let began = "x".repeat(200);
+    assert_fail(
+        &out,
+        &format!(r#"http probe: body did not contain "y"; the body began "{began}""#),
+    );
     // At most 16 reads of at most 8 KiB per call.
     assert!(calls >= 3, "{calls} calls for about 45 reads");
     drop(run);

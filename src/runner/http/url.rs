@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::headers::Headers;
+use super::request::Request;
 
 /// Why a string is not a URL we can probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,11 +148,16 @@ impl Url {
 
     /// Whether both have the same origin (RFC 6454, host case ignored).
     pub(crate) fn same_origin(&self, other: &Url) -> bool {
-        let same_host = match (&self.host, &other.host) {
+        self.tls == other.tls && self.same_host(other) && self.port == other.port
+    }
+
+    /// Whether both name the same host (case ignored), whatever the
+    /// scheme and port.
+    pub(crate) fn same_host(&self, other: &Url) -> bool {
+        match (&self.host, &other.host) {
             (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
             (a, b) => a == b,
-        };
-        self.tls == other.tls && same_host && self.port == other.port
+        }
     }
 
     /// Whether this is an `https://` URL.
@@ -180,7 +186,7 @@ impl Url {
     }
 
     /// The complete request with the probe's `headers`, built once per URL.
-    pub(crate) fn request(&self, headers: &Headers) -> Box<[u8]> {
+    pub(crate) fn request(&self, headers: &Headers, req: &Request) -> Box<[u8]> {
         let agent = concat!("probewheel/", env!("CARGO_PKG_VERSION"));
         let mut defaults = vec![
             ("Host", self.authority.as_str()),
@@ -191,7 +197,18 @@ impl Url {
         if let Some(b) = &basic {
             defaults.push(("Authorization", b.as_str()));
         }
-        headers.request_head(&self.target, &defaults)
+        // A body goes with its length; so does an empty POST or PUT, which
+        // servers may otherwise refuse (411).
+        let body = req.body.as_deref().unwrap_or_default();
+        let length = body.len().to_string();
+        if req.body.is_some() || matches!(&*req.method, "POST" | "PUT" | "PATCH") {
+            defaults.push(("Content-Length", &length));
+        }
+        let mut bytes = headers
+            .request_head(&req.method, &self.target, &defaults)
+            .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes.into_boxed_slice()
     }
 }
 
@@ -362,6 +379,13 @@ pub(crate) fn base64(data: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn get() -> Request {
+        Request {
+            method: "GET".into(),
+            body: None,
+        }
+    }
+
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
     }
@@ -414,7 +438,7 @@ mod tests {
         assert_eq!(u.basic.as_deref(), Some(base64(b"alice:s@cret").as_str()));
         assert_eq!(u.authority(), "h");
         assert!(!u.to_string().contains("alice"));
-        let req = String::from_utf8(u.request(&Headers::default()).into_vec()).unwrap();
+        let req = String::from_utf8(u.request(&Headers::default(), &get()).into_vec()).unwrap();
         assert!(
             req.contains("\r\nAuthorization: Basic YWxpY2U6c0BjcmV0\r\n"),
             "{req}"
@@ -519,7 +543,7 @@ mod tests {
 
     #[test]
     fn request_has_the_fixed_headers() {
-        let req = url("http://127.0.0.1:8080/health?x=1#f").request(&Headers::default());
+        let req = url("http://127.0.0.1:8080/health?x=1#f").request(&Headers::default(), &get());
         let want = format!(
             "GET /health?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: probewheel/{}\r\nConnection: close\r\n\r\n",
             env!("CARGO_PKG_VERSION")
