@@ -113,6 +113,20 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!(1),
         ]),
         "bodyFile" => one_of(vec![json!("/nonexistent/body"), json!("")]),
+        "bodyJson" => one_of(vec![
+            json!({"/status": "UP", "/checks/db": true}),
+            json!({"": null, "/a~1b/~0": [1, 2]}),
+            json!({"status": "UP"}),
+            json!({"/a~2": 1}),
+            json!(["/status"]),
+        ]),
+        "headersFromFiles" => one_of(vec![
+            json!({"Authorization": "/nonexistent/token"}),
+            json!({"X-Token": ""}),
+            json!({"bad name": "/dev/null"}),
+            json!({"X-Token": 1}),
+            json!("/nonexistent/token"),
+        ]),
         "maxResponseMs" => (0u64..100_000).prop_map(|n| json!(n)).boxed(),
         "followRedirects" => one_of(vec![
             json!(true),

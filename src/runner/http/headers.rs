@@ -2,12 +2,20 @@
 //! valid) and the request head it shapes. Validation keeps anything out that
 //! would split the head or make a server wait for a body.
 
+use std::fmt;
+use std::path::Path;
+
 use serde_json::Value;
 
-use crate::decl::{FieldError, expected};
+use crate::decl::{Declaration, FieldError, expected};
+use crate::file::RegularFile;
 
-/// The field's name in declarations.
+/// The fields' names in declarations.
 const FIELD: &str = "headers";
+const FILES: &str = "headersFromFiles";
+
+/// The largest `headersFromFiles` file.
+const MAX_FILE_BYTES: u64 = 8 * 1024;
 
 /// The most `headers` may add to a request head (servers refuse 8-16 KiB).
 pub(crate) const MAX_HEADERS_BYTES: usize = 8 * 1024;
@@ -19,56 +27,101 @@ const BODY_FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 /// as curl and Go's net/http do.
 const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
-/// A probe's validated `headers`, in name order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A probe's validated `headers` and `headersFromFiles`, in name order.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Headers {
     fields: Vec<(String, String)>,
+    /// The names whose values came from `headersFromFiles`: never shown.
+    secret: Vec<String>,
+}
+
+/// The values from files are left out.
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.fields.iter().map(|(n, v)| {
+                let shown = if self.secret.contains(n) {
+                    "<from headersFromFiles>"
+                } else {
+                    v.as_str()
+                };
+                (n, shown)
+            }))
+            .finish()
+    }
 }
 
 impl Headers {
     /// Validates the field's value; absent or `null` is no headers.
     pub(crate) fn from_value(value: Option<&Value>) -> Result<Headers, FieldError> {
-        let map = match value {
-            None | Some(Value::Null) => return Ok(Headers::default()),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                return Err(expected(FIELD, "an object of header name to string", other));
-            }
-        };
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(map.len());
-        let mut bytes = 0;
-        for (name, value) in map {
-            check_name(name)?;
+        let mut headers = Headers::default();
+        for (name, value) in object(FIELD, value, "an object of header name to string")? {
             let Value::String(value) = value else {
                 let e = expected(FIELD, "a string", value);
                 return Err(FieldError::new(FIELD, format!("{name:?}: {}", e.problem())));
             };
-            check_value(name, value)?;
-            if let Some((earlier, _)) = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                return Err(FieldError::new(
-                    FIELD,
-                    format!("{earlier:?} and {name:?} name the same header"),
-                ));
-            }
-            if BODY_FRAMING.iter().any(|f| f.eq_ignore_ascii_case(name)) {
-                return Err(FieldError::new(
-                    FIELD,
-                    format!("{name} cannot be set: a probe's GET request has no body"),
-                ));
-            }
-            bytes += name.len() + 2 + value.len() + 2;
-            fields.push((name.clone(), value.clone()));
+            headers.push(FIELD, name, value.clone())?;
         }
+        Ok(headers)
+    }
+
+    /// `headers` and `headersFromFiles`, whose files are read now.
+    pub(crate) fn from_decl(decl: &Declaration) -> Result<Headers, FieldError> {
+        let mut headers = Headers::from_value(decl.get(FIELD))?;
+        let files = object(
+            FILES,
+            decl.get(FILES),
+            "an object of header name to file path",
+        )?;
+        for (name, path) in files {
+            let Value::String(path) = path else {
+                let e = expected(FILES, "a string", path);
+                return Err(FieldError::new(FILES, format!("{name:?}: {}", e.problem())));
+            };
+            let value = read_value(name, path)?;
+            headers.push(FILES, name, value)?;
+            headers.secret.push(name.clone());
+        }
+        headers.fields.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(headers)
+    }
+
+    /// Adds one header of `field`, checked alone and with the others.
+    fn push(&mut self, field: &str, name: &str, value: String) -> Result<(), FieldError> {
+        check_name(field, name)?;
+        check_value(field, name, &value)?;
+        if let Some((earlier, _)) = self
+            .fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Err(FieldError::new(
+                field,
+                format!("{earlier:?} and {name:?} name the same header"),
+            ));
+        }
+        if BODY_FRAMING.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::new(
+                field,
+                format!("{name} cannot be set: a probe's GET request has no body"),
+            ));
+        }
+        self.fields.push((name.to_owned(), value));
+        let bytes: usize = self
+            .fields
+            .iter()
+            .map(|(n, v)| n.len() + 2 + v.len() + 2)
+            .sum();
         if bytes > MAX_HEADERS_BYTES {
             return Err(FieldError::new(
-                FIELD,
+                field,
                 format!(
                     "{bytes} bytes of headers, more than the {} KiB a probe sends",
                     MAX_HEADERS_BYTES / 1024
                 ),
             ));
         }
-        Ok(Headers { fields })
+        Ok(())
     }
 
     /// These headers without credentials, for another origin.
@@ -79,7 +132,10 @@ impl Headers {
             .filter(|(n, _)| !CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(n)))
             .cloned()
             .collect();
-        Headers { fields }
+        Headers {
+            fields,
+            secret: self.secret.clone(),
+        }
     }
 
     /// No headers declared.
@@ -149,14 +205,40 @@ impl Headers {
     }
 }
 
+/// The object `field` holds; absent or `null` is empty.
+fn object<'a>(
+    field: &str,
+    value: Option<&'a Value>,
+    what: &str,
+) -> Result<Vec<(&'a String, &'a Value)>, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => Ok(map.iter().collect()),
+        Some(other) => Err(expected(field, what, other)),
+    }
+}
+
+/// The trimmed content of a `headersFromFiles` file; errors name the path,
+/// never the content.
+fn read_value(name: &str, path: &str) -> Result<String, FieldError> {
+    let invalid = |why: String| FieldError::new(FILES, format!("{name:?}: {path:?} {why}"));
+    let bytes = RegularFile::read_all(Path::new(path), MAX_FILE_BYTES)
+        .map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("is not UTF-8 text".into()))?;
+    match text.trim() {
+        "" => Err(invalid("is empty".into())),
+        value => Ok(value.to_owned()),
+    }
+}
+
 /// A header name must be a token (RFC 9110 §5.6.2).
-fn check_name(name: &str) -> Result<(), FieldError> {
+fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
     if name.is_empty() {
-        return Err(FieldError::new(FIELD, "a header name is empty"));
+        return Err(FieldError::new(field, "a header name is empty"));
     }
     if let Some(bad) = name.chars().find(|&c| !is_tchar(c)) {
         return Err(FieldError::new(
-            FIELD,
+            field,
             format!(
                 "header name {name:?} contains {}, which is not allowed in a header name",
                 describe(bad)
@@ -172,10 +254,10 @@ pub(crate) fn is_tchar(c: char) -> bool {
 
 /// A value may hold anything printable, spaces and tabs, and non-ASCII text
 /// (sent as UTF-8); no control characters.
-fn check_value(name: &str, value: &str) -> Result<(), FieldError> {
+fn check_value(field: &str, name: &str, value: &str) -> Result<(), FieldError> {
     if let Some(bad) = value.chars().find(|&c| c != '\t' && c.is_control()) {
         return Err(FieldError::new(
-            FIELD,
+            field,
             format!(
                 "the value of {name:?} contains {}, which is not allowed in a header value",
                 describe(bad)

@@ -38,6 +38,7 @@ use super::tls_fields::tls_setup;
 use super::tls_fields::{TLS_FIELDS, tls_options};
 
 mod headers;
+mod json;
 mod request;
 mod response;
 mod run;
@@ -47,11 +48,14 @@ mod url;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
+mod json_files_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(all(test, feature = "tls"))]
 mod tls_tests;
 
 use headers::Headers;
+use json::BodyJson;
 use request::Request;
 use response::{BODY_CAP, BodyChecks, Needle};
 use run::Fail;
@@ -97,10 +101,12 @@ const FIELDS: &[Field] = &[
     Field::new("expectStatus", "integer, 100 to 599, a class such as `\"2xx\"`, or a list of them", "200", "The statuses that pass:"),
     Field::new("bodyContains", "string, at most 64 KiB", "none", "The text the body must contain."),
     Field::new("bodyNotContains", "string, at most 64 KiB", "none", "Text the body must not contain."),
+    Field::new("bodyJson", "object: JSON Pointer -> JSON value", "`{}`", "Values the body, parsed as JSON, must hold:"),
     Field::new("method", "string: an HTTP method token", "`GET`", "The request method:"),
     Field::new("body", "string, at most 64 KiB", "none", "The request body, sent with `Content-Length`."),
     Field::new("bodyFile", "string: path of a file of at most 64 KiB", "none", "The request body, read from this file at prepare (every reset)."),
     Field::new("headers", "object: header name -> string", "`{}`", "Sent with every request, redirects included, except credentials:"),
+    Field::new("headersFromFiles", "object: header name -> file path", "`{}`", "Headers whose values are secrets kept in files"),
     Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
@@ -124,14 +130,17 @@ impl HttpCheck {
         let body = BodyChecks {
             contains: needle(decl, "bodyContains")?,
             absent: needle(decl, "bodyNotContains")?,
+            json: BodyJson::from_decl(decl)?,
         };
-        let headers = Headers::from_value(decl.get("headers"))?;
+        let headers = Headers::from_decl(decl)?;
         let request = Request::from_decl(decl)?;
         if request.is_head() && !body.is_empty() {
             let field = if body.contains.is_some() {
                 "bodyContains"
-            } else {
+            } else if body.absent.is_some() {
                 "bodyNotContains"
+            } else {
+                "bodyJson"
             };
             return Err(FieldError::new(
                 field,
@@ -259,13 +268,24 @@ struct Probe {
 
 /// One URL to fetch, with its request bytes and where to connect, so the
 /// first hop is ready at every tick.
-#[derive(Debug)]
 struct Hop {
     url: Url,
     /// What this hop asks; `bytes` is it on the wire.
     request: Request,
     bytes: Box<[u8]>,
     target: Target,
+}
+
+/// The request bytes are left out: they hold the values of `headersFromFiles`.
+impl std::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hop")
+            .field("url", &self.url)
+            .field("request", &self.request)
+            .field("bytes", &self.bytes.len())
+            .field("target", &self.target)
+            .finish()
+    }
 }
 
 impl Hop {

@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use super::Fail;
+use super::json::BodyJson;
 
 /// Largest response head accepted.
 pub(crate) const HEAD_CAP: usize = 64 * 1024;
@@ -353,17 +354,18 @@ enum Decode {
     Done,
 }
 
-/// The body assertions: `bodyContains` and `bodyNotContains`.
+/// The body assertions: `bodyContains`, `bodyNotContains` and `bodyJson`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BodyChecks {
     pub(crate) contains: Option<Needle>,
     pub(crate) absent: Option<Needle>,
+    pub(crate) json: Option<BodyJson>,
 }
 
 impl BodyChecks {
     /// Nothing to check: the body is not read.
     pub(crate) fn is_empty(&self) -> bool {
-        self.contains.is_none() && self.absent.is_none()
+        self.contains.is_none() && self.absent.is_none() && self.json.is_none()
     }
 }
 
@@ -378,6 +380,8 @@ pub(crate) enum Search {
     NotFound(NotFound),
     /// `bodyNotContains` is.
     Found,
+    /// The needles hold; `bodyJson` is judged on [`BodySearch::body`].
+    Json,
 }
 
 /// Body bytes kept for a failure's reason.
@@ -385,7 +389,7 @@ pub(crate) const EXCERPT: usize = 200;
 
 /// Searches the body after a head for the needles, from bytes pushed in as
 /// they arrive. The body is decoded and scanned; only its first
-/// [`EXCERPT`] bytes are kept.
+/// [`EXCERPT`] bytes are kept, or [`BODY_CAP`] for `bodyJson`.
 #[derive(Debug)]
 pub(crate) struct BodySearch {
     buf: Vec<u8>,
@@ -428,6 +432,11 @@ impl BodySearch {
 
     /// The first [`EXCERPT`] bytes of the (decoded) body.
     pub(crate) fn start(&self) -> &[u8] {
+        &self.start[..self.start.len().min(EXCERPT)]
+    }
+
+    /// The body kept: all of its first [`BODY_CAP`] bytes with `bodyJson`.
+    pub(crate) fn body(&self) -> &[u8] {
         &self.start
     }
 
@@ -435,8 +444,15 @@ impl BodySearch {
     pub(crate) fn scan(&mut self, checks: &BodyChecks) -> Result<Search, Fail> {
         let (matched, found, start) = (&mut self.matched, &mut self.found, &mut self.start);
         let needles = [&checks.contains, &checks.absent];
+        let kept = if checks.json.is_some() {
+            BODY_CAP
+        } else {
+            EXCERPT
+        };
+        // Decided early only without `bodyJson`, which needs the whole body.
+        let wanted_is_enough = checks.absent.is_none() && checks.json.is_none();
         let mut data = |d: &[u8]| {
-            let keep = EXCERPT.saturating_sub(start.len()).min(d.len());
+            let keep = kept.saturating_sub(start.len()).min(d.len());
             start.extend_from_slice(&d[..keep]);
             for i in 0..2 {
                 if let Some(needle) = needles[i].as_ref().filter(|_| !found[i]) {
@@ -444,7 +460,7 @@ impl BodySearch {
                 }
             }
             // Decided: a forbidden needle, or the wanted one with none forbidden.
-            found[1] || (found[0] && checks.absent.is_none())
+            found[1] || (found[0] && wanted_is_enough)
         };
         let complete = decode(
             &mut self.state,
@@ -458,7 +474,7 @@ impl BodySearch {
             NotFound::InBody
         } else if self.total >= BODY_CAP {
             NotFound::WithinCap
-        } else if self.found[0] && checks.absent.is_none() {
+        } else if self.found[0] && wanted_is_enough {
             return Ok(Search::Pass);
         } else {
             return Ok(if self.found[1] {
@@ -476,6 +492,8 @@ impl BodySearch {
             Search::Found
         } else if checks.contains.is_some() && !self.found[0] {
             Search::NotFound(why)
+        } else if checks.json.is_some() {
+            Search::Json
         } else {
             Search::Pass
         }
@@ -640,7 +658,7 @@ mod tests {
     ) -> Result<Option<NotFound>, Fail> {
         let checks = BodyChecks {
             contains: Some(needle.clone()),
-            absent: None,
+            ..BodyChecks::default()
         };
         let mut body = BodySearch::new(head)?;
         let mut search = body.scan(&checks)?;
@@ -648,7 +666,7 @@ mod tests {
             match search {
                 Search::Pass => return Ok(None),
                 Search::NotFound(why) => return Ok(Some(why)),
-                Search::Found => unreachable!("no needle is forbidden"),
+                Search::Found | Search::Json => unreachable!("only bodyContains is checked"),
                 Search::More => {
                     let n = script.next(body.spare()?);
                     search = body.received(n, &checks)?;

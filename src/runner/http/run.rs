@@ -404,6 +404,16 @@ impl HttpRun {
     /// The end of a body search: a pass, or the failure with the body's start.
     fn judged(&self, verdict: Search, search: &BodySearch) -> Result<Next, Fail> {
         let body = &self.probe.body;
+        if let (Search::Json, Some(json)) = (verdict, &body.json) {
+            return match json.check(search.body()) {
+                Ok(()) => Ok(pass()),
+                Err(why) => Err(Fail::Other(format!(
+                    "{why}{}; {}",
+                    after_redirects(self.redirects, &self.hop().url),
+                    excerpt(search.start())
+                ))),
+            };
+        }
         let (what, needle, within) = match (verdict, &body.contains, &body.absent) {
             (Search::NotFound(why), Some(needle), _) => (
                 "did not contain",
