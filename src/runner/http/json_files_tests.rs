@@ -162,7 +162,7 @@ fn headers_from_files_are_read_at_every_prepare_and_never_shown() {
     let dir = scratch("secret-header");
     let token = dir.join("token");
     std::fs::write(&token, format!("Bearer {SECRET}\n")).unwrap();
-    let srv = serve(3, |_, s: &mut TcpStream, head: &str| {
+    let srv = serve(2, |_, s: &mut TcpStream, head: &str| {
         let pass = head.contains(&format!("\r\nAuthorization: Bearer {SECRET}\r\n"));
         let reply = if pass {
             json_ok(r#"{"status":"UP"}"#)
