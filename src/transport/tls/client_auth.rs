@@ -33,7 +33,8 @@ pub(super) fn load(files: &ClientAuthFiles) -> Result<ClientCert, SetupError> {
         move |why: String| SetupError::ClientAuth { field, path, why }
     };
     let cert_bytes = read(&files.cert).map_err(fail("clientCertFile", &files.cert))?;
-    let certs = super::trust::pem_certs(&cert_bytes).map_err(fail("clientCertFile", &files.cert))?;
+    let certs =
+        super::trust::pem_certs(&cert_bytes).map_err(fail("clientCertFile", &files.cert))?;
     let info = cert_info(&certs[0]).map_err(|e| {
         fail("clientCertFile", &files.cert)(format!("cannot read the certificate: {e}"))
     })?;

@@ -216,8 +216,7 @@ impl TlsSession {
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, SetupError> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
         if let (Some(cert), Some(min_days)) = (&setup.client_cert, setup.min_validity_days) {
-            if cert.not_after < unix_secs(crate::clock::wall_now()) + i64::from(min_days) * 86_400
-            {
+            if cert.not_after < unix_secs(crate::clock::wall_now()) + i64::from(min_days) * 86_400 {
                 return Err(SetupError::ClientCertExpiresSoon {
                     subject: cert.subject.clone(),
                     not_after: cert.not_after,

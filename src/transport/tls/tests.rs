@@ -1211,10 +1211,13 @@ fn a_client_certificate_is_sent_to_a_server_that_requires_one() {
     let clients = ca("probewheel client CA");
     let ca = ca("probewheel test CA");
     let file = ca_file(&ca);
-    let mine = client_files(&clients, &LeafSpec {
-        cn: "probewheel client",
-        ..LeafSpec::default()
-    });
+    let mine = client_files(
+        &clients,
+        &LeafSpec {
+            cn: "probewheel client",
+            ..LeafSpec::default()
+        },
+    );
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let leaf = leaf(&ca, &LeafSpec::default());
         let config = requiring_client_certs(&leaf, &clients, &[version]);
@@ -1229,7 +1232,8 @@ fn a_client_certificate_is_sent_to_a_server_that_requires_one() {
             Err(e) => e,
         };
         assert!(
-            fail.to_string().contains("it requires a client certificate"),
+            fail.to_string()
+                .contains("it requires a client certificate"),
             "{version:?}: {fail}"
         );
         assert!(server.saw().error.is_some());
@@ -1314,18 +1318,26 @@ fn client_certificate_files_that_cannot_be_used_are_setup_errors_naming_the_fiel
 fn a_client_certificate_expiring_within_min_validity_days_fails_every_session() {
     let clients = ca("probewheel client CA");
     let file = ca_file(&clients);
-    let mine = client_files(&clients, &LeafSpec {
-        cn: "short-lived client",
-        until: 10,
-        ..LeafSpec::default()
-    });
+    let mine = client_files(
+        &clients,
+        &LeafSpec {
+            cn: "short-lived client",
+            until: 10,
+            ..LeafSpec::default()
+        },
+    );
     let options = |days| TlsOptions {
         min_validity_days: Some(days),
         ..mine.offered(trusting(&file))
     };
     let setup = TlsSetup::new(&options(30)).unwrap();
     let err = TlsSession::new(&setup, "localhost").unwrap_err();
-    let SetupError::ClientCertExpiresSoon { subject, not_after, min_days: 30 } = &err else {
+    let SetupError::ClientCertExpiresSoon {
+        subject,
+        not_after,
+        min_days: 30,
+    } = &err
+    else {
         panic!("{err:?}");
     };
     assert_eq!(subject, "CN=short-lived client,O=probewheel tests");
@@ -1350,7 +1362,11 @@ fn tls_min_version_1_3_refuses_a_server_that_speaks_only_1_2() {
         ..trusting(&file)
     };
 
-    let server = tls_serve(speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]), RESPONSE, 1);
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]),
+        RESPONSE,
+        1,
+    );
     let setup = TlsSetup::new(&only13).unwrap();
     let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
     let reason = fail.to_string();
@@ -1361,12 +1377,23 @@ fn tls_min_version_1_3_refuses_a_server_that_speaks_only_1_2() {
     );
 
     // The same server passes the default, and a 1.3 server passes "1.3".
-    let server = tls_serve(speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]), RESPONSE, 1);
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]),
+        RESPONSE,
+        1,
+    );
     let setup = TlsSetup::new(&trusting(&file)).unwrap();
     Client::connect(server.addr, &setup, "localhost").handshake_ok();
-    let server = tls_serve(speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS13]), RESPONSE, 1);
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS13]),
+        RESPONSE,
+        1,
+    );
     let setup = TlsSetup::new(&only13).unwrap();
     let mut client = Client::connect(server.addr, &setup, "localhost");
     client.handshake_ok();
-    assert_eq!(client.session.conn.protocol_version(), Some(ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        client.session.conn.protocol_version(),
+        Some(ProtocolVersion::TLSv1_3)
+    );
 }
