@@ -106,7 +106,7 @@ pub(crate) const TLS_FIELDS: &[Field] = &[
     Field::new("caFile", "string: path of a PEM bundle, not empty", "the system trust store", "The certificates trusted instead of the system store"),
     Field::new("tlsServerName", "string: a DNS name or an IP address, not empty", "the URL's host, or `host`", "The name sent as SNI and verified against the certificate."),
     Field::new("tlsSkipVerify", "boolean", "false", "Complete the handshake without checking the chain, the name or the dates"),
-    Field::new("minCertValidityDays", "integer, 0 to 3650", "none", "Fail when a certificate the server presents, chain included, expires in fewer days."),
+    Field::new("minCertValidityDays", "integer, 0 to 3650", "none", "Fail when a certificate of the chain the client verified expires in fewer days:"),
     Field::new("clientCertFile", "string: path of a PEM certificate (chain), not empty", "none", "The certificate offered to a server that asks for one (mutual TLS); needs `clientKeyFile`."),
     Field::new("clientKeyFile", "string: path of a PEM private key, not empty", "none", "The private key of `clientCertFile`; needs `clientCertFile`."),
     Field::new("tlsMinVersion", "string: `\"1.2\"` or `\"1.3\"`", "`\"1.2\"`", "The oldest TLS version offered"),

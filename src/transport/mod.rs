@@ -45,8 +45,8 @@ pub(crate) struct TlsOptions {
     pub(crate) server_name: Option<String>,
     /// `tlsSkipVerify`: handshake without checking the chain or the name.
     pub(crate) skip_verify: bool,
-    /// `minCertValidityDays`: fail when a presented certificate expires
-    /// in fewer days.
+    /// `minCertValidityDays`: fail when a certificate of the verified chain
+    /// (or the client certificate) expires in fewer days.
     pub(crate) min_validity_days: Option<u32>,
     /// `clientCertFile` and `clientKeyFile`: the certificate (chain) and
     /// key offered to a server that asks for one; both or neither.

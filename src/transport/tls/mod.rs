@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::ResolvesClientCert;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, SignatureScheme, sign};
 
 mod client_auth;
 mod der;
 mod fail;
+mod path;
 mod trust;
 mod words;
 
@@ -103,6 +104,9 @@ pub(crate) struct TlsSetup {
     client_cert: Option<client_auth::ClientCert>,
     /// `tlsMinVersion: "1.3"`, for the reason when the server refuses it.
     tls13_only: bool,
+    /// The trust anchors, to judge `minCertValidityDays` on the verified
+    /// chain (none with `tlsSkipVerify`: every presented certificate).
+    roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl fmt::Debug for TlsSetup {
@@ -164,6 +168,7 @@ impl TlsSetup {
             trust: trust.label,
             client_cert,
             tls13_only: options.tls13_only,
+            roots: trust.roots,
         })
     }
 }
@@ -192,6 +197,7 @@ pub(crate) struct TlsSession {
     trust: Arc<str>,
     min_validity_days: Option<u32>,
     tls13_only: bool,
+    roots: Option<Arc<rustls::RootCertStore>>,
     /// Bytes the server sent during the handshake.
     heard: usize,
     /// The first bytes the server sent, to recognise a plain-text reply.
@@ -240,6 +246,7 @@ impl TlsSession {
             trust: Arc::clone(&setup.trust),
             min_validity_days: setup.min_validity_days,
             tls13_only: setup.tls13_only,
+            roots: setup.roots.clone(),
             heard: 0,
             first: [0; 5],
             established: false,
@@ -470,13 +477,20 @@ impl TlsSession {
         })
     }
 
-    /// `minCertValidityDays` against every certificate presented.
+    /// `minCertValidityDays` against the chain the handshake verified;
+    /// against every certificate presented when nothing was verified
+    /// (`tlsSkipVerify`) or webpki finds no path again.
     fn check_validity(&self, now: SystemTime) -> Result<(), TlsFail> {
         let Some(min_days) = self.min_validity_days else {
             return Ok(());
         };
-        let certs = self.conn.peer_certificates().unwrap_or_default();
-        validity_check(certs.iter().map(|c| c.as_ref()), min_days, unix_secs(now))
+        let presented = self.conn.peer_certificates().unwrap_or_default();
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let verified = self.roots.as_deref().and_then(|roots| {
+            path::verified(roots, presented, UnixTime::since_unix_epoch(since_epoch))
+        });
+        let chain = verified.as_deref().unwrap_or(presented);
+        validity_check(chain.iter().map(|c| c.as_ref()), min_days, unix_secs(now))
     }
 }
 

@@ -1397,3 +1397,89 @@ fn tls_min_version_1_3_refuses_a_server_that_speaks_only_1_2() {
         Some(ProtocolVersion::TLSv1_3)
     );
 }
+
+#[test]
+fn min_validity_days_judges_the_verified_chain_not_an_expired_cross_sign_beside_it() {
+    // Root -> intermediate -> leaf, and beside them an expired certificate
+    // for the root's name cross-signed by an old root: on no path to the
+    // trusted root (blackbox #340/#589).
+    let root = ca("probewheel test root");
+    let file = ca_file(&root);
+    let intermediate_key = KeyPair::generate().unwrap();
+    let mut intermediate_params = params(&LeafSpec {
+        cn: "probewheel intermediate",
+        names: &[],
+        until: 20,
+        ..LeafSpec::default()
+    });
+    intermediate_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let intermediate_cert = intermediate_params
+        .signed_by(&intermediate_key, &root.issuer)
+        .unwrap();
+    let intermediate = Ca {
+        cert: intermediate_cert,
+        issuer: Issuer::new(intermediate_params, intermediate_key),
+    };
+    let old_root = ca("probewheel old root");
+    let mut cross_params = params(&LeafSpec {
+        cn: "probewheel test root",
+        names: &[],
+        from: -400,
+        until: -10,
+    });
+    cross_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cross = cross_params
+        .signed_by(&KeyPair::generate().unwrap(), &old_root.issuer)
+        .unwrap();
+    let mut served = leaf(&intermediate, &LeafSpec::default());
+    served.chain.push(cross.der().clone());
+    let chain = served.chain.clone();
+    let config = server_config(&served);
+    let days = |min_validity_days| TlsOptions {
+        min_validity_days: Some(min_validity_days),
+        ..trusting(&file)
+    };
+
+    // Judged on every presented certificate, the expired cross-sign would fail it.
+    let all = validity_check(chain.iter().map(|c| c.as_ref()), 7, unix_now());
+    assert!(
+        matches!(all, Err(TlsFail::ExpiresSoon { expired: true, .. })),
+        "{all:?}"
+    );
+
+    let server = tls_serve(Arc::clone(&config), RESPONSE, 1);
+    let setup = TlsSetup::new(&days(7)).unwrap();
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+
+    // The intermediate is on the path: its 20 days count.
+    let server = tls_serve(Arc::clone(&config), RESPONSE, 1);
+    let setup = TlsSetup::new(&days(30)).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::ExpiresSoon {
+        subject,
+        expired: false,
+        ..
+    } = &fail
+    else {
+        panic!("{fail:?}");
+    };
+    assert_eq!(subject, "CN=probewheel intermediate,O=probewheel tests");
+
+    // Nothing is verified with tlsSkipVerify: every presented certificate counts.
+    let server = tls_serve(config, RESPONSE, 1);
+    let setup = TlsSetup::new(&TlsOptions {
+        skip_verify: true,
+        ..days(7)
+    })
+    .unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let TlsFail::ExpiresSoon {
+        subject,
+        expired: true,
+        ..
+    } = &fail
+    else {
+        panic!("{fail:?}");
+    };
+    assert_eq!(subject, "CN=probewheel test root,O=probewheel tests");
+}

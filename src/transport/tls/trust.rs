@@ -47,6 +47,9 @@ pub(super) struct Trust {
     pub(super) config: Arc<ClientConfig>,
     /// The verifier of `config`, for a TLS 1.3 only copy of it.
     pub(super) verifier: Arc<dyn ServerCertVerifier>,
+    /// The trust anchors `verifier` checks against (none with
+    /// `tlsSkipVerify`), to find the verified chain again.
+    pub(super) roots: Option<Arc<RootCertStore>>,
     pub(super) label: Arc<str>,
 }
 
@@ -77,6 +80,7 @@ struct Shared {
     bytes: Box<[u8]>,
     config: Weak<ClientConfig>,
     verifier: Weak<dyn ServerCertVerifier>,
+    roots: Weak<RootCertStore>,
     label: Arc<str>,
 }
 
@@ -91,6 +95,7 @@ impl Shared {
         Some(Trust {
             config,
             verifier: self.verifier.upgrade()?,
+            roots: Some(self.roots.upgrade()?),
             label: Arc::clone(&self.label),
         })
     }
@@ -141,6 +146,7 @@ pub(super) fn skip_verify() -> Result<Trust, SetupError> {
         Ok(Trust {
             config: verifying(builder, &verifier),
             verifier,
+            roots: None,
             label: "nothing (tlsSkipVerify)".into(),
         })
     })
@@ -180,6 +186,7 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
         bytes: bytes.into_boxed_slice(),
         config: Arc::downgrade(&trust.config),
         verifier: Arc::downgrade(&trust.verifier),
+        roots: trust.roots.as_ref().map_or_else(Weak::new, Arc::downgrade),
         label: Arc::clone(&trust.label),
     });
     Ok(trust)
@@ -211,8 +218,9 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
         }
     };
     let builder = builder().map_err(|why| format!("TLS setup: {why}"))?;
+    let roots = Arc::new(roots);
     let verifier: Arc<dyn ServerCertVerifier> = WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
+        Arc::clone(&roots),
         Arc::clone(builder.crypto_provider()),
     )
     .build()
@@ -220,6 +228,7 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
     Ok(Trust {
         config: verifying(builder, &verifier),
         verifier,
+        roots: Some(roots),
         label: label.into(),
     })
 }
