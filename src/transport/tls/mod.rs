@@ -97,11 +97,17 @@ impl fmt::Display for SetupError {
 pub(crate) struct TlsSetup {
     config: Arc<ClientConfig>,
     server_name: Option<String>,
-    min_validity_days: Option<u32>,
-    /// Where trust comes from, for the unknown-issuer reason.
-    trust: Arc<str>,
     /// What a server that asks for a client certificate is given.
     client_cert: Option<client_auth::ClientCert>,
+    rules: Arc<Rules>,
+}
+
+/// How a session judges what it is given, shared by its probe's sessions.
+#[derive(Debug)]
+struct Rules {
+    /// Where trust comes from, for the unknown-issuer reason.
+    trust: Arc<str>,
+    min_validity_days: Option<u32>,
     /// `tlsMinVersion: "1.3"`, for the reason when the server refuses it.
     tls13_only: bool,
     /// The trust anchors, to judge `minCertValidityDays` on the verified
@@ -113,8 +119,8 @@ impl fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsSetup")
             .field("server_name", &self.server_name)
-            .field("min_validity_days", &self.min_validity_days)
-            .field("trust", &self.trust)
+            .field("min_validity_days", &self.rules.min_validity_days)
+            .field("trust", &self.rules.trust)
             .finish_non_exhaustive()
     }
 }
@@ -164,11 +170,13 @@ impl TlsSetup {
         Ok(TlsSetup {
             config,
             server_name: options.server_name.clone(),
-            min_validity_days: options.min_validity_days,
-            trust: trust.label,
             client_cert,
-            tls13_only: options.tls13_only,
-            roots: trust.roots,
+            rules: Arc::new(Rules {
+                trust: trust.label,
+                min_validity_days: options.min_validity_days,
+                tls13_only: options.tls13_only,
+                roots: trust.roots,
+            }),
         })
     }
 }
@@ -194,10 +202,7 @@ pub(crate) struct TlsSession {
     conn: ClientConnection,
     /// Set when the server asked for a client certificate (none is sent).
     certificate_asked: Arc<AtomicBool>,
-    trust: Arc<str>,
-    min_validity_days: Option<u32>,
-    tls13_only: bool,
-    roots: Option<Arc<rustls::RootCertStore>>,
+    rules: Arc<Rules>,
     /// Bytes the server sent during the handshake.
     heard: usize,
     /// The first bytes the server sent, to recognise a plain-text reply.
@@ -221,7 +226,7 @@ impl TlsSession {
     /// server name. No I/O before the first [`TlsSession::handshake`].
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, SetupError> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
-        if let (Some(cert), Some(min_days)) = (&setup.client_cert, setup.min_validity_days) {
+        if let (Some(cert), Some(min_days)) = (&setup.client_cert, setup.rules.min_validity_days) {
             if cert.not_after < unix_secs(crate::clock::wall_now()) + i64::from(min_days) * 86_400 {
                 return Err(SetupError::ClientCertExpiresSoon {
                     subject: cert.subject.clone(),
@@ -243,10 +248,7 @@ impl TlsSession {
         Ok(TlsSession {
             conn,
             certificate_asked,
-            trust: Arc::clone(&setup.trust),
-            min_validity_days: setup.min_validity_days,
-            tls13_only: setup.tls13_only,
-            roots: setup.roots.clone(),
+            rules: Arc::clone(&setup.rules),
             heard: 0,
             first: [0; 5],
             established: false,
@@ -440,14 +442,14 @@ impl TlsSession {
         if let Some(fail) = self.plain_text() {
             return fail;
         }
-        if self.tls13_only && refuses_version(&e) {
+        if self.rules.tls13_only && refuses_version(&e) {
             return TlsFail::Protocol(
                 "the server does not accept TLS 1.3, the only version offered \
                  (tlsMinVersion \"1.3\"); it may speak TLS 1.2 only"
                     .into(),
             );
         }
-        TlsFail::from_rustls(e, &self.trust)
+        TlsFail::from_rustls(e, &self.rules.trust)
     }
 
     /// A socket error during the handshake: a peer that hangs up is named so.
@@ -481,12 +483,12 @@ impl TlsSession {
     /// against every certificate presented when nothing was verified
     /// (`tlsSkipVerify`) or webpki finds no path again.
     fn check_validity(&self, now: SystemTime) -> Result<(), TlsFail> {
-        let Some(min_days) = self.min_validity_days else {
+        let Some(min_days) = self.rules.min_validity_days else {
             return Ok(());
         };
         let presented = self.conn.peer_certificates().unwrap_or_default();
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let verified = self.roots.as_deref().and_then(|roots| {
+        let verified = self.rules.roots.as_deref().and_then(|roots| {
             path::verified(roots, presented, UnixTime::since_unix_epoch(since_epoch))
         });
         let chain = verified.as_deref().unwrap_or(presented);

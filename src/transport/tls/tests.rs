@@ -1085,7 +1085,7 @@ fn a_system_bundle_that_is_a_fifo_is_passed_over_without_blocking() {
     })
     .unwrap();
     assert_eq!(
-        &*setup.trust,
+        &*setup.rules.trust,
         format!("the system trust store {}", good.path().display())
     );
     let only = vec![fifo.0.clone()];
@@ -1116,7 +1116,7 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     };
     let (a, b) = (system(None), system(Some("db.internal")));
     assert!(Arc::ptr_eq(&a.config, &b.config));
-    assert!(Arc::ptr_eq(&a.trust, &b.trust));
+    assert!(Arc::ptr_eq(&a.rules.trust, &b.rules.trust));
     // Different server names stay per probe.
     assert_eq!(b.server_name.as_deref(), Some("db.internal"));
 
@@ -1130,7 +1130,7 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     };
     let (c, d) = (file(None), file(Some(30)));
     assert!(Arc::ptr_eq(&c.config, &d.config));
-    assert_eq!(d.min_validity_days, Some(30));
+    assert_eq!(d.rules.min_validity_days, Some(30));
 
     // tlsSkipVerify depends on no file: one configuration for all.
     let skip = TlsOptions {
