@@ -188,6 +188,13 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!(""),
         ]),
         "minCertValidityDays" => (0u64..4000).prop_map(|n| json!(n)).boxed(),
+        "clientCertFile" | "clientKeyFile" => one_of(vec![
+            json!("/nonexistent/client.pem"),
+            json!("/dev/null"),
+            json!(""),
+            json!(7),
+        ]),
+        "tlsMinVersion" => one_of(vec![json!("1.2"), json!("1.3"), json!("1.1"), json!(1.3)]),
         "send" | "expect" => one_of(vec![
             json!("PING\\r\\n"),
             json!("SSH-2.0-"),

@@ -45,7 +45,20 @@ pub(crate) struct TlsOptions {
     pub(crate) server_name: Option<String>,
     /// `tlsSkipVerify`: handshake without checking the chain or the name.
     pub(crate) skip_verify: bool,
-    /// `minCertValidityDays`: fail when a presented certificate expires
-    /// in fewer days.
+    /// `minCertValidityDays`: fail when a certificate of the verified chain
+    /// (or the client certificate) expires in fewer days.
     pub(crate) min_validity_days: Option<u32>,
+    /// `clientCertFile` and `clientKeyFile`: the certificate (chain) and
+    /// key offered to a server that asks for one; both or neither.
+    pub(crate) client_auth: Option<ClientAuthFiles>,
+    /// `tlsMinVersion: "1.3"`: offer TLS 1.3 only.
+    pub(crate) tls13_only: bool,
+}
+
+/// The PEM files of a client certificate and its key (`clientCertFile`,
+/// `clientKeyFile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientAuthFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }

@@ -684,3 +684,79 @@ fn a_reset_cancels_a_handshake_in_flight_through_the_engine() {
     engine.shutdown().unwrap();
     server.saw();
 }
+
+#[test]
+fn client_cert_file_answers_a_server_that_requires_one() {
+    let clients = ca("probewheel client CA");
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let mine = client_files(&clients, &LeafSpec::default());
+    let config = requiring_client_certs(
+        &leaf(&ca, &LeafSpec::default()),
+        &clients,
+        &[&rustls::version::TLS13],
+    );
+
+    let server = tls_serve(Arc::clone(&config), OK, 1);
+    let out = run(json!({"url": https_url(&server, "localhost", "/"), "caFile": file.path()}));
+    assert!(
+        reason(&out).ends_with(
+            "the server sent TLS alert certificate_required (116): it requires a client \
+             certificate, which probewheel does not send"
+        ),
+        "{out:?}"
+    );
+    let _ = server.saw();
+
+    let server = tls_serve(config, OK, 1);
+    assert_pass(&run(json!({
+        "url": https_url(&server, "localhost", "/"), "caFile": file.path(),
+        "clientCertFile": mine.cert.path(), "clientKeyFile": mine.key.path(),
+    })));
+    assert_eq!(server.saw().error, None);
+
+    // Another key than the certificate's: the declaration is invalid.
+    let other = client_files(&clients, &LeafSpec::default());
+    let err = prepare(json!({
+        "url": "https://localhost/", "caFile": file.path(),
+        "clientCertFile": mine.cert.path(), "clientKeyFile": other.key.path(),
+    }))
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "invalid declaration: field `clientKeyFile`: {}: the private key does not match \
+             the certificate in {}",
+            other.key.path().display(),
+            mine.cert.path().display()
+        )
+    );
+}
+
+#[test]
+fn tls_min_version_1_3_fails_a_server_that_speaks_only_1_2() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let only12 = speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]);
+    let server = tls_serve(Arc::clone(&only12), OK, 1);
+    let out = run(json!({
+        "url": https_url(&server, "localhost", "/"), "caFile": file.path(),
+        "tlsMinVersion": "1.3",
+    }));
+    let r = reason(&out);
+    assert!(
+        r.ends_with(
+            "the server does not accept TLS 1.3, the only version offered \
+             (tlsMinVersion \"1.3\"); it may speak TLS 1.2 only"
+        ),
+        "{r}"
+    );
+    let _ = server.saw();
+    let server = tls_serve(only12, OK, 1);
+    assert_pass(&run(json!({
+        "url": https_url(&server, "localhost", "/"), "caFile": file.path(),
+        "tlsMinVersion": "1.2",
+    })));
+    server.saw();
+}

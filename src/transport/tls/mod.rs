@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::ResolvesClientCert;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion, SignatureScheme, sign};
 
+mod client_auth;
 mod der;
 mod fail;
+mod path;
 mod trust;
 mod words;
 
@@ -44,6 +46,19 @@ pub(crate) enum SetupError {
     /// No `caFile`, and no system bundle on this host: every place looked
     /// at, with why it was passed over.
     NoSystemStore { looked_at: String },
+    /// A `clientCertFile` or `clientKeyFile` that cannot be used (the
+    /// declaration's fault): the field, its path and why.
+    ClientAuth {
+        field: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    /// The client certificate expires within `minCertValidityDays`.
+    ClientCertExpiresSoon {
+        subject: String,
+        not_after: i64,
+        min_days: u32,
+    },
     /// Not a name a TLS session can ask for.
     ServerName(String),
     /// rustls refused the configuration, in words.
@@ -58,6 +73,19 @@ impl fmt::Display for SetupError {
                 f,
                 "no system trust store found (set caFile, or SSL_CERT_FILE); looked at {looked_at}"
             ),
+            SetupError::ClientAuth { field, path, why } => {
+                write!(f, "{field} {}: {why}", path.display())
+            }
+            SetupError::ClientCertExpiresSoon {
+                subject,
+                not_after,
+                min_days,
+            } => write!(
+                f,
+                "the client certificate {subject} (clientCertFile) expires at {}, within \
+                 minCertValidityDays ({min_days})",
+                der::format_utc(*not_after)
+            ),
             SetupError::ServerName(name) => write!(f, "not a valid TLS server name: {name:?}"),
             SetupError::Config(why) => write!(f, "TLS setup: {why}"),
         }
@@ -69,17 +97,30 @@ impl fmt::Display for SetupError {
 pub(crate) struct TlsSetup {
     config: Arc<ClientConfig>,
     server_name: Option<String>,
-    min_validity_days: Option<u32>,
+    /// What a server that asks for a client certificate is given.
+    client_cert: Option<client_auth::ClientCert>,
+    rules: Arc<Rules>,
+}
+
+/// How a session judges what it is given, shared by its probe's sessions.
+#[derive(Debug)]
+struct Rules {
     /// Where trust comes from, for the unknown-issuer reason.
     trust: Arc<str>,
+    min_validity_days: Option<u32>,
+    /// `tlsMinVersion: "1.3"`, for the reason when the server refuses it.
+    tls13_only: bool,
+    /// The trust anchors, to judge `minCertValidityDays` on the verified
+    /// chain (none with `tlsSkipVerify`: every presented certificate).
+    roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsSetup")
             .field("server_name", &self.server_name)
-            .field("min_validity_days", &self.min_validity_days)
-            .field("trust", &self.trust)
+            .field("min_validity_days", &self.rules.min_validity_days)
+            .field("trust", &self.rules.trust)
             .finish_non_exhaustive()
     }
 }
@@ -117,11 +158,25 @@ impl TlsSetup {
                 None => trust::system(candidates)?,
             }
         };
+        let client_cert = match &options.client_auth {
+            Some(files) => Some(client_auth::load(files)?),
+            None => None,
+        };
+        let config = if options.tls13_only {
+            trust::tls13_only(&trust)?
+        } else {
+            trust.config
+        };
         Ok(TlsSetup {
-            config: trust.config,
+            config,
             server_name: options.server_name.clone(),
-            min_validity_days: options.min_validity_days,
-            trust: trust.label,
+            client_cert,
+            rules: Arc::new(Rules {
+                trust: trust.label,
+                min_validity_days: options.min_validity_days,
+                tls13_only: options.tls13_only,
+                roots: trust.roots,
+            }),
         })
     }
 }
@@ -147,8 +202,7 @@ pub(crate) struct TlsSession {
     conn: ClientConnection,
     /// Set when the server asked for a client certificate (none is sent).
     certificate_asked: Arc<AtomicBool>,
-    trust: Arc<str>,
-    min_validity_days: Option<u32>,
+    rules: Arc<Rules>,
     /// Bytes the server sent during the handshake.
     heard: usize,
     /// The first bytes the server sent, to recognise a plain-text reply.
@@ -172,19 +226,29 @@ impl TlsSession {
     /// server name. No I/O before the first [`TlsSession::handshake`].
     pub(crate) fn new(setup: &TlsSetup, host: &str) -> Result<TlsSession, SetupError> {
         let name = server_name(setup.server_name.as_deref().unwrap_or(host))?;
+        if let (Some(cert), Some(min_days)) = (&setup.client_cert, setup.rules.min_validity_days) {
+            if cert.not_after < unix_secs(crate::clock::wall_now()) + i64::from(min_days) * 86_400 {
+                return Err(SetupError::ClientCertExpiresSoon {
+                    subject: cert.subject.clone(),
+                    not_after: cert.not_after,
+                    min_days,
+                });
+            }
+        }
         // A cheap copy of the shared configuration whose certificate
         // resolver notes whether this server asks for one.
         let certificate_asked = Arc::new(AtomicBool::new(false));
         let mut config = ClientConfig::clone(&setup.config);
-        config.client_auth_cert_resolver =
-            Arc::new(NoteCertificateRequest(Arc::clone(&certificate_asked)));
+        config.client_auth_cert_resolver = Arc::new(NoteCertificateRequest {
+            asked: Arc::clone(&certificate_asked),
+            cert: setup.client_cert.as_ref().map(|c| Arc::clone(&c.key)),
+        });
         let conn = ClientConnection::new(Arc::new(config), name)
             .map_err(|e| SetupError::Config(words::error(&e)))?;
         Ok(TlsSession {
             conn,
             certificate_asked,
-            trust: Arc::clone(&setup.trust),
-            min_validity_days: setup.min_validity_days,
+            rules: Arc::clone(&setup.rules),
             heard: 0,
             first: [0; 5],
             established: false,
@@ -375,8 +439,17 @@ impl TlsSession {
     /// server is sent if the stream takes it now (best effort).
     fn rejected(&mut self, e: rustls::Error, io: &mut impl Write) -> TlsFail {
         let _ = self.send_tls(io);
-        self.plain_text()
-            .unwrap_or_else(|| TlsFail::from_rustls(e, &self.trust))
+        if let Some(fail) = self.plain_text() {
+            return fail;
+        }
+        if self.rules.tls13_only && refuses_version(&e) {
+            return TlsFail::Protocol(
+                "the server does not accept TLS 1.3, the only version offered \
+                 (tlsMinVersion \"1.3\"); it may speak TLS 1.2 only"
+                    .into(),
+            );
+        }
+        TlsFail::from_rustls(e, &self.rules.trust)
     }
 
     /// A socket error during the handshake: a peer that hangs up is named so.
@@ -406,17 +479,41 @@ impl TlsSession {
         })
     }
 
-    /// `minCertValidityDays` against every certificate presented.
+    /// `minCertValidityDays` against the chain the handshake verified;
+    /// against every certificate presented when nothing was verified
+    /// (`tlsSkipVerify`) or webpki finds no path again.
     fn check_validity(&self, now: SystemTime) -> Result<(), TlsFail> {
-        let Some(min_days) = self.min_validity_days else {
+        let Some(min_days) = self.rules.min_validity_days else {
             return Ok(());
         };
-        let certs = self.conn.peer_certificates().unwrap_or_default();
-        let now = match now.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(_) => 0,
-        };
-        validity_check(certs.iter().map(|c| c.as_ref()), min_days, now)
+        let presented = self.conn.peer_certificates().unwrap_or_default();
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let verified = self.rules.roots.as_deref().and_then(|roots| {
+            path::verified(roots, presented, UnixTime::since_unix_epoch(since_epoch))
+        });
+        let chain = verified.as_deref().unwrap_or(presented);
+        validity_check(chain.iter().map(|c| c.as_ref()), min_days, unix_secs(now))
+    }
+}
+
+/// Whether `e` says the server and the versions offered have none in
+/// common.
+fn refuses_version(e: &rustls::Error) -> bool {
+    use rustls::PeerIncompatible as P;
+    matches!(
+        e,
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
+            | rustls::Error::PeerIncompatible(
+                P::ServerTlsVersionIsDisabledByOurConfig | P::SupportedVersionsExtensionRequired
+            )
+    )
+}
+
+/// `now` in seconds since the epoch.
+fn unix_secs(now: SystemTime) -> i64 {
+    match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
     }
 }
 
@@ -459,19 +556,22 @@ fn validity_check<'a>(
     Ok(())
 }
 
-/// A client certificate resolver that has no certificate and notes that
-/// the server asked for one.
+/// A client certificate resolver that gives the probe's certificate, if
+/// any, and notes that the server asked for one.
 #[derive(Debug)]
-struct NoteCertificateRequest(Arc<AtomicBool>);
+struct NoteCertificateRequest {
+    asked: Arc<AtomicBool>,
+    cert: Option<Arc<sign::CertifiedKey>>,
+}
 
 impl ResolvesClientCert for NoteCertificateRequest {
     fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<sign::CertifiedKey>> {
-        self.0.store(true, Ordering::Relaxed);
-        None
+        self.asked.store(true, Ordering::Relaxed);
+        self.cert.clone()
     }
 
     fn has_certs(&self) -> bool {
-        false
+        self.cert.is_some()
     }
 }
 

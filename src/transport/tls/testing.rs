@@ -146,6 +146,34 @@ pub(crate) fn ca_file(ca: &Ca) -> TempFile {
     TempFile::new(ca.cert.pem().as_bytes())
 }
 
+/// A client certificate issued by `ca`, and its key, as PEM files.
+pub(crate) struct ClientFiles {
+    pub(crate) cert: TempFile,
+    pub(crate) key: TempFile,
+}
+
+pub(crate) fn client_files(ca: &Ca, spec: &LeafSpec<'_>) -> ClientFiles {
+    let key = KeyPair::generate().unwrap();
+    let cert = params(spec).signed_by(&key, &ca.issuer).unwrap();
+    ClientFiles {
+        cert: TempFile::new(cert.pem().as_bytes()),
+        key: TempFile::new(key.serialize_pem().as_bytes()),
+    }
+}
+
+impl ClientFiles {
+    /// `options` offering this certificate.
+    pub(crate) fn offered(&self, options: TlsOptions) -> TlsOptions {
+        TlsOptions {
+            client_auth: Some(crate::transport::ClientAuthFiles {
+                cert: self.cert.path().to_owned(),
+                key: self.key.path().to_owned(),
+            }),
+            ..options
+        }
+    }
+}
+
 pub(crate) fn trusting(file: &TempFile) -> TlsOptions {
     TlsOptions {
         ca_file: Some(file.path().to_owned()),
@@ -226,6 +254,42 @@ pub(crate) fn server_config(leaf: &Leaf) -> Arc<ServerConfig> {
 /// it reads a request head and answers `response`.
 pub(crate) fn tls_server(leaf: Leaf, response: &'static [u8]) -> Server {
     tls_serve(server_config(&leaf), response, 1)
+}
+
+/// A server configuration presenting `leaf`, speaking only `versions`,
+/// that requires a client certificate issued by `clients`.
+pub(crate) fn requiring_client_certs(
+    leaf: &Leaf,
+    clients: &Ca,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ServerConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(clients.cert.der().clone()).unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(leaf.chain.clone(), server_key(leaf))
+        .unwrap();
+    Arc::new(config)
+}
+
+/// A server configuration presenting `leaf`, speaking only `versions`.
+pub(crate) fn speaking(
+    leaf: &Leaf,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ServerConfig> {
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), server_key(leaf))
+        .unwrap();
+    Arc::new(config)
 }
 
 /// [`tls_server`] with a configuration of the test's and any number of

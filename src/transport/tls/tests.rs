@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
 use rcgen::{BasicConstraints, IsCa, Issuer, KeyPair};
-use rustls::{AlertDescription, ServerConfig};
+use rustls::AlertDescription;
 
 use super::testing::*;
 use super::*;
@@ -575,19 +575,8 @@ fn an_alert_after_the_handshake_comes_out_of_read_plain() {
     let ca = ca("probewheel test CA");
     let file = ca_file(&ca);
     let leaf = leaf(&ca, &LeafSpec::default());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.cert.der().clone()).unwrap();
-    let clients =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .unwrap();
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_client_cert_verifier(clients)
-        .with_single_cert(leaf.chain.clone(), server_key(&leaf))
-        .unwrap();
-    let server = tls_serve(Arc::new(config), RESPONSE, 1);
+    let config = requiring_client_certs(&leaf, &ca, &[&rustls::version::TLS13]);
+    let server = tls_serve(config, RESPONSE, 1);
     let setup = TlsSetup::new(&trusting(&file)).unwrap();
     let mut client = Client::connect(server.addr, &setup, "localhost");
     client.handshake_ok();
@@ -1096,7 +1085,7 @@ fn a_system_bundle_that_is_a_fifo_is_passed_over_without_blocking() {
     })
     .unwrap();
     assert_eq!(
-        &*setup.trust,
+        &*setup.rules.trust,
         format!("the system trust store {}", good.path().display())
     );
     let only = vec![fifo.0.clone()];
@@ -1127,7 +1116,7 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     };
     let (a, b) = (system(None), system(Some("db.internal")));
     assert!(Arc::ptr_eq(&a.config, &b.config));
-    assert!(Arc::ptr_eq(&a.trust, &b.trust));
+    assert!(Arc::ptr_eq(&a.rules.trust, &b.rules.trust));
     // Different server names stay per probe.
     assert_eq!(b.server_name.as_deref(), Some("db.internal"));
 
@@ -1141,7 +1130,7 @@ fn probes_that_trust_the_same_file_share_one_client_configuration() {
     };
     let (c, d) = (file(None), file(Some(30)));
     assert!(Arc::ptr_eq(&c.config, &d.config));
-    assert_eq!(d.min_validity_days, Some(30));
+    assert_eq!(d.rules.min_validity_days, Some(30));
 
     // tlsSkipVerify depends on no file: one configuration for all.
     let skip = TlsOptions {
@@ -1213,4 +1202,286 @@ fn a_settled_trust_file_is_shared_on_its_stamp_and_read_again_when_it_changes() 
     assert!(Arc::ptr_eq(&replaced.config, &setup().config));
     let server = tls_server(leaf(&new, &LeafSpec::default()), RESPONSE);
     Client::connect(server.addr, &replaced, "localhost").handshake_ok();
+}
+
+// ---- client certificates and versions ---------------------------------------
+
+#[test]
+fn a_client_certificate_is_sent_to_a_server_that_requires_one() {
+    let clients = ca("probewheel client CA");
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let mine = client_files(
+        &clients,
+        &LeafSpec {
+            cn: "probewheel client",
+            ..LeafSpec::default()
+        },
+    );
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let leaf = leaf(&ca, &LeafSpec::default());
+        let config = requiring_client_certs(&leaf, &clients, &[version]);
+
+        // Without it: today's refusal, from the handshake (1.2) or after it (1.3).
+        let server = tls_serve(Arc::clone(&config), RESPONSE, 1);
+        let setup = TlsSetup::new(&trusting(&file)).unwrap();
+        let mut client = Client::connect(server.addr, &setup, "localhost");
+        let fail = match client.handshake(PATIENCE) {
+            Ok(true) => client.receive().unwrap_err(),
+            Ok(false) => panic!("handshake still running after {PATIENCE:?}"),
+            Err(e) => e,
+        };
+        assert!(
+            fail.to_string()
+                .contains("it requires a client certificate"),
+            "{version:?}: {fail}"
+        );
+        assert!(server.saw().error.is_some());
+
+        // With it: the request goes through.
+        let server = tls_serve(config, RESPONSE, 1);
+        let setup = TlsSetup::new(&mine.offered(trusting(&file))).unwrap();
+        let mut client = Client::connect(server.addr, &setup, "localhost");
+        client.handshake_ok();
+        client.send(REQUEST).unwrap();
+        assert_eq!(client.receive().unwrap(), RESPONSE, "{version:?}");
+        let saw = server.saw();
+        assert_eq!(saw.error, None, "{version:?}");
+        assert_eq!(saw.received, REQUEST);
+    }
+}
+
+#[test]
+fn client_certificate_files_that_cannot_be_used_are_setup_errors_naming_the_field() {
+    let clients = ca("probewheel client CA");
+    let file = ca_file(&clients);
+    let mine = client_files(&clients, &LeafSpec::default());
+    let other = client_files(&clients, &LeafSpec::default());
+    let with = |cert: &TempFile, key: &TempFile| TlsOptions {
+        client_auth: Some(crate::transport::ClientAuthFiles {
+            cert: cert.path().to_owned(),
+            key: key.path().to_owned(),
+        }),
+        ..trusting(&file)
+    };
+
+    let err = setup_err(&with(&mine.cert, &other.key));
+    assert_eq!(
+        err,
+        format!(
+            "clientKeyFile {}: the private key does not match the certificate in {}",
+            other.key.path().display(),
+            mine.cert.path().display()
+        )
+    );
+
+    let err = setup_err(&with(&mine.key, &mine.key));
+    assert!(
+        err.starts_with(&format!("clientCertFile {}: ", mine.key.path().display()))
+            && err.contains("no PEM certificate in it, only a private key"),
+        "{err}"
+    );
+
+    let err = setup_err(&with(&mine.cert, &mine.cert));
+    assert_eq!(
+        err,
+        format!(
+            "clientKeyFile {}: no PEM private key in it; expected a PEM private key \
+             (-----BEGIN PRIVATE KEY-----)",
+            mine.cert.path().display()
+        )
+    );
+
+    let cut = TempFile::new(b"-----BEGIN PRIVATE KEY-----\nMIIB\n");
+    let err = setup_err(&with(&mine.cert, &cut));
+    assert!(
+        err.starts_with(&format!("clientKeyFile {}: ", cut.path().display()))
+            && err.contains("has no end line"),
+        "{err}"
+    );
+
+    let missing = PathBuf::from("/nonexistent/probewheel/client.pem");
+    let err = setup_err(&TlsOptions {
+        client_auth: Some(crate::transport::ClientAuthFiles {
+            cert: missing.clone(),
+            key: mine.key.path().to_owned(),
+        }),
+        ..trusting(&file)
+    });
+    assert!(
+        err.starts_with(&format!("clientCertFile {}: ", missing.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_client_certificate_expiring_within_min_validity_days_fails_every_session() {
+    let clients = ca("probewheel client CA");
+    let file = ca_file(&clients);
+    let mine = client_files(
+        &clients,
+        &LeafSpec {
+            cn: "short-lived client",
+            until: 10,
+            ..LeafSpec::default()
+        },
+    );
+    let options = |days| TlsOptions {
+        min_validity_days: Some(days),
+        ..mine.offered(trusting(&file))
+    };
+    let setup = TlsSetup::new(&options(30)).unwrap();
+    let err = TlsSession::new(&setup, "localhost").unwrap_err();
+    let SetupError::ClientCertExpiresSoon {
+        subject,
+        not_after,
+        min_days: 30,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(subject, "CN=short-lived client,O=probewheel tests");
+    assert_eq!(
+        assert_words(&err.to_string()),
+        format!(
+            "the client certificate CN=short-lived client,O=probewheel tests (clientCertFile) \
+             expires at {}, within minCertValidityDays (30)",
+            der::format_utc(*not_after)
+        )
+    );
+    let setup = TlsSetup::new(&options(5)).unwrap();
+    assert!(TlsSession::new(&setup, "localhost").is_ok());
+}
+
+#[test]
+fn tls_min_version_1_3_refuses_a_server_that_speaks_only_1_2() {
+    let ca = ca("probewheel test CA");
+    let file = ca_file(&ca);
+    let only13 = TlsOptions {
+        tls13_only: true,
+        ..trusting(&file)
+    };
+
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]),
+        RESPONSE,
+        1,
+    );
+    let setup = TlsSetup::new(&only13).unwrap();
+    let fail = Client::connect(server.addr, &setup, "localhost").handshake_err();
+    let reason = fail.to_string();
+    assert_eq!(
+        reason,
+        "TLS protocol error: the server does not accept TLS 1.3, the only version offered \
+         (tlsMinVersion \"1.3\"); it may speak TLS 1.2 only"
+    );
+
+    // The same server passes the default, and a 1.3 server passes "1.3".
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS12]),
+        RESPONSE,
+        1,
+    );
+    let setup = TlsSetup::new(&trusting(&file)).unwrap();
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+    let server = tls_serve(
+        speaking(&leaf(&ca, &LeafSpec::default()), &[&rustls::version::TLS13]),
+        RESPONSE,
+        1,
+    );
+    let setup = TlsSetup::new(&only13).unwrap();
+    let mut client = Client::connect(server.addr, &setup, "localhost");
+    client.handshake_ok();
+    assert_eq!(
+        client.session.conn.protocol_version(),
+        Some(ProtocolVersion::TLSv1_3)
+    );
+}
+
+#[test]
+fn min_validity_days_judges_the_verified_chain_not_an_expired_cross_sign_beside_it() {
+    // Root -> intermediate -> leaf, and beside them an expired certificate
+    // for the root's name cross-signed by an old root: on no path to the
+    // trusted root (blackbox #340/#589).
+    let root = ca("probewheel test root");
+    let file = ca_file(&root);
+    let intermediate_key = KeyPair::generate().unwrap();
+    let mut intermediate_params = params(&LeafSpec {
+        cn: "probewheel intermediate",
+        names: &[],
+        until: 20,
+        ..LeafSpec::default()
+    });
+    intermediate_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let intermediate_cert = intermediate_params
+        .signed_by(&intermediate_key, &root.issuer)
+        .unwrap();
+    let intermediate = Ca {
+        cert: intermediate_cert,
+        issuer: Issuer::new(intermediate_params, intermediate_key),
+    };
+    let old_root = ca("probewheel old root");
+    let mut cross_params = params(&LeafSpec {
+        cn: "probewheel test root",
+        names: &[],
+        from: -400,
+        until: -10,
+    });
+    cross_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cross = cross_params
+        .signed_by(&KeyPair::generate().unwrap(), &old_root.issuer)
+        .unwrap();
+    let mut served = leaf(&intermediate, &LeafSpec::default());
+    served.chain.push(cross.der().clone());
+    let chain = served.chain.clone();
+    let config = server_config(&served);
+    let days = |min_validity_days| TlsOptions {
+        min_validity_days: Some(min_validity_days),
+        ..trusting(&file)
+    };
+
+    // Judged on every presented certificate, the expired cross-sign would fail it.
+    let all = validity_check(chain.iter().map(|c| c.as_ref()), 7, unix_now());
+    assert!(
+        matches!(all, Err(TlsFail::ExpiresSoon { expired: true, .. })),
+        "{all:?}"
+    );
+
+    let server = tls_serve(Arc::clone(&config), RESPONSE, 1);
+    let setup = TlsSetup::new(&days(7)).unwrap();
+    Client::connect(server.addr, &setup, "localhost").handshake_ok();
+
+    // Whose expiry fails a handshake with `options`, and whether it is past.
+    let expiring = |options: TlsOptions| {
+        let server = tls_serve(Arc::clone(&config), RESPONSE, 1);
+        let setup = TlsSetup::new(&options).unwrap();
+        match Client::connect(server.addr, &setup, "localhost").handshake_err() {
+            TlsFail::ExpiresSoon {
+                subject, expired, ..
+            } => (subject, expired),
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // The intermediate is on the path: its 20 days count.
+    assert_eq!(
+        expiring(days(30)),
+        (
+            "CN=probewheel intermediate,O=probewheel tests".to_owned(),
+            false
+        )
+    );
+
+    // Nothing is verified with tlsSkipVerify: every presented certificate counts.
+    let skipping = TlsOptions {
+        skip_verify: true,
+        ..days(7)
+    };
+    assert_eq!(
+        expiring(skipping),
+        (
+            "CN=probewheel test root,O=probewheel tests".to_owned(),
+            true
+        )
+    );
 }

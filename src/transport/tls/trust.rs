@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::{self, SectionKind};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -45,6 +45,11 @@ const MAX_BUNDLE: u64 = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct Trust {
     pub(super) config: Arc<ClientConfig>,
+    /// The verifier of `config`, for a TLS 1.3 only copy of it.
+    pub(super) verifier: Arc<dyn ServerCertVerifier>,
+    /// The trust anchors `verifier` checks against (none with
+    /// `tlsSkipVerify`), to find the verified chain again.
+    pub(super) roots: Option<Arc<RootCertStore>>,
     pub(super) label: Arc<str>,
 }
 
@@ -74,6 +79,8 @@ struct Shared {
     stamp: Option<FileStamp>,
     bytes: Box<[u8]>,
     config: Weak<ClientConfig>,
+    verifier: Weak<dyn ServerCertVerifier>,
+    roots: Weak<RootCertStore>,
     label: Arc<str>,
 }
 
@@ -87,6 +94,8 @@ impl Shared {
         let config = self.config.upgrade()?;
         Some(Trust {
             config,
+            verifier: self.verifier.upgrade()?,
+            roots: Some(self.roots.upgrade()?),
             label: Arc::clone(&self.label),
         })
     }
@@ -133,12 +142,11 @@ pub(super) fn skip_verify() -> Result<Trust, SetupError> {
     SKIP.get_or_init(|| {
         let builder = builder().map_err(SetupError::Config)?;
         let algorithms = builder.crypto_provider().signature_verification_algorithms;
-        let config = builder
-            .dangerous()
-            .with_custom_certificate_verifier(AcceptAnyCertificate::new(algorithms))
-            .with_no_client_auth();
+        let verifier: Arc<dyn ServerCertVerifier> = AcceptAnyCertificate::new(algorithms);
         Ok(Trust {
-            config: finish(config),
+            config: verifying(builder, &verifier),
+            verifier,
+            roots: None,
             label: "nothing (tlsSkipVerify)".into(),
         })
     })
@@ -177,6 +185,8 @@ fn shared(path: &Path, role: Role) -> Result<Trust, String> {
         stamp: trusted,
         bytes: bytes.into_boxed_slice(),
         config: Arc::downgrade(&trust.config),
+        verifier: Arc::downgrade(&trust.verifier),
+        roots: trust.roots.as_ref().map_or_else(Weak::new, Arc::downgrade),
         label: Arc::clone(&trust.label),
     });
     Ok(trust)
@@ -207,12 +217,18 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
             format!("the system trust store {}", path.display())
         }
     };
-    let config = builder()
-        .map_err(|why| format!("TLS setup: {why}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = builder().map_err(|why| format!("TLS setup: {why}"))?;
+    let roots = Arc::new(roots);
+    let verifier: Arc<dyn ServerCertVerifier> = WebPkiServerVerifier::builder_with_provider(
+        Arc::clone(&roots),
+        Arc::clone(builder.crypto_provider()),
+    )
+    .build()
+    .map_err(|e| format!("TLS setup: {e}"))?;
     Ok(Trust {
-        config: finish(config),
+        config: verifying(builder, &verifier),
+        verifier,
+        roots: Some(roots),
         label: label.into(),
     })
 }
@@ -220,9 +236,35 @@ fn parse(path: &Path, role: Role, bytes: &[u8]) -> Result<Trust, String> {
 /// A client configuration with the ring provider and the safe protocol
 /// versions, before its verifier; rustls's refusal in words.
 fn builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, String> {
+    versions(rustls::DEFAULT_VERSIONS)
+}
+
+/// [`builder`] offering only `versions`.
+fn versions(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, String> {
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| super::words::error(&e))
+}
+
+/// `trust` offering TLS 1.3 only (`tlsMinVersion: "1.3"`): a configuration
+/// of its own around the same verifier.
+pub(super) fn tls13_only(trust: &Trust) -> Result<Arc<ClientConfig>, SetupError> {
+    let builder = versions(&[&rustls::version::TLS13]).map_err(SetupError::Config)?;
+    Ok(verifying(builder, &trust.verifier))
+}
+
+/// The finished configuration verifying with `verifier`.
+fn verifying(
+    builder: ConfigBuilder<ClientConfig, WantsVerifier>,
+    verifier: &Arc<dyn ServerCertVerifier>,
+) -> Arc<ClientConfig> {
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::clone(verifier))
+        .with_no_client_auth();
+    finish(config)
 }
 
 fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
@@ -234,7 +276,7 @@ fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
 
 /// The certificates of a PEM file; at least one. Other PEM blocks (a key,
 /// say) are passed over, but named when they are all the file holds.
-fn pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(super) fn pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut rest = bytes;
     let mut certs = Vec::new();
     let mut others = Vec::new();
