@@ -46,6 +46,36 @@ pub(crate) enum Target {
     Name(String, u16),
 }
 
+/// Which of the resolved (or literal) addresses to use: `ipFamily` and
+/// `addresses` of `docs/declarations.md`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Choice {
+    /// Only IPv4 (`Some(false)`) or only IPv6 (`Some(true)`) addresses.
+    pub(crate) ipv6: Option<bool>,
+    /// Only the first address, not racing the others.
+    pub(crate) first_only: bool,
+}
+
+impl Choice {
+    /// The addresses to dial, or why none is left.
+    fn pick(self, mut addrs: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+        if addrs.is_empty() {
+            return Err(io::Error::other("no addresses"));
+        }
+        if let Some(v6) = self.ipv6 {
+            addrs.retain(|a| a.is_ipv6() == v6);
+        }
+        if addrs.is_empty() {
+            let family = if self.ipv6 == Some(true) { "IPv6" } else { "IPv4" };
+            return Err(io::Error::other(format!("no {family} address")));
+        }
+        if self.first_only {
+            addrs.truncate(1);
+        }
+        Ok(addrs)
+    }
+}
+
 /// What the connection is for.
 #[derive(Debug)]
 pub(crate) enum Then {
@@ -145,6 +175,7 @@ impl fmt::Display for ConnectFail {
 pub(crate) struct Connect {
     target: Target,
     then: Then,
+    choice: Choice,
     started: Instant,
     deadline: Instant,
     state: State,
@@ -185,10 +216,26 @@ impl Connect {
         Connect {
             target,
             then,
+            choice: Choice::default(),
             started,
             deadline,
             state: State::Start,
         }
+    }
+
+    /// The same connect using only the addresses `choice` picks.
+    pub(crate) fn choosing(self, choice: Choice) -> Connect {
+        Connect { choice, ..self }
+    }
+
+    /// When to be called again at the latest while waiting: the
+    /// [`Connect::deadline`], or sooner when the next address is due.
+    pub(crate) fn wake(&self) -> Instant {
+        let next = match &self.state {
+            State::Dialing(dial) => dial.next_start(),
+            _ => None,
+        };
+        next.map_or(self.deadline(), |at| at.min(self.deadline()))
     }
 
     /// When to be called at the latest: the deadline, or the end of the
@@ -229,23 +276,23 @@ impl Connect {
         }
         if let State::Start = self.state {
             self.state = match &self.target {
-                Target::Addr(addr) => State::Dialing(self.dial(vec![*addr])),
+                Target::Addr(addr) => {
+                    let addrs = self.choice.pick(vec![*addr]).map_err(|e| self.unresolved(e))?;
+                    State::Dialing(self.dial(addrs))
+                }
                 Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),
             };
         }
         if let State::Resolving(lookup) = &self.state {
             let addrs = match lookup.take() {
                 None => return Ok(None),
-                Some(Ok(addrs)) if addrs.is_empty() => {
-                    return Err(self.unresolved(io::Error::other("no addresses")));
-                }
-                Some(Ok(addrs)) => addrs,
+                Some(Ok(addrs)) => self.choice.pick(addrs).map_err(|e| self.unresolved(e))?,
                 Some(Err(e)) => return Err(self.unresolved(e)),
             };
             self.state = State::Dialing(self.dial(addrs));
         }
         if let State::Dialing(dial) = &mut self.state {
-            let (tcp, addr) = match dial.advance(cx) {
+            let (tcp, addr) = match dial.advance(cx, now) {
                 Dialed::Pending => return Ok(None),
                 Dialed::Failed => return Err(ConnectFail::Refused(dial.failures())),
                 Dialed::Reached => return Ok(Some(Connected::Closed)),
@@ -327,11 +374,11 @@ impl Connect {
         Dial::new(addrs, !matches!(self.then, Then::Close))
     }
 
-    /// A failed lookup of the target (named by its host, empty for an
-    /// address, and port).
+    /// A failed lookup of the target (named by its host, or address, and
+    /// port).
     fn unresolved(&self, error: io::Error) -> ConnectFail {
         let (name, port) = match &self.target {
-            Target::Addr(addr) => (String::new(), addr.port()),
+            Target::Addr(addr) => (addr.ip().to_string(), addr.port()),
             Target::Name(name, port) => (name.clone(), *port),
         };
         ConnectFail::Resolve { name, port, error }

@@ -23,11 +23,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::decl::{Declaration, Field, FieldError, expected};
-use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
+use crate::runner::tcp::{
+    ADDRESSES, DEFAULT_CONNECT_TIMEOUT_SECS, IP_FAMILY, MAX_CONNECT_TIMEOUT_SECS, choice,
+};
 use crate::runner::{HostFacts, Kind, Prepared};
 #[cfg(feature = "tls")]
 use crate::transport::TlsOptions;
-use crate::transport::connect::Target;
+use crate::transport::connect::{Choice, Target};
 #[cfg(feature = "tls")]
 use crate::transport::tls::{SetupError, TlsSetup};
 
@@ -104,6 +106,8 @@ const FIELDS: &[Field] = &[
     Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
+    IP_FAMILY,
+    ADDRESSES,
 ];
 
 /// A prepared `http` probe.
@@ -180,6 +184,7 @@ impl HttpCheck {
             max_response,
             timeout_secs,
             connect_secs,
+            choice: choice(decl)?,
             #[cfg(feature = "tls")]
             tls_options,
             #[cfg(feature = "tls")]
@@ -250,6 +255,8 @@ struct Probe {
     max_response: Option<Duration>,
     timeout_secs: u64,
     connect_secs: u64,
+    /// `ipFamily` and `addresses`.
+    choice: Choice,
     #[cfg(feature = "tls")]
     tls_options: TlsOptions,
     /// Built at prepare for an `https://` URL, else at the first redirect to one.
