@@ -33,6 +33,8 @@ mod run;
 mod talk_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod eyeballs_tests;
 
 /// Host used when `host` is absent.
 pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
