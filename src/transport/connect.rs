@@ -66,7 +66,11 @@ impl Choice {
             addrs.retain(|a| a.is_ipv6() == v6);
         }
         if addrs.is_empty() {
-            let family = if self.ipv6 == Some(true) { "IPv6" } else { "IPv4" };
+            let family = if self.ipv6 == Some(true) {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
             return Err(io::Error::other(format!("no {family} address")));
         }
         if self.first_only {
@@ -277,7 +281,10 @@ impl Connect {
         if let State::Start = self.state {
             self.state = match &self.target {
                 Target::Addr(addr) => {
-                    let addrs = self.choice.pick(vec![*addr]).map_err(|e| self.unresolved(e))?;
+                    let addrs = self
+                        .choice
+                        .pick(vec![*addr])
+                        .map_err(|e| self.unresolved(e))?;
                     State::Dialing(self.dial(addrs))
                 }
                 Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),

@@ -23,9 +23,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::decl::{Declaration, Field, FieldError, expected};
-use crate::runner::tcp::{
-    ADDRESSES, DEFAULT_CONNECT_TIMEOUT_SECS, IP_FAMILY, MAX_CONNECT_TIMEOUT_SECS, choice,
-};
+use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS, choice};
 use crate::runner::{HostFacts, Kind, Prepared};
 #[cfg(feature = "tls")]
 use crate::transport::TlsOptions;
@@ -106,8 +104,8 @@ const FIELDS: &[Field] = &[
     Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
-    IP_FAMILY,
-    ADDRESSES,
+    Field::new("ipFamily", "string: `any`, `4` or `6`", "`any`", "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of each hop's host; when it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`."),
+    Field::new("addresses", "string: `any` or `first`", "`any`", "Which addresses of each hop's host to try: as for `tcp`."),
 ];
 
 /// A prepared `http` probe.

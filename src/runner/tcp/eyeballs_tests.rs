@@ -53,7 +53,8 @@ fn addresses_first_waits_for_the_first_address_alone() {
     let m = tcp_machine(
         json!({"host": "two.test", "port": 1, "connectTimeoutSecs": 1, "addresses": "first"}),
     );
-    let out = Harness::with_resolver(answers(vec![hang.addr, open])).run(&*m, Duration::from_secs(5));
+    let out =
+        Harness::with_resolver(answers(vec![hang.addr, open])).run(&*m, Duration::from_secs(5));
     assert_eq!(
         out.reason().unwrap(),
         format!("tcp probe: connect {}: timed out after 1 s", hang.addr)
@@ -80,10 +81,10 @@ fn ip_family_keeps_only_its_addresses() {
     let (_l, open) = live();
     let v6_closed: SocketAddr = format!("[::1]:{}", closed().port()).parse().unwrap();
     // The IPv6 address would come first, and alone with `first`.
-    let m = tcp_machine(
-        json!({"host": "two.test", "port": 1, "ipFamily": "4", "addresses": "first"}),
-    );
-    let out = Harness::with_resolver(answers(vec![v6_closed, open])).run(&*m, Duration::from_secs(5));
+    let m =
+        tcp_machine(json!({"host": "two.test", "port": 1, "ipFamily": "4", "addresses": "first"}));
+    let out =
+        Harness::with_resolver(answers(vec![v6_closed, open])).run(&*m, Duration::from_secs(5));
     assert_eq!(out, RunnerOutcome::pass());
 
     let m = tcp_machine(json!({"host": "two.test", "port": 7, "ipFamily": "6"}));
@@ -97,7 +98,10 @@ fn ip_family_keeps_only_its_addresses() {
     let out = Harness::new().run(&*m, Duration::from_secs(5));
     assert_eq!(
         out.reason().unwrap(),
-        format!("tcp probe: resolve 127.0.0.1:{}: no IPv6 address", open.port())
+        format!(
+            "tcp probe: resolve 127.0.0.1:{}: no IPv6 address",
+            open.port()
+        )
     );
 }
 
@@ -112,7 +116,10 @@ fn invalid_choices_name_the_field() {
             json!({"port": 1, "addresses": "every"}),
             "field `addresses`: expected \"any\" or \"first\", got \"every\"",
         ),
-        (json!({"port": 1, "ipFamily": 4}), "field `ipFamily`: expected a string"),
+        (
+            json!({"port": 1, "ipFamily": 4}),
+            "field `ipFamily`: expected a string",
+        ),
     ] {
         let Err(e) = crate::runner::machine::testing::machine(&super::tests::decl(fields)) else {
             panic!("prepared an invalid declaration: {want}");

@@ -28,13 +28,13 @@ use super::tls_fields::NOT_BUILT_IN;
 use super::tls_fields::tls_setup;
 use super::tls_fields::{TLS_FIELDS, tls_options};
 
+#[cfg(test)]
+mod eyeballs_tests;
 mod run;
 #[cfg(test)]
 mod talk_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod eyeballs_tests;
 
 /// Host used when `host` is absent.
 pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
@@ -68,37 +68,32 @@ const FIELDS: &[Field] = &[
     Field::new("tls", "boolean", "false", "After connecting, complete a TLS handshake, certificate checks included"),
     Field::new("send", "string: 1 to 4096 bytes, escapes allowed", "none", "Written once connected (after the handshake with `tls`)."),
     Field::new("expect", "string: 1 to 4096 bytes, escapes allowed", "none", "Passes only when these bytes occur in the first 4096 bytes received (after `send`, if any)"),
-    IP_FAMILY,
-    ADDRESSES,
+    Field::new("ipFamily", "string: `any`, `4` or `6`", "`any`", "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of `host`; when it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`."),
+    Field::new("addresses", "string: `any` or `first`", "`any`", "Which addresses of `host` to try. `any`: all, the families alternating from the first address's, as RFC 8305 (happy eyeballs) does: the next starts 250 ms after the previous one began (at once when it failed), the first to connect is used and the others are closed. `first`: only the first address."),
 ];
 
-/// `ipFamily`, of `tcp` and `http`.
-pub(crate) const IP_FAMILY: Field = Field::new(
-    "ipFamily",
-    "string: `any`, `4` or `6`",
-    "`any`",
-    "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of the host. When it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`.",
-);
-/// `addresses`, of `tcp` and `http`.
-pub(crate) const ADDRESSES: Field = Field::new(
-    "addresses",
-    "string: `any` or `first`",
-    "`any`",
-    "Which of the host's addresses to try. `any`: all of them, IPv6 and IPv4 alternating from the first one's family, as RFC 8305 (happy eyeballs) does: the next starts 250 ms after the previous one began (at once when it failed), the first to connect is used and the others are closed, all within the connect timeout. `first`: only the first address.",
-);
-
-/// Reads `ipFamily` and `addresses`.
+/// Reads `ipFamily` and `addresses` (of `tcp` and `http`).
 pub(crate) fn choice(decl: &Declaration) -> Result<Choice, FieldError> {
     let ipv6 = match decl.str_field("ipFamily")? {
         None | Some("any") => None,
         Some("4") => Some(false),
         Some("6") => Some(true),
-        Some(other) => return Err(FieldError::new("ipFamily", format!("expected \"any\", \"4\" or \"6\", got {other:?}"))),
+        Some(other) => {
+            return Err(FieldError::new(
+                "ipFamily",
+                format!("expected \"any\", \"4\" or \"6\", got {other:?}"),
+            ));
+        }
     };
     let first_only = match decl.str_field("addresses")? {
         None | Some("any") => false,
         Some("first") => true,
-        Some(other) => return Err(FieldError::new("addresses", format!("expected \"any\" or \"first\", got {other:?}"))),
+        Some(other) => {
+            return Err(FieldError::new(
+                "addresses",
+                format!("expected \"any\" or \"first\", got {other:?}"),
+            ));
+        }
     };
     Ok(Choice { ipv6, first_only })
 }
