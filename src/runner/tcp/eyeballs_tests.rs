@@ -3,12 +3,13 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::tests::tcp_machine;
 use crate::RunnerOutcome;
+use crate::clock;
 use crate::runner::machine::testing::{Harness, hanging_listener};
 
 /// A resolver that answers every lookup with `addrs`.
@@ -38,7 +39,7 @@ fn happy_eyeballs_passes_when_the_first_address_is_black_holed() {
     ] {
         let m = tcp_machine(fields);
         let mut h = Harness::with_resolver(answers(vec![hang.addr, open]));
-        let started = Instant::now();
+        let started = clock::mono_now();
         let out = h.run(&*m, Duration::from_secs(5));
         let took = started.elapsed();
         assert_eq!(out, RunnerOutcome::pass());
