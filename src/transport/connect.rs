@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::io;
-#[cfg(feature = "tls")]
 use std::mem;
 use std::net::SocketAddr;
 #[cfg(feature = "tls")]
@@ -52,8 +51,19 @@ pub(crate) enum Target {
 pub(crate) struct Choice {
     /// Only IPv4 (`Some(false)`) or only IPv6 (`Some(true)`) addresses.
     pub(crate) ipv6: Option<bool>,
-    /// Only the first address, not racing the others.
-    pub(crate) first_only: bool,
+    pub(crate) addresses: Addresses,
+}
+
+/// `addresses`: which of the picked addresses must connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Addresses {
+    /// Only the first one is tried.
+    First,
+    /// The first to connect, racing them (RFC 8305).
+    #[default]
+    Any,
+    /// Every one, in turn, each failure named.
+    All,
 }
 
 impl Choice {
@@ -73,7 +83,7 @@ impl Choice {
             };
             return Err(io::Error::other(format!("no {family} address")));
         }
-        if self.first_only {
+        if self.addresses == Addresses::First {
             addrs.truncate(1);
         }
         Ok(addrs)
@@ -157,6 +167,8 @@ pub(crate) enum ConnectFail {
     /// The TLS handshake failed (or timed out).
     #[cfg(feature = "tls")]
     Tls(SocketAddr, TlsFail),
+    /// With `addresses: all`: the addresses that failed, each as above.
+    Each(Vec<ConnectFail>),
 }
 
 impl fmt::Display for ConnectFail {
@@ -170,6 +182,13 @@ impl fmt::Display for ConnectFail {
             ConnectFail::Setup(e) => e.fmt(f),
             #[cfg(feature = "tls")]
             ConnectFail::Tls(addr, fail) => write!(f, "{addr}: {fail}"),
+            ConnectFail::Each(fails) => {
+                for (i, fail) in fails.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{fail}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -180,9 +199,19 @@ pub(crate) struct Connect {
     target: Target,
     then: Then,
     choice: Choice,
+    /// With `addresses: all`: the progress through them.
+    every: Option<Box<Every>>,
     started: Instant,
     deadline: Instant,
     state: State,
+}
+
+/// `addresses: all`: the addresses still to check, last first, and the
+/// failures so far.
+#[derive(Debug)]
+struct Every {
+    rest: Vec<SocketAddr>,
+    failed: Vec<ConnectFail>,
 }
 
 /// The steps, in the order they are taken.
@@ -221,6 +250,7 @@ impl Connect {
             target,
             then,
             choice: Choice::default(),
+            every: None,
             started,
             deadline,
             state: State::Start,
@@ -271,6 +301,39 @@ impl Connect {
         cx: &mut impl Watch,
         now: Instant,
     ) -> Result<Option<Connected>, ConnectFail> {
+        loop {
+            let result = self.step(cx, now);
+            let Some(every) = self.every.as_deref_mut() else {
+                return result;
+            };
+            let last = every.rest.is_empty();
+            match result {
+                Ok(None) => return Ok(None),
+                Ok(Some(connected)) if last && every.failed.is_empty() => {
+                    return Ok(Some(connected));
+                }
+                Ok(_) => {} // an address checked: it closes as it drops
+                Err(e) => every.failed.push(e),
+            }
+            #[cfg(feature = "tls")]
+            let no_setup = matches!(every.failed.last(), Some(ConnectFail::Setup(_)));
+            #[cfg(not(feature = "tls"))]
+            let no_setup = false;
+            if last || no_setup || now >= self.deadline {
+                return Err(ConnectFail::Each(mem::take(&mut every.failed)));
+            }
+            let next = every.rest.pop().expect("not the last address");
+            self.state = State::Dialing(self.dial(vec![next]));
+        }
+    }
+
+    /// One connect to the picked addresses (with `addresses: all`, to
+    /// one of them).
+    fn step(
+        &mut self,
+        cx: &mut impl Watch,
+        now: Instant,
+    ) -> Result<Option<Connected>, ConnectFail> {
         #[cfg(feature = "tls")]
         if let State::Verdict(..) = self.state {
             return self.verdict(now); // its wait ends by the deadline
@@ -279,24 +342,19 @@ impl Connect {
             return Err(self.timed_out());
         }
         if let State::Start = self.state {
-            self.state = match &self.target {
-                Target::Addr(addr) => {
-                    let addrs = self
-                        .choice
-                        .pick(vec![*addr])
-                        .map_err(|e| self.unresolved(e))?;
-                    State::Dialing(self.dial(addrs))
+            match &self.target {
+                Target::Addr(addr) => self.begin(vec![*addr])?,
+                Target::Name(name, port) => {
+                    self.state = State::Resolving(cx.resolve(name, *port));
                 }
-                Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),
-            };
+            }
         }
         if let State::Resolving(lookup) = &self.state {
-            let addrs = match lookup.take() {
+            match lookup.take() {
                 None => return Ok(None),
-                Some(Ok(addrs)) => self.choice.pick(addrs).map_err(|e| self.unresolved(e))?,
+                Some(Ok(addrs)) => self.begin(addrs)?,
                 Some(Err(e)) => return Err(self.unresolved(e)),
-            };
-            self.state = State::Dialing(self.dial(addrs));
+            }
         }
         if let State::Dialing(dial) = &mut self.state {
             let (tcp, addr) = match dial.advance(cx, now) {
@@ -375,6 +433,20 @@ impl Connect {
             Ok(_) => Ok(None),
             Err(fail) => Err(ConnectFail::Tls(tls.addr, fail)),
         }
+    }
+
+    /// Starts dialing the addresses the choice picks from `addrs`; with
+    /// `addresses: all`, the first of them, the others kept for later.
+    fn begin(&mut self, addrs: Vec<SocketAddr>) -> Result<(), ConnectFail> {
+        let mut addrs = self.choice.pick(addrs).map_err(|e| self.unresolved(e))?;
+        if self.choice.addresses == Addresses::All {
+            let mut rest = addrs.split_off(1);
+            rest.reverse();
+            let failed = Vec::new();
+            self.every = Some(Box::new(Every { rest, failed }));
+        }
+        self.state = State::Dialing(self.dial(addrs));
+        Ok(())
     }
 
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {

@@ -105,7 +105,7 @@ const FIELDS: &[Field] = &[
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
     Field::new("ipFamily", "string: `any`, `4` or `6`", "`any`", "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of each hop's host; when it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`."),
-    Field::new("addresses", "string: `any` or `first`", "`any`", "Which addresses of each hop's host to try: as for `tcp`."),
+    Field::new("addresses", "string: `any`, `first` or `all`", "`any`", "Which addresses of each hop's host must connect: as for `tcp`; with `all` the request goes over the last one's connection."),
 ];
 
 /// A prepared `http` probe.

@@ -115,7 +115,7 @@ fn invalid_choices_name_the_field() {
         ),
         (
             json!({"port": 1, "addresses": "every"}),
-            "field `addresses`: expected \"any\" or \"first\", got \"every\"",
+            "field `addresses`: expected \"any\", \"first\" or \"all\", got \"every\"",
         ),
         (
             json!({"port": 1, "ipFamily": 4}),
@@ -127,4 +127,35 @@ fn invalid_choices_name_the_field() {
         };
         assert!(e.contains(want), "{e} does not contain {want}");
     }
+}
+
+#[test]
+fn addresses_all_checks_every_address_and_names_each_failure() {
+    let (_a, one) = live();
+    let (_b, two) = live();
+    let (c1, c2) = (closed(), closed());
+    let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+    let all = tcp_machine(json!({"host": "all.test", "port": 1, "addresses": "all"}));
+    let any = tcp_machine(json!({"host": "all.test", "port": 1}));
+    let run = |m: &dyn crate::runner::machine::Machine, addrs| {
+        Harness::with_resolver(answers(addrs)).run(m, Duration::from_secs(5))
+    };
+    assert_eq!(run(&*all, vec![one, two]), RunnerOutcome::pass());
+    // One address connecting is enough for `any`, not for `all`.
+    assert_eq!(run(&*any, vec![one, c1]), RunnerOutcome::pass());
+    assert_eq!(
+        run(&*all, vec![one, c1]).reason().unwrap(),
+        format!("tcp probe: connect {c1}: {refused}")
+    );
+    assert_eq!(
+        run(&*all, vec![c1, two, c2]).reason().unwrap(),
+        format!("tcp probe: connect {c1}: {refused}; connect {c2}: {refused}")
+    );
+    // The same with a kept connection (for `send`).
+    let talk = tcp_machine(json!({"host": "all.test", "port": 1, "addresses": "all", "send": "x"}));
+    assert_eq!(run(&*talk, vec![one, two]), RunnerOutcome::pass());
+    assert_eq!(
+        run(&*talk, vec![c1, two]).reason().unwrap(),
+        format!("tcp probe: connect {c1}: {refused}")
+    );
 }
