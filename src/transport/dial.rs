@@ -325,3 +325,34 @@ fn connect_on(fd: OwnedFd, addr: &SocketAddr) -> io::Result<TcpStream> {
 pub(crate) fn close_at_once(stream: TcpStream) {
     let _ = socket::reset_on_close(&stream);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn families_alternate_from_the_first_address() {
+        let got = interleave(addrs(&[
+            "[::1]:1",
+            "[::1]:2",
+            "[::1]:3",
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+        ]));
+        let want = addrs(&[
+            "[::1]:1",
+            "127.0.0.1:1",
+            "[::1]:2",
+            "127.0.0.2:1",
+            "[::1]:3",
+        ]);
+        assert_eq!(got, want);
+        let got = interleave(addrs(&["127.0.0.1:1", "127.0.0.2:1", "[::1]:1"]));
+        assert_eq!(got, addrs(&["127.0.0.1:1", "[::1]:1", "127.0.0.2:1"]));
+        assert_eq!(interleave(Vec::new()), Vec::new());
+    }
+}

@@ -45,6 +45,8 @@ mod status;
 mod url;
 
 #[cfg(test)]
+mod eyeballs_tests;
+#[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
 mod tests;
