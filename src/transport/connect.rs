@@ -12,6 +12,9 @@
 //! (`timed out after N s`). A `tcp` probe's TLS connection counts once a
 //! TLS 1.3 server that asked for a client certificate had a short wait
 //! (`Verdict`) to refuse the client that sent none.
+//!
+//! A [`Choice`] (`ipFamily`, `addresses`) filters the addresses; with
+//! `addresses: all` the whole path after the lookup runs once per address.
 
 use std::fmt;
 use std::io;
