@@ -144,6 +144,21 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
         ]),
         "port" => (0u64..70_000).prop_map(|n| json!(n)).boxed(),
         "connectTimeoutSecs" => (0u64..4000).prop_map(|n| json!(n)).boxed(),
+        "ipFamily" => one_of(vec![
+            json!("any"),
+            json!("4"),
+            json!("6"),
+            json!(4),
+            json!("ipv6"),
+            json!(""),
+        ]),
+        "addresses" => one_of(vec![
+            json!("any"),
+            json!("first"),
+            json!("all"),
+            json!(null),
+            json!(""),
+        ]),
         "command" => one_of(vec![
             json!(["true"]),
             json!("true"),

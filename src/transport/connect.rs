@@ -12,10 +12,12 @@
 //! (`timed out after N s`). A `tcp` probe's TLS connection counts once a
 //! TLS 1.3 server that asked for a client certificate had a short wait
 //! (`Verdict`) to refuse the client that sent none.
+//!
+//! A [`Choice`] (`ipFamily`, `addresses`) filters the addresses; with
+//! `addresses: all` the whole path after the lookup runs once per address.
 
 use std::fmt;
 use std::io;
-#[cfg(feature = "tls")]
 use std::mem;
 use std::net::SocketAddr;
 #[cfg(feature = "tls")]
@@ -44,6 +46,51 @@ pub(crate) enum Target {
     /// A host name, looked up at every connect (so DNS changes are
     /// followed), and the port.
     Name(String, u16),
+}
+
+/// Which of the resolved (or literal) addresses to use: `ipFamily` and
+/// `addresses` of `docs/declarations.md`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Choice {
+    /// Only IPv4 (`Some(false)`) or only IPv6 (`Some(true)`) addresses.
+    pub(crate) ipv6: Option<bool>,
+    pub(crate) addresses: Addresses,
+}
+
+/// `addresses`: which of the picked addresses must connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Addresses {
+    /// Only the first one is tried.
+    First,
+    /// The first to connect, racing them (RFC 8305).
+    #[default]
+    Any,
+    /// Every one, in turn, each failure named.
+    All,
+}
+
+impl Choice {
+    /// The addresses to dial, or why none is left.
+    fn pick(self, mut addrs: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+        if addrs.is_empty() {
+            return Err(io::Error::other("no addresses"));
+        }
+        if let Some(v6) = self.ipv6 {
+            addrs.retain(|a| a.is_ipv6() == v6);
+        }
+        if addrs.is_empty() {
+            let family = if self.ipv6 == Some(true) {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
+            return Err(io::Error::other(format!("no {family} address")));
+        }
+        if self.addresses == Addresses::First {
+            addrs.truncate(1);
+        }
+        Ok(addrs)
+    }
 }
 
 /// What the connection is for.
@@ -123,6 +170,8 @@ pub(crate) enum ConnectFail {
     /// The TLS handshake failed (or timed out).
     #[cfg(feature = "tls")]
     Tls(SocketAddr, TlsFail),
+    /// With `addresses: all`: the addresses that failed, each as above.
+    Each(Vec<ConnectFail>),
 }
 
 impl fmt::Display for ConnectFail {
@@ -136,6 +185,13 @@ impl fmt::Display for ConnectFail {
             ConnectFail::Setup(e) => e.fmt(f),
             #[cfg(feature = "tls")]
             ConnectFail::Tls(addr, fail) => write!(f, "{addr}: {fail}"),
+            ConnectFail::Each(fails) => {
+                for (i, fail) in fails.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{fail}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -145,9 +201,20 @@ impl fmt::Display for ConnectFail {
 pub(crate) struct Connect {
     target: Target,
     then: Then,
+    choice: Choice,
+    /// With `addresses: all`: the progress through them.
+    every: Option<Box<Every>>,
     started: Instant,
     deadline: Instant,
     state: State,
+}
+
+/// `addresses: all`: the addresses still to check, last first, and the
+/// failures so far.
+#[derive(Debug)]
+struct Every {
+    rest: Vec<SocketAddr>,
+    failed: Vec<ConnectFail>,
 }
 
 /// The steps, in the order they are taken.
@@ -185,10 +252,27 @@ impl Connect {
         Connect {
             target,
             then,
+            choice: Choice::default(),
+            every: None,
             started,
             deadline,
             state: State::Start,
         }
+    }
+
+    /// The same connect using only the addresses `choice` picks.
+    pub(crate) fn choosing(self, choice: Choice) -> Connect {
+        Connect { choice, ..self }
+    }
+
+    /// When to be called again at the latest while waiting: the
+    /// [`Connect::deadline`], or sooner when the next address is due.
+    pub(crate) fn wake(&self) -> Instant {
+        let next = match &self.state {
+            State::Dialing(dial) => dial.next_start(),
+            _ => None,
+        };
+        next.map_or(self.deadline(), |at| at.min(self.deadline()))
     }
 
     /// When to be called at the latest: the deadline, or the end of the
@@ -220,6 +304,39 @@ impl Connect {
         cx: &mut impl Watch,
         now: Instant,
     ) -> Result<Option<Connected>, ConnectFail> {
+        loop {
+            let result = self.step(cx, now);
+            let Some(every) = self.every.as_deref_mut() else {
+                return result;
+            };
+            let last = every.rest.is_empty();
+            match result {
+                Ok(None) => return Ok(None),
+                Ok(Some(connected)) if last && every.failed.is_empty() => {
+                    return Ok(Some(connected));
+                }
+                Ok(_) => {} // an address checked: it closes as it drops
+                Err(e) => every.failed.push(e),
+            }
+            #[cfg(feature = "tls")]
+            let no_setup = matches!(every.failed.last(), Some(ConnectFail::Setup(_)));
+            #[cfg(not(feature = "tls"))]
+            let no_setup = false;
+            if last || no_setup || now >= self.deadline {
+                return Err(ConnectFail::Each(mem::take(&mut every.failed)));
+            }
+            let next = every.rest.pop().expect("not the last address");
+            self.state = State::Dialing(self.dial(vec![next]));
+        }
+    }
+
+    /// One connect to the picked addresses (with `addresses: all`, to
+    /// one of them).
+    fn step(
+        &mut self,
+        cx: &mut impl Watch,
+        now: Instant,
+    ) -> Result<Option<Connected>, ConnectFail> {
         #[cfg(feature = "tls")]
         if let State::Verdict(..) = self.state {
             return self.verdict(now); // its wait ends by the deadline
@@ -228,24 +345,22 @@ impl Connect {
             return Err(self.timed_out());
         }
         if let State::Start = self.state {
-            self.state = match &self.target {
-                Target::Addr(addr) => State::Dialing(self.dial(vec![*addr])),
-                Target::Name(name, port) => State::Resolving(cx.resolve(name, *port)),
-            };
+            match &self.target {
+                Target::Addr(addr) => self.begin(vec![*addr])?,
+                Target::Name(name, port) => {
+                    self.state = State::Resolving(cx.resolve(name, *port));
+                }
+            }
         }
         if let State::Resolving(lookup) = &self.state {
-            let addrs = match lookup.take() {
+            match lookup.take() {
                 None => return Ok(None),
-                Some(Ok(addrs)) if addrs.is_empty() => {
-                    return Err(self.unresolved(io::Error::other("no addresses")));
-                }
-                Some(Ok(addrs)) => addrs,
+                Some(Ok(addrs)) => self.begin(addrs)?,
                 Some(Err(e)) => return Err(self.unresolved(e)),
-            };
-            self.state = State::Dialing(self.dial(addrs));
+            }
         }
         if let State::Dialing(dial) = &mut self.state {
-            let (tcp, addr) = match dial.advance(cx) {
+            let (tcp, addr) = match dial.advance(cx, now) {
                 Dialed::Pending => return Ok(None),
                 Dialed::Failed => return Err(ConnectFail::Refused(dial.failures())),
                 Dialed::Reached => return Ok(Some(Connected::Closed)),
@@ -323,15 +438,29 @@ impl Connect {
         }
     }
 
+    /// Starts dialing the addresses the choice picks from `addrs`; with
+    /// `addresses: all`, the first of them, the others kept for later.
+    fn begin(&mut self, addrs: Vec<SocketAddr>) -> Result<(), ConnectFail> {
+        let mut addrs = self.choice.pick(addrs).map_err(|e| self.unresolved(e))?;
+        if self.choice.addresses == Addresses::All {
+            let mut rest = addrs.split_off(1);
+            rest.reverse();
+            let failed = Vec::new();
+            self.every = Some(Box::new(Every { rest, failed }));
+        }
+        self.state = State::Dialing(self.dial(addrs));
+        Ok(())
+    }
+
     fn dial(&self, addrs: Vec<SocketAddr>) -> Dial {
         Dial::new(addrs, !matches!(self.then, Then::Close))
     }
 
-    /// A failed lookup of the target (named by its host, empty for an
-    /// address, and port).
+    /// A failed lookup of the target (named by its host, or address, and
+    /// port).
     fn unresolved(&self, error: io::Error) -> ConnectFail {
         let (name, port) = match &self.target {
-            Target::Addr(addr) => (String::new(), addr.port()),
+            Target::Addr(addr) => (addr.ip().to_string(), addr.port()),
             Target::Name(name, port) => (name.clone(), *port),
         };
         ConnectFail::Resolve { name, port, error }

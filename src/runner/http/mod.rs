@@ -23,11 +23,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::decl::{Declaration, Field, FieldError, expected};
-use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS};
+use crate::runner::tcp::{DEFAULT_CONNECT_TIMEOUT_SECS, MAX_CONNECT_TIMEOUT_SECS, choice};
 use crate::runner::{HostFacts, Kind, Prepared};
 #[cfg(feature = "tls")]
 use crate::transport::TlsOptions;
-use crate::transport::connect::Target;
+use crate::transport::connect::{Choice, Target};
 #[cfg(feature = "tls")]
 use crate::transport::tls::{SetupError, TlsSetup};
 
@@ -45,6 +45,8 @@ mod run;
 mod status;
 mod url;
 
+#[cfg(test)]
+mod eyeballs_tests;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
@@ -110,6 +112,8 @@ const FIELDS: &[Field] = &[
     Field::new("followRedirects", "boolean or `\"sameHost\"`", "true", "Which redirects are followed:"),
     Field::new("maxResponseMs", "integer, 1 to 86400000", "none", "Fail a run that took longer than this many milliseconds,"),
     Field::new("connectTimeoutSecs", "integer, 1 to 3600", "5", "Bounds the connect phase of each hop: the name lookup, the connect and, for `https://`, the TLS handshake."),
+    Field::new("ipFamily", "string: `any`, `4` or `6`", "`any`", "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of each hop's host; when it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`."),
+    Field::new("addresses", "string: `any`, `first` or `all`", "`any`", "Which addresses of each hop's host must connect: as for `tcp`; with `all` the request goes over the last one's connection."),
 ];
 
 /// A prepared `http` probe.
@@ -189,6 +193,7 @@ impl HttpCheck {
             max_response,
             timeout_secs,
             connect_secs,
+            choice: choice(decl)?,
             #[cfg(feature = "tls")]
             tls_options,
             #[cfg(feature = "tls")]
@@ -259,6 +264,8 @@ struct Probe {
     max_response: Option<Duration>,
     timeout_secs: u64,
     connect_secs: u64,
+    /// `ipFamily` and `addresses`.
+    choice: Choice,
     #[cfg(feature = "tls")]
     tls_options: TlsOptions,
     /// Built at prepare for an `https://` URL, else at the first redirect to one.

@@ -70,7 +70,7 @@ impl Probe {
         #[cfg(not(feature = "tls"))]
         let then = Then::Plain;
         let connect_by = (now + Duration::from_secs(self.connect_secs)).min(deadline);
-        Connect::new(hop.target.clone(), then, now, connect_by)
+        Connect::new(hop.target.clone(), then, now, connect_by).choosing(self.choice)
     }
 
     /// The TLS configuration (see [`Probe::tls`]).
@@ -259,7 +259,10 @@ impl HttpRun {
             return Err(Fail::ConnectTimedOut(Phase::Connect(connect.stage())));
         }
         match connect.advance(cx, cx.now()) {
-            Ok(None) => Ok(Next::Stop(State::Connecting(connect), Flow::Wait(until))),
+            Ok(None) => {
+                let wake = connect.wake();
+                Ok(Next::Stop(State::Connecting(connect), Flow::Wait(wake)))
+            }
             Ok(Some(Connected::Open(stream, addr))) => {
                 let conn = Conn { stream, addr };
                 Ok(Next::To(State::Sending { conn, written: 0 }))

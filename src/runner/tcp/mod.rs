@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::decl::{Declaration, Field, FieldError};
 use crate::runner::{HostFacts, Kind, Prepared};
-use crate::transport::connect::Target;
+use crate::transport::connect::{Addresses, Choice, Target};
 #[cfg(feature = "tls")]
 use crate::transport::tls::{SetupError, TlsSetup};
 
@@ -28,6 +28,8 @@ use super::tls_fields::NOT_BUILT_IN;
 use super::tls_fields::tls_setup;
 use super::tls_fields::{TLS_FIELDS, tls_options};
 
+#[cfg(test)]
+mod eyeballs_tests;
 mod run;
 #[cfg(test)]
 mod talk_tests;
@@ -66,7 +68,36 @@ const FIELDS: &[Field] = &[
     Field::new("tls", "boolean", "false", "After connecting, complete a TLS handshake, certificate checks included"),
     Field::new("send", "string: 1 to 4096 bytes, escapes allowed", "none", "Written once connected (after the handshake with `tls`)."),
     Field::new("expect", "string: 1 to 4096 bytes, escapes allowed", "none", "Passes only when these bytes occur in the first 4096 bytes received (after `send`, if any)"),
+    Field::new("ipFamily", "string: `any`, `4` or `6`", "`any`", "Connect only to IPv4 (`4`) or only to IPv6 (`6`) addresses of `host`; when it has none (an IP literal of the other family included) the run fails: `resolve <host>:<port>: no IPv6 address`."),
+    Field::new("addresses", "string: `any`, `first` or `all`", "`any`", "Which addresses of `host` must connect. `any`: one, tried in turn with the families alternating from the first address's, as RFC 8305 (happy eyeballs) does: the next starts 250 ms after the previous one began (at once when it failed), the first to connect is used and the others are closed. `first`: the first address, the only one tried. `all`: every address, one after the other (each with its TLS handshake with `tls`); the reason names each that failed"),
 ];
+
+/// Reads `ipFamily` and `addresses` (of `tcp` and `http`).
+pub(crate) fn choice(decl: &Declaration) -> Result<Choice, FieldError> {
+    let ipv6 = match decl.str_field("ipFamily")? {
+        None | Some("any") => None,
+        Some("4") => Some(false),
+        Some("6") => Some(true),
+        Some(other) => {
+            return Err(FieldError::new(
+                "ipFamily",
+                format!("expected \"any\", \"4\" or \"6\", got {other:?}"),
+            ));
+        }
+    };
+    let addresses = match decl.str_field("addresses")? {
+        None | Some("any") => Addresses::Any,
+        Some("first") => Addresses::First,
+        Some("all") => Addresses::All,
+        Some(other) => {
+            return Err(FieldError::new(
+                "addresses",
+                format!("expected \"any\", \"first\" or \"all\", got {other:?}"),
+            ));
+        }
+    };
+    Ok(Choice { ipv6, addresses })
+}
 
 /// A prepared `tcp` probe.
 #[derive(Debug, Clone)]
@@ -79,6 +110,8 @@ struct TcpCheck {
 struct Probe {
     /// A name is resolved at every run, so DNS changes are followed.
     target: Target,
+    /// `ipFamily` and `addresses`.
+    choice: Choice,
     timeout_secs: u64,
     /// `send`, unescaped.
     send: Option<Box<[u8]>>,
@@ -119,6 +152,7 @@ impl TcpCheck {
         Ok(TcpCheck {
             probe: Arc::new(Probe {
                 target,
+                choice: choice(decl)?,
                 timeout_secs,
                 send,
                 expect,

@@ -23,7 +23,7 @@ impl Machine for TcpCheck {
     fn start(&self, now: Instant) -> Box<dyn Run> {
         let p = &self.probe;
         let deadline = now + Duration::from_secs(p.timeout_secs);
-        let connect = Connect::new(p.target.clone(), p.then(), now, deadline);
+        let connect = Connect::new(p.target.clone(), p.then(), now, deadline).choosing(p.choice);
         Box::new(TcpRun {
             probe: Arc::clone(p),
             deadline,
@@ -91,7 +91,7 @@ impl TcpRun {
     fn step(&mut self, cx: &mut Cx<'_>) -> Result<Option<Instant>, String> {
         if let State::Connecting(connect) = &mut self.state {
             match connect.advance(cx, cx.now()).map_err(|e| e.to_string())? {
-                None => return Ok(Some(connect.deadline())),
+                None => return Ok(Some(connect.wake())),
                 // Connected (the connection is closed by now): all it asks.
                 Some(Connected::Closed) => return Ok(None),
                 Some(Connected::Open(stream, addr)) => {
