@@ -8,7 +8,7 @@ use crate::runner::Registry;
 /// `noop` kind that reads nothing of its own.
 fn registry() -> Registry {
     let mut r = Registry::builtin();
-    r.insert("file", Counting(Default::default()));
+    r.insert("disk", Counting(Default::default()));
     r.insert(
         "noop",
         crate::runner::FnRunner::new(|_| crate::RunnerOutcome::pass()),
@@ -19,10 +19,10 @@ fn registry() -> Registry {
 #[test]
 fn check_reports_errors_and_what_the_engine_changes() {
     let d = parse(
-        br#"{"web": {"kind": "file", "mode": "enforce", "path": 7, "intervalSeconds": 1},
-             "odd": {"kind": "file", "mode": "enforec", "path": "/x", "pth": 1},
+        br#"{"web": {"kind": "disk", "mode": "enforce", "path": 7, "intervalSeconds": 1},
+             "odd": {"kind": "disk", "mode": "enforec", "path": "/x", "pth": 1},
              "what": {"kind": "gopher", "mode": "observe", "path": 1},
-             "fine": {"kind": "file", "mode": "observe", "path": "/x", "intervalSeconds": 60}}"#,
+             "fine": {"kind": "disk", "mode": "observe", "path": "/x", "intervalSeconds": 60}}"#,
     )
     .unwrap();
     let findings = check(&d, &registry(), Duration::from_secs(5));
@@ -42,8 +42,8 @@ fn check_reports_errors_and_what_the_engine_changes() {
 #[test]
 fn check_prints_one_line_per_finding_whatever_the_names() {
     let d = parse(
-        br#"{"x\nerror: forged: kind: fake": {"kind": "file", "mode": "observe", "path": 0},
-             "ok": {"kind": "file", "mode": "observe", "path": "a\nb"}}"#,
+        br#"{"x\nerror: forged: kind: fake": {"kind": "disk", "mode": "observe", "path": 0},
+             "ok": {"kind": "disk", "mode": "observe", "path": "a\nb"}}"#,
     )
     .unwrap();
     let lines: Vec<String> = check(&d, &registry(), Duration::from_secs(5))
@@ -76,14 +76,14 @@ impl crate::Runner for Counting {
 #[test]
 fn check_prepares_each_probe_once_and_names_a_custom_kinds_field() {
     let d = parse(
-        br#"{"a": {"kind": "file", "mode": "enforce", "path": 7},
-             "b": {"kind": "file", "mode": "enforce", "path": "/x", "pth": 1},
-             "c": {"kind": "file", "mode": "enforce"}}"#,
+        br#"{"a": {"kind": "disk", "mode": "enforce", "path": 7},
+             "b": {"kind": "disk", "mode": "enforce", "path": "/x", "pth": 1},
+             "c": {"kind": "disk", "mode": "enforce"}}"#,
     )
     .unwrap();
     let counting = std::sync::Arc::new(Counting(Default::default()));
     let mut registry = Registry::builtin();
-    registry.insert("file", ArcRunner(std::sync::Arc::clone(&counting)));
+    registry.insert("disk", ArcRunner(std::sync::Arc::clone(&counting)));
     let lines: Vec<String> = check(&d, &registry, Duration::from_secs(5))
         .iter()
         .map(ToString::to_string)
