@@ -48,6 +48,9 @@ pub(crate) struct Doorbell {
     woken: Mutex<Vec<Token>>,
     /// Runs handed over by other threads; `None` once the worker is gone.
     adopted: Mutex<Option<Vec<Adopted>>>,
+    /// Set when a run was handed over: the worker's loop locks `adopted`
+    /// only then, not at every turn.
+    has_adopted: AtomicBool,
     /// The worker's thread, which cannot hand a run to itself.
     thread: OnceLock<ThreadId>,
 }
@@ -89,6 +92,7 @@ impl Adopt for Doorbell {
             return Err(run);
         };
         queue.push(run);
+        self.has_adopted.store(true, Ordering::Release);
         let _ = self.waker.wake();
         Ok(())
     }
@@ -114,6 +118,7 @@ impl Setup {
                 inbox: AtomicBool::new(false),
                 woken: Mutex::new(Vec::new()),
                 adopted: Mutex::new(Some(Vec::new())),
+                has_adopted: AtomicBool::new(false),
                 thread: OnceLock::new(),
             }),
         })
@@ -375,6 +380,11 @@ impl Worker {
     /// Starts the runs other threads handed over (see `runner::Adopt`);
     /// one of a generation that is gone is dropped unstarted.
     fn take_adopted(&mut self, now: Instant) {
+        // Cleared before the queue is taken: a run pushed after this point
+        // sets it again and is taken at the next turn.
+        if !self.doorbell.has_adopted.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let mut queue = self
             .doorbell
             .adopted
