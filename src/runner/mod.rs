@@ -17,6 +17,7 @@ use crate::clock;
 use crate::decl::{DEFAULT_TIMEOUT_SECS, Declaration, FieldError, MAX_TIMEOUT_SECS};
 pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status, SubResult};
 
+mod dns;
 #[cfg(feature = "evidence")]
 pub mod evidence;
 #[cfg(not(feature = "evidence"))]
