@@ -34,7 +34,7 @@ const MARKER: &str = "...[truncated]";
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut fields: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence"] {
+    for kind in ["http", "tcp", "exec", "evidence", "dns"] {
         fields.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -218,6 +218,37 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("\\q"),
             json!("a".repeat(4097)),
         ]),
+        "name" => one_of(vec![
+            json!("example.com"),
+            json!("example.com."),
+            json!("."),
+            json!("10.0.0.1"),
+            json!("a..b"),
+            json!(""),
+        ]),
+        "type" => one_of(vec![
+            json!("A"),
+            json!("aaaa"),
+            json!("PTR"),
+            json!("ANY"),
+            json!(""),
+        ]),
+        "server" => one_of(vec![
+            json!("127.0.0.1"),
+            json!("127.0.0.1:1"),
+            json!("[::1]:1"),
+            json!("::1"),
+            json!("localhost"),
+            json!("127.0.0.1:0"),
+        ]),
+        "expectRcode" => one_of(vec![
+            json!("NOERROR"),
+            json!("nxdomain"),
+            json!("BADVERS"),
+            json!(0),
+        ]),
+        "expectAnswer" => safe_string().prop_map(|s| json!(s)).boxed(),
+        "tcp" => any::<bool>().prop_map(|b| json!(b)).boxed(),
         other => panic!("no strategy for {other}"),
     }
 }
