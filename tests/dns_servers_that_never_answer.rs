@@ -128,7 +128,7 @@ fn dns_probes_whose_server_never_answers_delay_no_other_probe_nor_add_threads() 
     engine.reset("r").unwrap();
 
     let mut events = collect_until(&rx, Duration::from_secs(30), |evs| {
-        probe_results(evs, "healthy-0").len() >= 1
+        !probe_results(evs, "healthy-0").is_empty()
     });
     let threads_before = tasks();
     // Every hung probe has sent its query and waits.

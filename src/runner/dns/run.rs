@@ -68,7 +68,8 @@ struct DnsRun {
 enum State {
     Start,
     Udp(Udp),
-    Tcp(Tcp),
+    /// Boxed: the connect is large, and most runs never get here.
+    Tcp(Box<Tcp>),
     Ended,
 }
 
@@ -139,11 +140,12 @@ impl DnsRun {
                 let _ = cx.deregister(&mut udp.socket);
             }
             // The connect closes what it dials as it drops.
-            State::Tcp(Tcp {
-                stage: TcpStage::Talking { stream, .. },
-                ..
-            }) => {
-                if let Stream::Plain(mut s) = stream {
+            State::Tcp(tcp) => {
+                if let TcpStage::Talking {
+                    stream: Stream::Plain(mut s),
+                    ..
+                } = tcp.stage
+                {
                     let _ = cx.deregister(&mut s);
                 }
             }
@@ -157,7 +159,7 @@ impl DnsRun {
         if let State::Start = self.state {
             self.id = random_id();
             if p.tcp {
-                self.state = State::Tcp(self.tcp(false));
+                self.state = State::Tcp(Box::new(self.tcp(false)));
             } else {
                 let udp = self.open_udp(cx).map_err(|e| format!("{server}: {e}"))?;
                 self.state = State::Udp(udp);
@@ -170,7 +172,7 @@ impl DnsRun {
                 UdpNext::Truncated => {
                     self.release(cx);
                     self.id = random_id();
-                    self.state = State::Tcp(self.tcp(true));
+                    self.state = State::Tcp(Box::new(self.tcp(true)));
                 }
             }
         }
