@@ -155,8 +155,8 @@ fn parse_server(s: &str) -> Result<SocketAddr, String> {
     } else {
         return Err(format!(
             "expected an IP address with an optional port (`10.0.0.53`, `10.0.0.53:5353`, \
-             `[::1]:5353`), got {s:?}: a name server is given by its address, as in \
-             /etc/resolv.conf, since looking its name up would need a name server"
+             `[::1]:5353`), got {s:?}: looking up a name server's name would itself need \
+             a name server"
         ));
     };
     if addr.port() == 0 {

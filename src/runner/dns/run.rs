@@ -77,6 +77,8 @@ enum State {
 #[derive(Debug)]
 struct Udp {
     socket: UdpSocket,
+    /// The query, sent again as it is (same ID).
+    query: Vec<u8>,
     /// Sends made (the first included).
     tries: u32,
     /// When the next send is due.
@@ -201,11 +203,12 @@ impl DnsRun {
         let interval = FIRST_RETRY.min((self.deadline - self.started) / 3);
         let mut udp = Udp {
             socket,
+            query: self.query(),
             tries: 0,
             next_send: now,
             interval,
         };
-        udp.send(&self.query(), now, self.deadline)?;
+        udp.send(now, self.deadline)?;
         Ok(udp)
     }
 
@@ -232,11 +235,11 @@ enum UdpNext {
 
 impl Udp {
     /// Sends the query if it is due, and schedules the next send.
-    fn send(&mut self, query: &[u8], now: Instant, deadline: Instant) -> io::Result<()> {
+    fn send(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
         if now < self.next_send || self.next_send >= deadline {
             return Ok(());
         }
-        match self.socket.send(query) {
+        match self.socket.send(&self.query) {
             Ok(_) => {}
             // The socket's buffer is full: this send is lost, as a
             // datagram on the way may be; the next one is due all the same.
@@ -265,7 +268,7 @@ impl Udp {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // An ICMP error for an earlier send: nothing listens there.
-                Err(e) => return Err(format!("{server}: {e} (over UDP)")),
+                Err(e) => return Err(format!("{server} over UDP: {e}")),
             };
             let msg = &buf[..n];
             if wire::id_of(msg) != Some(id) {
@@ -296,8 +299,8 @@ impl Udp {
                 p.timeout_secs
             ));
         }
-        self.send(&wire::query(id, &p.name, p.rtype.code()), now, deadline)
-            .map_err(|e| format!("{server}: {e} (over UDP)"))?;
+        self.send(now, deadline)
+            .map_err(|e| format!("{server} over UDP: {e}"))?;
         let until = if self.next_send < deadline {
             self.next_send
         } else {

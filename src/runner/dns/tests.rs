@@ -478,7 +478,7 @@ fn nothing_listening_fails_at_once_over_udp_and_tcp() {
     let out = run(json!({"server": server, "timeoutSecs": 20}));
     assert_eq!(
         reason(&out),
-        format!("dns probe: {server}: {refused} (over UDP)")
+        format!("dns probe: {server} over UDP: {refused}")
     );
     let out = run(json!({"server": server, "tcp": true, "timeoutSecs": 20}));
     assert_eq!(
