@@ -563,13 +563,21 @@ fn a_short_timeout_retries_at_a_third_of_it() {
 
 #[test]
 fn an_answer_that_came_in_time_counts_when_read_late() {
-    let r = Responder::start(recursive);
+    // The responder answers once the test lets it, so the first call
+    // cannot find the answer already there.
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let r = Responder::start(move |q: &Query| {
+        let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(10));
+        recursive(q)
+    });
     let m = machine(json!({"server": r.addr.to_string(), "timeoutSecs": 5}));
     let mut h = Harness::new();
     let t0 = clock::mono_now();
     let (mut run, step) = h.start(&*m, t0);
-    assert!(matches!(step, Step::Wait(_)));
+    assert!(matches!(step, Step::Wait(_)), "{step:?}");
     queries(&r, 1);
+    go.send(()).unwrap();
     assert!(h.wait_io(Duration::from_secs(5)), "the answer never came");
     // Read only at the deadline: it is there, so it counts.
     let step = h.advance(&mut *run, t0 + Duration::from_secs(5));
