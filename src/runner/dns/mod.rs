@@ -48,6 +48,26 @@ impl Kind for DnsKind {
         &[FIELDS]
     }
 
+    fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
+        let Ok(Some(name)) = decl.str_field("name") else {
+            return;
+        };
+        let ptr = decl
+            .str_field("type")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.eq_ignore_ascii_case("PTR"));
+        if !ptr && name.parse::<IpAddr>().is_ok() {
+            warn(
+                "name",
+                format!(
+                    "{name:?} is an address, asked for as a name: with `type` `PTR` the \
+                     probe asks for its reverse name"
+                ),
+            );
+        }
+    }
+
     fn prepare(&self, decl: &Declaration, _host: &HostFacts) -> Result<Prepared, FieldError> {
         let check = DnsCheck::from_decl(decl, Path::new(RESOLV_CONF))?;
         Ok(Prepared::Machine(Arc::new(check)))

@@ -156,6 +156,25 @@ fn every_field_is_checked_by_name() {
 }
 
 #[test]
+fn an_address_as_the_name_of_another_type_gets_a_warning() {
+    let lint = |fields: Value| {
+        let mut warnings = Vec::new();
+        DnsKind.lint(&decl(fields), &mut |f, w| {
+            warnings.push(format!("{f}: {w}"))
+        });
+        warnings
+    };
+    assert_eq!(
+        lint(json!({"name": "10.0.0.1"})),
+        [
+            "name: \"10.0.0.1\" is an address, asked for as a name: with `type` `PTR` the probe asks for its reverse name"
+        ]
+    );
+    assert!(lint(json!({"name": "10.0.0.1", "type": "ptr"})).is_empty());
+    assert!(lint(json!({"name": "example.com"})).is_empty());
+}
+
+#[test]
 fn servers_are_addresses_with_an_optional_port() {
     let ok = |s: &str| parse_server(s).unwrap().to_string();
     assert_eq!(ok("10.0.0.53"), "10.0.0.53:53");
