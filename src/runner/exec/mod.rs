@@ -119,6 +119,39 @@ impl Machine for ExecProbe {
     }
 }
 
+/// Where the bytes a run reads from a pipe go.
+trait Keep {
+    fn push(&mut self, bytes: &[u8]);
+}
+
+/// The first `limit` bytes of a stream; the rest is read and dropped, so the
+/// child never blocks on a full pipe.
+#[derive(Debug, Default)]
+struct Head {
+    buf: Vec<u8>,
+    limit: usize,
+    /// Bytes after `buf` were dropped.
+    cut: bool,
+}
+
+impl Head {
+    fn new(limit: usize) -> Head {
+        Head {
+            buf: Vec::new(),
+            limit,
+            cut: false,
+        }
+    }
+}
+
+impl Keep for Head {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.limit - self.buf.len();
+        self.cut |= bytes.len() > room;
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
 /// The last [`STDERR_TAIL_BYTES`] bytes of a stream.
 #[derive(Debug, Default)]
 struct Tail {
@@ -127,7 +160,7 @@ struct Tail {
     cut: bool,
 }
 
-impl Tail {
+impl Keep for Tail {
     fn push(&mut self, bytes: &[u8]) {
         if bytes.len() >= STDERR_TAIL_BYTES {
             self.cut |= !self.buf.is_empty() || bytes.len() > STDERR_TAIL_BYTES;

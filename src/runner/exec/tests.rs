@@ -352,6 +352,7 @@ fn a_cut_reason_ends_in_the_marker_and_an_uncut_one_never_does() {
         let output = CommandOutput::new(
             ["x".to_owned()].into(),
             CommandEnd::TimedOut,
+            Head::default(),
             tail,
             Duration::from_secs(10),
         );
