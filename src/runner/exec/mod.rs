@@ -29,6 +29,8 @@ mod spawn;
 mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
+/// For kinds that run a command of their own (`systemd`).
+pub(crate) use run::ExecRun;
 
 /// How much of the end of stderr a run keeps for the failure reason.
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
