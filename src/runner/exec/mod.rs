@@ -26,7 +26,7 @@ mod machine_tests;
 mod run;
 mod spawn;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
 /// For kinds that run a command of their own (`systemd`).

@@ -9,7 +9,7 @@
 //!   restarts, plus 1 if the invocation changed (the manual start that
 //!   flushed it);
 //! - no `NRestarts` (a unit that is not a service): 1 if the invocation
-//!   changed.
+//!   changed; the last `NRestarts` seen stays the reference.
 //!
 //! The invocation compared is the last one seen: a unit that was never
 //! started (an empty `InvocationID`) and then starts is started, not
@@ -52,7 +52,10 @@ impl Restarts {
             };
             self.count = self.count.saturating_add(added);
         }
-        self.last_n = Some(seen.n_restarts);
+        // A run that printed no NRestarts forgets no count.
+        if seen.n_restarts.is_some() || self.last_n.is_none() {
+            self.last_n = Some(seen.n_restarts);
+        }
         if !seen.invocation.is_empty() {
             seen.invocation.clone_into(&mut self.last_invocation);
         }

@@ -156,7 +156,7 @@ fn exited_zero(spec: &Spec, out: &CommandOutput, verb: &str) -> Result<(), Runne
 
 /// Why `program` could not be started; a name not found says where it
 /// was looked for.
-fn spawn_failed(program: &str, e: &io::Error) -> String {
+pub(super) fn spawn_failed(program: &str, e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::NotFound && !program.contains('/') {
         let path = std::env::var_os("PATH");
         let path = match &path {
