@@ -289,25 +289,36 @@ fn failed_unit(line: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `s` without ANSI escape sequences (`ESC [ ... final byte`).
+/// `s` without ANSI escape sequences: colours (`ESC [ ... final byte`)
+/// and hyperlinks (`ESC ] ... BEL` or `ESC ] ... ESC \`).
 fn without_escapes(s: &str) -> Cow<'_, str> {
     if !s.contains('\x1b') {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
+    let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '\x1b' {
             out.push(c);
             continue;
         }
-        if chars.next() == Some('[') {
+        match chars.next() {
             // Parameters and intermediates, up to the final byte.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
                 }
             }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     Cow::Owned(out)

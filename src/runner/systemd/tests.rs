@@ -352,6 +352,12 @@ fn failed_units_are_named() {
         failed_verdict(coloured, false),
         Err("systemd probe: 1 unit failed: foo.service".into())
     );
+    let linked =
+        "\x1b]8;;file:///etc/x.service\x1b\\x.service\x1b]8;;\x07 loaded failed failed X\n";
+    assert_eq!(
+        failed_verdict(linked, false),
+        Err("systemd probe: 1 unit failed: x.service".into())
+    );
     // Cut: the last line may be a part of a name.
     assert_eq!(
         failed_verdict("a.service loaded failed failed A\nb.serv", true),
