@@ -247,3 +247,39 @@ fn check_validates_every_field() {
         ]
     );
 }
+
+/// A reset while `systemctl` hangs kills it (G2), and the new generation's
+/// run starts from nothing.
+#[test]
+fn a_reset_kills_a_hung_systemctl() {
+    let fake = Fake::new("systemd-hang");
+    fake.set("show.hang", "");
+    let decls = json!({"web": {"kind": "systemd", "mode": "enforce", "unit": "nginx",
+                               "timeoutSecs": 600}})
+    .to_string();
+    let (engine, rx) = Builder::new()
+        .declarations_json(decls)
+        .systemctl(fake.systemctl())
+        .workers(1)
+        .build()
+        .unwrap();
+    engine.reset("r1").unwrap();
+    let pid = common::read_pid(&fake.0.path("show.pid"), Duration::from_secs(10));
+    assert!(common::process_running(pid));
+    std::fs::remove_file(fake.0.path("show.hang")).unwrap();
+    fake.set("show", &show("active", "running", "success", 7, "a"));
+    engine.reset("r2").unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_running(pid)),
+        "the hung systemctl {pid} outlived the reset"
+    );
+    let events = collect_until(&rx, Duration::from_secs(10), |ev| {
+        probe_results(ev, "web")
+            .iter()
+            .any(|r| r.header.generation == 2)
+    });
+    engine.shutdown().unwrap();
+    let results = probe_results(&events, "web");
+    assert_eq!(results.len(), 1, "the cancelled run reports nothing");
+    assert_eq!(results[0].status, Status::Pass, "{:?}", results[0]);
+}
