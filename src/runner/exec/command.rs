@@ -331,6 +331,18 @@ impl CommandOutput {
     }
 }
 
+impl CommandOutput {
+    /// A failure reading `head`, then `; stderr: <tail>` as
+    /// [`outcome`](Self::outcome) appends it: for a kind that runs a command
+    /// of its own and words its reasons itself.
+    pub(crate) fn fail_with_stderr(&self, head: String) -> RunnerOutcome {
+        match with_stderr(head, &self.stderr) {
+            (reason, false) => RunnerOutcome::fail(reason),
+            (body, true) => RunnerOutcome::fail_cut(body),
+        }
+    }
+}
+
 impl fmt::Debug for CommandOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandOutput")

@@ -26,9 +26,11 @@ mod machine_tests;
 mod run;
 mod spawn;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
+/// For kinds that run a command of their own (`systemd`).
+pub(crate) use run::ExecRun;
 
 /// How much of the end of stderr a run keeps for the failure reason.
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;

@@ -48,7 +48,7 @@ const READ_SLICE: usize = 64 * 1024;
 const READ_FINAL: usize = 1024 * 1024;
 
 /// A run of a command; `finish` turns its [`CommandOutput`] into the outcome.
-pub(super) struct ExecRun<F> {
+pub(crate) struct ExecRun<F> {
     argv: Arc<[String]>,
     timeout: Duration,
     deadline: Instant,
@@ -87,7 +87,7 @@ enum Phase {
 
 impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
     /// A run of `argv` started at `now` that may last `timeout`.
-    pub(super) fn new(argv: Arc<[String]>, timeout: Duration, now: Instant, finish: F) -> Self {
+    pub(crate) fn new(argv: Arc<[String]>, timeout: Duration, now: Instant, finish: F) -> Self {
         // A timeout too long for the clock is as good as none.
         let deadline = now.checked_add(timeout).unwrap_or_else(|| now + FOREVER);
         ExecRun {
@@ -102,7 +102,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
 
     /// Also keeps the first `limit` bytes of stdout (read to its end, so
     /// the child never blocks on it).
-    pub(super) fn keep_stdout(mut self, limit: usize) -> Self {
+    pub(crate) fn keep_stdout(mut self, limit: usize) -> Self {
         self.stdout = Some(limit);
         self
     }
