@@ -34,7 +34,7 @@ const MARKER: &str = "...[truncated]";
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut fields: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence", "dns"] {
+    for kind in ["http", "tcp", "exec", "evidence", "systemd", "dns"] {
         fields.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -79,6 +79,7 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("exec"),
             json!("http"),
             json!("evidence"),
+            json!("systemd"),
             json!("gopher"),
         ]),
         "mode" => one_of(vec![
@@ -218,6 +219,28 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("\\q"),
             json!("a".repeat(4097)),
         ]),
+        "unit" => one_of(vec![
+            json!("nginx"),
+            json!("probewheel-test.timer"),
+            json!("-x"),
+            json!("a/b"),
+            json!("a\u{0}b"),
+            json!(""),
+        ]),
+        "expectActive" => one_of(vec![
+            json!("active"),
+            json!("inactive"),
+            json!("failed"),
+            json!("running"),
+            json!(""),
+        ]),
+        "maxRestarts" => prop_oneof![
+            (0u64..10).prop_map(|n| json!(n)),
+            Just(json!(u32::MAX)),
+            Just(json!(u64::from(u32::MAX) + 1)),
+        ]
+        .boxed(),
+        "noFailedUnits" => any::<bool>().prop_map(|b| json!(b)).boxed(),
         "name" => one_of(vec![
             json!("example.com"),
             json!("example.com."),

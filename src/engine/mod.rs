@@ -234,6 +234,14 @@ impl Builder {
         self
     }
 
+    /// The `systemctl` program `systemd` probes run (default: `systemctl`,
+    /// looked up on `PATH` at each run), for a service whose `PATH` lacks
+    /// it; by [`Builder::check`] too.
+    pub fn systemctl(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.registry.set_systemctl(path.into());
+        self
+    }
+
     /// Prefix of the engine's thread names: `<prefix>-engine` and
     /// `<prefix>-worker-<i>` (default `probewheel`). Linux shows the first
     /// 15 bytes. A prefix with a NUL byte makes [`Builder::build`] fail

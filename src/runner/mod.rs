@@ -32,6 +32,7 @@ use machine::Machine;
 mod registry;
 pub(crate) use registry::{HostFacts, Kind, Prepared};
 pub use registry::{PrepareError, PreparedProbe, Registry};
+mod systemd;
 pub(crate) mod tcp;
 mod tls_fields;
 

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::machine::Machine;
-use super::{Check, Placement, Runner, dns, evidence, exec, file, http, tcp, timeout_secs};
+use super::{
+    Check, Placement, Runner, dns, evidence, exec, file, http, systemd, tcp, timeout_secs,
+};
 use crate::decl::{self, Declaration, Field, FieldError};
 
 /// A built-in kind: everything about it is in its own module.
@@ -36,14 +38,15 @@ pub(crate) enum Prepared {
     Blocking(Arc<dyn Check>),
 }
 
-/// What the built-in kinds know of the host they run on (only the
-/// `evidence` kind reads it).
+/// What the built-in kinds know of the host they run on (the `evidence`
+/// and `systemd` kinds read it).
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(not(feature = "evidence"), allow(dead_code))]
 pub(crate) struct HostFacts {
     host_key: Option<PathBuf>,
     hostname: Option<String>,
     os_hostname: Arc<OnceLock<String>>,
+    systemctl: Option<PathBuf>,
 }
 
 impl HostFacts {
@@ -62,6 +65,14 @@ impl HostFacts {
             .as_deref()
             .unwrap_or_else(|| self.os_hostname.get_or_init(crate::sys::host::hostname))
     }
+
+    /// The `systemctl` the `systemd` kind runs: the one set, else the name,
+    /// looked up on `PATH` at each run.
+    pub(crate) fn systemctl(&self) -> &std::ffi::OsStr {
+        self.systemctl
+            .as_deref()
+            .map_or("systemctl".as_ref(), |p| p.as_os_str())
+    }
 }
 
 /// A registered kind.
@@ -72,12 +83,13 @@ enum Entry {
 }
 
 /// The built-in kinds by name.
-const BUILT_IN: [(&str, &dyn Kind); 6] = [
+const BUILT_IN: [(&str, &dyn Kind); 7] = [
     ("tcp", &tcp::TcpKind),
     ("exec", &exec::ExecKind),
     ("http", &http::HttpKind),
     ("evidence", &evidence::EvidenceKind),
     ("file", &file::FileKind),
+    ("systemd", &systemd::SystemdKind),
     ("dns", &dns::DnsKind),
 ];
 
@@ -109,7 +121,8 @@ impl Registry {
         }
     }
 
-    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`, `file`, `dns`.
+    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`, `file`,
+    /// `systemd`, `dns`.
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         for (name, kind) in BUILT_IN {
@@ -137,6 +150,11 @@ impl Registry {
     /// The host name evidence must carry.
     pub(crate) fn set_hostname(&mut self, name: String) {
         self.host.hostname = Some(name);
+    }
+
+    /// The `systemctl` program the `systemd` kind runs.
+    pub(crate) fn set_systemctl(&mut self, path: PathBuf) {
+        self.host.systemctl = Some(path);
     }
 
     /// The reference of a built-in kind's own fields (the shared ones are

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::run::ExecRun;
-use super::{CANCELLED, PREFIX, STDERR_TAIL_BYTES, Tail, with_stderr};
+use super::{CANCELLED, Head, PREFIX, STDERR_TAIL_BYTES, Tail, with_stderr};
 use crate::decl::DEFAULT_TIMEOUT_SECS;
 use crate::runner::machine::{Machine, Run};
 use crate::runner::{RunContext, RunnerOutcome};
@@ -94,6 +94,7 @@ use crate::runner::{RunContext, RunnerOutcome};
 pub struct Command {
     argv: Arc<[String]>,
     timeout: Duration,
+    stdout: Option<usize>,
 }
 
 impl Command {
@@ -108,6 +109,7 @@ impl Command {
         Command {
             argv: argv.into_iter().map(Into::into).collect(),
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            stdout: None,
         }
     }
 
@@ -115,6 +117,14 @@ impl Command {
     /// ([`CommandEnd::TimedOut`]).
     pub fn timeout(mut self, timeout: Duration) -> Command {
         self.timeout = timeout;
+        self
+    }
+
+    /// Keeps the first `max_bytes` of the command's stdout for
+    /// [`CommandOutput::stdout`]; the rest is read and dropped. Without it,
+    /// stdout is `/dev/null`.
+    pub fn keep_stdout(mut self, max_bytes: usize) -> Command {
+        self.stdout = Some(max_bytes);
         self
     }
 
@@ -149,7 +159,13 @@ impl Command {
 
     /// An output of a run that started nothing.
     fn output(&self, end: CommandEnd) -> CommandOutput {
-        CommandOutput::new(Arc::clone(&self.argv), end, Tail::default(), self.timeout)
+        CommandOutput::new(
+            Arc::clone(&self.argv),
+            end,
+            Head::default(),
+            Tail::default(),
+            self.timeout,
+        )
     }
 }
 
@@ -162,7 +178,7 @@ struct Handed {
 impl Machine for Handed {
     fn start(&self, now: Instant) -> Box<dyn Run> {
         let slot = Arc::clone(&self.slot);
-        Box::new(ExecRun::new(
+        let run = ExecRun::new(
             Arc::clone(&self.command.argv),
             self.command.timeout,
             now,
@@ -171,7 +187,11 @@ impl Machine for Handed {
                 // Nobody reads it: `Command::run` returns the output.
                 RunnerOutcome::pass()
             },
-        ))
+        );
+        match self.command.stdout {
+            Some(limit) => Box::new(run.keep_stdout(limit)),
+            None => Box::new(run),
+        }
     }
 }
 
@@ -195,11 +215,12 @@ pub enum CommandEnd {
     WaitFailed(io::Error),
 }
 
-/// What a [`Command`] run gives back: how it ended, and the end of what it
-/// wrote to stderr.
+/// What a [`Command`] run gives back: how it ended, the end of what it
+/// wrote to stderr, and the start of its stdout when that was kept.
 pub struct CommandOutput {
     argv: Arc<[String]>,
     end: CommandEnd,
+    stdout: Head,
     stderr: Tail,
     timeout: Duration,
 }
@@ -208,12 +229,14 @@ impl CommandOutput {
     pub(super) fn new(
         argv: Arc<[String]>,
         end: CommandEnd,
+        stdout: Head,
         stderr: Tail,
         timeout: Duration,
     ) -> CommandOutput {
         CommandOutput {
             argv,
             end,
+            stdout,
             stderr,
             timeout,
         }
@@ -230,6 +253,17 @@ impl CommandOutput {
             CommandEnd::Exited(status) => status.code(),
             _ => None,
         }
+    }
+
+    /// The first bytes the group wrote to stdout, as many as
+    /// [`Command::keep_stdout`] asked for; empty when it was not called.
+    pub fn stdout(&self) -> &[u8] {
+        &self.stdout.buf
+    }
+
+    /// True when stdout held more than [`stdout`](Self::stdout).
+    pub fn stdout_truncated(&self) -> bool {
+        self.stdout.cut
     }
 
     /// The last bytes (at most 1024) the group wrote to stderr.
@@ -297,10 +331,24 @@ impl CommandOutput {
     }
 }
 
+impl CommandOutput {
+    /// A failure reading `head`, then `; stderr: <tail>` as
+    /// [`outcome`](Self::outcome) appends it: for a kind that runs a command
+    /// of its own and words its reasons itself.
+    pub(crate) fn fail_with_stderr(&self, head: String) -> RunnerOutcome {
+        match with_stderr(head, &self.stderr) {
+            (reason, false) => RunnerOutcome::fail(reason),
+            (body, true) => RunnerOutcome::fail_cut(body),
+        }
+    }
+}
+
 impl fmt::Debug for CommandOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandOutput")
             .field("end", &self.end)
+            .field("stdout", &String::from_utf8_lossy(&self.stdout.buf))
+            .field("stdout_truncated", &self.stdout.cut)
             .field("stderr_tail", &String::from_utf8_lossy(&self.stderr.buf))
             .field("stderr_truncated", &self.stderr.cut)
             .finish()

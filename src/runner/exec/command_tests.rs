@@ -106,6 +106,34 @@ fn only_the_end_of_a_long_stderr_is_kept() {
 }
 
 #[test]
+fn stdout_is_kept_only_when_asked_for() {
+    let _s = serial();
+    let script = "echo out; echo err >&2";
+    let out = run(&Command::new([SH, "-c", script]).keep_stdout(100));
+    assert_eq!(out.stdout(), b"out\n");
+    assert!(!out.stdout_truncated());
+    assert_eq!(out.stderr_tail(), b"err\n");
+    let out = run(&Command::new([SH, "-c", script]));
+    assert_eq!(out.stdout(), b"");
+    assert_eq!(out.stderr_tail(), b"err\n");
+}
+
+#[test]
+fn a_flood_on_stdout_keeps_its_start_and_never_blocks_the_child() {
+    let _s = serial();
+    // Four pipe buffers' worth: the child ends only if the run keeps reading
+    // past what it keeps.
+    let script = "echo FIRST; head -c 300000 /dev/zero | tr '\\0' a; echo LAST >&2";
+    let out = run(&Command::new([SH, "-c", script])
+        .keep_stdout(8)
+        .timeout(Duration::from_secs(20)));
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout(), b"FIRST\naa");
+    assert!(out.stdout_truncated());
+    assert_eq!(out.stderr_tail(), b"LAST\n");
+}
+
+#[test]
 fn the_timeout_kills_the_whole_group() {
     let _s = serial();
     let (leader, child) = (PidFile::new(), PidFile::new());

@@ -26,9 +26,11 @@ mod machine_tests;
 mod run;
 mod spawn;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use command::{Command, CommandEnd, CommandOutput};
+/// For kinds that run a command of their own (`systemd`).
+pub(crate) use run::ExecRun;
 
 /// How much of the end of stderr a run keeps for the failure reason.
 pub(crate) const STDERR_TAIL_BYTES: usize = 1024;
@@ -119,6 +121,39 @@ impl Machine for ExecProbe {
     }
 }
 
+/// Where the bytes a run reads from a pipe go.
+trait Keep {
+    fn push(&mut self, bytes: &[u8]);
+}
+
+/// The first `limit` bytes of a stream; the rest is read and dropped, so the
+/// child never blocks on a full pipe.
+#[derive(Debug, Default)]
+struct Head {
+    buf: Vec<u8>,
+    limit: usize,
+    /// Bytes after `buf` were dropped.
+    cut: bool,
+}
+
+impl Head {
+    fn new(limit: usize) -> Head {
+        Head {
+            buf: Vec::new(),
+            limit,
+            cut: false,
+        }
+    }
+}
+
+impl Keep for Head {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.limit - self.buf.len();
+        self.cut |= bytes.len() > room;
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
 /// The last [`STDERR_TAIL_BYTES`] bytes of a stream.
 #[derive(Debug, Default)]
 struct Tail {
@@ -127,7 +162,7 @@ struct Tail {
     cut: bool,
 }
 
-impl Tail {
+impl Keep for Tail {
     fn push(&mut self, bytes: &[u8]) {
         if bytes.len() >= STDERR_TAIL_BYTES {
             self.cut |= !self.buf.is_empty() || bytes.len() > STDERR_TAIL_BYTES;

@@ -4,23 +4,24 @@
 //! ```text
 //!  Start ──spawn──> Running ──leader exited / deadline / cancel──> Reaping ──> Done
 //!                      │                        (SIGKILL the group)     │
-//!                      └ drain stderr at every call                     └ reap the leader,
+//!                      └ drain the pipes at every call                  └ reap the leader,
 //!                                                                         then its orphans
 //! ```
 //!
 //! Reaping never blocks: the leader's death is a pidfd event (timer steps as
 //! a fallback), orphans are polled in 1 ms steps up to [`ORPHAN_REAP_LIMIT`].
 
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::process::{Child, ChildStderr, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Interest;
 use mio::unix::SourceFd;
 
-use super::{CANCELLED, CommandEnd, CommandOutput, Tail, spawn};
+use super::{CANCELLED, CommandEnd, CommandOutput, Head, Keep, Tail, spawn};
 use crate::runner::RunnerOutcome;
 use crate::runner::machine::{Cx, Run, Step};
 use crate::sys::process::{self, Pid};
@@ -37,19 +38,22 @@ const LEADER_STEP_MAX: Duration = Duration::from_secs(1);
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// Without a pidfd (kernels before 5.3) the leader is looked at this often.
 const NO_PIDFD_STEP: Duration = Duration::from_millis(10);
-/// Bytes read from stderr per `read(2)`.
+/// Bytes read from a pipe per `read(2)`.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most stderr bytes read per call while the leader runs, so a flooding
-/// child costs its worker short slices.
+/// Most bytes read from a pipe per call while the leader runs, so a
+/// flooding child costs its worker short slices.
 const READ_SLICE: usize = 64 * 1024;
-/// Most stderr bytes read after the group is dead (a pipe's default max).
+/// Most bytes read from a pipe after the group is dead (a pipe's default
+/// max).
 const READ_FINAL: usize = 1024 * 1024;
 
 /// A run of a command; `finish` turns its [`CommandOutput`] into the outcome.
-pub(super) struct ExecRun<F> {
+pub(crate) struct ExecRun<F> {
     argv: Arc<[String]>,
     timeout: Duration,
     deadline: Instant,
+    /// How much of stdout to keep; `None`: stdout is `/dev/null`.
+    stdout: Option<usize>,
     state: State,
     finish: F,
 }
@@ -63,7 +67,8 @@ enum State {
 /// What a started run holds.
 struct Live {
     group: ProcessGroup,
-    stderr: Option<StderrPipe>,
+    stderr: Option<Pipe<Tail>>,
+    stdout: Option<Pipe<Head>>,
     /// False when the pidfd or the pipe is not watched: timer steps instead.
     watched: bool,
     phase: Phase,
@@ -82,33 +87,56 @@ enum Phase {
 
 impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
     /// A run of `argv` started at `now` that may last `timeout`.
-    pub(super) fn new(argv: Arc<[String]>, timeout: Duration, now: Instant, finish: F) -> Self {
+    pub(crate) fn new(argv: Arc<[String]>, timeout: Duration, now: Instant, finish: F) -> Self {
         // A timeout too long for the clock is as good as none.
         let deadline = now.checked_add(timeout).unwrap_or_else(|| now + FOREVER);
         ExecRun {
             argv,
             timeout,
             deadline,
+            stdout: None,
             state: State::Start,
             finish,
         }
     }
 
-    /// Ends the run with `end` and what stderr left.
-    fn done(&mut self, end: CommandEnd, stderr: Tail) -> Step {
+    /// Also keeps the first `limit` bytes of stdout (read to its end, so
+    /// the child never blocks on it).
+    pub(crate) fn keep_stdout(mut self, limit: usize) -> Self {
+        self.stdout = Some(limit);
+        self
+    }
+
+    /// Ends the run with `end` and what the pipes left.
+    fn done(&mut self, end: CommandEnd, stdout: Head, stderr: Tail) -> Step {
         self.state = State::Done;
-        let output = CommandOutput::new(Arc::clone(&self.argv), end, stderr, self.timeout);
+        let output = CommandOutput::new(Arc::clone(&self.argv), end, stdout, stderr, self.timeout);
         Step::Done((self.finish)(output))
     }
 
-    /// Spawns the leader and watches its pidfd and stderr.
+    /// Ends a run that started nothing.
+    fn not_started(&mut self, end: CommandEnd) -> Step {
+        self.done(end, Head::default(), Tail::default())
+    }
+
+    /// Spawns the leader and watches its pidfd and pipes.
     fn start(&mut self, cx: &mut Cx<'_>) -> Result<(), Step> {
-        let child = match spawn::spawn(&self.argv) {
+        let child = match spawn::spawn(&self.argv, self.stdout.is_some()) {
             Ok(child) => child,
-            Err(e) => return Err(self.done(CommandEnd::SpawnFailed(e), Tail::default())),
+            Err(e) => return Err(self.not_started(CommandEnd::SpawnFailed(e))),
         };
         let mut group = ProcessGroup::new(child);
-        let stderr = group.child.stderr.take().map(StderrPipe::new);
+        let stderr = group
+            .child
+            .stderr
+            .take()
+            .map(|p| Pipe::new(p.into(), Tail::default()));
+        let stdout = group
+            .child
+            .stdout
+            .take()
+            .zip(self.stdout)
+            .map(|(p, limit)| Pipe::new(p.into(), Head::new(limit)));
         let mut watched = true;
         match &group.pidfd {
             Some(fd) => {
@@ -118,15 +146,18 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
             }
             None => watched = false,
         }
-        if let Some(s) = &stderr {
-            watched &= s.open
-                && cx
-                    .register(&mut SourceFd(&s.fd()), Interest::READABLE)
-                    .is_ok();
+        let fds = stderr
+            .iter()
+            .map(Pipe::fd)
+            .chain(stdout.iter().map(Pipe::fd));
+        for fd in fds {
+            watched &= cx.register(&mut SourceFd(&fd), Interest::READABLE).is_ok();
         }
+        watched &= stderr.as_ref().is_none_or(|p| p.open) && stdout.as_ref().is_none_or(|p| p.open);
         self.state = State::Live(Box::new(Live {
             group,
             stderr,
+            stdout,
             watched,
             phase: Phase::Running,
         }));
@@ -176,12 +207,8 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
         let State::Live(mut live) = std::mem::replace(&mut self.state, State::Done) else {
             unreachable!()
         };
-        let mut tail = Tail::default();
-        if let Some(mut s) = live.stderr.take() {
-            s.drain(cx.scratch(READ_CHUNK), READ_FINAL);
-            let _ = cx.deregister(&mut SourceFd(&s.fd()));
-            tail = std::mem::take(&mut s.tail);
-        }
+        let tail = live.stderr.take().map(|p| p.finish(cx)).unwrap_or_default();
+        let head = live.stdout.take().map(|p| p.finish(cx)).unwrap_or_default();
         if let Some(fd) = &live.group.pidfd {
             let _ = cx.deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
@@ -192,7 +219,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> ExecRun<F> {
             Ok(status) => CommandEnd::Exited(status),
             Err(e) => CommandEnd::WaitFailed(e),
         });
-        self.done(end, tail)
+        self.done(end, head, tail)
     }
 }
 
@@ -222,10 +249,15 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
             return Step::Done(RunnerOutcome::fail(CANCELLED));
         };
         if let Phase::Running = live.phase {
-            let more = live
+            let buf = cx.scratch(READ_CHUNK);
+            let mut more = live
                 .stderr
                 .as_mut()
-                .is_some_and(|s| s.drain(cx.scratch(READ_CHUNK), READ_SLICE));
+                .is_some_and(|p| p.drain(buf, READ_SLICE));
+            more |= live
+                .stdout
+                .as_mut()
+                .is_some_and(|p| p.drain(buf, READ_SLICE));
             // Exit is looked at before the clock, so a leader that exited
             // since the last call counts as exited, not timed out.
             if process::exited_unreaped(live.group.pid) {
@@ -246,7 +278,7 @@ impl<F: FnMut(CommandOutput) -> RunnerOutcome> Run for ExecRun<F> {
     fn cancel(&mut self, cx: &mut Cx<'_>) -> Step {
         let now = cx.now();
         match &mut self.state {
-            State::Start => self.done(CommandEnd::Cancelled, Tail::default()),
+            State::Start => self.not_started(CommandEnd::Cancelled),
             // Called after it ended: harmless, and `finish` is not called twice.
             State::Done => Step::Done(RunnerOutcome::fail(CANCELLED)),
             State::Live(live) => {
@@ -331,26 +363,24 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// The read end of the child's stderr, non-blocking, and what was kept.
-struct StderrPipe {
-    pipe: ChildStderr,
+/// The read end of one of the child's pipes, non-blocking, and what was
+/// kept of it.
+struct Pipe<K> {
+    file: File,
     /// False after end of file or a read error: nothing more to read.
     open: bool,
-    tail: Tail,
+    kept: K,
 }
 
-impl StderrPipe {
-    fn new(pipe: ChildStderr) -> Self {
-        let open = process::set_nonblocking(&pipe).is_ok();
-        StderrPipe {
-            pipe,
-            open,
-            tail: Tail::default(),
-        }
+impl<K: Keep> Pipe<K> {
+    fn new(fd: OwnedFd, kept: K) -> Self {
+        let file = File::from(fd);
+        let open = process::set_nonblocking(&file).is_ok();
+        Pipe { file, open, kept }
     }
 
     fn fd(&self) -> RawFd {
-        self.pipe.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
     /// Reads what is available through the worker's `buf`, about `budget`
@@ -361,10 +391,10 @@ impl StderrPipe {
             if read >= budget {
                 return true;
             }
-            match self.pipe.read(buf) {
+            match self.file.read(buf) {
                 Ok(0) => self.open = false,
                 Ok(n) => {
-                    self.tail.push(&buf[..n]);
+                    self.kept.push(&buf[..n]);
                     read += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -373,5 +403,13 @@ impl StderrPipe {
             }
         }
         false
+    }
+
+    /// Reads what is left once the group is dead (never blocks), stops
+    /// watching, and gives back what was kept.
+    fn finish(mut self, cx: &mut Cx<'_>) -> K {
+        self.drain(cx.scratch(READ_CHUNK), READ_FINAL);
+        let _ = cx.deregister(&mut SourceFd(&self.fd()));
+        self.kept
     }
 }

@@ -32,11 +32,11 @@ use crate::sys::process;
 /// `PATH` when the environment has none (glibc's `execvp` default).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
-/// Spawns `argv` as the leader of a new process group, stdin and stdout on
-/// `/dev/null`, stderr on a pipe; an empty program is `InvalidInput` (a
-/// custom check's `Command` may have one).
+/// Spawns `argv` as the leader of a new process group, stdin on `/dev/null`,
+/// stdout on a pipe if `stdout` (else `/dev/null`), stderr on a pipe; an
+/// empty program is `InvalidInput` (a custom check's `Command` may have one).
 #[allow(unsafe_code)] // the pre_exec child
-pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
+pub(super) fn spawn(argv: &[String], stdout: bool) -> io::Result<Child> {
     let program = match argv.first() {
         Some(program) if !program.is_empty() => program,
         _ => {
@@ -49,8 +49,13 @@ pub(super) fn spawn(argv: &[String]) -> io::Result<Child> {
     let path = find_program(OsStr::new(program), std::env::var_os("PATH"))?;
     let image = Image::new(&path, argv)?;
     let mut cmd = Command::new(&path);
+    let out = if stdout {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(out)
         .stderr(Stdio::piped())
         .process_group(0);
     // SAFETY: the closure runs in the child between fork and exec. It only

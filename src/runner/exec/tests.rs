@@ -23,7 +23,7 @@ const TRUNCATED: &str = "...[truncated]";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-pub(super) fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -100,7 +100,7 @@ pub(super) fn read_pid(path: &Path) -> Option<libc::pid_t> {
     text.strip_suffix('\n')?.trim().parse().ok()
 }
 
-pub(super) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let end = clock::mono_now() + limit;
     while !cond() {
         assert!(clock::mono_now() < end, "timed out waiting for {what}");
@@ -109,7 +109,7 @@ pub(super) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bo
 }
 
 /// (state, pgrp) of a process from `/proc/<pid>/stat`, `None` if it is gone.
-pub(super) fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
+pub(crate) fn proc_stat(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -352,6 +352,7 @@ fn a_cut_reason_ends_in_the_marker_and_an_uncut_one_never_does() {
         let output = CommandOutput::new(
             ["x".to_owned()].into(),
             CommandEnd::TimedOut,
+            Head::default(),
             tail,
             Duration::from_secs(10),
         );
