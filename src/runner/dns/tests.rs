@@ -797,3 +797,51 @@ fn verdicts_match_check_dig_side_by_side() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Any field values: prepared, or refused naming a field it reads
+
+mod any_values {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::super::DnsCheck;
+    use crate::decl::Declaration;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_field_values_are_prepared_or_refused_by_field(
+            values in prop::collection::vec(
+                prop::option::of(prop_oneof![
+                    any::<bool>().prop_map(|b| json!(b)),
+                    any::<i64>().prop_map(|n| json!(n)),
+                    "\\PC{0,12}".prop_map(|s| json!(s)),
+                    Just(json!("127.0.0.1:5353")),
+                    Just(json!("[::1]:53")),
+                    Just(json!("10.0.0.1")),
+                    Just(json!("example.com.")),
+                    Just(json!("ptr")),
+                    Just(json!("NXDOMAIN")),
+                    Just(json!([[]])),
+                ]),
+                7,
+            ),
+        ) {
+            let names = ["name", "type", "server", "expectRcode", "expectAnswer", "tcp", "timeoutSecs"];
+            let mut v = json!({"kind": "dns", "mode": "enforce"});
+            for (field, value) in names.iter().zip(values) {
+                if let Some(value) = value {
+                    v[*field] = value;
+                }
+            }
+            let d = Declaration::from_value("d", v);
+            let missing = std::env::temp_dir().join("probewheel-dns-no-such-resolv.conf");
+            if let Err(e) = DnsCheck::from_decl(&d, &missing) {
+                prop_assert!(names.contains(&e.field()), "{e}");
+                prop_assert!(!e.problem().is_empty());
+            }
+        }
+    }
+}
