@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::machine::Machine;
-use super::{Check, Placement, Runner, evidence, exec, file, http, tcp, timeout_secs};
+use super::{Check, Placement, Runner, evidence, exec, file, http, icmp, tcp, timeout_secs};
 use crate::decl::{self, Declaration, Field, FieldError};
 
 /// A built-in kind: everything about it is in its own module.
@@ -72,12 +72,13 @@ enum Entry {
 }
 
 /// The built-in kinds by name.
-const BUILT_IN: [(&str, &dyn Kind); 5] = [
+const BUILT_IN: [(&str, &dyn Kind); 6] = [
     ("tcp", &tcp::TcpKind),
     ("exec", &exec::ExecKind),
     ("http", &http::HttpKind),
     ("evidence", &evidence::EvidenceKind),
     ("file", &file::FileKind),
+    ("icmp", &icmp::IcmpKind),
 ];
 
 /// Kind name -> kind.
@@ -108,7 +109,7 @@ impl Registry {
         }
     }
 
-    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`, `file`.
+    /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`, `file`, `icmp`.
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         for (name, kind) in BUILT_IN {
