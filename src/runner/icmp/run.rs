@@ -3,8 +3,9 @@
 //! replies as they come, and judge once every request is answered (or
 //! could not be sent) or at the deadline, whichever is first.
 //!
-//! A reply counts when it echoes one of this run's sequence numbers and
-//! its payload; duplicates and anything else are ignored. The round trip
+//! A reply counts when it comes from the address pinged and echoes one of
+//! this run's sequence numbers and its payload; duplicates and anything
+//! else are ignored. The round trip
 //! is measured on the run's clock, from the send to the call that reads
 //! the reply.
 
@@ -41,18 +42,25 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 impl Machine for IcmpCheck {
     fn start(&self, now: Instant) -> Box<dyn Run> {
+        Box::new(self.run(now))
+    }
+}
+
+impl IcmpCheck {
+    /// A new run, started at `now`.
+    pub(super) fn run(&self, now: Instant) -> IcmpRun {
         let p = &self.probe;
         let first_seq = p.next_seq.fetch_add(p.packets, Ordering::Relaxed);
         let mut payload = [0; PAYLOAD];
         payload[..8].copy_from_slice(b"probewhl");
         payload[8..].copy_from_slice(&RUNS.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        Box::new(IcmpRun {
+        IcmpRun {
             probe: Arc::clone(p),
             deadline: now + Duration::from_secs(p.timeout_secs),
             first_seq,
             payload,
             state: State::Start,
-        })
+        }
     }
 }
 
@@ -63,8 +71,8 @@ pub(super) struct IcmpRun {
     /// `timeoutSecs` after the start: bounds the whole run.
     deadline: Instant,
     /// The sequence number of the first request.
-    first_seq: u16,
-    payload: [u8; PAYLOAD],
+    pub(super) first_seq: u16,
+    pub(super) payload: [u8; PAYLOAD],
     pub(super) state: State,
 }
 
@@ -81,18 +89,18 @@ pub(super) enum State {
 /// The requests of a run over its socket.
 #[derive(Debug)]
 pub(super) struct Pings {
-    socket: OwnedFd,
-    to: IpAddr,
+    pub(super) socket: OwnedFd,
+    pub(super) to: IpAddr,
     /// When the first request was due; request i is due `i x SPACING` later.
-    begun: Instant,
-    echoes: Vec<Echo>,
+    pub(super) begun: Instant,
+    pub(super) echoes: Vec<Echo>,
     /// The first error a send failed with.
-    send_error: Option<io::Error>,
+    pub(super) send_error: Option<io::Error>,
 }
 
 /// One echo request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Echo {
+pub(super) enum Echo {
     Due,
     Sent(Instant),
     Answered(Duration),
@@ -215,16 +223,19 @@ fn refused(e: &io::Error) -> String {
 
 impl Pings {
     /// Takes the replies that came.
-    fn receive(&mut self, first_seq: u16, payload: &[u8; PAYLOAD], now: Instant) {
+    pub(super) fn receive(&mut self, first_seq: u16, payload: &[u8; PAYLOAD], now: Instant) {
         let reply_type = if self.to.is_ipv6() { 129 } else { 0 };
         let mut buf = [0u8; HEADER + PAYLOAD + 1];
         loop {
-            let n = match recvfrom(&self.socket, &mut buf[..], RecvFlags::empty()) {
-                Ok((_, n, _)) => n,
+            let (n, from) = match recvfrom(&self.socket, &mut buf[..], RecvFlags::empty()) {
+                Ok((_, n, from)) => (n, from.and_then(|a| SocketAddr::try_from(a).ok())),
                 Err(Errno::INTR) => continue,
                 // WouldBlock: all taken; an error: nothing to take.
                 Err(_) => return,
             };
+            if from.map(|a| a.ip()) != Some(self.to) {
+                continue;
+            }
             if n != HEADER + PAYLOAD || buf[0] != reply_type || buf[1] != 0 {
                 continue;
             }
@@ -300,7 +311,7 @@ impl Pings {
         let to = self.to;
         let summary = summary(&rtts);
         if lost * 100 > usize::from(p.max_loss_percent) * n {
-            let percent = (lost * 100 + n / 2) / n;
+            let percent = percent(lost, n);
             let mut why = format!(
                 "{to}: {lost} of {n} packets lost ({percent}%, more than maxLossPercent {})",
                 p.max_loss_percent
@@ -331,9 +342,12 @@ impl Pings {
         };
         let total: Duration = rtts.iter().sum();
         if total > limit * rtts.len() as u32 {
-            let replies = rtts.len();
+            let replies = match rtts.len() {
+                1 => "1 reply".to_owned(),
+                n => format!("{n} replies"),
+            };
             return Err(format!(
-                "{to}: average rtt {avg} ms, more than maxRttMs {} (min/avg/max {min}/{avg}/{max} ms of {replies} replies)",
+                "{to}: average rtt {avg} ms, more than maxRttMs {} (min/avg/max {min}/{avg}/{max} ms of {replies})",
                 limit.as_millis()
             ));
         }
@@ -349,4 +363,14 @@ fn summary(rtts: &[Duration]) -> Option<(String, String, String)> {
     let avg = rtts.iter().sum::<Duration>() / rtts.len() as u32;
     let ms = |d: &Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
     Some((ms(min), ms(&avg), ms(max)))
+}
+
+/// `part` of `whole` in percent, to a tenth, without a trailing `.0`:
+/// `33.3`, `50`, `100`.
+fn percent(part: usize, whole: usize) -> String {
+    let tenths = (part * 1000 + whole / 2) / whole;
+    match tenths % 10 {
+        0 => (tenths / 10).to_string(),
+        d => format!("{}.{d}", tenths / 10),
+    }
 }
