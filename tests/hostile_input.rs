@@ -34,7 +34,7 @@ const MARKER: &str = "...[truncated]";
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut fields: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence"] {
+    for kind in ["http", "tcp", "exec", "evidence", "icmp"] {
         fields.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -79,6 +79,7 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("exec"),
             json!("http"),
             json!("evidence"),
+            json!("icmp"),
             json!("gopher"),
         ]),
         "mode" => one_of(vec![
@@ -218,6 +219,13 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("\\q"),
             json!("a".repeat(4097)),
         ]),
+        "packets" => (0u64..25).prop_map(|n| json!(n)).boxed(),
+        "maxLossPercent" => (0u64..110).prop_map(|n| json!(n)).boxed(),
+        "maxRttMs" => prop_oneof![
+            (0u64..2000).prop_map(|n| json!(n)),
+            Just(json!(86_400_001u64)),
+        ]
+        .boxed(),
         other => panic!("no strategy for {other}"),
     }
 }

@@ -23,7 +23,7 @@ const REFERENCE: &str = include_str!("../docs/declarations.md");
 /// The built-in kinds this build runs. Without the `evidence` feature its
 /// kind accepts any declaration and fails every run, so it reads nothing.
 fn kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["http", "tcp", "exec", "file"];
+    let mut kinds = vec!["http", "tcp", "exec", "file", "icmp"];
     if cfg!(feature = "evidence") {
         kinds.push("evidence");
     }
@@ -34,13 +34,14 @@ fn kinds() -> Vec<&'static str> {
 /// field table must be here.
 fn section_kinds(heading: &str) -> Vec<&'static str> {
     match heading {
-        "Shared fields" => vec!["http", "tcp", "exec", "evidence", "file"],
+        "Shared fields" => vec!["http", "tcp", "exec", "evidence", "file", "icmp"],
         "http" => vec!["http"],
         "tcp" => vec!["tcp"],
         "TLS fields of http and tcp" => vec!["http", "tcp"],
         "exec" => vec!["exec"],
         "evidence" => vec!["evidence"],
         "file" => vec!["file"],
+        "icmp" => vec!["icmp"],
         other => panic!("a field table under an unexpected heading {other:?}"),
     }
 }
@@ -129,6 +130,7 @@ fn declaration(kind: &str, extra: &[(&str, Value)]) -> Declaration {
         "exec" => json!({"kind": "exec", "mode": "enforce", "command": ["/bin/true"]}),
         "evidence" => json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
         "file" => json!({"kind": "file", "mode": "enforce", "path": "/run/heartbeat"}),
+        "icmp" => json!({"kind": "icmp", "mode": "enforce", "host": "127.0.0.1"}),
         other => panic!("no base declaration for {other}"),
     };
     for (field, value) in extra {
@@ -162,7 +164,7 @@ const LENIENT: &[(&str, &str)] = &[("tcp", "timeoutSecs"), ("evidence", "timeout
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut names: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence", "file"] {
+    for kind in ["http", "tcp", "exec", "evidence", "file", "icmp"] {
         names.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = BTreeSet::new();
@@ -179,7 +181,7 @@ fn generated(heading: &str) -> Vec<&'static Field> {
         return SHARED_FIELDS.iter().collect();
     }
     let registry = Registry::builtin();
-    let all = ["http", "tcp", "exec", "evidence", "file"];
+    let all = ["http", "tcp", "exec", "evidence", "file", "icmp"];
     let kinds = section_kinds(heading);
     registry
         .fields(kinds[0])
@@ -216,7 +218,7 @@ fn the_reference_tables_are_the_ones_the_code_declares() {
         }
     }
     let declared = SHARED_FIELDS.len()
-        + ["http", "tcp", "exec", "evidence", "file"]
+        + ["http", "tcp", "exec", "evidence", "file", "icmp"]
             .iter()
             .flat_map(|k| Registry::builtin().fields(k).collect::<Vec<_>>())
             .map(|f| (f.name, f.meaning))
