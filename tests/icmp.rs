@@ -98,7 +98,7 @@ fn in_private_loopback(test: impl FnOnce() + Send + 'static) {
 fn run_once(probes: Value) -> Vec<(String, Status, Option<String>)> {
     let names: Vec<String> = probes.as_object().unwrap().keys().cloned().collect();
     let (engine, rx) = Builder::new()
-        .declarations_json(&probes.to_string())
+        .declarations_json(probes.to_string())
         .workers(1)
         .build()
         .unwrap();

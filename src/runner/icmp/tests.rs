@@ -295,29 +295,18 @@ fn cancel_closes_the_socket_at_once() {
     });
 }
 
-/// A resolver that answers only once the test ends; `asked` hears of
-/// each lookup.
-fn hanging_resolver() -> (
-    impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
-    mpsc::Sender<()>,
-    mpsc::Receiver<()>,
-) {
+#[test]
+fn a_lookup_that_never_answers_times_out_and_a_cancel_abandons_it() {
+    // The resolver answers once the test ends (`stop` drops).
     let (stop, blocked) = mpsc::channel::<()>();
     let blocked = Mutex::new(blocked);
     let (asked_tx, asked) = mpsc::channel::<()>();
     let asked_tx = Mutex::new(asked_tx);
-    let resolve = move |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
+    let mut h = Harness::with_resolver(move |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
         let _ = asked_tx.lock().unwrap().send(());
         let _ = blocked.lock().unwrap().recv();
         Err(io::Error::other("released"))
-    };
-    (resolve, stop, asked)
-}
-
-#[test]
-fn a_lookup_that_never_answers_times_out_and_a_cancel_abandons_it() {
-    let (resolve, stop, asked) = hanging_resolver();
-    let mut h = Harness::with_resolver(resolve);
+    });
     let m = check(json!({"host": "hang.test", "timeoutSecs": 2}));
     let t0 = clock::mono_now();
     let deadline = t0 + Duration::from_secs(2);
