@@ -8,8 +8,9 @@
 //! worker.
 //!
 //! Reasons: `icmp probe: 127.0.0.1: 3 of 3 packets lost (100%, more than
-//! maxLossPercent 0) within 10 s`, `icmp probe: ::1: average rtt 12.3 ms,
-//! more than maxRttMs 10 (min/avg/max 1.1/12.3/20.0 ms of 3 replies)`,
+//! maxLossPercent 0) within 10 s`, `icmp probe: ::1: average rtt 12.300
+//! ms, more than maxRttMs 10 (min/avg/max 1.100/12.300/20.000 ms of 3
+//! replies)`,
 //! `icmp probe: resolve <host>: <error>`, and when the kernel refuses the
 //! socket, `icmp probe: this process (gid 0) may not open ICMP datagram
 //! sockets: net.ipv4.ping_group_range is "1 0"; ...`.
@@ -43,6 +44,26 @@ pub(crate) struct IcmpKind;
 impl Kind for IcmpKind {
     fn fields(&self) -> &'static [&'static [Field]] {
         &[FIELDS]
+    }
+
+    fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
+        let Ok(check) = IcmpCheck::from_decl(decl) else {
+            return;
+        };
+        let p = &check.probe;
+        if let Some(max) = p.max_rtt
+            && max >= Duration::from_secs(p.timeout_secs)
+        {
+            warn(
+                "maxRttMs",
+                format!(
+                    "{} is not shorter than timeoutSecs ({} s): a reply that late counts \
+                     as lost, so this limit never fails a run",
+                    max.as_millis(),
+                    p.timeout_secs
+                ),
+            );
+        }
     }
 
     fn prepare(&self, decl: &Declaration, _host: &HostFacts) -> Result<Prepared, FieldError> {

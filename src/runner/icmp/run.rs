@@ -207,7 +207,8 @@ impl IcmpRun {
 /// Why the socket could not be opened; for a refusal, the setting that
 /// decides and what it holds.
 fn refused(e: &io::Error) -> String {
-    if e.kind() != io::ErrorKind::PermissionDenied {
+    // EACCES is the kernel's answer for a group outside the range.
+    if Errno::from_io_error(e) != Some(Errno::ACCESS) {
         return format!("opening an ICMP datagram socket: {e}");
     }
     let (gid, range) = ping_groups();
@@ -226,11 +227,17 @@ impl Pings {
     pub(super) fn receive(&mut self, first_seq: u16, payload: &[u8; PAYLOAD], now: Instant) {
         let reply_type = if self.to.is_ipv6() { 129 } else { 0 };
         let mut buf = [0u8; HEADER + PAYLOAD + 1];
+        // A pending socket error is reported once, then reading goes on;
+        // a bound keeps a broken socket from spinning the worker.
+        let mut errors = 0;
         loop {
             let (n, from) = match recvfrom(&self.socket, &mut buf[..], RecvFlags::empty()) {
                 Ok((_, n, from)) => (n, from.and_then(|a| SocketAddr::try_from(a).ok())),
-                Err(Errno::INTR) => continue,
-                // WouldBlock: all taken; an error: nothing to take.
+                Err(Errno::WOULDBLOCK) => return,
+                Err(_) if errors < 8 => {
+                    errors += 1;
+                    continue;
+                }
                 Err(_) => return,
             };
             if from.map(|a| a.ip()) != Some(self.to) {

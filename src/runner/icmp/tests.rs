@@ -454,3 +454,22 @@ fn consecutive_runs_use_different_sequence_numbers_and_payloads() {
     assert_eq!(b.first_seq, a.first_seq.wrapping_add(3));
     assert_ne!(a.payload, b.payload);
 }
+
+#[test]
+fn check_warns_of_a_max_rtt_the_deadline_makes_moot() {
+    let warnings = |fields: Value| {
+        let mut out = Vec::new();
+        crate::runner::Registry::builtin().lint(&decl(fields), &mut |field, problem| {
+            out.push(format!("{field}: {problem}"))
+        });
+        out
+    };
+    assert_eq!(
+        warnings(json!({"host": "::1", "maxRttMs": 2000, "timeoutSecs": 2})),
+        [
+            "maxRttMs: 2000 is not shorter than timeoutSecs (2 s): a reply that late counts as \
+          lost, so this limit never fails a run"
+        ]
+    );
+    assert!(warnings(json!({"host": "::1", "maxRttMs": 1999, "timeoutSecs": 2})).is_empty());
+}
