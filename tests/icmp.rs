@@ -183,6 +183,33 @@ fn loopback_passes_and_silence_fails_through_the_engine() {
     });
 }
 
+#[test]
+fn probes_waiting_for_replies_hold_no_worker() {
+    in_private_loopback(|| {
+        // 127.0.0.1 stays silent, ::1 answers; one worker carries all, the
+        // answered probe last by name.
+        sysctl("net/ipv4/icmp_echo_ignore_all", "1").unwrap();
+        let mut probes = json!({"zz-answered": ping(json!({"host": "::1"}))});
+        for i in 0..16 {
+            probes[format!("silent{i:02}")] = ping(json!({"host": "127.0.0.1"}));
+        }
+        let (engine, rx) = Builder::new()
+            .declarations_json(probes.to_string())
+            .workers(1)
+            .build()
+            .unwrap();
+        engine.reset("icmp").unwrap();
+        let events = collect_until(&rx, LIMIT, |ev| probe_results(ev, "zz-answered").len() == 1);
+        let answered = probe_results(&events, "zz-answered")[0];
+        assert_eq!(answered.status, Status::Pass, "{answered:?}");
+        // Every run started, and the silent ones still wait for replies
+        // (until their 10 s timeout) on the worker that ran the other.
+        let stats = engine.stats().unwrap();
+        assert_eq!((stats.dispatched, stats.results), (17, 1), "{stats:?}");
+        engine.shutdown().unwrap();
+    });
+}
+
 /// What `check_icmp` says of `host`: pass, fail, or why it could not run.
 fn check_icmp(host: &str) -> Result<bool, String> {
     // Critical at 1% loss or an average of 1 s: probewheel's
