@@ -167,9 +167,10 @@ impl IcmpRun {
             self.state = State::Ended;
             return verdict.map(|()| None);
         }
-        let next = match retry {
-            true => now + SEND_RETRY,
-            false => pings.next_due().unwrap_or(self.deadline),
+        let next = if retry {
+            now + SEND_RETRY
+        } else {
+            pings.next_due().unwrap_or(self.deadline)
         };
         Ok(Some(next.min(self.deadline)))
     }
