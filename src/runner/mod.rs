@@ -26,6 +26,7 @@ pub(crate) mod exec;
 mod file;
 pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
+mod icmp;
 pub(crate) mod machine;
 use machine::Machine;
 mod registry;
