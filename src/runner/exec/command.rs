@@ -324,6 +324,12 @@ impl CommandOutput {
                 (None, None) => format!("{PREFIX}ended with {status}"),
             },
         };
+        self.fail_with_stderr(head)
+    }
+
+    /// A failure whose reason is `head`, then `; stderr: <tail>` when
+    /// stderr had anything.
+    pub(super) fn fail_with_stderr(&self, head: String) -> RunnerOutcome {
         match with_stderr(head, &self.stderr) {
             (reason, false) => RunnerOutcome::fail(reason),
             (body, true) => RunnerOutcome::fail_cut(body),

@@ -414,14 +414,14 @@ fn defaults_and_limits() {
     let p = ExecProbe::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
     let c = &p.spec;
     assert_eq!(*c.argv, ["a", "b"]);
-    assert_eq!((c.expect_exit_code, c.timeout_secs), (0, 10));
+    assert_eq!((c.judge, c.timeout_secs), (Judge::ExitCode(0), 10));
     let p = ExecProbe::from_decl(&decl(
         json!({"command": ["a b"], "expectExitCode": 255, "timeoutSecs": 86400}),
     ))
     .unwrap();
     let c = &p.spec;
     assert_eq!(*c.argv, ["a b"]);
-    assert_eq!((c.expect_exit_code, c.timeout_secs), (255, 86400));
+    assert_eq!((c.judge, c.timeout_secs), (Judge::ExitCode(255), 86400));
 }
 
 #[test]
