@@ -284,7 +284,12 @@ struct Detail {
 }
 
 /// An outcome taken apart: status, reason, sub-results, perfdata.
-pub(crate) type Parts = (Status, Option<String>, Option<Vec<SubResult>>, Vec<Perfdata>);
+pub(crate) type Parts = (
+    Status,
+    Option<String>,
+    Option<Vec<SubResult>>,
+    Vec<Perfdata>,
+);
 
 /// Longest `failureReason`, in bytes, before the marker `...[truncated]`
 /// that [`RunnerOutcome::fail`] appends to a cut one.

@@ -25,6 +25,8 @@ mod command_tests;
 #[cfg(test)]
 mod machine_tests;
 mod nagios;
+#[cfg(test)]
+mod nagios_tests;
 mod perfdata;
 mod run;
 mod spawn;

@@ -180,13 +180,18 @@ mod tests {
     #[test]
     fn thresholds_min_and_max_are_read_past() {
         assert_eq!(
-            items("time=0.000123s;;;0.000000;10.000000 /=46725595136B;267847005634;267847005634;0;270552530944"),
+            items(
+                "time=0.000123s;;;0.000000;10.000000 /=46725595136B;267847005634;267847005634;0;270552530944"
+            ),
             [
                 p("time", 0.000123, Some(PerfUnit::Seconds)),
                 p("/", 46725595136.0, Some(PerfUnit::Bytes)),
             ]
         );
-        assert_eq!(items("rta=1ms;@10:20;~:50"), [p("rta", 0.001, Some(PerfUnit::Seconds))]);
+        assert_eq!(
+            items("rta=1ms;@10:20;~:50"),
+            [p("rta", 0.001, Some(PerfUnit::Seconds))]
+        );
     }
 
     #[test]
@@ -194,7 +199,11 @@ mod tests {
         assert_eq!(
             items("'free space /var'=5MB 'a=b'=1 'it''s'=2 ''''=3"),
             [
-                p("free space /var", 5.0 * 1024.0 * 1024.0, Some(PerfUnit::Bytes)),
+                p(
+                    "free space /var",
+                    5.0 * 1024.0 * 1024.0,
+                    Some(PerfUnit::Bytes)
+                ),
                 p("a=b", 1.0, None),
                 p("it's", 2.0, None),
                 p("'", 3.0, None),
