@@ -517,6 +517,32 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_without_perfdata_travels_in_two_words() {
+        assert_eq!(
+            std::mem::size_of::<RunnerOutcome>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            RunnerOutcome::pass().with_perfdata(Vec::new()),
+            RunnerOutcome::pass()
+        );
+        assert!(
+            RunnerOutcome::pass()
+                .with_perfdata(Vec::new())
+                .detail
+                .is_none()
+        );
+        let p = Perfdata::new("time", 0.25, Some(PerfUnit::Seconds));
+        let out = RunnerOutcome::pass().with_perfdata(vec![p.clone()]);
+        assert_eq!((out.status(), out.reason()), (Status::Pass, None));
+        assert_eq!(out.perfdata(), [p.clone()]);
+        let (_, _, _, perfdata) = RunnerOutcome::fail("x")
+            .with_perfdata(vec![p.clone()])
+            .into_parts();
+        assert_eq!(perfdata, [p]);
+    }
+
+    #[test]
     fn a_runner_cut_reason_is_marked_once_and_bounded() {
         let out = RunnerOutcome::fail_cut("exec probe: ...the end".to_owned());
         assert_eq!(out.reason(), Some("exec probe: ...the end...[truncated]"));

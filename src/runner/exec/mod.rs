@@ -49,7 +49,7 @@ impl Kind for ExecKind {
     /// A string command is only split on whitespace: shell syntax stays
     /// literal. `warningIs` means something with `outputFormat: "nagios"` only.
     fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
-        if decl.get("warningIs").is_some() && !matches!(nagios_format(decl), Ok(true)) {
+        if decl.get("warningIs").is_some() && matches!(nagios_format(decl), Ok(false)) {
             warn(
                 "warningIs",
                 "read only with outputFormat \"nagios\": ignored".to_owned(),
