@@ -535,7 +535,7 @@ mod tests {
         let p = Perfdata::new("time", 0.25, Some(PerfUnit::Seconds));
         let out = RunnerOutcome::pass().with_perfdata(vec![p.clone()]);
         assert_eq!((out.status(), out.reason()), (Status::Pass, None));
-        assert_eq!(out.perfdata(), [p.clone()]);
+        assert_eq!(out.perfdata(), std::slice::from_ref(&p));
         let (_, _, _, perfdata) = RunnerOutcome::fail("x")
             .with_perfdata(vec![p.clone()])
             .into_parts();
