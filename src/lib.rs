@@ -269,4 +269,6 @@ pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
 pub use crate::engine::{Builder, Engine, EngineError, Stats, WaitError};
 pub use crate::event::{Event, RolloutVerdict, Verdict};
-pub use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult};
+pub use crate::runner::{
+    Check, PerfUnit, Perfdata, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult,
+};

@@ -173,6 +173,14 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!(["true", 1]),
         ]),
         "expectExitCode" => (-2i64..300).prop_map(|n| json!(n)).boxed(),
+        "outputFormat" => one_of(vec![
+            json!("exitCode"),
+            json!("nagios"),
+            json!("Nagios"),
+            json!(""),
+            json!(1),
+        ]),
+        "warningIs" => one_of(vec![json!("fail"), json!("pass"), json!("ok"), json!(true)]),
         "timeoutSecs" => (0u64..100_000).prop_map(|n| json!(n)).boxed(),
         "framework" => one_of(vec![json!("nis2"), json!("")]),
         "controls" | "controlOverrides" => one_of(vec![
