@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::vocab::{Mode, Status, SubResult};
+use crate::vocab::{Mode, Perfdata, Status, SubResult};
 
 /// One engine event. Serialises to one JSON object with an `event` tag.
 ///
@@ -155,6 +155,10 @@ pub struct ProbeResult {
     pub failure_reason: Option<String>,
     /// Evidence rows, null for other kinds.
     pub sub_results: Option<Vec<SubResult>>,
+    /// Performance values of the run (an `exec` probe with
+    /// `outputFormat: "nagios"`); absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perfdata: Vec<Perfdata>,
     /// Index of the schedule slot the run belongs to.
     pub tick: u64,
     /// When that slot was due.
@@ -408,6 +412,7 @@ mod tests {
             observed_at: t,
             failure_reason: Some("tcp probe: refused".into()),
             sub_results: None,
+            perfdata: Vec::new(),
             tick: 0,
             scheduled_at: t,
             lateness_us: 57,
@@ -438,6 +443,7 @@ mod tests {
             observed_at: t,
             failure_reason: None,
             sub_results: None,
+            perfdata: Vec::new(),
             tick: 3,
             scheduled_at: t,
             lateness_us: 0,
@@ -451,5 +457,44 @@ mod tests {
         assert!(v.get("failingSince").is_none());
         assert!(v["failureReason"].is_null());
         assert!(v["subResults"].is_null());
+        assert!(v.get("perfdata").is_none());
+    }
+
+    #[test]
+    fn perfdata_is_written_only_when_there_is_some_and_round_trips() {
+        use crate::vocab::{PerfUnit, Perfdata};
+        let t = Timestamp::from_unix_micros(0);
+        let e = Event::ProbeResult(ProbeResult {
+            header: header(2),
+            probe_name: Arc::from("disk"),
+            kind: Arc::from("exec"),
+            mode: Mode::Enforce,
+            status: Status::Pass,
+            observed_at: t,
+            failure_reason: None,
+            sub_results: None,
+            perfdata: vec![
+                Perfdata::new("/", 46725595136.0, Some(PerfUnit::Bytes)),
+                Perfdata::new("time", 0.000123, Some(PerfUnit::Seconds)),
+                Perfdata::new("load1", 0.5, None),
+            ],
+            tick: 0,
+            scheduled_at: t,
+            lateness_us: 0,
+            duration_us: 0,
+            skipped_ticks: 0,
+            coalesced: 0,
+            consecutive: 1,
+            failing_since: None,
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(
+            json.contains(
+                r#""subResults":null,"perfdata":[{"label":"/","value":46725595136.0,"unit":"B"},{"label":"time","value":0.000123,"unit":"s"},{"label":"load1","value":0.5}],"tick":0"#
+            ),
+            "{json}"
+        );
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
     }
 }

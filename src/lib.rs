@@ -91,9 +91,9 @@
 //! # How a run waits (G13)
 //!
 //! Each worker is itself a poll loop (mio, with a timerfd of its own for
-//! exact starts). A built-in run (`tcp`, `http`, `exec`) is a state machine
-//! over non-blocking descriptors: a socket, a pipe, a process descriptor
-//! (pidfd). The worker starts it at its slot, calls it again when one of
+//! exact starts). A built-in run (`tcp`, `http`, `exec`, `dns`, `icmp`,
+//! `systemd`) is a state machine over non-blocking descriptors: a socket, a
+//! pipe, a process descriptor (pidfd). The worker starts it at its slot, calls it again when one of
 //! its descriptors is ready or its deadline comes, and in between it costs
 //! a descriptor and a timer entry, never a thread. So one worker carries
 //! any number of runs that wait, and a server that never answers, a child
@@ -219,9 +219,9 @@
 //! Everything else public is in its module: [`runner::Registry`] (with the typed
 //! [`runner::PrepareError`]), [`check`] (what `probewheel check`
 //! reports), the engine's defaults in [`engine`]. The built-in kinds
-//! (`tcp`, `http`, `exec`) are reached only through their kind names in a
-//! declarations file; their runners, defaults and limits are not part of
-//! the API. Types that will grow (events, [`Stats`], errors, findings) are
+//! ([`runner::Registry::builtin`] lists them) are reached only through
+//! their kind names in a declarations file; their runners, defaults and
+//! limits are not part of the API. Types that will grow (events, [`Stats`], errors, findings) are
 //! `#[non_exhaustive]`: match them with a `_` arm.
 //!
 //! `serde_json` 1 is part of the public API in two places, on purpose:
@@ -269,4 +269,6 @@ pub use crate::clock::Timestamp;
 pub use crate::decl::{Declaration, Declarations, FieldError, Mode, Rejection};
 pub use crate::engine::{Builder, Engine, EngineError, Stats, WaitError};
 pub use crate::event::{Event, RolloutVerdict, Verdict};
-pub use crate::runner::{Check, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult};
+pub use crate::runner::{
+    Check, PerfUnit, Perfdata, Placement, RunContext, Runner, RunnerOutcome, Status, SubResult,
+};

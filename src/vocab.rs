@@ -201,6 +201,73 @@ pub struct SubResult {
     pub override_reason: Option<String>,
 }
 
+/// One performance value a run measured (an `exec` probe's Nagios
+/// perfdata), in its unit's base unit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Perfdata {
+    /// The plugin's label, unquoted.
+    pub label: String,
+    /// The value in the base unit of `unit` (always finite).
+    pub value: f64,
+    /// The base unit; absent for a plain number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<PerfUnit>,
+}
+
+impl Perfdata {
+    /// A value named `label`, already in `unit`'s base unit.
+    pub fn new(label: impl Into<String>, value: f64, unit: Option<PerfUnit>) -> Perfdata {
+        Perfdata {
+            label: label.into(),
+            value,
+            unit,
+        }
+    }
+}
+
+/// Equal when label, unit and the value's bits are: an equivalence, so
+/// events stay `Eq` (values are finite, and `-0.0` differs from `0.0`).
+impl PartialEq for Perfdata {
+    fn eq(&self, other: &Perfdata) -> bool {
+        self.label == other.label
+            && self.unit == other.unit
+            && self.value.to_bits() == other.value.to_bits()
+    }
+}
+
+impl Eq for Perfdata {}
+
+/// The base unit of a [`Perfdata`] value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PerfUnit {
+    /// Seconds (`s`; `ms` and `us` are converted).
+    #[serde(rename = "s")]
+    Seconds,
+    /// Bytes (`B`; `KB`, `MB`, `GB` and `TB` are converted).
+    #[serde(rename = "B")]
+    Bytes,
+    /// A percentage (`%`), 0 to 100 as written.
+    #[serde(rename = "%")]
+    Percent,
+    /// A continuous counter (`c`).
+    #[serde(rename = "c")]
+    Counter,
+}
+
+impl PerfUnit {
+    /// As written in events: `s`, `B`, `%` or `c`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PerfUnit::Seconds => "s",
+            PerfUnit::Bytes => "B",
+            PerfUnit::Percent => "%",
+            PerfUnit::Counter => "c",
+        }
+    }
+}
+
 /// What one run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerOutcome {
@@ -213,7 +280,16 @@ pub struct RunnerOutcome {
 struct Detail {
     reason: Option<String>,
     sub_results: Option<Vec<SubResult>>,
+    perfdata: Vec<Perfdata>,
 }
+
+/// An outcome taken apart: status, reason, sub-results, perfdata.
+pub(crate) type Parts = (
+    Status,
+    Option<String>,
+    Option<Vec<SubResult>>,
+    Vec<Perfdata>,
+);
 
 /// Longest `failureReason`, in bytes, before the marker `...[truncated]`
 /// that [`RunnerOutcome::fail`] appends to a cut one.
@@ -245,7 +321,7 @@ impl RunnerOutcome {
             status: Status::Fail,
             detail: Some(Box::new(Detail {
                 reason: Some(reason),
-                sub_results: None,
+                ..Detail::default()
             })),
         }
     }
@@ -253,6 +329,15 @@ impl RunnerOutcome {
     /// Attaches evidence sub-results.
     pub fn with_sub_results(mut self, rows: Vec<SubResult>) -> Self {
         self.detail.get_or_insert_default().sub_results = Some(rows);
+        self
+    }
+
+    /// Attaches performance values (none: left as it is, so a pass stays
+    /// small).
+    pub(crate) fn with_perfdata(mut self, values: Vec<Perfdata>) -> Self {
+        if !values.is_empty() {
+            self.detail.get_or_insert_default().perfdata = values;
+        }
         self
     }
 
@@ -271,15 +356,22 @@ impl RunnerOutcome {
         self.detail.as_ref().and_then(|d| d.sub_results.as_deref())
     }
 
-    pub(crate) fn into_parts(self) -> (Status, Option<String>, Option<Vec<SubResult>>) {
+    /// Performance values the run measured (an `exec` probe's perfdata);
+    /// empty for most.
+    pub fn perfdata(&self) -> &[Perfdata] {
+        self.detail.as_ref().map_or(&[], |d| &d.perfdata)
+    }
+
+    pub(crate) fn into_parts(self) -> Parts {
         match self.detail {
-            None => (self.status, None, None),
+            None => (self.status, None, None, Vec::new()),
             Some(d) => {
                 let Detail {
                     reason,
                     sub_results,
+                    perfdata,
                 } = *d;
-                (self.status, reason, sub_results)
+                (self.status, reason, sub_results, perfdata)
             }
         }
     }
@@ -405,7 +497,7 @@ mod tests {
         // A megabyte handed over is cut; the cut holds its own bytes, not
         // the megabyte it came from.
         let held = |out: RunnerOutcome| {
-            let (_, reason, _) = out.into_parts();
+            let (_, reason, _, _) = out.into_parts();
             let reason = reason.unwrap();
             (reason.len(), reason.capacity())
         };
@@ -422,6 +514,32 @@ mod tests {
         let (len, cap) = held(RunnerOutcome::fail(roomy));
         assert_eq!(len, 7);
         assert!(cap <= bound, "{cap} bytes held for {len}");
+    }
+
+    #[test]
+    fn a_pass_without_perfdata_travels_in_two_words() {
+        assert_eq!(
+            std::mem::size_of::<RunnerOutcome>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            RunnerOutcome::pass().with_perfdata(Vec::new()),
+            RunnerOutcome::pass()
+        );
+        assert!(
+            RunnerOutcome::pass()
+                .with_perfdata(Vec::new())
+                .detail
+                .is_none()
+        );
+        let p = Perfdata::new("time", 0.25, Some(PerfUnit::Seconds));
+        let out = RunnerOutcome::pass().with_perfdata(vec![p.clone()]);
+        assert_eq!((out.status(), out.reason()), (Status::Pass, None));
+        assert_eq!(out.perfdata(), std::slice::from_ref(&p));
+        let (_, _, _, perfdata) = RunnerOutcome::fail("x")
+            .with_perfdata(vec![p.clone()])
+            .into_parts();
+        assert_eq!(perfdata, [p]);
     }
 
     #[test]

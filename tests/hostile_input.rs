@@ -34,7 +34,7 @@ const MARKER: &str = "...[truncated]";
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut fields: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence", "systemd", "dns"] {
+    for kind in registry.kinds() {
         fields.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -79,7 +79,9 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!("exec"),
             json!("http"),
             json!("evidence"),
+            json!("file"),
             json!("systemd"),
+            json!("icmp"),
             json!("gopher"),
         ]),
         "mode" => one_of(vec![
@@ -171,6 +173,14 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
             json!(["true", 1]),
         ]),
         "expectExitCode" => (-2i64..300).prop_map(|n| json!(n)).boxed(),
+        "outputFormat" => one_of(vec![
+            json!("exitCode"),
+            json!("nagios"),
+            json!("Nagios"),
+            json!(""),
+            json!(1),
+        ]),
+        "warningIs" => one_of(vec![json!("fail"), json!("pass"), json!("ok"), json!(true)]),
         "timeoutSecs" => (0u64..100_000).prop_map(|n| json!(n)).boxed(),
         "framework" => one_of(vec![json!("nis2"), json!("")]),
         "controls" | "controlOverrides" => one_of(vec![
@@ -183,6 +193,16 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
         ]),
         "evidencePath" => one_of(vec![json!("/nonexistent/evidence.json"), json!("")]),
         "maxAgeSeconds" => (0u64..100).prop_map(|n| json!(n)).boxed(),
+        "path" => one_of(vec![
+            json!("/proc/version"),
+            json!("/nonexistent/heartbeat"),
+            json!("relative/heartbeat"),
+            json!("/dev/null"),
+            json!("a\u{0}b"),
+            json!(""),
+        ]),
+        "contains" => one_of(vec![json!("Linux"), json!(""), json!("a".repeat(65_537))]),
+        "expectExists" => any::<bool>().prop_map(|b| json!(b)).boxed(),
         "failureThreshold" | "successThreshold" => (0u64..120).prop_map(|n| json!(n)).boxed(),
         "startupGraceSeconds" | "initialDelaySeconds" => {
             (0u64..100_000).prop_map(|n| json!(n)).boxed()
@@ -241,6 +261,13 @@ fn plausible(field: &'static str) -> BoxedStrategy<Value> {
         ]
         .boxed(),
         "noFailedUnits" => any::<bool>().prop_map(|b| json!(b)).boxed(),
+        "packets" => (0u64..25).prop_map(|n| json!(n)).boxed(),
+        "maxLossPercent" => (0u64..110).prop_map(|n| json!(n)).boxed(),
+        "maxRttMs" => prop_oneof![
+            (0u64..2000).prop_map(|n| json!(n)),
+            Just(json!(86_400_001u64)),
+        ]
+        .boxed(),
         "name" => one_of(vec![
             json!("example.com"),
             json!("example.com."),

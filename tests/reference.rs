@@ -10,6 +10,7 @@
 //!   the shared fields' defaults are the ones a declaration gets.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use probewheel::Declaration;
@@ -20,12 +21,19 @@ use serde_json::{Value, json};
 
 const REFERENCE: &str = include_str!("../docs/declarations.md");
 
+/// Every built-in kind.
+fn all_kinds() -> Vec<&'static str> {
+    static KINDS: OnceLock<Vec<String>> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| Registry::builtin().kinds().map(str::to_owned).collect());
+    kinds.iter().map(String::as_str).collect()
+}
+
 /// The built-in kinds this build runs. Without the `evidence` feature its
 /// kind accepts any declaration and fails every run, so it reads nothing.
 fn kinds() -> Vec<&'static str> {
-    let mut kinds = vec!["http", "tcp", "exec", "file", "systemd", "dns"];
-    if cfg!(feature = "evidence") {
-        kinds.push("evidence");
+    let mut kinds = all_kinds();
+    if !cfg!(feature = "evidence") {
+        kinds.retain(|k| *k != "evidence");
     }
     kinds
 }
@@ -34,7 +42,7 @@ fn kinds() -> Vec<&'static str> {
 /// field table must be here.
 fn section_kinds(heading: &str) -> Vec<&'static str> {
     match heading {
-        "Shared fields" => vec!["http", "tcp", "exec", "evidence", "file", "systemd", "dns"],
+        "Shared fields" => all_kinds(),
         "http" => vec!["http"],
         "tcp" => vec!["tcp"],
         "TLS fields of http and tcp" => vec!["http", "tcp"],
@@ -42,6 +50,7 @@ fn section_kinds(heading: &str) -> Vec<&'static str> {
         "evidence" => vec!["evidence"],
         "file" => vec!["file"],
         "systemd" => vec!["systemd"],
+        "icmp" => vec!["icmp"],
         "dns" => vec!["dns"],
         other => panic!("a field table under an unexpected heading {other:?}"),
     }
@@ -132,6 +141,7 @@ fn declaration(kind: &str, extra: &[(&str, Value)]) -> Declaration {
         "evidence" => json!({"kind": "evidence", "mode": "enforce", "framework": "nis2"}),
         "file" => json!({"kind": "file", "mode": "enforce", "path": "/run/heartbeat"}),
         "systemd" => json!({"kind": "systemd", "mode": "enforce", "unit": "nginx"}),
+        "icmp" => json!({"kind": "icmp", "mode": "enforce", "host": "127.0.0.1"}),
         "dns" => {
             json!({"kind": "dns", "mode": "enforce", "name": "example.com", "server": "127.0.0.1"})
         }
@@ -168,7 +178,7 @@ const LENIENT: &[(&str, &str)] = &[("tcp", "timeoutSecs"), ("evidence", "timeout
 fn known_fields() -> Vec<&'static str> {
     let registry = Registry::builtin();
     let mut names: Vec<&'static str> = SHARED_FIELDS.iter().map(|f| f.name).collect();
-    for kind in ["http", "tcp", "exec", "evidence", "file", "systemd", "dns"] {
+    for kind in registry.kinds() {
         names.extend(registry.fields(kind).map(|f| f.name));
     }
     let mut seen = BTreeSet::new();
@@ -185,7 +195,7 @@ fn generated(heading: &str) -> Vec<&'static Field> {
         return SHARED_FIELDS.iter().collect();
     }
     let registry = Registry::builtin();
-    let all = ["http", "tcp", "exec", "evidence", "file", "systemd", "dns"];
+    let all = all_kinds();
     let kinds = section_kinds(heading);
     registry
         .fields(kinds[0])
@@ -222,7 +232,7 @@ fn the_reference_tables_are_the_ones_the_code_declares() {
         }
     }
     let declared = SHARED_FIELDS.len()
-        + ["http", "tcp", "exec", "evidence", "file", "systemd", "dns"]
+        + all_kinds()
             .iter()
             .flat_map(|k| Registry::builtin().fields(k).collect::<Vec<_>>())
             .map(|f| (f.name, f.meaning))

@@ -762,6 +762,99 @@ fn metrics_file_carries_the_rollout_verdict() {
     assert_eq!(p.exit_within(Duration::from_secs(5)), Some(0));
 }
 
+/// A fake Nagios plugin's perfdata in the event and the metrics file, in
+/// base units, escaped, and replaced by the next result: a label that is
+/// gone from the plugin's output is gone from the file.
+#[test]
+fn metrics_file_carries_nagios_perfdata_of_the_last_result() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("svc-metrics-perfdata");
+    let state = dir.path("second-run");
+    let plugin = dir.write(
+        "check_fake",
+        &format!(
+            "#!/bin/sh\nif [ -e {0} ]; then printf 'DISK OK | b=2KB\\n'; exit 0; fi\n\
+             touch {0}\nprintf \"DISK WARNING - low | 'free \\\"x\\\"'=250ms;1;2 b=1KB temp=40C\\n\"\nexit 1\n",
+            state.display()
+        ),
+    );
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.write(
+        "c.json",
+        &serde_json::json!({
+            "disk": {"kind": "exec", "mode": "observe", "intervalSeconds": 3600,
+                     "outputFormat": "nagios", "command": [plugin]},
+            "up": {"kind": "exec", "mode": "enforce", "intervalSeconds": 3600, "command": ["true"]}
+        })
+        .to_string(),
+    );
+    let prom = dir.path("probewheel.prom");
+    let (mut p, lines) = start_run(
+        &config.display().to_string(),
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
+    let mut first = None;
+    until(&lines, Duration::from_secs(10), |v| {
+        if is(v, "probeResult") && v["probeName"] == "up" {
+            assert!(v.get("perfdata").is_none(), "{v}");
+        }
+        if is(v, "probeResult") && v["probeName"] == "disk" {
+            first = Some(v.clone());
+        }
+        first.is_some()
+    });
+    let first = first.unwrap();
+    assert_eq!(
+        first["failureReason"],
+        "exec probe: WARNING (exit 1): DISK WARNING - low"
+    );
+    assert_eq!(
+        first["perfdata"],
+        serde_json::json!([
+            {"label": "free \"x\"", "value": 0.25, "unit": "s"},
+            {"label": "b", "value": 1024.0, "unit": "B"}
+        ])
+    );
+    let perfdata = |m: &prometheus::Exposition| -> Vec<(String, f64)> {
+        m.samples("probewheel_probe_perfdata")
+            .map(|s| {
+                assert_eq!(s.labels[0], ("probe".to_owned(), "disk".to_owned()));
+                (s.labels[1].1.clone(), s.value)
+            })
+            .collect()
+    };
+    let written = |want: &[(&str, f64)]| {
+        let mut text = String::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            text = std::fs::read_to_string(&prom).unwrap_or_default();
+            prometheus::parse(&text).is_ok_and(|m| {
+                let got = perfdata(&m);
+                got.len() == want.len()
+                    && got.iter().zip(want).all(|(g, w)| g.0 == w.0 && g.1 == w.1)
+            })
+        });
+        assert!(ok, "wanted {want:?} in:\n{text}");
+        text
+    };
+    let text = written(&[("free \"x\"", 0.25), ("b", 1024.0)]);
+    assert!(
+        text.contains("probewheel_probe_perfdata{probe=\"disk\",label=\"free \\\"x\\\"\"} 0.25\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE probewheel_probe_perfdata gauge\n"),
+        "{text}"
+    );
+    // The next run (a reset starts it) prints only `b`.
+    p.send(b"reset again\n");
+    until(&lines, Duration::from_secs(10), |v| {
+        is(v, "probeResult") && v["probeName"] == "disk" && v["generation"] == 2
+    });
+    written(&[("b", 2048.0)]);
+    p.send(b"shutdown\n");
+    assert_eq!(p.exit_within(Duration::from_secs(5)), Some(0));
+}
+
 /// A one-probe file whose probe passes, and the metrics file path beside it.
 fn metrics_setup(dir: &TempDir) -> (String, std::path::PathBuf) {
     let config = dir.write(

@@ -682,7 +682,7 @@ impl<S: Sink> Scheduler<S> {
             });
             self.outbox.push_event(Some(run.probe), event);
         }
-        let (status, reason, sub_results) = f.outcome.into_parts();
+        let (status, reason, sub_results, perfdata) = f.outcome.into_parts();
         if st.last_status != Some(status) {
             st.consecutive = 0;
         }
@@ -721,6 +721,7 @@ impl<S: Sink> Scheduler<S> {
             observed_at,
             failure_reason: reason,
             sub_results,
+            perfdata,
             tick: run.tick,
             scheduled_at,
             lateness_us,

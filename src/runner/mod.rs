@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::decl::{DEFAULT_TIMEOUT_SECS, Declaration, FieldError, MAX_TIMEOUT_SECS};
-pub use crate::vocab::{MAX_REASON_BYTES, ParseStatusError, RunnerOutcome, Status, SubResult};
+pub use crate::vocab::{
+    MAX_REASON_BYTES, ParseStatusError, PerfUnit, Perfdata, RunnerOutcome, Status, SubResult,
+};
 
 mod dns;
 #[cfg(feature = "evidence")]
@@ -27,6 +29,7 @@ pub(crate) mod exec;
 mod file;
 pub use exec::{Command, CommandEnd, CommandOutput};
 pub(crate) mod http;
+mod icmp;
 pub(crate) mod machine;
 use machine::Machine;
 mod registry;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::machine::Machine;
 use super::{
-    Check, Placement, Runner, dns, evidence, exec, file, http, systemd, tcp, timeout_secs,
+    Check, Placement, Runner, dns, evidence, exec, file, http, icmp, systemd, tcp, timeout_secs,
 };
 use crate::decl::{self, Declaration, Field, FieldError};
 
@@ -83,13 +83,14 @@ enum Entry {
 }
 
 /// The built-in kinds by name.
-const BUILT_IN: [(&str, &dyn Kind); 7] = [
+const BUILT_IN: [(&str, &dyn Kind); 8] = [
     ("tcp", &tcp::TcpKind),
     ("exec", &exec::ExecKind),
     ("http", &http::HttpKind),
     ("evidence", &evidence::EvidenceKind),
     ("file", &file::FileKind),
     ("systemd", &systemd::SystemdKind),
+    ("icmp", &icmp::IcmpKind),
     ("dns", &dns::DnsKind),
 ];
 
@@ -122,7 +123,7 @@ impl Registry {
     }
 
     /// The built-in kinds: `tcp`, `exec`, `http`, `evidence`, `file`,
-    /// `systemd`, `dns`.
+    /// `systemd`, `icmp`, `dns`.
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         for (name, kind) in BUILT_IN {
@@ -140,6 +141,20 @@ impl Registry {
     /// Whether `kind` is registered.
     pub fn contains(&self, kind: &str) -> bool {
         self.kinds.contains_key(kind)
+    }
+
+    /// The names of the registered kinds, in byte order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::runner::Registry;
+    ///
+    /// let registry = Registry::builtin();
+    /// assert!(registry.kinds().any(|k| k == "tcp"));
+    /// ```
+    pub fn kinds(&self) -> impl Iterator<Item = &str> + '_ {
+        self.kinds.keys().map(String::as_str)
     }
 
     /// The key evidence signatures are checked against.

@@ -8,6 +8,9 @@
 pub(crate) mod host;
 #[allow(unsafe_code)]
 pub(crate) mod memory;
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) mod netns;
 pub(crate) mod process;
 #[cfg(test)]
 #[allow(unsafe_code)]

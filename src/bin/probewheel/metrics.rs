@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use probewheel::event::Verdict;
-use probewheel::{Event, Mode, Stats, Status};
+use probewheel::{Event, Mode, Perfdata, Stats, Status};
 
 /// The last run of one declared probe.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,8 @@ struct Row {
     kind: Arc<str>,
     mode: Mode,
     last: Option<LastRun>,
+    /// The last run's perfdata (labels unique), replaced by every result.
+    perfdata: Vec<Perfdata>,
 }
 
 /// A per-probe metric: name, help text, value of a last run.
@@ -58,13 +60,16 @@ impl Metrics {
                 let mut old = std::mem::take(&mut self.probes);
                 for p in &t.probes {
                     // A probe that stays keeps its last run until it has a new one.
-                    let last = old.remove(&p.probe_name).and_then(|r| r.last);
+                    let (last, perfdata) = old
+                        .remove(&p.probe_name)
+                        .map_or((None, Vec::new()), |r| (r.last, r.perfdata));
                     self.probes.insert(
                         p.probe_name.clone(),
                         Row {
                             kind: p.kind.clone(),
                             mode: p.mode,
                             last,
+                            perfdata,
                         },
                     );
                 }
@@ -85,6 +90,7 @@ impl Metrics {
                         lateness_us: r.lateness_us,
                         observed_at_us: r.observed_at.unix_micros(),
                     });
+                    row.perfdata.clone_from(&r.perfdata);
                 }
             }
             _ => {}
@@ -131,6 +137,7 @@ impl Metrics {
                 }
             }
         }
+        self.render_perfdata(&mut out);
         let gauges = [
             (
                 "probewheel_generation",
@@ -209,6 +216,33 @@ impl Metrics {
             stats.dropped_at_reset, stats.dropped_no_receiver
         );
         out
+    }
+}
+
+impl Metrics {
+    /// `probewheel_probe_perfdata`, when a probe's last run had any.
+    fn render_perfdata(&self, out: &mut String) {
+        if self.probes.values().all(|r| r.perfdata.is_empty()) {
+            return;
+        }
+        let name = "probewheel_probe_perfdata";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Each perfdata value of the probe's last run (exec outputFormat \"nagios\"), \
+             in its unit's base unit: seconds, bytes, percent, counter or a plain number.\n\
+             # TYPE {name} gauge"
+        );
+        for (probe, row) in &self.probes {
+            for p in &row.perfdata {
+                let _ = writeln!(
+                    out,
+                    "{name}{{probe=\"{}\",label=\"{}\"}} {}",
+                    label(probe),
+                    label(&p.label),
+                    p.value
+                );
+            }
+        }
     }
 }
 
@@ -313,6 +347,66 @@ mod tests {
         let g = gauges(&m);
         assert_eq!(g[3], "probewheel_verdict{verdict=\"rejected\"} 1");
         assert_eq!(g[4], "probewheel_verdict_decided 0");
+    }
+
+    fn result(probe: &str, perfdata: serde_json::Value) -> Event {
+        event(
+            serde_json::json!({"event": "probeResult", "seq": 3, "rolloutId": "r",
+            "generation": 1, "probeName": probe, "kind": "exec", "mode": "enforce",
+            "status": "pass", "observedAt": "2026-11-27T14:15:42.000000Z",
+            "failureReason": null, "subResults": null, "perfdata": perfdata, "tick": 0,
+            "scheduledAt": "2026-11-27T14:15:42.000000Z", "latenessUs": 0,
+            "durationUs": 0, "skippedTicks": 0, "coalesced": 0, "consecutive": 1}),
+        )
+    }
+
+    fn perfdata_lines(m: &Metrics) -> Vec<String> {
+        m.render(&Stats::default())
+            .lines()
+            .filter(|l| l.contains("probewheel_probe_perfdata"))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn perfdata_follows_each_probes_last_result() {
+        let mut m = Metrics::default();
+        m.observe(&event(
+            serde_json::json!({"event": "topologyDeclared", "seq": 1,
+            "rolloutId": "r", "generation": 1, "declaredAt": "2026-11-27T14:15:42.000000Z",
+            "probes": [{"probeName": "disk", "kind": "exec", "mode": "enforce"},
+                       {"probeName": "up", "kind": "exec", "mode": "enforce"}]}),
+        ));
+        m.observe(&result("up", serde_json::json!([])));
+        // No perfdata anywhere: no family at all.
+        assert!(perfdata_lines(&m).is_empty());
+        m.observe(&result(
+            "disk",
+            serde_json::json!([{"label": "/", "value": 46725595136.0, "unit": "B"},
+                {"label": "it's \"x\"\\y", "value": 0.000123, "unit": "s"},
+                {"label": "load", "value": -0.5}]),
+        ));
+        let lines = perfdata_lines(&m);
+        assert_eq!(lines[1], "# TYPE probewheel_probe_perfdata gauge");
+        assert_eq!(
+            lines[2..],
+            [
+                "probewheel_probe_perfdata{probe=\"disk\",label=\"/\"} 46725595136",
+                "probewheel_probe_perfdata{probe=\"disk\",label=\"it's \\\"x\\\"\\\\y\"} 0.000123",
+                "probewheel_probe_perfdata{probe=\"disk\",label=\"load\"} -0.5",
+            ]
+        );
+        // The next result replaces them: a label that is gone is gone.
+        m.observe(&result(
+            "disk",
+            serde_json::json!([{"label": "load", "value": 2.0}]),
+        ));
+        assert_eq!(
+            perfdata_lines(&m)[2..],
+            ["probewheel_probe_perfdata{probe=\"disk\",label=\"load\"} 2"]
+        );
+        m.observe(&result("disk", serde_json::json!([])));
+        assert!(perfdata_lines(&m).is_empty());
     }
 
     #[test]

@@ -324,14 +324,9 @@ impl CommandOutput {
                 (None, None) => format!("{PREFIX}ended with {status}"),
             },
         };
-        match with_stderr(head, &self.stderr) {
-            (reason, false) => RunnerOutcome::fail(reason),
-            (body, true) => RunnerOutcome::fail_cut(body),
-        }
+        self.fail_with_stderr(head)
     }
-}
 
-impl CommandOutput {
     /// A failure reading `head`, then `; stderr: <tail>` as
     /// [`outcome`](Self::outcome) appends it: for a kind that runs a command
     /// of its own and words its reasons itself.

@@ -56,7 +56,7 @@ fn live_children_named(comm: &str) -> usize {
 /// `offset` ahead of the real one; `cancelling` calls `cancel` instead of
 /// `advance`, as a worker does after a cancel. `limit` (real time) only
 /// guards against a hang.
-fn finish(
+pub(super) fn finish(
     h: &mut Harness,
     run: &mut dyn Run,
     mut step: Step,
@@ -249,10 +249,10 @@ fn a_long_stderr_gives_a_marked_reason_within_the_cap() {
 }
 
 /// A scratch directory under the temp dir.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
+    pub(super) fn new(tag: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("probewheel-exec-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -260,7 +260,7 @@ impl Scratch {
         Scratch(dir)
     }
 
-    fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+    pub(super) fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.0.join(name);
         std::fs::write(&path, text).unwrap();

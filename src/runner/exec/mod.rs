@@ -1,5 +1,6 @@
 //! `exec` probes: run a command in its own process group; pass iff its exit
-//! code is `expectExitCode`.
+//! code is `expectExitCode`, or, with `outputFormat: "nagios"`, as a Nagios
+//! plugin's exit code says ([`nagios`]), with its perfdata ([`perfdata`]).
 //!
 //! A [`run`] is a state machine on a worker's poll loop: it [`spawn`]s the
 //! leader of a new process group, waits on its pidfd and the stderr pipe
@@ -23,6 +24,10 @@ mod command;
 mod command_tests;
 #[cfg(test)]
 mod machine_tests;
+mod nagios;
+#[cfg(test)]
+mod nagios_tests;
+mod perfdata;
 mod run;
 mod spawn;
 #[cfg(test)]
@@ -43,8 +48,15 @@ impl Kind for ExecKind {
         &[FIELDS]
     }
 
-    /// A string command is only split on whitespace: shell syntax stays literal.
+    /// A string command is only split on whitespace: shell syntax stays
+    /// literal. `warningIs` means something with `outputFormat: "nagios"` only.
     fn lint(&self, decl: &Declaration, warn: &mut dyn FnMut(&'static str, String)) {
+        if decl.get("warningIs").is_some() && matches!(nagios_format(decl), Ok(false)) {
+            warn(
+                "warningIs",
+                "read only with outputFormat \"nagios\": ignored".to_owned(),
+            );
+        }
         let Some(Value::String(cmd)) = decl.get("command") else {
             return;
         };
@@ -70,6 +82,8 @@ impl Kind for ExecKind {
 const FIELDS: &[Field] = &[
     Field::new("command", "array of strings (the argv), or one string split on ASCII whitespace", "required", "The program and its arguments."),
     Field::new("expectExitCode", "integer, 0 to 255", "0", "The exit code that passes."),
+    Field::new("outputFormat", "string: `\"exitCode\"` or `\"nagios\"`", "`\"exitCode\"`", "How the run is judged:"),
+    Field::new("warningIs", "string: `\"fail\"` or `\"pass\"`", "`\"fail\"`", "With `outputFormat: \"nagios\"`, what a plugin's WARNING (exit 1) counts as."),
 ];
 
 /// Characters a shell would treat specially.
@@ -87,22 +101,63 @@ struct ExecProbe {
 #[derive(Debug)]
 struct Spec {
     argv: Arc<[String]>,
-    expect_exit_code: i32,
+    judge: Judge,
     timeout_secs: u64,
+}
+
+/// How a run's output becomes its outcome (`outputFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judge {
+    /// Pass on this exit code.
+    ExitCode(i32),
+    /// A Nagios plugin: its exit code is its state.
+    Nagios { warning_passes: bool },
 }
 
 impl ExecProbe {
     fn from_decl(decl: &Declaration) -> Result<ExecProbe, FieldError> {
         let argv = parse_command(decl)?;
-        let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?.unwrap_or(0) as i32;
+        let expect_exit_code = decl.i64_in("expectExitCode", 0, 255)?;
+        let warning_passes = either(decl, "warningIs", "fail", "pass")?;
+        let judge = if nagios_format(decl)? {
+            // 0 is OK for both: a renderer that writes the default is right.
+            if let Some(code) = expect_exit_code.filter(|&c| c != 0) {
+                return Err(FieldError::new(
+                    "expectExitCode",
+                    format!(
+                        "{code} with outputFormat \"nagios\": a plugin's exit code is its \
+                         state (0 passes, 1 as warningIs says, any other fails)"
+                    ),
+                ));
+            }
+            Judge::Nagios { warning_passes }
+        } else {
+            Judge::ExitCode(expect_exit_code.unwrap_or(0) as i32)
+        };
         let timeout_secs = crate::runner::timeout_secs(decl)?;
         Ok(ExecProbe {
             spec: Arc::new(Spec {
                 argv: argv.into(),
-                expect_exit_code,
+                judge,
                 timeout_secs,
             }),
         })
+    }
+}
+
+/// `outputFormat`: true for `"nagios"`.
+fn nagios_format(decl: &Declaration) -> Result<bool, FieldError> {
+    either(decl, "outputFormat", "exitCode", "nagios")
+}
+
+/// A field that is one of two strings: true for `yes`, false for `no` or
+/// absent.
+fn either(decl: &Declaration, field: &str, no: &str, yes: &str) -> Result<bool, FieldError> {
+    match decl.get(field) {
+        None => Ok(false),
+        Some(Value::String(s)) if s == no => Ok(false),
+        Some(Value::String(s)) if s == yes => Ok(true),
+        Some(other) => Err(expected(field, &format!("{no:?} or {yes:?}"), other)),
     }
 }
 
@@ -111,13 +166,20 @@ const CANCELLED: &str = "exec probe: cancelled";
 
 impl Machine for ExecProbe {
     fn start(&self, now: Instant) -> Box<dyn Run> {
-        let expect = self.spec.expect_exit_code;
-        Box::new(run::ExecRun::new(
+        let judge = self.spec.judge;
+        let run = run::ExecRun::new(
             Arc::clone(&self.spec.argv),
             Duration::from_secs(self.spec.timeout_secs),
             now,
-            move |output: CommandOutput| output.outcome(expect),
-        ))
+            move |output: CommandOutput| match judge {
+                Judge::ExitCode(expect) => output.outcome(expect),
+                Judge::Nagios { warning_passes } => nagios::outcome(&output, warning_passes),
+            },
+        );
+        match judge {
+            Judge::ExitCode(_) => Box::new(run),
+            Judge::Nagios { .. } => Box::new(run.keep_stdout(nagios::STDOUT_BYTES)),
+        }
     }
 }
 

@@ -414,14 +414,14 @@ fn defaults_and_limits() {
     let p = ExecProbe::from_decl(&decl(json!({"command": "a b", "expectExitCode": null}))).unwrap();
     let c = &p.spec;
     assert_eq!(*c.argv, ["a", "b"]);
-    assert_eq!((c.expect_exit_code, c.timeout_secs), (0, 10));
+    assert_eq!((c.judge, c.timeout_secs), (Judge::ExitCode(0), 10));
     let p = ExecProbe::from_decl(&decl(
         json!({"command": ["a b"], "expectExitCode": 255, "timeoutSecs": 86400}),
     ))
     .unwrap();
     let c = &p.spec;
     assert_eq!(*c.argv, ["a b"]);
-    assert_eq!((c.expect_exit_code, c.timeout_secs), (255, 86400));
+    assert_eq!((c.judge, c.timeout_secs), (Judge::ExitCode(255), 86400));
 }
 
 #[test]
@@ -489,17 +489,25 @@ fn check_warns_of_shell_syntax_in_a_string_command_only() {
              "plain": {"kind": "exec", "mode": "observe", "command": "test -f /a"}}"#,
     )
     .unwrap();
-    let registry = crate::runner::Registry::builtin();
-    let lines: Vec<String> = crate::check::check(&d, &registry, Duration::from_secs(5))
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     assert_eq!(
-        lines,
+        check_lines_of(&d),
         [
             "warning: sh: command: a string command is split on whitespace and never run by a \
              shell: '&' is passed literally; write an argv array (for shell syntax, \
              [\"/bin/sh\", \"-c\", \"...\"])"
         ]
     );
+}
+
+/// What `probewheel check` says of a declarations file, line by line.
+pub(super) fn check_lines(file: &[u8]) -> Vec<String> {
+    check_lines_of(&crate::decl::parse(file).unwrap())
+}
+
+fn check_lines_of(d: &crate::decl::Declarations) -> Vec<String> {
+    let registry = crate::runner::Registry::builtin();
+    crate::check::check(d, &registry, Duration::from_secs(5))
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
