@@ -167,6 +167,9 @@ fn a_refused_socket_names_the_sysctl_and_the_group() {
     }
 }
 
+/// blackbox_exporter's `TestProbeICMPDurationRTTPresentOnSuccess`, on both
+/// families: loopback passes, with its round trips measured (they decide
+/// `maxRttMs`).
 #[test]
 fn loopback_answers_each_request_on_its_schedule() {
     in_private_loopback(|| {
@@ -261,6 +264,8 @@ fn max_loss_percent_is_the_share_of_requests_that_may_go_unanswered() {
     });
 }
 
+/// blackbox_exporter's `TestProbeICMPDurationRTTOmittedOnFailure`: TEST-NET-1
+/// fails, and the reason reports no round trip (none was measured).
 #[test]
 fn an_unreachable_address_fails_as_soon_as_every_send_failed() {
     in_private_loopback(|| {
