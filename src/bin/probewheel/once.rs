@@ -176,6 +176,9 @@ pub(crate) fn once(opts: Opts) -> ExitCode {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
     let (ended_tx, ended_rx) = crossbeam_channel::bounded(1);
     let view = View::new(generation, thresholds);
+    // Held until the engine is shut down: the output thread may end
+    // first, and a dropped receiver is a warning from the engine.
+    let _receiver = events.clone();
     if let Err(e) = watch::spawn(
         events,
         view,
