@@ -332,9 +332,22 @@ impl RunnerOutcome {
         self
     }
 
-    /// Attaches performance values (none: left as it is, so a pass stays
-    /// small).
-    pub(crate) fn with_perfdata(mut self, values: Vec<Perfdata>) -> Self {
+    /// Attaches performance values, which the `probeResult` event carries
+    /// as `perfdata` and `probewheel run --metrics-file` exports as
+    /// `probewheel_probe_perfdata{probe,label}` (none: left as it is, so a
+    /// pass stays small).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use probewheel::{PerfUnit, Perfdata, RunnerOutcome};
+    ///
+    /// let outcome = RunnerOutcome::pass()
+    ///     .with_perfdata(vec![Perfdata::new("queue", 12.0, None)]);
+    /// assert_eq!(outcome.perfdata()[0].label, "queue");
+    /// # let _ = PerfUnit::Seconds;
+    /// ```
+    pub fn with_perfdata(mut self, values: Vec<Perfdata>) -> Self {
         if !values.is_empty() {
             self.detail.get_or_insert_default().perfdata = values;
         }

@@ -237,3 +237,44 @@ fn a_result_arrives_within_the_window_when_nothing_else_wakes_the_engine() {
     assert_eq!(results(&events, Some("once")), 1);
     assert_eq!(stats.results, 1, "{stats:?}");
 }
+
+#[test]
+fn a_custom_check_s_perfdata_reaches_its_result_event() {
+    use probewheel::runner::FnRunner;
+    use probewheel::{Declaration, Declarations, PerfUnit, Perfdata, RunnerOutcome};
+
+    let decl = Declaration::from_value(
+        "queue",
+        serde_json::json!({"kind": "queue", "mode": "enforce", "runOnce": true}),
+    );
+    let perfdata = || {
+        vec![
+            Perfdata::new("waiting", 12.0, None),
+            Perfdata::new("oldest", 0.25, Some(PerfUnit::Seconds)),
+        ]
+    };
+    let (engine, rx) = Builder::new()
+        .declarations(Declarations::from_declarations([decl]).unwrap())
+        .runner(
+            "queue",
+            FnRunner::inline(move |_| {
+                RunnerOutcome::fail("queue probe: 12 jobs waiting").with_perfdata(perfdata())
+            }),
+        )
+        .build()
+        .unwrap();
+    engine.reset("r1").unwrap();
+    let events = collect_until(&rx, Duration::from_secs(20), |evs| {
+        results(evs, Some("queue")) == 1
+    });
+    let result = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ProbeResult(r) => Some(r),
+            _ => None,
+        })
+        .expect("a result");
+    assert_eq!(result.status, Status::Fail);
+    assert_eq!(result.perfdata, perfdata());
+    engine.shutdown().unwrap();
+}

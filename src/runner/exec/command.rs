@@ -327,6 +327,32 @@ impl CommandOutput {
         self.fail_with_stderr(head)
     }
 
+    /// The outcome of an `exec` probe with `outputFormat: "nagios"`: the
+    /// command is a Nagios plugin. Exit 0 passes, 1 (WARNING) passes only
+    /// when `warning_passes`, 2 (CRITICAL), 3 (UNKNOWN), any other code or a
+    /// signal fail with the plugin's status text (`exec probe: CRITICAL
+    /// (exit 2): <its first line before |>`); the perfdata it printed comes
+    /// with the outcome either way. Needs its stdout:
+    /// [`Command::keep_stdout`] (the exec kind keeps 8 KiB).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use probewheel::runner::Command;
+    /// use probewheel::{RunContext, RunnerOutcome};
+    ///
+    /// fn run(ctx: &RunContext<'_>) -> RunnerOutcome {
+    ///     Command::new(["/usr/lib/nagios/plugins/check_load", "-w", "4", "-c", "8"])
+    ///         .keep_stdout(8 * 1024)
+    ///         .run(ctx)
+    ///         .nagios_outcome(false)
+    /// }
+    /// # let _ = run;
+    /// ```
+    pub fn nagios_outcome(&self, warning_passes: bool) -> RunnerOutcome {
+        super::nagios::outcome(self, warning_passes)
+    }
+
     /// A failure reading `head`, then `; stderr: <tail>` as
     /// [`outcome`](Self::outcome) appends it: for a kind that runs a command
     /// of its own and words its reasons itself.

@@ -134,6 +134,25 @@ fn a_flood_on_stdout_keeps_its_start_and_never_blocks_the_child() {
 }
 
 #[test]
+fn a_custom_check_judges_a_plugin_as_the_nagios_format_does() {
+    let _s = serial();
+    let plugin = "echo 'LOAD WARNING - load average: 5.00 | load1=5;4;8;0'; exit 1";
+    let out = run(&Command::new([SH, "-c", plugin]).keep_stdout(8 * 1024));
+    let warned = out.nagios_outcome(false);
+    assert_eq!(
+        reason(&warned),
+        "exec probe: WARNING (exit 1): LOAD WARNING - load average: 5.00"
+    );
+    let passed = out.nagios_outcome(true);
+    assert_eq!(passed.status(), crate::Status::Pass);
+    for outcome in [&warned, &passed] {
+        assert_eq!(outcome.perfdata().len(), 1);
+        assert_eq!(outcome.perfdata()[0].label, "load1");
+        assert_eq!(outcome.perfdata()[0].value, 5.0);
+    }
+}
+
+#[test]
 fn the_timeout_kills_the_whole_group() {
     let _s = serial();
     let (leader, child) = (PidFile::new(), PidFile::new());

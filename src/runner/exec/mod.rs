@@ -173,7 +173,7 @@ impl Machine for ExecProbe {
             now,
             move |output: CommandOutput| match judge {
                 Judge::ExitCode(expect) => output.outcome(expect),
-                Judge::Nagios { warning_passes } => nagios::outcome(&output, warning_passes),
+                Judge::Nagios { warning_passes } => output.nagios_outcome(warning_passes),
             },
         );
         match judge {
