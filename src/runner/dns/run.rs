@@ -36,6 +36,9 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The largest DNS message (TCP's length prefix bounds it; a UDP datagram
 /// can be no larger).
 const MAX_MESSAGE: usize = 65_535;
+/// Most datagrams read per call: a server that floods the socket with
+/// datagrams that are not the answer costs its worker short slices.
+pub(super) const DATAGRAMS_PER_CALL: usize = 64;
 /// Bytes of a reason given to the records an answer section held.
 const HELD_SHOWN: usize = 320;
 
@@ -261,11 +264,15 @@ impl Udp {
         deadline: Instant,
     ) -> Result<UdpNext, String> {
         let server = p.server;
-        loop {
+        let mut drained = false;
+        for _ in 0..DATAGRAMS_PER_CALL {
             let buf = cx.scratch(MAX_MESSAGE);
             let n = match self.socket.recv(buf) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // An ICMP error for an earlier send: nothing listens there.
                 Err(e) => return Err(format!("{server} over UDP: {e}")),
@@ -301,7 +308,10 @@ impl Udp {
         }
         self.send(now, deadline)
             .map_err(|e| format!("{server} over UDP: {e}"))?;
-        let until = if self.next_send < deadline {
+        let until = if !drained {
+            // Datagrams are left: called again after the worker's other runs.
+            now
+        } else if self.next_send < deadline {
             self.next_send
         } else {
             deadline

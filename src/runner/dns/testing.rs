@@ -47,7 +47,7 @@ impl Query {
         }
     }
 
-    fn read(raw: &[u8], tcp: bool) -> Option<Query> {
+    pub(crate) fn read(raw: &[u8], tcp: bool) -> Option<Query> {
         let header = raw.get(..12)?;
         let mut at = 12;
         let mut wire_name = Vec::new();

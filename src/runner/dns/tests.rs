@@ -651,6 +651,38 @@ fn after_truncation_the_tcp_timeout_says_so() {
 }
 
 #[test]
+fn a_server_flooding_the_socket_costs_its_worker_short_slices() {
+    // A server of the test's own, driven by hand: the query, then 100
+    // datagrams that are not the answer, then the answer, all queued on
+    // the run's socket before the run reads any.
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let m = machine(json!({"server": server.local_addr().unwrap().to_string()}));
+    let mut h = Harness::new();
+    let t0 = clock::mono_now();
+    let (mut run, _) = h.start(&*m, t0);
+    let mut buf = [0u8; 512];
+    let (n, peer) = server.recv_from(&mut buf).expect("the query");
+    let q = Query::read(&buf[..n], false).expect("a query");
+    let mut junk = q.reply(0).answer(&q.name, 1, rdata::a("10.9.9.9"));
+    junk.id ^= 1;
+    for _ in 0..100 {
+        server.send_to(&junk.encode(), peer).unwrap();
+    }
+    let answer = q.reply(0).answer(&q.name, 1, rdata::a("10.0.0.1"));
+    server.send_to(&answer.encode(), peer).unwrap();
+    assert!(h.wait_io(Duration::from_secs(5)), "nothing came");
+    // Each call reads at most DATAGRAMS_PER_CALL, then asks to be called
+    // again at once (after the worker's other runs); the answer is found
+    // on the second call.
+    assert!(super::run::DATAGRAMS_PER_CALL < 100);
+    assert_eq!(h.advance(&mut *run, t0), Step::Wait(t0));
+    assert_eq!(h.advance(&mut *run, t0), Step::Done(RunnerOutcome::pass()));
+}
+
+#[test]
 fn cancelling_a_udp_wait_closes_the_socket_at_once() {
     let r = Responder::start(silent);
     let m = machine(json!({"server": r.addr.to_string(), "timeoutSecs": 60}));

@@ -36,6 +36,9 @@ const PAYLOAD: usize = 16;
 const HEADER: usize = 8;
 /// When a full send buffer is tried again.
 const SEND_RETRY: Duration = Duration::from_millis(10);
+/// Most datagrams read per call, so a flood of replies (or of anything the
+/// socket lets through) costs its worker short slices.
+pub(super) const DATAGRAMS_PER_CALL: usize = 64;
 
 /// Numbers the runs of the process, so their payloads differ.
 static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -160,12 +163,16 @@ impl IcmpRun {
         let State::Pinging(pings) = &mut self.state else {
             unreachable!("pinging once resolved")
         };
-        pings.receive(self.first_seq, &self.payload, now);
+        let more = pings.receive(self.first_seq, &self.payload, now);
         let retry = pings.send_due(self.first_seq, &self.payload, now);
         if pings.settled() || now >= self.deadline {
             let verdict = pings.verdict(&self.probe);
             self.state = State::Ended;
             return verdict.map(|()| None);
+        }
+        if more {
+            // Datagrams are left: called again after the worker's other runs.
+            return Ok(Some(now));
         }
         let next = if retry {
             now + SEND_RETRY
@@ -224,22 +231,28 @@ fn refused(e: &io::Error) -> String {
 }
 
 impl Pings {
-    /// Takes the replies that came.
-    pub(super) fn receive(&mut self, first_seq: u16, payload: &[u8; PAYLOAD], now: Instant) {
+    /// Takes the replies that came, [`DATAGRAMS_PER_CALL`] at most; true
+    /// when datagrams may be left.
+    pub(super) fn receive(
+        &mut self,
+        first_seq: u16,
+        payload: &[u8; PAYLOAD],
+        now: Instant,
+    ) -> bool {
         let reply_type = if self.to.is_ipv6() { 129 } else { 0 };
         let mut buf = [0u8; HEADER + PAYLOAD + 1];
         // A pending socket error is reported once, then reading goes on;
         // a bound keeps a broken socket from spinning the worker.
         let mut errors = 0;
-        loop {
+        for _ in 0..DATAGRAMS_PER_CALL {
             let (n, from) = match recvfrom(&self.socket, &mut buf[..], RecvFlags::empty()) {
                 Ok((_, n, from)) => (n, from.and_then(|a| SocketAddr::try_from(a).ok())),
-                Err(Errno::WOULDBLOCK) => return,
+                Err(Errno::WOULDBLOCK) => return false,
                 Err(_) if errors < 8 => {
                     errors += 1;
                     continue;
                 }
-                Err(_) => return,
+                Err(_) => return false,
             };
             if from.map(|a| a.ip()) != Some(self.to) {
                 continue;
@@ -258,6 +271,7 @@ impl Pings {
                 *echo = Echo::Answered(now.saturating_duration_since(at));
             }
         }
+        true
     }
 
     /// Sends the requests due by `now`; true when the send buffer was full.

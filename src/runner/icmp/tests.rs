@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::run::{Echo, IcmpRun, Pings, State};
+use super::run::{DATAGRAMS_PER_CALL, Echo, IcmpRun, Pings, State};
 use super::*;
 use crate::clock;
 use crate::runner::machine::Step;
@@ -437,7 +437,7 @@ fn only_this_runs_replies_count_once_each() {
     ] {
         from.send_to(&message, at).unwrap();
     }
-    pings.receive(first, &ours, t0 + 5 * MS);
+    assert!(!pings.receive(first, &ours, t0 + 5 * MS), "all read");
     assert_eq!(
         pings.echoes,
         [Echo::Sent(t0), Echo::Answered(5 * MS), Echo::Due]
@@ -449,6 +449,35 @@ fn only_this_runs_replies_count_once_each() {
         pings.echoes,
         [Echo::Sent(t0), Echo::Answered(5 * MS), Echo::Due]
     );
+}
+
+#[test]
+fn a_flood_of_datagrams_is_read_in_bounded_slices() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let at = socket.local_addr().unwrap();
+    let t0 = clock::mono_now();
+    let mut pings = Pings {
+        socket: OwnedFd::from(socket),
+        to: "127.0.0.1".parse().unwrap(),
+        begun: t0,
+        echoes: vec![Echo::Sent(t0)],
+        send_error: None,
+    };
+    let ours = *b"probewhl\0\0\0\0\0\0\0\x07";
+    let mut theirs = ours;
+    theirs[15] = 8;
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 100 replies of another run, then this run's one.
+    for _ in 0..100 {
+        peer.send_to(&reply(0, 0, &theirs), at).unwrap();
+    }
+    peer.send_to(&reply(0, 0, &ours), at).unwrap();
+    assert!(DATAGRAMS_PER_CALL < 100);
+    assert!(pings.receive(0, &ours, t0 + MS), "stopped at the budget");
+    assert_eq!(pings.echoes, [Echo::Sent(t0)]);
+    assert!(!pings.receive(0, &ours, t0 + 2 * MS), "the rest read");
+    assert_eq!(pings.echoes, [Echo::Answered(2 * MS)]);
 }
 
 #[test]
