@@ -451,6 +451,15 @@ fn judge(p: &Probe, reply: &Reply) -> Progress {
         ));
     }
     let Some(expect) = &p.expect_answer else {
+        // NOERROR with nothing in it (NODATA) is a name without the record
+        // the probe asks for: a failure, as check_dig judges it.
+        if p.expect_rcode == wire::NOERROR && reply.answers.is_empty() {
+            return Err(format!(
+                "{server}: the answer section is empty: no {} record for {}",
+                p.rtype.name(),
+                p.name
+            ));
+        }
         return Ok(None);
     };
     if reply

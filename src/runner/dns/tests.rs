@@ -311,6 +311,26 @@ fn ports_blackbox_exporters_authoritative_cases() {
 }
 
 #[test]
+fn a_noerror_reply_without_the_record_fails_unless_another_rcode_is_expected() {
+    let r = Responder::start(|q: &Query| vec![q.reply(0).encode()]);
+    let server = r.addr.to_string();
+    let out = run(json!({"server": server, "name": "db.example", "type": "AAAA"}));
+    assert_eq!(
+        reason(&out),
+        format!("dns probe: {server}: the answer section is empty: no AAAA record for db.example.")
+    );
+    // With another rcode expected, the rcode alone decides.
+    let out = run(json!({"server": server, "expectRcode": "NXDOMAIN"}));
+    assert_eq!(
+        reason(&out),
+        format!("dns probe: {server}: rcode NOERROR, expected NXDOMAIN")
+    );
+    let r = Responder::start(|q: &Query| vec![q.reply(3).encode()]);
+    let out = run(json!({"server": r.addr.to_string(), "expectRcode": "NXDOMAIN"}));
+    assert_eq!(out, RunnerOutcome::pass());
+}
+
+#[test]
 fn ports_blackbox_exporters_servfail_cases() {
     let r = Responder::start(servfail);
     let server = r.addr.to_string();
@@ -792,8 +812,8 @@ fn verdicts_match_check_dig_side_by_side() {
         vec![m.encode()]
     });
     let server = r.addr;
-    // (check_dig's arguments, our fields). check_dig fails an empty answer
-    // section; a dns probe asks for a record with `expectAnswer`.
+    // (check_dig's arguments, our fields). Both fail a NOERROR reply whose
+    // answer section is empty (NODATA).
     let cases: [(&[&str], Value); 6] = [
         (&["-l", "ok.example.com"], json!({"name": "ok.example.com"})),
         (
@@ -814,7 +834,7 @@ fn verdicts_match_check_dig_side_by_side() {
         ),
         (
             &["-l", "nodata.example.com"],
-            json!({"name": "nodata.example.com", "expectAnswer": "A "}),
+            json!({"name": "nodata.example.com"}),
         ),
     ];
     for (args, mut fields) in cases {

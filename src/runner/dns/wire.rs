@@ -95,6 +95,9 @@ impl RType {
     }
 }
 
+/// The response code of a reply without an error.
+pub(crate) const NOERROR: u8 = 0;
+
 /// Response codes by name (RFC 1035 4.1.1, RFC 2136 2.2); any other is
 /// shown as `RCODE<n>`.
 const RCODES: [&str; 11] = [
