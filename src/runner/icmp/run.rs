@@ -220,14 +220,32 @@ fn refused(e: &io::Error) -> String {
         return format!("opening an ICMP datagram socket: {e}");
     }
     let (gid, range) = ping_groups();
-    let setting = match range {
-        Ok(range) => format!("net.ipv4.ping_group_range is \"{range}\""),
-        Err(e) => format!("net.ipv4.ping_group_range could not be read ({e})"),
+    let (setting, wider) = match range {
+        Ok(range) => (
+            format!("net.ipv4.ping_group_range is \"{range}\""),
+            widened(&range, gid),
+        ),
+        Err(e) => (
+            format!("net.ipv4.ping_group_range could not be read ({e})"),
+            format!("{gid} {gid}"),
+        ),
     };
     format!(
         "this process (gid {gid}) may not open ICMP datagram sockets: {setting}; it must include \
-         a group of the process (sysctl -w net.ipv4.ping_group_range='{gid} {gid}')"
+         a group of the process (sysctl -w net.ipv4.ping_group_range='{wider}')"
     )
+}
+
+/// The smallest range holding `range` (when it holds any group) and `gid`,
+/// so the advice never takes the socket away from a group that has it.
+pub(super) fn widened(range: &str, gid: u32) -> String {
+    let mut ends = range.split(' ').map(str::parse::<u32>);
+    match (ends.next(), ends.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => {
+            format!("{} {}", low.min(gid), high.max(gid))
+        }
+        _ => format!("{gid} {gid}"),
+    }
 }
 
 impl Pings {

@@ -167,6 +167,16 @@ fn a_refused_socket_names_the_sysctl_and_the_group() {
     }
 }
 
+#[test]
+fn the_advice_widens_the_range_and_never_narrows_it() {
+    use super::run::widened;
+    assert_eq!(widened("1 0", 0), "0 0");
+    assert_eq!(widened("100 200", 0), "0 200");
+    assert_eq!(widened("100 200", 1000), "100 1000");
+    assert_eq!(widened("0 2147483647", 5), "0 2147483647");
+    assert_eq!(widened("garbage", 7), "7 7");
+}
+
 /// blackbox_exporter's `TestProbeICMPDurationRTTPresentOnSuccess`, on both
 /// families: loopback passes, with its round trips measured (they decide
 /// `maxRttMs`).
