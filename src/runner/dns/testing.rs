@@ -245,9 +245,6 @@ impl Responder {
         let queries = Arc::new(Mutex::new(Vec::new()));
         let peers = Arc::new(Mutex::new(Vec::new()));
         let held = Arc::new(Mutex::new(Vec::new()));
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        tcp.set_nonblocking(true).unwrap();
         let udp_thread = {
             let (stop, queries, peers, handler) = (
                 Arc::clone(&stop),
@@ -278,10 +275,11 @@ impl Responder {
             thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let Ok((mut s, _)) = tcp.accept() else {
-                        thread::sleep(Duration::from_millis(5));
                         continue;
                     };
-                    s.set_nonblocking(false).unwrap();
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                     let Ok(q) = read_framed(&mut s) else { continue };
                     let Some(q) = Query::read(&q, true) else {
@@ -320,6 +318,11 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Both threads block on their sockets: a datagram and a connection
+        // wake them to see `stop`.
+        let from = UdpSocket::bind((self.addr.ip(), 0)).unwrap();
+        let _ = from.send_to(b"", self.addr);
+        let _ = TcpStream::connect(self.addr);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
