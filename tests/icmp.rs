@@ -140,12 +140,19 @@ fn where_ping_sockets_are_refused_the_reason_names_the_sysctl() {
     let range = range.split_whitespace().collect::<Vec<_>>().join(" ");
     // SAFETY: getegid cannot fail and takes no pointers.
     let gid = unsafe { libc::getegid() };
+    // The advice: the range widened to take in the group, or the group
+    // alone when the range holds none.
+    let ends: Vec<u32> = range.split(' ').filter_map(|e| e.parse().ok()).collect();
+    let advice = match ends[..] {
+        [low, high] if low <= high => format!("{} {}", low.min(gid), high.max(gid)),
+        _ => format!("{gid} {gid}"),
+    };
     assert_eq!(
         reason.as_deref().unwrap(),
         format!(
             "icmp probe: this process (gid {gid}) may not open ICMP datagram sockets: \
              net.ipv4.ping_group_range is \"{range}\"; it must include a group of the \
-             process (sysctl -w net.ipv4.ping_group_range='{gid} {gid}')"
+             process (sysctl -w net.ipv4.ping_group_range='{advice}')"
         )
     );
 }

@@ -52,41 +52,6 @@ fn live_children_named(comm: &str) -> usize {
         .count()
 }
 
-/// Drives a run from `step` until it is done, with the run's clock
-/// `offset` ahead of the real one; `cancelling` calls `cancel` instead of
-/// `advance`, as a worker does after a cancel. `limit` (real time) only
-/// guards against a hang.
-pub(super) fn finish(
-    h: &mut Harness,
-    run: &mut dyn Run,
-    mut step: Step,
-    offset: Duration,
-    cancelling: bool,
-) -> RunnerOutcome {
-    let limit = Duration::from_secs(10);
-    let end = clock::mono_now() + limit;
-    loop {
-        let until = match step {
-            Step::Done(outcome) => return outcome,
-            Step::Wait(until) => until,
-        };
-        assert!(
-            clock::mono_now() < end,
-            "the run did not end within {limit:?}"
-        );
-        let now = clock::mono_now() + offset;
-        if until > now {
-            h.wait_io(until - now);
-        }
-        let now = clock::mono_now() + offset;
-        step = if cancelling {
-            h.cancel(run, now)
-        } else {
-            h.advance(run, now)
-        };
-    }
-}
-
 /// G13: children that never exit are waited for on the poll (a pidfd and
 /// a pipe each), not by a thread each. Every run asks to be called at its
 /// deadline and not before: nothing wakes it in slices.
@@ -121,7 +86,7 @@ fn children_that_never_exit_hold_no_thread() {
     for mut run in runs {
         let at = clock::mono_now();
         let step = h.cancel(&mut *run, at);
-        let out = finish(&mut h, &mut *run, step, Duration::ZERO, true);
+        let out = h.finish(&mut *run, step, Duration::ZERO, true);
         assert_eq!(reason(&out), "exec probe: cancelled");
     }
     wait_for("the sleepers to be gone", Duration::from_secs(5), || {
@@ -152,7 +117,7 @@ fn the_deadline_kills_and_reaps_the_group() {
     // At it: killed.
     let offset = Duration::from_secs(5);
     let step = h.advance(&mut *run, t0 + offset);
-    let out = finish(&mut h, &mut *run, step, offset, false);
+    let out = h.finish(&mut *run, step, offset, false);
     assert_eq!(
         reason(&out),
         "exec probe: timed out after 5 s (process group killed)"
@@ -194,7 +159,7 @@ fn cancel_kills_and_reaps_within_the_bound() {
         Step::Wait(_) => h.cancel(&mut *run, clock::mono_now()),
         done => done,
     };
-    let out = finish(&mut h, &mut *run, step, Duration::ZERO, true);
+    let out = h.finish(&mut *run, step, Duration::ZERO, true);
     assert_eq!(reason(&out), "exec probe: cancelled");
     assert!(proc_stat(pgid).is_none(), "the leader was not reaped");
     assert_group_gone(pgid, Duration::from_secs(1));

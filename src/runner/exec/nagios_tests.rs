@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::machine_tests::{Scratch, finish};
+use super::machine_tests::Scratch;
 use super::tests::{check_lines, decl, reason, serial};
 use super::*;
 use crate::clock;
@@ -178,7 +178,7 @@ fn the_timeout_fails_as_any_exec_probe_and_carries_no_perfdata() {
     assert_eq!(step, Step::Wait(t0 + Duration::from_secs(5)));
     let offset = Duration::from_secs(5);
     let step = h.advance(&mut *run, t0 + offset);
-    let out = finish(&mut h, &mut *run, step, offset, false);
+    let out = h.finish(&mut *run, step, offset, false);
     assert_eq!(
         reason(&out),
         "exec probe: timed out after 5 s (process group killed)"

@@ -152,6 +152,7 @@ fn a_refused_socket_names_the_sysctl_and_the_group() {
     }
     let (gid, range) = ping_groups();
     let range = range.unwrap();
+    let advice = super::run::widened(&range, gid);
     let mut h = Harness::new();
     for host in ["127.0.0.1", "::1"] {
         let m = testing::machine(&decl(json!({ "host": host }))).unwrap();
@@ -161,7 +162,7 @@ fn a_refused_socket_names_the_sysctl_and_the_group() {
             format!(
                 "icmp probe: this process (gid {gid}) may not open ICMP datagram sockets: \
                  net.ipv4.ping_group_range is \"{range}\"; it must include a group of the \
-                 process (sysctl -w net.ipv4.ping_group_range='{gid} {gid}')"
+                 process (sysctl -w net.ipv4.ping_group_range='{advice}')"
             )
         );
     }
@@ -415,20 +416,27 @@ fn reply(ty: u8, seq: u16, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-#[test]
-fn only_this_runs_replies_count_once_each() {
-    // A UDP socket stands in for the ping socket: the run reads datagrams.
+/// Pings of 127.0.0.1 begun at `t0` with `echoes`, whose socket is a UDP
+/// socket standing in for the ping socket (the run reads datagrams), and
+/// that socket's address to send the replies to.
+fn stand_in(t0: Instant, echoes: Vec<Echo>) -> (Pings, SocketAddr) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_nonblocking(true).unwrap();
     let at = socket.local_addr().unwrap();
-    let t0 = clock::mono_now();
-    let mut pings = Pings {
+    let pings = Pings {
         socket: OwnedFd::from(socket),
         to: "127.0.0.1".parse().unwrap(),
         begun: t0,
-        echoes: vec![Echo::Sent(t0), Echo::Sent(t0), Echo::Due],
+        echoes,
         send_error: None,
     };
+    (pings, at)
+}
+
+#[test]
+fn only_this_runs_replies_count_once_each() {
+    let t0 = clock::mono_now();
+    let (mut pings, at) = stand_in(t0, vec![Echo::Sent(t0), Echo::Sent(t0), Echo::Due]);
     let ours = *b"probewhl\0\0\0\0\0\0\0\x07";
     let mut theirs = ours;
     theirs[15] = 8;
@@ -463,17 +471,8 @@ fn only_this_runs_replies_count_once_each() {
 
 #[test]
 fn a_flood_of_datagrams_is_read_in_bounded_slices() {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let at = socket.local_addr().unwrap();
     let t0 = clock::mono_now();
-    let mut pings = Pings {
-        socket: OwnedFd::from(socket),
-        to: "127.0.0.1".parse().unwrap(),
-        begun: t0,
-        echoes: vec![Echo::Sent(t0)],
-        send_error: None,
-    };
+    let (mut pings, at) = stand_in(t0, vec![Echo::Sent(t0)]);
     let ours = *b"probewhl\0\0\0\0\0\0\0\x07";
     let mut theirs = ours;
     theirs[15] = 8;

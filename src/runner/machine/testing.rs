@@ -108,6 +108,38 @@ impl Harness {
         }
     }
 
+    /// Drives a run from `step` to its end with its clock `offset` ahead of
+    /// the real one; `cancelling` calls `cancel` instead of `advance`, as a
+    /// worker does after a cancel. The 10 s real-time limit only guards
+    /// against a hang.
+    pub(crate) fn finish(
+        &mut self,
+        run: &mut dyn Run,
+        mut step: Step,
+        offset: Duration,
+        cancelling: bool,
+    ) -> RunnerOutcome {
+        let limit = Duration::from_secs(10);
+        let end = Instant::now() + limit;
+        loop {
+            let until = match step {
+                Step::Done(outcome) => return outcome,
+                Step::Wait(until) => until,
+            };
+            assert!(Instant::now() < end, "the run did not end within {limit:?}");
+            let now = Instant::now() + offset;
+            if until > now {
+                self.wait_io(until - now);
+            }
+            let now = Instant::now() + offset;
+            step = if cancelling {
+                self.cancel(run, now)
+            } else {
+                self.advance(run, now)
+            };
+        }
+    }
+
     /// Starts a run at `now` and makes its first call.
     pub(crate) fn start(&mut self, machine: &dyn Machine, now: Instant) -> (Box<dyn Run>, Step) {
         let mut run = machine.start(now);

@@ -458,36 +458,6 @@ fn run_once(machine: &Arc<dyn Machine>) -> RunnerOutcome {
     Harness::new().run(&**machine, Duration::from_secs(10))
 }
 
-/// Drives a run from `step` to its end with its clock `offset` ahead of the
-/// real one (`cancelling`: as a worker does after a cancel); the real-time
-/// limit only guards against a hang.
-fn finish(
-    h: &mut Harness,
-    run: &mut dyn Run,
-    mut step: Step,
-    offset: Duration,
-    cancelling: bool,
-) -> RunnerOutcome {
-    let end = clock::mono_now() + Duration::from_secs(10);
-    loop {
-        let until = match step {
-            Step::Done(outcome) => return outcome,
-            Step::Wait(until) => until,
-        };
-        assert!(clock::mono_now() < end, "the run did not end");
-        let now = clock::mono_now() + offset;
-        if until > now {
-            h.wait_io(until - now);
-        }
-        let now = clock::mono_now() + offset;
-        step = if cancelling {
-            h.cancel(run, now)
-        } else {
-            h.advance(run, now)
-        };
-    }
-}
-
 fn gone(pid: i32) -> bool {
     proc_stat(pid).is_none_or(|(state, _)| state == 'Z')
 }
@@ -608,7 +578,7 @@ fn a_hung_systemctl_times_out_and_is_killed() {
     assert!(!gone(pid));
     let offset = Duration::from_secs(5);
     let step = h.advance(&mut *run, deadline);
-    let out = finish(&mut h, &mut *run, step, offset, false);
+    let out = h.finish(&mut *run, step, offset, false);
     assert_eq!(
         reason(&out),
         format!(
@@ -647,7 +617,7 @@ fn the_failed_units_list_gets_what_is_left_of_the_timeout() {
     let step = h.advance(&mut *run, t0 + Duration::from_secs(2));
     assert_eq!(step, Step::Wait(deadline));
     let step = h.advance(&mut *run, deadline);
-    let out = finish(&mut h, &mut *run, step, Duration::from_secs(5), false);
+    let out = h.finish(&mut *run, step, Duration::from_secs(5), false);
     assert_eq!(
         reason(&out),
         format!(
@@ -670,7 +640,7 @@ fn cancel_at_a_reset_kills_systemctl() {
     let (mut run, _) = h.start(&*probe, clock::mono_now());
     let pid = fake.hung_pid("show");
     let step = h.cancel(&mut *run, clock::mono_now());
-    let out = finish(&mut h, &mut *run, step, Duration::ZERO, true);
+    let out = h.finish(&mut *run, step, Duration::ZERO, true);
     assert_eq!(reason(&out), "systemd probe: cancelled");
     assert!(proc_stat(pid).is_none(), "the fake {pid} was not reaped");
     // A call after the end is harmless.
